@@ -1,0 +1,172 @@
+/* autograd.h - the tape, grad mode, backward, the functional gradient,
+ * gradient checking and user-defined ops.
+ *
+ * A tape is both the record of the ops and the arena their results live in.
+ * Typical step:
+ *
+ *     tg_tape *tape = tg_tape_new();          // current on this thread
+ *     for (step...) {
+ *         tg_tensor *loss = model(x, params);  // ops record on the tape
+ *         tg_backward(loss);                   // fills tg_tensor_grad(param)
+ *         update(params);
+ *         tg_tape_reset(tape);                 // frees every op result at once
+ *     }
+ *     tg_tape_free(tape);
+ */
+#ifndef TAPEGRAD_AUTOGRAD_H
+#define TAPEGRAD_AUTOGRAD_H
+
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tg_tape tg_tape;
+
+/* ---- tapes ---- */
+/* A new empty tape, made current on the calling thread. Caller owns it.
+ * NULL with TG_ENOMEM. */
+TG_API tg_tape *tg_tape_new(void);
+/* Frees the tape and every tensor on it; if it was current, no tape is
+ * current afterwards. NULL is ignored. */
+TG_API void tg_tape_free(tg_tape *tape);
+/* Releases every tensor and node on the tape but keeps its memory for the
+ * next step, so a training loop runs without growing. Tensors returned by ops
+ * before the reset must not be used after it. Leaves' .grad are untouched. */
+TG_API void tg_tape_reset(tg_tape *tape);
+/* The current tape of this thread (NULL if none). */
+TG_API tg_tape *tg_tape_current(void);
+/* Makes tape current on this thread (NULL: none); returns the previous one. */
+TG_API tg_tape *tg_tape_set_current(tg_tape *tape);
+/* Number of recorded nodes. */
+TG_API size_t tg_tape_size(const tg_tape *tape);
+/* Bytes the tape's arena holds (in use or reserved). */
+TG_API size_t tg_tape_bytes(const tg_tape *tape);
+
+/* ---- grad mode ---- */
+/* Whether ops record on the tape on this thread (true by default). */
+TG_API bool tg_grad_enabled(void);
+/* Turns recording on or off for this thread; returns the previous setting,
+ * so a no-grad scope is:
+ *     bool prev = tg_set_grad_enabled(false); ...; tg_set_grad_enabled(prev); */
+TG_API bool tg_set_grad_enabled(bool enabled);
+
+/* ---- backward ---- */
+/* Flags for tg_backward_ex and tg_grad. */
+enum {
+    /* Keep the recorded graph so that backward can run over it again. */
+    TG_RETAIN_GRAPH = 1u << 0,
+    /* Record the backward pass itself on the tape, so that the gradients it
+     * returns can be differentiated again (implies TG_RETAIN_GRAPH). */
+    TG_CREATE_GRAPH = 1u << 1,
+    /* tg_grad: an input the outputs do not depend on gets a zero gradient
+     * instead of TG_EINVAL. */
+    TG_ALLOW_UNUSED = 1u << 2,
+};
+
+/* Backpropagates from a one-element tensor (seed 1) and adds the gradients
+ * into .grad of every leaf that requires grad (tg_tensor_grad). The graph is
+ * released afterwards: a second backward over it fails with TG_ESTATE.
+ * Errors: TG_EINVAL (NULL, loss does not require grad), TG_ESHAPE (not one
+ * element), TG_ESTATE (no tape, graph already released). */
+TG_API tg_status tg_backward(tg_tensor *loss);
+/* The general form: seed (same shape as out; NULL means ones for a
+ * one-element out) and flags (TG_RETAIN_GRAPH). .grad values are accumulated
+ * numerically; for differentiable gradients use tg_grad with TG_CREATE_GRAPH. */
+TG_API tg_status tg_backward_ex(tg_tensor *out, tg_tensor *seed, unsigned flags);
+
+/* The functional gradient, like torch.autograd.grad: grads[i] =
+ * d(sum_j <seeds[j], outs[j]>)/d(inputs[i]), as tape-owned tensors; .grad is
+ * not touched. seeds may be NULL (each out must then have one element).
+ * With TG_CREATE_GRAPH the grads are themselves recorded and differentiable.
+ * On failure grads is untouched. */
+TG_API tg_status tg_grad(int n_outs, tg_tensor *const *outs, tg_tensor *const *seeds,
+                         int n_inputs, tg_tensor *const *inputs, tg_tensor **grads,
+                         unsigned flags);
+
+/* ---- explaining a backward pass ---- */
+/* While a stream is set, every backward walk on this tape prints, for each
+ * recorded op it visits, the op, its inputs, its output, the gradient arriving
+ * at the output and the gradient it passes to each input. NULL turns it off. */
+TG_API void tg_tape_explain(tg_tape *tape, FILE *stream);
+/* Prints the recorded nodes in order (op, input ids, output shape, value). */
+TG_API tg_status tg_tape_print(const tg_tape *tape, FILE *stream);
+
+/* ---- gradient checking ---- */
+/* A function of tensors to check: builds its result from inputs with ops
+ * (on the current tape) and returns it, or NULL on failure. */
+typedef tg_tensor *(*tg_fn)(tg_tensor *const *inputs, int n_inputs, void *ctx);
+
+typedef struct tg_gradcheck_opts {
+    double eps;      /* finite-difference step (default 1e-6) */
+    double atol;     /* pass when |analytic - numeric| <= atol + rtol*|numeric| */
+    double rtol;     /* defaults 1e-5 and 1e-3 */
+    int directions;  /* 0: full Jacobian, element by element; k > 0: k random
+                        directions (for large inputs) */
+    uint64_t seed;   /* for random directions and output weights (default 1) */
+} tg_gradcheck_opts;
+
+/* Defaults: eps 1e-6, atol 1e-5, rtol 1e-3, full Jacobian, seed 1. */
+TG_API tg_gradcheck_opts tg_gradcheck_defaults(void);
+
+typedef struct tg_gradcheck_report {
+    bool passed;
+    int worst_input;       /* input holding the worst mismatch (-1 if none) */
+    int64_t worst_index;   /* flat element index in it (or direction number) */
+    int64_t worst_output;  /* flat output element index (-1 in direction mode) */
+    double analytic, numeric; /* the two values there */
+    double abs_error;      /* |analytic - numeric| */
+    double allowed;        /* atol + rtol*|numeric| */
+    int64_t checked;       /* number of values compared */
+    char message[256];     /* one line describing the worst case */
+} tg_gradcheck_report;
+
+/* Compares the tape's gradients of f against central differences, in
+ * float64: inputs (any dtype) are copied to float64 leaves first, so float32
+ * code is checked by running it in float64. opts NULL means defaults; report
+ * may be NULL. Returns TG_OK when every value is within tolerance, TG_EGRAD
+ * when not (message names input, element, analytic and numeric values), or
+ * the error f or backward failed with. Uses its own temporary tape; the
+ * current tape is restored. */
+TG_API tg_status tg_gradcheck(tg_fn f, void *ctx, int n_inputs, tg_tensor *const *inputs,
+                              const tg_gradcheck_opts *opts, tg_gradcheck_report *report);
+/* The same for second derivatives: checks the gradient of
+ * g(x) = d<r, f(x)>/dx (built with TG_CREATE_GRAPH, r random) against central
+ * differences of g. */
+TG_API tg_status tg_gradgradcheck(tg_fn f, void *ctx, int n_inputs, tg_tensor *const *inputs,
+                                  const tg_gradcheck_opts *opts, tg_gradcheck_report *report);
+
+/* ---- user-defined ops ---- */
+/* A user op: forward computes out's values from the inputs' values; backward
+ * returns the gradient of each input that needs one, built from tapegrad ops
+ * on dout (and the inputs and out), so that it is recorded when a graph of
+ * the backward pass is wanted. All tensors passed in are borrowed. */
+typedef struct tg_op_def_user {
+    const char *name;
+    int n_inputs; /* 1..8 */
+    /* Output shape from the inputs; NULL means "same shape as input 0". On a
+     * bad input return TG_ESHAPE (message set with tg_set_error). */
+    tg_status (*shape)(tg_tensor *const *inputs, int *ndim, int64_t *shape, void *ctx);
+    /* Fill out (already allocated, same dtype as the inputs). */
+    tg_status (*forward)(tg_tensor *out, tg_tensor *const *inputs, void *ctx);
+    /* din[i] = gradient for inputs[i], or leave NULL when needs[i] is false.
+     * din[i] must have inputs[i]'s shape or broadcast to it. */
+    tg_status (*backward)(tg_tensor *const *inputs, tg_tensor *out, tg_tensor *dout,
+                          const bool *needs, tg_tensor **din, void *ctx);
+} tg_op_def_user;
+
+/* Applies a user op: validated like a built-in op (same dtype, non-NULL),
+ * recorded on the tape. def and ctx are borrowed and must outlive the tape's
+ * next reset. */
+TG_API tg_tensor *tg_apply(const tg_op_def_user *def, int n_inputs, tg_tensor *const *inputs,
+                           void *ctx);
+
+/* For user ops: records a failure (code, printf message) and returns code. */
+TG_API tg_status tg_set_error(tg_status code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#ifdef __cplusplus
+}
+#endif
+#endif

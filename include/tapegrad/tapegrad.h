@@ -1,0 +1,10 @@
+/* tapegrad.h - the whole public API: include this one header. */
+#ifndef TAPEGRAD_H
+#define TAPEGRAD_H
+
+#include "status.h"
+#include "tensor.h"
+#include "autograd.h"
+#include "ops.h"
+
+#endif

@@ -1,0 +1,248 @@
+/* backward.c - the reverse walk. Gradients arriving at a tensor are kept in its
+ * walk_grad slot, valid while walk_id matches the walk; each visited node turns
+ * the gradient at its output into gradients for its inputs (op table
+ * backward), which the engine sums back over broadcast dimensions and
+ * accumulates over every use of the input. */
+#include <string.h>
+
+#include "ops/ops_internal.h"
+#include "tg_internal.h"
+
+static _Thread_local uint64_t walk_counter;
+
+typedef struct walk {
+    uint64_t id;
+    tg_tape *tape;
+    bool create_graph;
+    tg_tensor **leaves; /* leaves reached, in first-reached order */
+    size_t n_leaves, cap_leaves;
+} walk;
+
+static tg_status note_leaf(walk *w, tg_tensor *t)
+{
+    if (w->n_leaves == w->cap_leaves) {
+        size_t cap = w->cap_leaves ? 2 * w->cap_leaves : 16;
+        tg_tensor **l = tg__realloc(w->leaves, cap * sizeof *l);
+        if (!l)
+            return tg__fail(TG_ENOMEM, "tg_backward: out of memory");
+        w->leaves = l;
+        w->cap_leaves = cap;
+    }
+    w->leaves[w->n_leaves++] = t;
+    return TG_OK;
+}
+
+static tg_status deliver(walk *w, tg_tensor *t, tg_tensor *g)
+{
+    if (!g)
+        return tg_last_status() != TG_OK ? tg_last_status() : TG_EINVAL;
+    if (!tg__same_shape(g, t)) {
+        g = tg__sum_to(g, t->ndim, t->shape);
+        if (!g)
+            return tg_last_status();
+    }
+    if (t->walk_id == w->id) {
+        g = tg_add(t->walk_grad, g);
+        if (!g)
+            return tg_last_status();
+        t->walk_grad = g;
+        return TG_OK;
+    }
+    t->walk_id = w->id;
+    t->walk_grad = g;
+    return t->node ? TG_OK : note_leaf(w, t);
+}
+
+static void explain_tensor(FILE *f, const char *label, const tg_tensor *t)
+{
+    char buf[2048];
+    tg_tensor_format(t, buf, sizeof buf);
+    fprintf(f, "    %-10s %s\n", label, buf);
+}
+
+static void explain_node(const walk *w, const tg_node *nd, const tg_tensor *dout,
+                         tg_tensor *const *din)
+{
+    FILE *f = w->tape->explain;
+    fprintf(f, "[%zu] %s\n", nd->seq, tg__node_op_name(nd));
+    char label[32];
+    for (int i = 0; i < nd->n_in; i++) {
+        snprintf(label, sizeof label, "in[%d]", i);
+        explain_tensor(f, label, nd->in[i]);
+    }
+    explain_tensor(f, "out", nd->out);
+    explain_tensor(f, "grad out", dout);
+    for (int i = 0; i < nd->n_in; i++) {
+        if (!din[i])
+            continue;
+        snprintf(label, sizeof label, "grad in[%d]", i);
+        explain_tensor(f, label, din[i]);
+    }
+}
+
+static tg_status visit(walk *w, tg_node *nd)
+{
+    const tg_op_def *def = tg__ops[nd->op];
+    if (nd->released)
+        return tg__fail(TG_ESTATE, "tg_backward: the graph through op '%s' was released by an "
+                                   "earlier backward; pass TG_RETAIN_GRAPH to walk it twice",
+                        tg__node_op_name(nd));
+    tg_tensor *dout = nd->out->walk_grad;
+    tg_tensor *small[4] = {0}, **din = small;
+    if (nd->n_in > 4) {
+        din = tg__arena_alloc(w->tape, (size_t)nd->n_in * sizeof *din);
+        if (!din)
+            return tg__fail(TG_ENOMEM, "tg_backward: out of memory");
+        memset(din, 0, (size_t)nd->n_in * sizeof *din);
+    }
+    tg_status s = def->backward(nd, dout, din);
+    if (s != TG_OK)
+        return s;
+    if (w->tape->explain)
+        explain_node(w, nd, dout, din);
+    for (int i = 0; i < nd->n_in && s == TG_OK; i++)
+        if (tg__needs_grad(nd, i))
+            s = deliver(w, nd->in[i], din[i]);
+    return s;
+}
+
+static tg_status check_root(const char *fn, tg_tensor *out, tg_tensor *seed)
+{
+    if (!out)
+        return tg__fail(TG_EINVAL, "%s: output is NULL", fn);
+    if (!out->requires_grad)
+        return tg__fail(TG_EINVAL, "%s: output does not require grad (no input of it requires "
+                                   "grad, or it was computed with grad mode off)", fn);
+    char a[TG__SHAPE_STR], b[TG__SHAPE_STR];
+    if (!seed && out->numel != 1)
+        return tg__fail(TG_ESHAPE, "%s: output of shape %s is not one element; pass a seed "
+                                   "gradient", fn, tg__shape_str(a, out->ndim, out->shape));
+    if (seed && !tg__same_shape(seed, out))
+        return tg__fail(TG_ESHAPE, "%s: seed shape %s differs from output shape %s", fn,
+                        tg__shape_str(a, seed->ndim, seed->shape),
+                        tg__shape_str(b, out->ndim, out->shape));
+    if (seed && seed->dtype != out->dtype)
+        return tg__fail(TG_EDTYPE, "%s: seed is %s, output is %s", fn,
+                        tg_dtype_name(seed->dtype), tg_dtype_name(out->dtype));
+    return TG_OK;
+}
+
+/* Runs one walk from outs (seeded) down to the start of the tape. On return
+ * every tensor reached has walk_id == w->id and its gradient in walk_grad. */
+static tg_status run_walk(walk *w, const char *fn, int n_outs, tg_tensor *const *outs,
+                          tg_tensor *const *seeds, unsigned flags)
+{
+    for (int i = 0; i < n_outs; i++) {
+        tg_status s = check_root(fn, outs[i], seeds ? seeds[i] : NULL);
+        if (s != TG_OK)
+            return s;
+    }
+    w->tape = tg__tape_for(fn);
+    if (!w->tape)
+        return TG_ESTATE;
+    w->id = ++walk_counter;
+    w->create_graph = flags & TG_CREATE_GRAPH;
+    bool prev_mode = tg_set_grad_enabled(w->create_graph);
+    tg_status s = TG_OK;
+    size_t top = 0;
+    for (int i = 0; i < n_outs && s == TG_OK; i++) {
+        tg_tensor *seed = seeds && seeds[i] ? seeds[i] : tg_full_like(outs[i], 1.0);
+        s = deliver(w, outs[i], seed);
+        if (outs[i]->node) {
+            if (outs[i]->node->seq >= w->tape->n_nodes ||
+                w->tape->nodes[outs[i]->node->seq] != outs[i]->node)
+                s = tg__fail(TG_ESTATE, "%s: output was recorded on another tape or before a "
+                                        "reset", fn);
+            else if (outs[i]->node->seq + 1 > top)
+                top = outs[i]->node->seq + 1;
+        }
+    }
+    // Nodes appended during the walk (TG_CREATE_GRAPH) lie above top and are
+    // not visited; tape->nodes may move as they are appended, so index anew.
+    for (size_t k = top; k-- > 0 && s == TG_OK;) {
+        tg_node *nd = w->tape->nodes[k];
+        if (nd->out->walk_id == w->id)
+            s = visit(w, nd);
+    }
+    if (s == TG_OK && !(flags & (TG_RETAIN_GRAPH | TG_CREATE_GRAPH)))
+        for (size_t k = 0; k < top; k++)
+            if (w->tape->nodes[k]->out->walk_id == w->id)
+                w->tape->nodes[k]->released = true;
+    tg_set_grad_enabled(prev_mode);
+    return s;
+}
+
+static tg_status accumulate_leaf(tg_tensor *leaf)
+{
+    tg_tensor *g = leaf->walk_grad;
+    if (!leaf->grad) {
+        leaf->grad = tg__tensor_alloc(leaf->tape, "tg_backward", leaf->dtype, leaf->ndim,
+                                      leaf->shape, true);
+        if (!leaf->grad)
+            return TG_ENOMEM;
+    }
+    tg_tensor *acc = leaf->grad;
+    if (acc->dtype == TG_F32) {
+        float *d = acc->data;
+        const float *s = g->data;
+        for (int64_t i = 0; i < acc->numel; i++)
+            d[i] += s[i];
+    } else {
+        double *d = acc->data;
+        const double *s = g->data;
+        for (int64_t i = 0; i < acc->numel; i++)
+            d[i] += s[i];
+    }
+    return TG_OK;
+}
+
+tg_status tg_backward_ex(tg_tensor *out, tg_tensor *seed, unsigned flags)
+{
+    walk w = {0};
+    tg_tensor *seeds[1] = {seed};
+    tg_status s = run_walk(&w, "tg_backward", 1, &out, seeds, flags & ~TG_CREATE_GRAPH);
+    for (size_t i = 0; i < w.n_leaves && s == TG_OK; i++)
+        if (w.leaves[i]->requires_grad)
+            s = accumulate_leaf(w.leaves[i]);
+    tg__free(w.leaves);
+    return s;
+}
+
+tg_status tg_backward(tg_tensor *loss) { return tg_backward_ex(loss, NULL, 0); }
+
+tg_status tg_grad(int n_outs, tg_tensor *const *outs, tg_tensor *const *seeds, int n_inputs,
+                  tg_tensor *const *inputs, tg_tensor **grads, unsigned flags)
+{
+    if (n_outs < 1 || !outs || n_inputs < 1 || !inputs || !grads)
+        return tg__fail(TG_EINVAL, "tg_grad: need n_outs >= 1, n_inputs >= 1 and non-NULL "
+                                   "outs, inputs and grads");
+    for (int i = 0; i < n_inputs; i++) {
+        if (!inputs[i])
+            return tg__fail(TG_EINVAL, "tg_grad: inputs[%d] is NULL", i);
+        if (!inputs[i]->requires_grad)
+            return tg__fail(TG_EINVAL, "tg_grad: inputs[%d] does not require grad", i);
+    }
+    walk w = {0};
+    tg_status s = run_walk(&w, "tg_grad", n_outs, outs, seeds, flags);
+    tg__free(w.leaves);
+    if (s != TG_OK)
+        return s;
+    tg_tensor *result[64], **res = n_inputs <= 64 ? result : tg__malloc((size_t)n_inputs * sizeof *res);
+    if (!res)
+        return tg__fail(TG_ENOMEM, "tg_grad: out of memory");
+    for (int i = 0; i < n_inputs && s == TG_OK; i++) {
+        tg_tensor *in = inputs[i];
+        if (in->walk_id == w.id)
+            res[i] = in->walk_grad;
+        else if (flags & TG_ALLOW_UNUSED)
+            s = (res[i] = tg_full_like(in, 0.0)) ? TG_OK : tg_last_status();
+        else
+            s = tg__fail(TG_EINVAL, "tg_grad: the outputs do not depend on inputs[%d] (pass "
+                                    "TG_ALLOW_UNUSED for a zero gradient)", i);
+    }
+    if (s == TG_OK)
+        memcpy(grads, res, (size_t)n_inputs * sizeof *grads);
+    if (res != result)
+        tg__free(res);
+    return s;
+}

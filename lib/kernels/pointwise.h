@@ -1,0 +1,54 @@
+/* pointwise.h - elementwise kernels on raw arrays: unary maps, and binary or
+ * ternary maps over numpy-broadcast operands. No tape or tensor types. */
+#ifndef TG_KERNELS_POINTWISE_H
+#define TG_KERNELS_POINTWISE_H
+
+#include <stdint.h>
+
+#define TG__KMAX_DIMS 8
+
+typedef enum tg__unop {
+    TG__UN_COPY, TG__UN_NEG, TG__UN_EXP, TG__UN_LOG, TG__UN_SQRT, TG__UN_ABS, TG__UN_SIGN,
+    TG__UN_TANH, TG__UN_SIGMOID, TG__UN_RELU, TG__UN_LEAKY_RELU, TG__UN_SOFTPLUS,
+    TG__UN_CLAMP, TG__UN_ADD_SCALAR, TG__UN_MUL_SCALAR, TG__UN_POW_SCALAR, TG__UN_GT_SCALAR,
+} tg__unop;
+
+typedef enum tg__binop {
+    TG__BIN_ADD, TG__BIN_SUB, TG__BIN_MUL, TG__BIN_DIV, TG__BIN_POW, TG__BIN_MAX,
+    TG__BIN_MIN, TG__BIN_GT, TG__BIN_GE, TG__BIN_LT, TG__BIN_LE, TG__BIN_EQ,
+    /* a >= b ? 1 : 0 with the tie going to a: the mask maximum's gradient uses */
+} tg__binop;
+
+/* How to walk up to three broadcast operands against a contiguous output:
+ * dims of size 1 dropped and neighbouring dims merged where every operand
+ * allows, so equal shapes become one flat loop. strides[k] are operand k's
+ * element strides per output dim (0 where it is broadcast). */
+typedef struct tg__bcast {
+    int ndim;
+    int n_ops;
+    int64_t shape[TG__KMAX_DIMS];
+    int64_t strides[3][TG__KMAX_DIMS];
+} tg__bcast;
+
+/* out (ndim, out_shape); operand k has (op_ndim[k], op_shape[k]) aligned at
+ * the right and broadcastable to out. */
+void tg__bcast_plan(tg__bcast *plan, int ndim, const int64_t *out_shape, int n_ops,
+                    const int *op_ndim, const int64_t *const *op_shape);
+
+/* y[i] = f(x[i]) with parameters a, b (scalar, slope, clamp bounds). */
+void tg__unary_f32(tg__unop op, const float *x, float *y, int64_t n, double a, double b);
+void tg__unary_f64(tg__unop op, const double *x, double *y, int64_t n, double a, double b);
+
+/* out = a (op) b over the plan (2 operands). */
+void tg__binary_f32(tg__binop op, const tg__bcast *plan, const float *a, const float *b,
+                    float *out);
+void tg__binary_f64(tg__binop op, const tg__bcast *plan, const double *a, const double *b,
+                    double *out);
+
+/* out = cond != 0 ? a : b over the plan (3 operands: cond, a, b). */
+void tg__where_f32(const tg__bcast *plan, const float *cond, const float *a, const float *b,
+                   float *out);
+void tg__where_f64(const tg__bcast *plan, const double *cond, const double *a, const double *b,
+                   double *out);
+
+#endif

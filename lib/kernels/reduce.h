@@ -1,0 +1,27 @@
+/* reduce.h - reduction and normalisation kernels on raw arrays: sum and max
+ * over a set of axes, softmax/log-softmax along one axis. */
+#ifndef TG_KERNELS_REDUCE_H
+#define TG_KERNELS_REDUCE_H
+
+#include <stdint.h>
+
+/* x (ndim, shape), contiguous; bit d of `reduced` marks axis d. out holds the
+ * kept dims in order (contiguous); it is overwritten. */
+void tg__reduce_sum_f32(const float *x, int ndim, const int64_t *shape, unsigned reduced,
+                        float *out);
+void tg__reduce_sum_f64(const double *x, int ndim, const int64_t *shape, unsigned reduced,
+                        double *out);
+/* The same for the maximum; argmax[k] is the flat index into x of the first
+ * (row-major) maximal element of output k. */
+void tg__reduce_max_f32(const float *x, int ndim, const int64_t *shape, unsigned reduced,
+                        float *out, int64_t *argmax);
+void tg__reduce_max_f64(const double *x, int ndim, const int64_t *shape, unsigned reduced,
+                        double *out, int64_t *argmax);
+
+/* x viewed as (outer, n, inner), normalised along n: y = softmax or
+ * log_softmax, with the maximum subtracted so large inputs do not overflow. */
+void tg__softmax_f32(const float *x, float *y, int64_t outer, int64_t n, int64_t inner, int take_log);
+void tg__softmax_f64(const double *x, double *y, int64_t outer, int64_t n, int64_t inner,
+                     int take_log);
+
+#endif

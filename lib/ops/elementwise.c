@@ -1,0 +1,290 @@
+/* elementwise.c - binary ops with numpy broadcasting (add ... minimum, where,
+ * comparisons) and ops with a scalar operand. Kernels: kernels/pointwise.c. */
+#include <math.h>
+
+#include "kernels/pointwise.h"
+#include "ops/ops_internal.h"
+
+/* ---- shared forward plumbing ---- */
+
+static void plan_for(tg__bcast *plan, const tg_node *nd)
+{
+    int nds[3];
+    const int64_t *shapes[3];
+    for (int k = 0; k < nd->n_in; k++) {
+        nds[k] = nd->in[k]->ndim;
+        shapes[k] = nd->in[k]->shape;
+    }
+    tg__bcast_plan(plan, nd->out->ndim, nd->out->shape, nd->n_in, nds, shapes);
+}
+
+static tg_status binary_forward(tg_node *nd, tg__binop op)
+{
+    tg__bcast plan;
+    plan_for(&plan, nd);
+    if (nd->out->dtype == TG_F32)
+        tg__binary_f32(op, &plan, nd->in[0]->data, nd->in[1]->data, nd->out->data);
+    else
+        tg__binary_f64(op, &plan, nd->in[0]->data, nd->in[1]->data, nd->out->data);
+    return TG_OK;
+}
+
+static tg_status unary_forward(tg_node *nd, tg__unop op)
+{
+    const tg_tensor *x = nd->in[0];
+    if (x->dtype == TG_F32)
+        tg__unary_f32(op, x->data, nd->out->data, x->numel, nd->p.f[0], nd->p.f[1]);
+    else
+        tg__unary_f64(op, x->data, nd->out->data, x->numel, nd->p.f[0], nd->p.f[1]);
+    return TG_OK;
+}
+
+static tg_tensor *binary(int op, tg_tensor *a, tg_tensor *b)
+{
+    tg_tensor *in[2] = {a, b};
+    return tg__apply(op, 2, in, NULL);
+}
+
+static tg_tensor *with_scalar(int op, tg_tensor *x, double c)
+{
+    tg_op_params p = {.f = {c}};
+    return tg__apply(op, 1, &x, &p);
+}
+
+#define NEED(i) tg__needs_grad(nd, i)
+
+/* ---- add, sub, mul, div ---- */
+
+static tg_status add_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_ADD); }
+static tg_status add_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    // d(a+b) = dout for both; the engine sums it back over broadcast dims.
+    din[0] = NEED(0) ? dout : NULL;
+    din[1] = NEED(1) ? dout : NULL;
+    return TG_OK;
+}
+const tg_op_def tg__def_add = {"add", 2, true, false, tg__shape_broadcast, add_forward,
+                               add_backward};
+
+static tg_status sub_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_SUB); }
+static tg_status sub_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    din[0] = NEED(0) ? dout : NULL;
+    din[1] = NEED(1) ? tg_neg(dout) : NULL;
+    return NEED(1) && !din[1] ? tg_last_status() : TG_OK;
+}
+const tg_op_def tg__def_sub = {"sub", 2, true, false, tg__shape_broadcast, sub_forward,
+                               sub_backward};
+
+static tg_status mul_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_MUL); }
+static tg_status mul_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    tg_tensor *a = nd->in[0], *b = nd->in[1];
+    if (NEED(0) && !(din[0] = tg_mul(dout, b)))
+        return tg_last_status();
+    if (NEED(1) && !(din[1] = tg_mul(dout, a)))
+        return tg_last_status();
+    return TG_OK;
+}
+const tg_op_def tg__def_mul = {"mul", 2, true, false, tg__shape_broadcast, mul_forward,
+                               mul_backward};
+
+static tg_status div_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_DIV); }
+static tg_status div_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    // d(a/b)/da = 1/b; d(a/b)/db = -a/b^2 = -out/b.
+    tg_tensor *b = nd->in[1];
+    if (NEED(0) && !(din[0] = tg_div(dout, b)))
+        return tg_last_status();
+    if (NEED(1) && !(din[1] = tg_neg(tg_div(tg_mul(dout, nd->out), b))))
+        return tg_last_status();
+    return TG_OK;
+}
+const tg_op_def tg__def_div = {"div", 2, true, false, tg__shape_broadcast, div_forward,
+                               div_backward};
+
+/* ---- pow ---- */
+
+static tg_status pow_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_POW); }
+static tg_status pow_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    // d(a^b)/da = b * a^(b-1); d(a^b)/db = a^b * ln a (defined for a > 0).
+    tg_tensor *a = nd->in[0], *b = nd->in[1];
+    if (NEED(0) && !(din[0] = tg_mul(dout, tg_mul(b, tg_pow(a, tg_sub_scalar(b, 1.0))))))
+        return tg_last_status();
+    if (NEED(1) && !(din[1] = tg_mul(dout, tg_mul(nd->out, tg_log(a)))))
+        return tg_last_status();
+    return TG_OK;
+}
+const tg_op_def tg__def_pow = {"pow", 2, true, false, tg__shape_broadcast, pow_forward,
+                               pow_backward};
+
+/* ---- maximum, minimum: the mask of the winning side routes the gradient ---- */
+
+static tg_status minmax_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din, bool is_max)
+{
+    tg_tensor *a = nd->in[0], *b = nd->in[1];
+    // Ties go to a: mask_a = a >= b (max) or a <= b (min), mask_b = 1 - mask_a.
+    tg_tensor *mask_a = is_max ? tg_ge(a, b) : tg_le(a, b);
+    if (NEED(0) && !(din[0] = tg_mul(dout, mask_a)))
+        return tg_last_status();
+    if (NEED(1) && !(din[1] = tg_mul(dout, tg_rsub_scalar(mask_a, 1.0))))
+        return tg_last_status();
+    return TG_OK;
+}
+static tg_status maximum_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_MAX); }
+static tg_status maximum_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    return minmax_backward(nd, dout, din, true);
+}
+const tg_op_def tg__def_maximum = {"maximum", 2, true, false, tg__shape_broadcast,
+                                   maximum_forward, maximum_backward};
+static tg_status minimum_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_MIN); }
+static tg_status minimum_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    return minmax_backward(nd, dout, din, false);
+}
+const tg_op_def tg__def_minimum = {"minimum", 2, true, false, tg__shape_broadcast,
+                                   minimum_forward, minimum_backward};
+
+/* ---- where ---- */
+
+static tg_status where_forward(tg_node *nd)
+{
+    tg__bcast plan;
+    plan_for(&plan, nd);
+    if (nd->out->dtype == TG_F32)
+        tg__where_f32(&plan, nd->in[0]->data, nd->in[1]->data, nd->in[2]->data, nd->out->data);
+    else
+        tg__where_f64(&plan, nd->in[0]->data, nd->in[1]->data, nd->in[2]->data, nd->out->data);
+    return TG_OK;
+}
+static tg_status where_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    tg_tensor *cond = nd->in[0];
+    tg_tensor *zero = tg_scalar(dout->dtype, 0.0);
+    if (NEED(0))
+        return tg__fail(TG_ESTATE, "tg_where: the condition cannot take a gradient; detach it");
+    if (NEED(1) && !(din[1] = tg_where(cond, dout, zero)))
+        return tg_last_status();
+    if (NEED(2) && !(din[2] = tg_where(cond, zero, dout)))
+        return tg_last_status();
+    return TG_OK;
+}
+static tg_status where_shape(const char *fn, tg_tensor *const *in, int n_in,
+                             const tg_op_params *p, int *ndim, int64_t *shape)
+{
+    if (in[0]->requires_grad && tg_grad_enabled())
+        return tg__fail(TG_EINVAL, "%s: the condition requires grad; pass a detached mask "
+                                   "(tg_detach) since where has no gradient for it", fn);
+    return tg__shape_broadcast(fn, in, n_in, p, ndim, shape);
+}
+const tg_op_def tg__def_where = {"where", 3, true, false, where_shape, where_forward,
+                                 where_backward};
+
+tg_tensor *tg_where(tg_tensor *cond, tg_tensor *a, tg_tensor *b)
+{
+    tg_tensor *in[3] = {cond, a, b};
+    return tg__apply(TG_OP_WHERE, 3, in, NULL);
+}
+
+/* ---- comparisons (not differentiable: results never require grad) ---- */
+
+static tg_status compare_forward(tg_node *nd) { return binary_forward(nd, (tg__binop)nd->p.i[0]); }
+static tg_status no_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    return tg__fail(TG_ESTATE, "%s has no gradient", tg__node_op_name(nd));
+}
+const tg_op_def tg__def_compare = {"compare", 2, false, false, tg__shape_broadcast,
+                                   compare_forward, no_backward};
+
+static tg_tensor *compare(tg__binop op, tg_tensor *a, tg_tensor *b)
+{
+    tg_tensor *in[2] = {a, b};
+    tg_op_params p = {.i = {op}, .ni = 1};
+    return tg__apply(TG_OP_COMPARE, 2, in, &p);
+}
+
+tg_tensor *tg_gt(tg_tensor *a, tg_tensor *b) { return compare(TG__BIN_GT, a, b); }
+tg_tensor *tg_ge(tg_tensor *a, tg_tensor *b) { return compare(TG__BIN_GE, a, b); }
+tg_tensor *tg_lt(tg_tensor *a, tg_tensor *b) { return compare(TG__BIN_LT, a, b); }
+tg_tensor *tg_le(tg_tensor *a, tg_tensor *b) { return compare(TG__BIN_LE, a, b); }
+tg_tensor *tg_eq(tg_tensor *a, tg_tensor *b) { return compare(TG__BIN_EQ, a, b); }
+
+tg_tensor *tg_add(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_ADD, a, b); }
+tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_SUB, a, b); }
+tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_MUL, a, b); }
+tg_tensor *tg_div(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_DIV, a, b); }
+tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_POW, a, b); }
+tg_tensor *tg_maximum(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_MAXIMUM, a, b); }
+tg_tensor *tg_minimum(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_MINIMUM, a, b); }
+
+/* ---- scalar operand ---- */
+
+static tg_status add_scalar_forward(tg_node *nd) { return unary_forward(nd, TG__UN_ADD_SCALAR); }
+static tg_status add_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    din[0] = dout;
+    return TG_OK;
+}
+const tg_op_def tg__def_add_scalar = {"add_scalar", 1, true, false, tg__shape_same,
+                                      add_scalar_forward, add_scalar_backward};
+
+static tg_status mul_scalar_forward(tg_node *nd) { return unary_forward(nd, TG__UN_MUL_SCALAR); }
+static tg_status mul_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    din[0] = tg_mul_scalar(dout, nd->p.f[0]);
+    return din[0] ? TG_OK : tg_last_status();
+}
+const tg_op_def tg__def_mul_scalar = {"mul_scalar", 1, true, false, tg__shape_same,
+                                      mul_scalar_forward, mul_scalar_backward};
+
+static tg_status pow_scalar_forward(tg_node *nd) { return unary_forward(nd, TG__UN_POW_SCALAR); }
+static tg_status pow_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    // d(x^p) = p x^(p-1); p == 1 is the identity and p == 0 a constant.
+    double p = nd->p.f[0];
+    tg_tensor *x = nd->in[0];
+    if (p == 0)
+        din[0] = tg_full_like(x, 0.0);
+    else if (p == 1)
+        din[0] = dout;
+    else if (p == 2)
+        din[0] = tg_mul(dout, tg_mul_scalar(x, 2.0));
+    else
+        din[0] = tg_mul(dout, tg_mul_scalar(tg_pow_scalar(x, p - 1), p));
+    return din[0] ? TG_OK : tg_last_status();
+}
+const tg_op_def tg__def_pow_scalar = {"pow_scalar", 1, true, false, tg__shape_same,
+                                      pow_scalar_forward, pow_scalar_backward};
+
+static tg_tensor *nonfinite_scalar(const char *fn, double c)
+{
+    return tg__fail_null(TG_EINVAL, "%s: scalar %g is not finite", fn, c);
+}
+
+tg_tensor *tg_add_scalar(tg_tensor *x, double c)
+{
+    return isfinite(c) ? with_scalar(TG_OP_ADD_SCALAR, x, c) : nonfinite_scalar("tg_add_scalar", c);
+}
+tg_tensor *tg_sub_scalar(tg_tensor *x, double c) { return tg_add_scalar(x, -c); }
+tg_tensor *tg_rsub_scalar(tg_tensor *x, double c) { return tg_add_scalar(tg_neg(x), c); }
+tg_tensor *tg_mul_scalar(tg_tensor *x, double c)
+{
+    return isfinite(c) ? with_scalar(TG_OP_MUL_SCALAR, x, c) : nonfinite_scalar("tg_mul_scalar", c);
+}
+tg_tensor *tg_div_scalar(tg_tensor *x, double c)
+{
+    if (c == 0 || !isfinite(c))
+        return tg__fail_null(TG_EINVAL, "tg_div_scalar: divisor %g must be finite and nonzero", c);
+    return tg_mul_scalar(x, 1.0 / c);
+}
+tg_tensor *tg_rdiv_scalar(tg_tensor *x, double c) { return tg_mul_scalar(tg_pow_scalar(x, -1.0), c); }
+tg_tensor *tg_pow_scalar(tg_tensor *x, double p)
+{
+    return isfinite(p) ? with_scalar(TG_OP_POW_SCALAR, x, p) : nonfinite_scalar("tg_pow_scalar", p);
+}
+tg_tensor *tg_gt_scalar(tg_tensor *x, double c)
+{
+    return tg_gt(x, x ? tg_scalar(x->dtype, c) : NULL);
+}

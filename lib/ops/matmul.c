@@ -1,0 +1,127 @@
+/* matmul.c - batched matrix product with broadcasting batch dims. Every product
+ * goes through the one GEMM kernel (kernels/gemm.c). The op carries transpose
+ * flags (p.i[0] for a, p.i[1] for b) so that backward needs no transposed
+ * copies: the gradients are matmuls with flags, differentiable in turn. */
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "ops/ops_internal.h"
+
+/* Rows and columns of op(x) for the last two dims. */
+static void mat_dims(const tg_tensor *x, bool trans, int64_t *rows, int64_t *cols)
+{
+    int64_t r = x->shape[x->ndim - 2], c = x->shape[x->ndim - 1];
+    *rows = trans ? c : r;
+    *cols = trans ? r : c;
+}
+
+static tg_status matmul_shape(const char *fn, tg_tensor *const *in, int n_in,
+                              const tg_op_params *p, int *ndim, int64_t *shape)
+{
+    const tg_tensor *a = in[0], *b = in[1];
+    char sa[TG__SHAPE_STR], sb[TG__SHAPE_STR];
+    if (a->ndim < 2 || b->ndim < 2)
+        return tg__fail(TG_ESHAPE, "%s: both inputs need at least 2 dims (a %s, b %s)", fn,
+                        tg__shape_str(sa, a->ndim, a->shape), tg__shape_str(sb, b->ndim, b->shape));
+    int64_t m, ka, kb, n;
+    mat_dims(a, p->i[0], &m, &ka);
+    mat_dims(b, p->i[1], &kb, &n);
+    if (ka != kb)
+        return tg__fail(TG_ESHAPE, "%s: inner dims %lld vs %lld (a %s, b %s)", fn, (long long)ka,
+                        (long long)kb, tg__shape_str(sa, a->ndim, a->shape),
+                        tg__shape_str(sb, b->ndim, b->shape));
+    int nd = (a->ndim > b->ndim ? a->ndim : b->ndim);
+    for (int d = 0; d < nd - 2; d++) {
+        int ia = d - (nd - a->ndim), ib = d - (nd - b->ndim);
+        int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
+        if (da != db && da != 1 && db != 1)
+            return tg__fail(TG_ESHAPE, "%s: batch dims do not broadcast (a %s, b %s)", fn,
+                            tg__shape_str(sa, a->ndim, a->shape),
+                            tg__shape_str(sb, b->ndim, b->shape));
+        shape[d] = da == 1 ? db : da;
+    }
+    shape[nd - 2] = m;
+    shape[nd - 1] = n;
+    *ndim = nd;
+    return TG_OK;
+}
+
+/* Offset (in matrices) of batch `k` of the output within x, which may have
+ * fewer or broadcast batch dims. */
+static int64_t batch_offset(const tg_tensor *x, const tg_tensor *out, int64_t k)
+{
+    int64_t off = 0, mat = x->shape[x->ndim - 1] * x->shape[x->ndim - 2];
+    int lead = out->ndim - x->ndim;
+    for (int d = out->ndim - 3; d >= 0; d--) {
+        int64_t c = k % out->shape[d];
+        k /= out->shape[d];
+        int j = d - lead;
+        if (j >= 0 && x->shape[j] != 1)
+            off += c * (x->strides[j] / mat);
+    }
+    return off * mat;
+}
+
+static tg_status matmul_forward(tg_node *nd)
+{
+    const tg_tensor *a = nd->in[0], *b = nd->in[1];
+    tg_tensor *out = nd->out;
+    bool ta = nd->p.i[0], tb = nd->p.i[1];
+    int64_t m, k, n, kb;
+    mat_dims(a, ta, &m, &k);
+    mat_dims(b, tb, &kb, &n);
+    int64_t lda = a->shape[a->ndim - 1], ldb = b->shape[b->ndim - 1];
+    int64_t batches = (m * n) != 0 ? out->numel / (m * n) : 0;
+    // a (B..., M, K) against a plain matrix b is one tall product: fold the
+    // batch into M.
+    if (b->ndim == 2 && !ta) {
+        m *= batches;
+        batches = 1;
+    }
+    for (int64_t i = 0; i < batches; i++) {
+        int64_t oa = batches > 1 ? batch_offset(a, out, i) : 0;
+        int64_t ob = batches > 1 ? batch_offset(b, out, i) : 0;
+        if (out->dtype == TG_F32)
+            tg__gemm_f32(ta, tb, m, n, k, 1.0f, (const float *)a->data + oa, lda,
+                         (const float *)b->data + ob, ldb, 0.0f, (float *)out->data + i * m * n, n);
+        else
+            tg__gemm_f64(ta, tb, m, n, k, 1.0, (const double *)a->data + oa, lda,
+                         (const double *)b->data + ob, ldb, 0.0, (double *)out->data + i * m * n,
+                         n);
+    }
+    if (batches == 0 || m * n == 0)
+        memset(out->data, 0, (size_t)out->numel * tg_dtype_size(out->dtype));
+    return TG_OK;
+}
+
+static tg_tensor *matmul_t(tg_tensor *a, tg_tensor *b, bool ta, bool tb)
+{
+    tg_tensor *in[2] = {a, b};
+    tg_op_params p = {.i = {ta, tb}, .ni = 2};
+    return tg__apply(TG_OP_MATMUL, 2, in, &p);
+}
+
+static tg_status matmul_backward(tg_node *nd, tg_tensor *dc, tg_tensor **din)
+{
+    // C = op(A) op(B). With op(X)^T spelled by flipping X's flag:
+    //   dA = dC op(B)^T           (A plain)   or  (dC op(B)^T)^T = op(B) dC^T  (A transposed)
+    //   dB = op(A)^T dC           (B plain)   or  (op(A)^T dC)^T = dC^T op(A)  (B transposed)
+    tg_tensor *a = nd->in[0], *b = nd->in[1];
+    bool ta = nd->p.i[0], tb = nd->p.i[1];
+    if (tg__needs_grad(nd, 0)) {
+        din[0] = ta ? matmul_t(b, dc, tb, true) : matmul_t(dc, b, false, !tb);
+        if (!din[0])
+            return tg_last_status();
+    }
+    if (tg__needs_grad(nd, 1)) {
+        din[1] = tb ? matmul_t(dc, a, true, ta) : matmul_t(a, dc, !ta, false);
+        if (!din[1])
+            return tg_last_status();
+    }
+    return TG_OK;
+}
+
+const tg_op_def tg__def_matmul = {"matmul", 2, true, false, matmul_shape, matmul_forward,
+                                  matmul_backward};
+
+tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) { return matmul_t(a, b, false, false); }

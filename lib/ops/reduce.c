@@ -1,0 +1,197 @@
+/* reduce.c - sum, mean, max and logsumexp over a set of axes. The axes travel
+ * as a bit mask in p.i[0], keepdim in p.i[1]. Kernels: kernels/reduce.c. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/pointwise.h"
+#include "kernels/reduce.h"
+#include "ops/ops_internal.h"
+
+static tg_status axes_mask(const char *fn, const tg_tensor *x, const int *axes, int n_axes,
+                           unsigned *mask)
+{
+    if (n_axes < 0 || (n_axes > 0 && !axes))
+        return tg__fail(TG_EINVAL, "%s: axes is NULL or n_axes %d is negative", fn, n_axes);
+    if (n_axes == 0) {
+        *mask = (1u << x->ndim) - 1;
+        return TG_OK;
+    }
+    unsigned m = 0;
+    for (int i = 0; i < n_axes; i++) {
+        int a;
+        if (x->ndim == 0 || tg__norm_axis(fn, axes[i], x->ndim, &a) != TG_OK)
+            return tg__fail(TG_EINVAL, "%s: axis %d out of range for %d dims", fn, axes[i],
+                            x->ndim);
+        if (m & (1u << a))
+            return tg__fail(TG_EINVAL, "%s: axis %d given twice", fn, axes[i]);
+        m |= 1u << a;
+    }
+    *mask = m;
+    return TG_OK;
+}
+
+/* The output shape of a reduction; with keep, reduced axes stay as 1. */
+static int reduced_shape(const tg_tensor *x, unsigned mask, bool keep, int64_t *shape)
+{
+    int n = 0;
+    for (int d = 0; d < x->ndim; d++) {
+        if (!(mask & (1u << d)))
+            shape[n++] = x->shape[d];
+        else if (keep)
+            shape[n++] = 1;
+    }
+    return n;
+}
+
+static tg_status reduce_shape(const char *fn, tg_tensor *const *in, int n_in,
+                              const tg_op_params *p, int *ndim, int64_t *shape)
+{
+    *ndim = reduced_shape(in[0], (unsigned)p->i[0], p->i[1], shape);
+    return TG_OK;
+}
+
+/* dout spread back over x: reshape to the keepdim shape, then expand. */
+static tg_tensor *spread(tg_node *nd, tg_tensor *t)
+{
+    int64_t keep[TG_MAX_DIMS];
+    tg_tensor *x = nd->in[0];
+    int n = reduced_shape(x, (unsigned)nd->p.i[0], true, keep);
+    return tg_expand(tg_reshape(t, n, keep), x->ndim, x->shape);
+}
+
+static tg_tensor *reduce(int op, const char *fn, tg_tensor *x, const int *axes, int n_axes,
+                         bool keepdim)
+{
+    if (!x)
+        return tg__null_input(fn, 0);
+    unsigned mask = 0;
+    if (axes_mask(fn, x, axes, n_axes, &mask) != TG_OK)
+        return NULL;
+    tg_op_params p = {.i = {mask, keepdim}, .ni = 2};
+    return tg__apply(op, 1, &x, &p);
+}
+
+/* ---- sum ---- */
+
+static tg_status sum_forward(tg_node *nd)
+{
+    tg_tensor *x = nd->in[0];
+    unsigned mask = (unsigned)nd->p.i[0];
+    if (x->dtype == TG_F32)
+        tg__reduce_sum_f32(x->data, x->ndim, x->shape, mask, nd->out->data);
+    else
+        tg__reduce_sum_f64(x->data, x->ndim, x->shape, mask, nd->out->data);
+    return TG_OK;
+}
+static tg_status sum_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    din[0] = spread(nd, dout);
+    return din[0] ? TG_OK : tg_last_status();
+}
+const tg_op_def tg__def_sum = {"sum", 1, true, false, reduce_shape, sum_forward, sum_backward};
+
+tg_tensor *tg_sum(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
+{
+    return reduce(TG_OP_SUM, "tg_sum", x, axes, n_axes, keepdim);
+}
+
+tg_tensor *tg_mean(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
+{
+    tg_tensor *s = reduce(TG_OP_SUM, "tg_mean", x, axes, n_axes, keepdim);
+    if (!s)
+        return NULL;
+    int64_t count = s->numel ? x->numel / s->numel : 0;
+    return tg_mul_scalar(s, count ? 1.0 / (double)count : NAN);
+}
+
+/* ---- max: the forward keeps each group's argmax; backward scatters to it ---- */
+
+static tg_status max_forward(tg_node *nd)
+{
+    tg_tensor *x = nd->in[0];
+    if (x->numel == 0)
+        return tg__fail(TG_ESHAPE, "tg_max: cannot take the maximum of an empty tensor");
+    int64_t *argmax = tg__arena_alloc(nd->out->tape, (size_t)nd->out->numel * sizeof *argmax);
+    if (!argmax)
+        return tg__fail(TG_ENOMEM, "tg_max: out of memory");
+    unsigned mask = (unsigned)nd->p.i[0];
+    if (x->dtype == TG_F32)
+        tg__reduce_max_f32(x->data, x->ndim, x->shape, mask, nd->out->data, argmax);
+    else
+        tg__reduce_max_f64(x->data, x->ndim, x->shape, mask, nd->out->data, argmax);
+    nd->p.idx = argmax;
+    nd->p.n_idx = nd->out->numel;
+    return TG_OK;
+}
+static tg_status max_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    tg_tensor *x = nd->in[0];
+    din[0] = tg__put_add(dout, nd->p.n_idx, nd->p.idx, x->ndim, x->shape);
+    return din[0] ? TG_OK : tg_last_status();
+}
+const tg_op_def tg__def_max = {"max", 1, true, false, reduce_shape, max_forward, max_backward};
+
+tg_tensor *tg_max(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
+{
+    return reduce(TG_OP_MAX, "tg_max", x, axes, n_axes, keepdim);
+}
+
+/* ---- logsumexp = m + ln(sum(e^(x - m))), m the maximum ---- */
+
+static tg_status logsumexp_forward(tg_node *nd)
+{
+    tg_tensor *x = nd->in[0], *out = nd->out;
+    if (x->numel == 0)
+        return tg__fail(TG_ESHAPE, "tg_logsumexp: empty tensor");
+    unsigned mask = (unsigned)nd->p.i[0];
+    size_t es = tg_dtype_size(x->dtype);
+    tg_tape *tape = out->tape;
+    void *m = tg__arena_alloc(tape, (size_t)out->numel * es);
+    int64_t *argmax = tg__arena_alloc(tape, (size_t)out->numel * sizeof *argmax);
+    void *shifted = tg__arena_alloc(tape, (size_t)x->numel * es);
+    if (!m || !argmax || !shifted)
+        return tg__fail(TG_ENOMEM, "tg_logsumexp: out of memory");
+    int64_t keep[TG_MAX_DIMS];
+    int nk = reduced_shape(x, mask, true, keep);
+    tg__bcast plan;
+    const int64_t *shapes[2] = {x->shape, keep};
+    tg__bcast_plan(&plan, x->ndim, x->shape, 2, (const int[]){x->ndim, nk}, shapes);
+    if (x->dtype == TG_F32) {
+        float *mf = m, *o = out->data;
+        tg__reduce_max_f32(x->data, x->ndim, x->shape, mask, mf, argmax);
+        for (int64_t k = 0; k < out->numel; k++)
+            if (!isfinite(mf[k]))
+                mf[k] = 0; // an all -inf (or inf) group: leave x unshifted
+        tg__binary_f32(TG__BIN_SUB, &plan, x->data, mf, shifted);
+        tg__unary_f32(TG__UN_EXP, shifted, shifted, x->numel, 0, 0);
+        tg__reduce_sum_f32(shifted, x->ndim, x->shape, mask, o);
+        for (int64_t k = 0; k < out->numel; k++)
+            o[k] = mf[k] + logf(o[k]);
+    } else {
+        double *mf = m, *o = out->data;
+        tg__reduce_max_f64(x->data, x->ndim, x->shape, mask, mf, argmax);
+        for (int64_t k = 0; k < out->numel; k++)
+            if (!isfinite(mf[k]))
+                mf[k] = 0;
+        tg__binary_f64(TG__BIN_SUB, &plan, x->data, mf, shifted);
+        tg__unary_f64(TG__UN_EXP, shifted, shifted, x->numel, 0, 0);
+        tg__reduce_sum_f64(shifted, x->ndim, x->shape, mask, o);
+        for (int64_t k = 0; k < out->numel; k++)
+            o[k] = mf[k] + log(o[k]);
+    }
+    return TG_OK;
+}
+static tg_status logsumexp_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    // d lse / dx = e^(x - lse): the softmax over each group.
+    tg_tensor *x = nd->in[0];
+    din[0] = tg_mul(spread(nd, dout), tg_exp(tg_sub(x, spread(nd, nd->out))));
+    return din[0] ? TG_OK : tg_last_status();
+}
+const tg_op_def tg__def_logsumexp = {"logsumexp", 1, true, false, reduce_shape,
+                                     logsumexp_forward, logsumexp_backward};
+
+tg_tensor *tg_logsumexp(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
+{
+    return reduce(TG_OP_LOGSUMEXP, "tg_logsumexp", x, axes, n_axes, keepdim);
+}

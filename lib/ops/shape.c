@@ -1,0 +1,507 @@
+/* shape.c - ops that rearrange elements: reshape and flatten (views),
+ * permute/transpose, expand, slice (strided reads), concat, stack, and the
+ * index ops take/put_add behind index_select, gather and max's gradient.
+ * Kernels: kernels/layout.c.
+ *
+ * Strided ops keep their geometry in p.i: [0, 8) the output shape, [8, 16)
+ * the strides read in the input (elements), [16] the start offset,
+ * [24, 32) a permutation; p.ni is the output ndim. */
+#include <string.h>
+
+#include "kernels/layout.h"
+#include "ops/ops_internal.h"
+
+#define P_SHAPE 0
+#define P_STRIDES 8
+#define P_OFFSET 16
+#define P_PERM 24
+
+static tg_status shape_from_params(const char *fn, tg_tensor *const *in, int n_in,
+                                   const tg_op_params *p, int *ndim, int64_t *shape)
+{
+    *ndim = p->ni;
+    memcpy(shape, p->i + P_SHAPE, (size_t)p->ni * sizeof *shape);
+    return TG_OK;
+}
+
+static tg_status result(tg_tensor **din, tg_tensor *g)
+{
+    din[0] = g;
+    return g ? TG_OK : tg_last_status();
+}
+
+/* ---- reshape and flatten: views ---- */
+
+static tg_status reshape_forward(tg_node *nd)
+{
+    nd->out->data = nd->in[0]->data;
+    return TG_OK;
+}
+static tg_status reshape_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    return result(din, tg_reshape(dout, nd->in[0]->ndim, nd->in[0]->shape));
+}
+const tg_op_def tg__def_reshape = {"reshape", 1, true, true, shape_from_params, reshape_forward,
+                                   reshape_backward};
+
+tg_tensor *tg_reshape(tg_tensor *x, int ndim, const int64_t *shape)
+{
+    if (!x)
+        return tg__null_input("tg_reshape", 0);
+    if (ndim < 0 || ndim > TG_MAX_DIMS || (ndim && !shape))
+        return tg__fail_null(TG_EINVAL, "tg_reshape: bad shape (ndim %d)", ndim);
+    tg_op_params p = {.ni = ndim};
+    int infer = -1;
+    int64_t known = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] == -1 && infer < 0) {
+            infer = d;
+            continue;
+        }
+        if (shape[d] < 0)
+            return tg__fail_null(TG_EINVAL, "tg_reshape: dimension %d is %lld (only one -1 "
+                                            "allowed)", d, (long long)shape[d]);
+        known *= shape[d];
+        p.i[P_SHAPE + d] = shape[d];
+    }
+    if (infer >= 0)
+        p.i[P_SHAPE + infer] = known ? x->numel / known : 0;
+    int64_t total = infer >= 0 ? known * p.i[P_SHAPE + infer] : known;
+    if (total != x->numel) {
+        char a[TG__SHAPE_STR], b[TG__SHAPE_STR];
+        return tg__fail_null(TG_ESHAPE, "tg_reshape: cannot view %s (%lld elements) as %s",
+                             tg__shape_str(a, x->ndim, x->shape), (long long)x->numel,
+                             tg__shape_str(b, ndim, shape));
+    }
+    return tg__apply(TG_OP_RESHAPE, 1, &x, &p);
+}
+
+tg_tensor *tg_flatten(tg_tensor *x, int axis)
+{
+    if (!x)
+        return tg__null_input("tg_flatten", 0);
+    int a;
+    if (axis < 0)
+        axis += x->ndim;
+    if (axis < 0 || axis > x->ndim)
+        return tg__fail_null(TG_EINVAL, "tg_flatten: axis %d out of range for %d dims", axis,
+                             x->ndim);
+    a = axis;
+    int64_t shape[TG_MAX_DIMS], rest = 1;
+    for (int d = 0; d < a; d++)
+        shape[d] = x->shape[d];
+    for (int d = a; d < x->ndim; d++)
+        rest *= x->shape[d];
+    shape[a] = rest;
+    return tg_reshape(x, a + 1, shape);
+}
+
+/* ---- strided reads: permute, expand, slice ---- */
+
+static tg_status strided_forward(tg_node *nd)
+{
+    const tg_tensor *x = nd->in[0];
+    size_t es = tg_dtype_size(x->dtype);
+    const char *src = (const char *)x->data + (size_t)nd->p.i[P_OFFSET] * es;
+    tg__strided_copy(es, nd->out->ndim, nd->out->shape, src, nd->p.i + P_STRIDES, nd->out->data,
+                     nd->out->strides);
+    return TG_OK;
+}
+
+static tg_status permute_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    int inverse[TG_MAX_DIMS];
+    for (int d = 0; d < nd->p.ni; d++)
+        inverse[nd->p.i[P_PERM + d]] = d;
+    return result(din, tg_permute(dout, inverse));
+}
+const tg_op_def tg__def_permute = {"permute", 1, true, false, shape_from_params,
+                                   strided_forward, permute_backward};
+
+tg_tensor *tg_permute(tg_tensor *x, const int *perm)
+{
+    if (!x)
+        return tg__null_input("tg_permute", 0);
+    if (!perm && x->ndim)
+        return tg__fail_null(TG_EINVAL, "tg_permute: perm is NULL");
+    tg_op_params p = {.ni = x->ndim};
+    unsigned seen = 0;
+    for (int d = 0; d < x->ndim; d++) {
+        int a = perm[d];
+        if (a < 0)
+            a += x->ndim;
+        if (a < 0 || a >= x->ndim || (seen & (1u << a)))
+            return tg__fail_null(TG_EINVAL, "tg_permute: perm is not a permutation of 0..%d "
+                                            "(entry %d is %d)", x->ndim - 1, d, perm[d]);
+        seen |= 1u << a;
+        p.i[P_SHAPE + d] = x->shape[a];
+        p.i[P_STRIDES + d] = x->strides[a];
+        p.i[P_PERM + d] = a;
+    }
+    return tg__apply(TG_OP_PERMUTE, 1, &x, &p);
+}
+
+tg_tensor *tg_transpose(tg_tensor *x, int axis0, int axis1)
+{
+    if (!x)
+        return tg__null_input("tg_transpose", 0);
+    int a, b, perm[TG_MAX_DIMS];
+    if (tg__norm_axis("tg_transpose", axis0, x->ndim, &a) != TG_OK ||
+        tg__norm_axis("tg_transpose", axis1, x->ndim, &b) != TG_OK)
+        return NULL;
+    for (int d = 0; d < x->ndim; d++)
+        perm[d] = d;
+    perm[a] = b;
+    perm[b] = a;
+    return tg_permute(x, perm);
+}
+
+static tg_status expand_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    return result(din, tg__sum_to(dout, nd->in[0]->ndim, nd->in[0]->shape));
+}
+const tg_op_def tg__def_expand = {"expand", 1, true, false, shape_from_params, strided_forward,
+                                  expand_backward};
+
+tg_tensor *tg_expand(tg_tensor *x, int ndim, const int64_t *shape)
+{
+    if (!x)
+        return tg__null_input("tg_expand", 0);
+    if (ndim < x->ndim || ndim > TG_MAX_DIMS || (ndim && !shape))
+        return tg__fail_null(TG_EINVAL, "tg_expand: target has %d dims, input %d", ndim,
+                             x->ndim);
+    tg_op_params p = {.ni = ndim};
+    int lead = ndim - x->ndim;
+    for (int d = 0; d < ndim; d++) {
+        int64_t s = d >= lead ? x->shape[d - lead] : 1;
+        if (s != shape[d] && s != 1) {
+            char a[TG__SHAPE_STR], b[TG__SHAPE_STR];
+            return tg__fail_null(TG_ESHAPE, "tg_expand: cannot broadcast %s to %s",
+                                 tg__shape_str(a, x->ndim, x->shape),
+                                 tg__shape_str(b, ndim, shape));
+        }
+        p.i[P_SHAPE + d] = shape[d];
+        p.i[P_STRIDES + d] = s == 1 ? 0 : x->strides[d - lead];
+    }
+    return tg__apply(TG_OP_EXPAND, 1, &x, &p);
+}
+
+static tg_status slice_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    // The adjoint writes dout back into zeros of the input's shape; slice_grad
+    // finds the geometry in this node's params.
+    tg_op_params p = nd->p;
+    tg_tensor *x = nd->in[0];
+    p.ni = x->ndim;
+    memcpy(p.i + P_PERM, x->shape, (size_t)x->ndim * sizeof *x->shape);
+    return result(din, tg__apply(TG_OP_SLICE_GRAD, 1, &dout, &p));
+}
+const tg_op_def tg__def_slice = {"slice", 1, true, false, shape_from_params, strided_forward,
+                                 slice_backward};
+
+/* slice_grad: p.i[P_PERM..] holds the full (input) shape; P_SHAPE/P_STRIDES/
+ * P_OFFSET describe where its input, the slice, sits inside it. */
+static tg_status slice_grad_shape(const char *fn, tg_tensor *const *in, int n_in,
+                                  const tg_op_params *p, int *ndim, int64_t *shape)
+{
+    *ndim = p->ni;
+    memcpy(shape, p->i + P_PERM, (size_t)p->ni * sizeof *shape);
+    return TG_OK;
+}
+static tg_status slice_grad_forward(tg_node *nd)
+{
+    const tg_tensor *g = nd->in[0];
+    size_t es = tg_dtype_size(g->dtype);
+    memset(nd->out->data, 0, (size_t)nd->out->numel * es);
+    char *dst = (char *)nd->out->data + (size_t)nd->p.i[P_OFFSET] * es;
+    tg__strided_copy(es, g->ndim, g->shape, g->data, g->strides, dst, nd->p.i + P_STRIDES);
+    return TG_OK;
+}
+static tg_status slice_grad_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    tg_op_params p = nd->p;
+    const tg_tensor *g = nd->in[0];
+    p.ni = g->ndim;
+    memcpy(p.i + P_SHAPE, g->shape, (size_t)g->ndim * sizeof *g->shape);
+    return result(din, tg__apply(TG_OP_SLICE, 1, &dout, &p));
+}
+const tg_op_def tg__def_slice_grad = {"slice_grad", 1, true, false, slice_grad_shape,
+                                      slice_grad_forward, slice_grad_backward};
+
+tg_tensor *tg_slice(tg_tensor *x, int axis, int64_t start, int64_t stop, int64_t step)
+{
+    if (!x)
+        return tg__null_input("tg_slice", 0);
+    int a;
+    if (tg__norm_axis("tg_slice", axis, x->ndim, &a) != TG_OK)
+        return NULL;
+    if (step <= 0)
+        return tg__fail_null(TG_EINVAL, "tg_slice: step %lld must be positive", (long long)step);
+    int64_t n = x->shape[a];
+    // Python's rules: negative bounds count from the end, then clip to [0, n].
+    if (start < 0)
+        start += n;
+    if (stop < 0)
+        stop += n;
+    start = start < 0 ? 0 : (start > n ? n : start);
+    stop = stop < 0 ? 0 : (stop > n ? n : stop);
+    int64_t len = stop > start ? (stop - start + step - 1) / step : 0;
+    tg_op_params p = {.ni = x->ndim};
+    for (int d = 0; d < x->ndim; d++) {
+        p.i[P_SHAPE + d] = d == a ? len : x->shape[d];
+        p.i[P_STRIDES + d] = d == a ? x->strides[d] * step : x->strides[d];
+    }
+    p.i[P_OFFSET] = len ? start * x->strides[a] : 0;
+    return tg__apply(TG_OP_SLICE, 1, &x, &p);
+}
+
+/* ---- concat and stack ---- */
+
+static tg_status concat_shape(const char *fn, tg_tensor *const *in, int n_in,
+                              const tg_op_params *p, int *ndim, int64_t *shape)
+{
+    int a = (int)p->i[0];
+    const tg_tensor *x0 = in[0];
+    *ndim = x0->ndim;
+    memcpy(shape, x0->shape, (size_t)x0->ndim * sizeof *shape);
+    shape[a] = 0;
+    for (int k = 0; k < n_in; k++) {
+        bool ok = in[k]->ndim == x0->ndim;
+        for (int d = 0; d < x0->ndim && ok; d++)
+            ok = d == a || in[k]->shape[d] == x0->shape[d];
+        if (!ok) {
+            char s0[TG__SHAPE_STR], sk[TG__SHAPE_STR];
+            return tg__fail(TG_ESHAPE, "%s: input %d has shape %s, input 0 %s (must match "
+                                       "except along axis %d)", fn, k,
+                            tg__shape_str(sk, in[k]->ndim, in[k]->shape),
+                            tg__shape_str(s0, x0->ndim, x0->shape), a);
+        }
+        shape[a] += in[k]->shape[a];
+    }
+    return TG_OK;
+}
+static tg_status concat_forward(tg_node *nd)
+{
+    int a = (int)nd->p.i[0];
+    size_t es = tg_dtype_size(nd->out->dtype);
+    int64_t offset = 0;
+    for (int k = 0; k < nd->n_in; k++) {
+        const tg_tensor *x = nd->in[k];
+        char *dst = (char *)nd->out->data + (size_t)(offset * nd->out->strides[a]) * es;
+        tg__strided_copy(es, x->ndim, x->shape, x->data, x->strides, dst, nd->out->strides);
+        offset += x->shape[a];
+    }
+    return TG_OK;
+}
+static tg_status concat_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    int a = (int)nd->p.i[0];
+    int64_t offset = 0;
+    for (int k = 0; k < nd->n_in; k++) {
+        int64_t len = nd->in[k]->shape[a];
+        if (tg__needs_grad(nd, k) && !(din[k] = tg_slice(dout, a, offset, offset + len, 1)))
+            return tg_last_status();
+        offset += len;
+    }
+    return TG_OK;
+}
+const tg_op_def tg__def_concat = {"concat", -1, true, false, concat_shape, concat_forward,
+                                  concat_backward};
+
+tg_tensor *tg_concat(int n, tg_tensor *const *xs, int axis)
+{
+    if (n < 1 || !xs)
+        return tg__fail_null(TG_EINVAL, "tg_concat: need n >= 1 tensors (got %d)", n);
+    for (int k = 0; k < n; k++)
+        if (!xs[k])
+            return tg__null_input("tg_concat", k);
+    int a;
+    if (tg__norm_axis("tg_concat", axis, xs[0]->ndim, &a) != TG_OK || xs[0]->ndim == 0)
+        return tg__fail_null(TG_EINVAL, "tg_concat: axis %d out of range for %d dims", axis,
+                             xs[0]->ndim);
+    tg_op_params p = {.i = {a}, .ni = 1};
+    return tg__apply(TG_OP_CONCAT, n, xs, &p);
+}
+
+tg_tensor *tg_stack(int n, tg_tensor *const *xs, int axis)
+{
+    if (n < 1 || !xs)
+        return tg__fail_null(TG_EINVAL, "tg_stack: need n >= 1 tensors (got %d)", n);
+    for (int k = 0; k < n; k++)
+        if (!xs[k])
+            return tg__null_input("tg_stack", k);
+    int nd = xs[0]->ndim, a;
+    if (nd >= TG_MAX_DIMS || tg__norm_axis("tg_stack", axis, nd + 1, &a) != TG_OK)
+        return tg__fail_null(TG_EINVAL, "tg_stack: axis %d out of range for %d+1 dims", axis,
+                             nd);
+    tg_tape *tape = tg__tape_for("tg_stack");
+    tg_tensor **parts = tape ? tg__arena_alloc(tape, (size_t)n * sizeof *parts) : NULL;
+    if (!parts)
+        return tape ? tg__fail_null(TG_ENOMEM, "tg_stack: out of memory") : NULL;
+    for (int k = 0; k < n; k++) {
+        if (!tg__same_shape(xs[k], xs[0])) {
+            char s0[TG__SHAPE_STR], sk[TG__SHAPE_STR];
+            return tg__fail_null(TG_ESHAPE, "tg_stack: input %d has shape %s, input 0 %s", k,
+                                 tg__shape_str(sk, xs[k]->ndim, xs[k]->shape),
+                                 tg__shape_str(s0, nd, xs[0]->shape));
+        }
+        int64_t shape[TG_MAX_DIMS];
+        for (int d = 0, j = 0; d <= nd; d++)
+            shape[d] = d == a ? 1 : xs[k]->shape[j++];
+        if (!(parts[k] = tg_reshape(xs[k], nd + 1, shape)))
+            return NULL;
+    }
+    return tg_concat(n, parts, a);
+}
+
+/* ---- take and put_add ---- */
+
+static tg_status take_forward(tg_node *nd)
+{
+    if (nd->out->dtype == TG_F32)
+        tg__take_f32(nd->in[0]->data, nd->p.idx, nd->p.n_idx, nd->out->data);
+    else
+        tg__take_f64(nd->in[0]->data, nd->p.idx, nd->p.n_idx, nd->out->data);
+    return TG_OK;
+}
+static tg_status take_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    tg_tensor *x = nd->in[0];
+    return result(din, tg__put_add(dout, nd->p.n_idx, nd->p.idx, x->ndim, x->shape));
+}
+const tg_op_def tg__def_take = {"take", 1, true, false, shape_from_params, take_forward,
+                                take_backward};
+
+static tg_status put_add_forward(tg_node *nd)
+{
+    memset(nd->out->data, 0, (size_t)nd->out->numel * tg_dtype_size(nd->out->dtype));
+    if (nd->out->dtype == TG_F32)
+        tg__put_add_f32(nd->in[0]->data, nd->p.idx, nd->p.n_idx, nd->out->data);
+    else
+        tg__put_add_f64(nd->in[0]->data, nd->p.idx, nd->p.n_idx, nd->out->data);
+    return TG_OK;
+}
+static tg_status put_add_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    tg_tensor *src = nd->in[0];
+    return result(din, tg__take(dout, nd->p.n_idx, nd->p.idx, src->ndim, src->shape));
+}
+const tg_op_def tg__def_put_add = {"put_add", 1, true, false, shape_from_params,
+                                   put_add_forward, put_add_backward};
+
+static tg_tensor *index_op(int op, tg_tensor *x, int64_t n, const int64_t *idx, int ndim,
+                           const int64_t *shape)
+{
+    tg_op_params p = {.ni = ndim, .idx = idx, .n_idx = n};
+    memcpy(p.i + P_SHAPE, shape, (size_t)ndim * sizeof *shape);
+    return tg__apply(op, 1, &x, &p);
+}
+
+tg_tensor *tg__take(tg_tensor *x, int64_t n, const int64_t *idx, int ndim, const int64_t *shape)
+{
+    return index_op(TG_OP_TAKE, x, n, idx, ndim, shape);
+}
+
+tg_tensor *tg__put_add(tg_tensor *src, int64_t n, const int64_t *idx, int ndim,
+                       const int64_t *shape)
+{
+    if (src && src->numel != n)
+        return tg__fail_null(TG_ESHAPE, "tg_put_add: %lld values for %lld indices",
+                             (long long)src->numel, (long long)n);
+    return index_op(TG_OP_PUT_ADD, src, n, idx, ndim, shape);
+}
+
+/* Flat source indices for an output of (ndim, shape) that reads x at the
+ * output's coordinates except along axis, where `along(k, coord)` decides. */
+static int64_t *flat_indices(tg_tape *tape, const tg_tensor *x, int axis, int ndim,
+                             const int64_t *shape, const int64_t *index, bool per_element)
+{
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++)
+        n *= shape[d];
+    int64_t *flat = tg__arena_alloc(tape, (size_t)n * sizeof *flat);
+    if (!flat)
+        return tg__fail_null(TG_ENOMEM, "out of memory for %lld indices", (long long)n);
+    int64_t coord[TG_MAX_DIMS] = {0};
+    for (int64_t k = 0; k < n; k++) {
+        int64_t f = 0;
+        for (int d = 0; d < ndim; d++) {
+            int64_t c = coord[d];
+            if (d == axis)
+                c = per_element ? index[k] : index[c];
+            f += c * x->strides[d];
+        }
+        flat[k] = f;
+        for (int d = ndim - 1; d >= 0; d--) {
+            if (++coord[d] < shape[d])
+                break;
+            coord[d] = 0;
+        }
+    }
+    return flat;
+}
+
+static tg_status check_index_values(const char *fn, const int64_t *index, int64_t n,
+                                    int64_t size)
+{
+    for (int64_t k = 0; k < n; k++)
+        if (index[k] < 0 || index[k] >= size)
+            return tg__fail(TG_ERANGE, "%s: index[%lld] = %lld outside [0, %lld)", fn,
+                            (long long)k, (long long)index[k], (long long)size);
+    return TG_OK;
+}
+
+tg_tensor *tg_index_select(tg_tensor *x, int axis, int64_t n, const int64_t *idx)
+{
+    const char *fn = "tg_index_select";
+    if (!x)
+        return tg__null_input(fn, 0);
+    int a;
+    if (x->ndim == 0 || tg__norm_axis(fn, axis, x->ndim, &a) != TG_OK)
+        return tg__fail_null(TG_EINVAL, "%s: axis %d out of range for %d dims", fn, axis,
+                             x->ndim);
+    if (n < 0 || (n > 0 && !idx))
+        return tg__fail_null(TG_EINVAL, "%s: bad index list (n %lld)", fn, (long long)n);
+    if (check_index_values(fn, idx, n, x->shape[a]) != TG_OK)
+        return NULL;
+    tg_tape *tape = tg__tape_for(fn);
+    if (!tape)
+        return NULL;
+    int64_t shape[TG_MAX_DIMS];
+    memcpy(shape, x->shape, (size_t)x->ndim * sizeof *shape);
+    shape[a] = n;
+    int64_t *flat = flat_indices(tape, x, a, x->ndim, shape, idx, false);
+    if (!flat)
+        return NULL;
+    return tg__take(x, n * (x->shape[a] ? x->numel / x->shape[a] : 0), flat, x->ndim, shape);
+}
+
+tg_tensor *tg_gather(tg_tensor *x, int axis, int ndim, const int64_t *shape, const int64_t *index)
+{
+    const char *fn = "tg_gather";
+    if (!x)
+        return tg__null_input(fn, 0);
+    int a;
+    if (x->ndim == 0 || tg__norm_axis(fn, axis, x->ndim, &a) != TG_OK)
+        return tg__fail_null(TG_EINVAL, "%s: axis %d out of range for %d dims", fn, axis,
+                             x->ndim);
+    if (ndim != x->ndim || !shape)
+        return tg__fail_null(TG_ESHAPE, "%s: index has %d dims, x has %d", fn, ndim, x->ndim);
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0 || (d != a && shape[d] > x->shape[d])) {
+            char s[TG__SHAPE_STR], xs[TG__SHAPE_STR];
+            return tg__fail_null(TG_ESHAPE, "%s: index shape %s does not fit x %s "
+                                            "(dimension %d)", fn, tg__shape_str(s, ndim, shape),
+                                 tg__shape_str(xs, x->ndim, x->shape), d);
+        }
+        n *= shape[d];
+    }
+    if (n > 0 && !index)
+        return tg__fail_null(TG_EINVAL, "%s: index is NULL", fn);
+    if (check_index_values(fn, index, n, x->shape[a]) != TG_OK)
+        return NULL;
+    tg_tape *tape = tg__tape_for(fn);
+    int64_t *flat = tape ? flat_indices(tape, x, a, ndim, shape, index, true) : NULL;
+    return flat ? tg__take(x, n, flat, ndim, shape) : NULL;
+}

@@ -1,0 +1,395 @@
+/* tensor.c - tensor storage, shape bookkeeping, constructors and element access.
+ * Printing lives in print.c; ops live in lib/ops/. */
+#include <math.h>
+#include <string.h>
+
+#include "autograd/tape_internal.h"
+#include "tg_internal.h"
+
+const char *tg_dtype_name(tg_dtype dtype)
+{
+    switch (dtype) {
+    case TG_F32:
+        return "float32";
+    case TG_F64:
+        return "float64";
+    }
+    return "?";
+}
+
+size_t tg_dtype_size(tg_dtype dtype)
+{
+    switch (dtype) {
+    case TG_F32:
+        return sizeof(float);
+    case TG_F64:
+        return sizeof(double);
+    }
+    return 0;
+}
+
+tg_status tg__init_shape(tg_tensor *t, const char *fn, int ndim, const int64_t *shape)
+{
+    if (ndim < 0 || ndim > TG_MAX_DIMS)
+        return tg__fail(TG_EINVAL, "%s: ndim %d outside 0..%d", fn, ndim, TG_MAX_DIMS);
+    if (ndim > 0 && !shape)
+        return tg__fail(TG_EINVAL, "%s: shape is NULL", fn);
+    int64_t numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return tg__fail(TG_EINVAL, "%s: dimension %d is negative (%lld)", fn, i,
+                            (long long)shape[i]);
+        // Keep numel * 8 bytes representable: larger tensors cannot be allocated.
+        if (shape[i] > 0 && numel > (INT64_MAX / 8) / shape[i])
+            return tg__fail(TG_ERANGE, "%s: element count overflows at dimension %d", fn, i);
+        numel *= shape[i];
+    }
+    t->ndim = ndim;
+    int64_t stride = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        t->shape[i] = shape[i];
+        t->strides[i] = stride;
+        stride *= shape[i] ? shape[i] : 1;
+    }
+    t->numel = numel;
+    return TG_OK;
+}
+
+tg_tensor *tg__tensor_alloc(tg_tape *tape, const char *fn, tg_dtype dtype, int ndim,
+                            const int64_t *shape, bool zero)
+{
+    size_t esize = tg_dtype_size(dtype);
+    if (!esize)
+        return tg__fail_null(TG_EINVAL, "%s: invalid dtype %d", fn, (int)dtype);
+    tg_tensor head = {0};
+    if (tg__init_shape(&head, fn, ndim, shape) != TG_OK)
+        return NULL;
+    if ((uint64_t)head.numel > SIZE_MAX / esize)
+        return tg__fail_null(TG_ERANGE, "%s: tensor too large", fn);
+    size_t bytes = (size_t)head.numel * esize;
+    tg_tensor *t;
+    if (tape) {
+        t = tg__arena_alloc(tape, sizeof *t);
+        void *data = t ? tg__arena_alloc(tape, bytes) : NULL;
+        if (!data)
+            return tg__fail_null(TG_ENOMEM, "%s: out of memory for %zu bytes", fn, bytes);
+        *t = head;
+        t->data = data;
+        t->tape = tape;
+    } else {
+        t = tg__malloc(sizeof *t);
+        void *data = t ? tg__malloc(bytes) : NULL;
+        if (!data) {
+            tg__free(t);
+            return tg__fail_null(TG_ENOMEM, "%s: out of memory for %zu bytes", fn, bytes);
+        }
+        *t = head;
+        t->data = data;
+        t->owns_data = true;
+    }
+    t->dtype = dtype;
+    if (zero)
+        memset(t->data, 0, bytes);
+    return t;
+}
+
+void tg_tensor_free(tg_tensor *t)
+{
+    if (!t || t->tape)
+        return;
+    tg_tensor_free(t->grad);
+    if (t->owns_data)
+        tg__free(t->data);
+    tg__free(t);
+}
+
+bool tg__same_shape(const tg_tensor *a, const tg_tensor *b)
+{
+    if (a->ndim != b->ndim)
+        return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i])
+            return false;
+    return true;
+}
+
+/* ---- constructors ---- */
+
+tg_tensor *tg_tensor_zeros(tg_dtype dtype, int ndim, const int64_t *shape)
+{
+    return tg__tensor_alloc(NULL, "tg_tensor_zeros", dtype, ndim, shape, true);
+}
+
+static tg_tensor *filled(const char *fn, tg_dtype dtype, int ndim, const int64_t *shape,
+                         double value)
+{
+    tg_tensor *t = tg__tensor_alloc(NULL, fn, dtype, ndim, shape, false);
+    if (t)
+        tg_tensor_fill(t, value);
+    return t;
+}
+
+tg_tensor *tg_tensor_ones(tg_dtype dtype, int ndim, const int64_t *shape)
+{
+    return filled("tg_tensor_ones", dtype, ndim, shape, 1.0);
+}
+
+tg_tensor *tg_tensor_full(tg_dtype dtype, int ndim, const int64_t *shape, double value)
+{
+    return filled("tg_tensor_full", dtype, ndim, shape, value);
+}
+
+tg_tensor *tg_tensor_from_data(tg_dtype dtype, int ndim, const int64_t *shape, const void *data)
+{
+    if (!data)
+        return tg__fail_null(TG_EINVAL, "tg_tensor_from_data: data is NULL");
+    tg_tensor *t = tg__tensor_alloc(NULL, "tg_tensor_from_data", dtype, ndim, shape, false);
+    if (t)
+        memcpy(t->data, data, (size_t)t->numel * tg_dtype_size(dtype));
+    return t;
+}
+
+tg_tensor *tg_tensor_from_doubles(tg_dtype dtype, int ndim, const int64_t *shape,
+                                  const double *values)
+{
+    if (!values)
+        return tg__fail_null(TG_EINVAL, "tg_tensor_from_doubles: values is NULL");
+    tg_tensor *t = tg__tensor_alloc(NULL, "tg_tensor_from_doubles", dtype, ndim, shape, false);
+    if (t)
+        for (int64_t i = 0; i < t->numel; i++)
+            tg__set(t, i, values[i]);
+    return t;
+}
+
+tg_tensor *tg_tensor_arange(tg_dtype dtype, double start, double stop, double step)
+{
+    if (step == 0 || !isfinite(step) || !isfinite(start) || !isfinite(stop))
+        return tg__fail_null(TG_EINVAL, "tg_tensor_arange: need finite start/stop and step != 0 "
+                                        "(got %g, %g, %g)", start, stop, step);
+    double count = ceil((stop - start) / step);
+    if (count < 0)
+        count = 0;
+    if (count > (double)(INT64_MAX / 8))
+        return tg__fail_null(TG_ERANGE, "tg_tensor_arange: %g elements is too many", count);
+    int64_t n = (int64_t)count;
+    tg_tensor *t = tg__tensor_alloc(NULL, "tg_tensor_arange", dtype, 1, &n, false);
+    if (t)
+        for (int64_t i = 0; i < n; i++)
+            tg__set(t, i, start + (double)i * step);
+    return t;
+}
+
+tg_tensor *tg_tensor_uniform(tg_dtype dtype, int ndim, const int64_t *shape, double low,
+                             double high, tg_rng *rng)
+{
+    if (!rng)
+        return tg__fail_null(TG_EINVAL, "tg_tensor_uniform: rng is NULL");
+    if (!(low <= high) || !isfinite(low) || !isfinite(high))
+        return tg__fail_null(TG_EINVAL, "tg_tensor_uniform: need finite low <= high "
+                                        "(got %g, %g)", low, high);
+    tg_tensor *t = tg__tensor_alloc(NULL, "tg_tensor_uniform", dtype, ndim, shape, false);
+    if (t)
+        for (int64_t i = 0; i < t->numel; i++)
+            tg__set(t, i, low + (high - low) * tg_rng_uniform(rng));
+    return t;
+}
+
+tg_tensor *tg_tensor_normal(tg_dtype dtype, int ndim, const int64_t *shape, double mean,
+                            double std, tg_rng *rng)
+{
+    if (!rng)
+        return tg__fail_null(TG_EINVAL, "tg_tensor_normal: rng is NULL");
+    if (!(std >= 0) || !isfinite(std) || !isfinite(mean))
+        return tg__fail_null(TG_EINVAL, "tg_tensor_normal: need finite mean and std >= 0 "
+                                        "(got %g, %g)", mean, std);
+    tg_tensor *t = tg__tensor_alloc(NULL, "tg_tensor_normal", dtype, ndim, shape, false);
+    if (t)
+        for (int64_t i = 0; i < t->numel; i++)
+            tg__set(t, i, mean + std * tg_rng_normal(rng));
+    return t;
+}
+
+tg_tensor *tg_tensor_clone_as(const tg_tensor *t, tg_dtype dtype)
+{
+    if (!t)
+        return tg__null_input("tg_tensor_clone", 0);
+    tg_tensor *c = tg__tensor_alloc(NULL, "tg_tensor_clone", dtype, t->ndim, t->shape, false);
+    if (c)
+        tg_tensor_copy_values(c, t);
+    return c;
+}
+
+tg_tensor *tg_tensor_clone(const tg_tensor *t)
+{
+    return tg_tensor_clone_as(t, t ? t->dtype : TG_F32);
+}
+
+/* ---- inspection ---- */
+
+tg_dtype tg_tensor_dtype(const tg_tensor *t) { return t ? t->dtype : TG_F32; }
+int tg_tensor_ndim(const tg_tensor *t) { return t ? t->ndim : 0; }
+const int64_t *tg_tensor_shape(const tg_tensor *t) { return t ? t->shape : NULL; }
+const int64_t *tg_tensor_strides(const tg_tensor *t) { return t ? t->strides : NULL; }
+int64_t tg_tensor_numel(const tg_tensor *t) { return t ? t->numel : 0; }
+bool tg_tensor_on_tape(const tg_tensor *t) { return t && t->tape; }
+void *tg_tensor_data(tg_tensor *t) { return t ? t->data : NULL; }
+const void *tg_tensor_data_const(const tg_tensor *t) { return t ? t->data : NULL; }
+
+int64_t tg_tensor_dim(const tg_tensor *t, int axis)
+{
+    if (!t)
+        return -1;
+    if (axis < 0)
+        axis += t->ndim;
+    return axis >= 0 && axis < t->ndim ? t->shape[axis] : -1;
+}
+
+/* ---- element access ---- */
+
+static tg_status flat_index(const tg_tensor *t, const char *fn, const int64_t *index,
+                            int64_t *flat)
+{
+    if (!t || (!index && t->ndim > 0))
+        return tg__fail(TG_EINVAL, "%s: NULL %s", fn, t ? "index" : "tensor");
+    int64_t f = 0;
+    for (int i = 0; i < t->ndim; i++) {
+        if (index[i] < 0 || index[i] >= t->shape[i])
+            return tg__fail(TG_ERANGE, "%s: index %lld out of range for dimension %d of size %lld",
+                            fn, (long long)index[i], i, (long long)t->shape[i]);
+        f += index[i] * t->strides[i];
+    }
+    *flat = f;
+    return TG_OK;
+}
+
+static tg_status check_flat(const tg_tensor *t, const char *fn, int64_t i)
+{
+    if (!t)
+        return tg__fail(TG_EINVAL, "%s: NULL tensor", fn);
+    if (i < 0 || i >= t->numel)
+        return tg__fail(TG_ERANGE, "%s: flat index %lld outside [0, %lld)", fn, (long long)i,
+                        (long long)t->numel);
+    return TG_OK;
+}
+
+tg_status tg_tensor_get(const tg_tensor *t, const int64_t *index, double *out)
+{
+    int64_t f;
+    tg_status s = flat_index(t, "tg_tensor_get", index, &f);
+    if (s == TG_OK && !out)
+        s = tg__fail(TG_EINVAL, "tg_tensor_get: out is NULL");
+    if (s == TG_OK)
+        *out = tg__get(t, f);
+    return s;
+}
+
+tg_status tg_tensor_set(tg_tensor *t, const int64_t *index, double value)
+{
+    int64_t f;
+    tg_status s = flat_index(t, "tg_tensor_set", index, &f);
+    if (s == TG_OK)
+        tg__set(t, f, value);
+    return s;
+}
+
+tg_status tg_tensor_get_flat(const tg_tensor *t, int64_t i, double *out)
+{
+    tg_status s = check_flat(t, "tg_tensor_get_flat", i);
+    if (s == TG_OK && !out)
+        s = tg__fail(TG_EINVAL, "tg_tensor_get_flat: out is NULL");
+    if (s == TG_OK)
+        *out = tg__get(t, i);
+    return s;
+}
+
+tg_status tg_tensor_set_flat(tg_tensor *t, int64_t i, double value)
+{
+    tg_status s = check_flat(t, "tg_tensor_set_flat", i);
+    if (s == TG_OK)
+        tg__set(t, i, value);
+    return s;
+}
+
+double tg_tensor_item(const tg_tensor *t)
+{
+    if (!t) {
+        tg__null_input("tg_tensor_item", 0);
+        return NAN;
+    }
+    if (t->numel != 1) {
+        char s[TG__SHAPE_STR];
+        tg__fail(TG_ESHAPE, "tg_tensor_item: tensor of shape %s has %lld elements, not 1",
+                 tg__shape_str(s, t->ndim, t->shape), (long long)t->numel);
+        return NAN;
+    }
+    return tg__get(t, 0);
+}
+
+tg_status tg_tensor_to_doubles(const tg_tensor *t, double *out)
+{
+    if (!t || !out)
+        return tg__fail(TG_EINVAL, "tg_tensor_to_doubles: NULL %s", t ? "out" : "tensor");
+    for (int64_t i = 0; i < t->numel; i++)
+        out[i] = tg__get(t, i);
+    return TG_OK;
+}
+
+tg_status tg_tensor_fill(tg_tensor *t, double value)
+{
+    if (!t)
+        return tg__fail(TG_EINVAL, "tg_tensor_fill: NULL tensor");
+    if (t->dtype == TG_F32) {
+        float v = (float)value, *d = t->data;
+        for (int64_t i = 0; i < t->numel; i++)
+            d[i] = v;
+    } else {
+        double *d = t->data;
+        for (int64_t i = 0; i < t->numel; i++)
+            d[i] = value;
+    }
+    return TG_OK;
+}
+
+tg_status tg_tensor_copy_values(tg_tensor *dst, const tg_tensor *src)
+{
+    if (!dst || !src)
+        return tg__fail(TG_EINVAL, "tg_tensor_copy_values: NULL %s", dst ? "src" : "dst");
+    if (!tg__same_shape(dst, src)) {
+        char a[TG__SHAPE_STR], b[TG__SHAPE_STR];
+        return tg__fail(TG_ESHAPE, "tg_tensor_copy_values: dst %s vs src %s",
+                        tg__shape_str(a, dst->ndim, dst->shape),
+                        tg__shape_str(b, src->ndim, src->shape));
+    }
+    if (dst->data == src->data)
+        return TG_OK;
+    if (dst->dtype == src->dtype)
+        memcpy(dst->data, src->data, (size_t)src->numel * tg_dtype_size(src->dtype));
+    else
+        for (int64_t i = 0; i < src->numel; i++)
+            tg__set(dst, i, tg__get(src, i));
+    return TG_OK;
+}
+
+/* ---- gradients ---- */
+
+tg_status tg_tensor_set_requires_grad(tg_tensor *t, bool requires_grad)
+{
+    if (!t)
+        return tg__fail(TG_EINVAL, "tg_tensor_set_requires_grad: NULL tensor");
+    if (t->node)
+        return tg__fail(TG_ESTATE, "tg_tensor_set_requires_grad: tensor was made by op '%s'; "
+                                   "only leaves can be marked (use tg_detach first)",
+                        tg__node_op_name(t->node));
+    t->requires_grad = requires_grad;
+    return TG_OK;
+}
+
+bool tg_tensor_requires_grad(const tg_tensor *t) { return t && t->requires_grad; }
+
+tg_tensor *tg_tensor_grad(const tg_tensor *t) { return t ? t->grad : NULL; }
+
+void tg_tensor_zero_grad(tg_tensor *t)
+{
+    if (t && t->grad)
+        tg_tensor_fill(t->grad, 0.0);
+}

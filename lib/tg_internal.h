@@ -1,0 +1,73 @@
+/* tg_internal.h - private declarations shared across lib/: the tensor body,
+ * error reporting, allocation. Never installed. */
+#ifndef TG_INTERNAL_H
+#define TG_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tapegrad/tapegrad.h"
+
+struct tg_node;
+
+struct tg_tensor {
+    tg_dtype dtype;
+    int ndim;
+    int64_t shape[TG_MAX_DIMS];
+    int64_t strides[TG_MAX_DIMS];
+    int64_t numel;
+    void *data;              /* first element; owned per `tape` below */
+    tg_tape *tape;           /* owning tape, NULL for caller-owned tensors */
+    bool owns_data;          /* caller-owned only: data is ours to free */
+    bool requires_grad;
+    struct tg_node *node;    /* op that produced this tensor, NULL for leaves */
+    tg_tensor *grad;         /* accumulated .grad (leaves), owned like the tensor */
+    /* Scratch for one backward walk: the gradient arriving at this tensor. */
+    tg_tensor *walk_grad;
+    uint64_t walk_id;
+};
+
+/* ---- errors (lib/core/status.c) ---- */
+/* Records a failure and returns code, so `return tg__fail(...)` reads well. */
+tg_status tg__fail(tg_status code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Like tg__fail but returns NULL, for constructors. */
+void *tg__fail_null(tg_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An op got a NULL input: keep a pending failure's message (the first one) or
+ * report this one. Returns NULL. */
+void *tg__null_input(const char *fn, int which);
+/* "2x3x4" (or "scalar") into buf of at least TG__SHAPE_STR bytes. */
+#define TG__SHAPE_STR 128
+const char *tg__shape_str(char *buf, int ndim, const int64_t *shape);
+
+/* ---- allocation (lib/core/alloc.c) ---- */
+void *tg__malloc(size_t size);
+void *tg__calloc(size_t n, size_t size);
+void *tg__realloc(void *p, size_t size);
+void tg__free(void *p);
+
+/* ---- tensors (lib/tensor/tensor.c) ---- */
+/* Validates ndim/shape, fills shape/strides/numel. TG_OK or a recorded error
+ * prefixed with fn. */
+tg_status tg__init_shape(tg_tensor *t, const char *fn, int ndim, const int64_t *shape);
+/* A fresh tensor of the given shape: on `tape` (its arena) or, when tape is
+ * NULL, caller-owned. Data is zeroed only when zero is true. */
+tg_tensor *tg__tensor_alloc(tg_tape *tape, const char *fn, tg_dtype dtype, int ndim,
+                            const int64_t *shape, bool zero);
+/* Value access by flat index as double. */
+static inline double tg__get(const tg_tensor *t, int64_t i)
+{
+    return t->dtype == TG_F32 ? (double)((const float *)t->data)[i] : ((const double *)t->data)[i];
+}
+static inline void tg__set(tg_tensor *t, int64_t i, double v)
+{
+    if (t->dtype == TG_F32)
+        ((float *)t->data)[i] = (float)v;
+    else
+        ((double *)t->data)[i] = v;
+}
+bool tg__same_shape(const tg_tensor *a, const tg_tensor *b);
+
+#endif
