@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what building tapegrad needs when it is missing: a C compiler,
+# meson, ninja, pkg-config and Check. Debian/Ubuntu (apt-get); elsewhere it only
+# reports what is missing. Sourced by run-tests.sh and run-example.sh.
+set -euo pipefail
+
+tg_missing_packages() {
+    local missing=()
+    command -v cc >/dev/null 2>&1 || missing+=(gcc)
+    command -v meson >/dev/null 2>&1 || missing+=(meson)
+    command -v ninja >/dev/null 2>&1 || missing+=(ninja-build)
+    command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+    if [ "${1:-}" = "with-check" ]; then
+        pkg-config --exists check 2>/dev/null || missing+=(check)
+    fi
+    echo "${missing[@]:-}"
+}
+
+tg_install_deps() {
+    local missing
+    missing=$(tg_missing_packages "${1:-}")
+    [ -z "${missing// /}" ] && return 0
+    echo "==> installing: $missing"
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "error: please install $missing (no apt-get here)" >&2
+        return 1
+    fi
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+}
