@@ -274,7 +274,7 @@ static tg_status check_flat(const tg_tensor *t, const char *fn, int64_t i)
 
 tg_status tg_tensor_get(const tg_tensor *t, const int64_t *index, double *out)
 {
-    int64_t f;
+    int64_t f = 0;
     tg_status s = flat_index(t, "tg_tensor_get", index, &f);
     if (s == TG_OK && !out)
         s = tg__fail(TG_EINVAL, "tg_tensor_get: out is NULL");
@@ -285,7 +285,7 @@ tg_status tg_tensor_get(const tg_tensor *t, const int64_t *index, double *out)
 
 tg_status tg_tensor_set(tg_tensor *t, const int64_t *index, double value)
 {
-    int64_t f;
+    int64_t f = 0;
     tg_status s = flat_index(t, "tg_tensor_set", index, &f);
     if (s == TG_OK)
         tg__set(t, f, value);
