@@ -6,5 +6,7 @@
 #include "tensor.h"
 #include "autograd.h"
 #include "ops.h"
+#include "io.h"
+#include "nn.h"
 
 #endif

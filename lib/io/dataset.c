@@ -1,0 +1,357 @@
+/* dataset.c - MNIST-style datasets as tensors, and the mini-batch iterator.
+ * Reading IDX files (and gzip) is idx.c's job; this file only turns the bytes
+ * into caller-facing tensors and label arrays, and gathers batches. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "io/io_internal.h"
+#include "tapegrad/io.h"
+
+/* ---- MNIST ------------------------------------------------------------- */
+
+struct tg_dataset {
+    tg_tensor *images[2]; /* indexed by tg_split */
+    int64_t *labels[2];
+    int64_t count[2];
+    int num_classes;
+};
+
+static const char *const image_names[2] = {"train-images-idx3-ubyte", "t10k-images-idx3-ubyte"};
+static const char *const label_names[2] = {"train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"};
+static const char *const split_names[2] = {"train", "test"};
+
+/* "dir/name" plus suffix, tg__malloc'd. */
+static char *join_path(const char *dir, const char *name, const char *suffix)
+{
+    size_t n = strlen(dir) + 1 + strlen(name) + strlen(suffix) + 1;
+    char *p = tg__malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s%s", dir, name, suffix);
+    return p;
+}
+
+/* 0 when path can be opened for reading, else the errno of the attempt. */
+static int open_errno(const char *path)
+{
+    errno = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return errno ? errno : EINVAL;
+    fclose(f);
+    return 0;
+}
+
+/* Prefixes the pending message with "tg_mnist_load: " and returns its code. */
+static tg_status rewrap(void)
+{
+    char msg[400];
+    snprintf(msg, sizeof msg, "%s", tg_last_error());
+    return tg__fail(tg_last_status(), "tg_mnist_load: %s", msg);
+}
+
+/* Loads dir/name.gz when it can be opened, else dir/name. A .gz that opens
+ * but is corrupt is reported as such rather than hidden by the fallback. */
+static tg_status open_idx(const char *dir, const char *name, tg_idx **out)
+{
+    char *gz = join_path(dir, name, ".gz");
+    char *raw = join_path(dir, name, "");
+    tg_status st = TG_OK;
+    int gz_err = 0, raw_err = 0;
+    if (!gz || !raw)
+        st = tg__fail(TG_ENOMEM, "tg_mnist_load: out of memory");
+    else if ((gz_err = open_errno(gz)) == 0)
+        st = (*out = tg_idx_load(gz)) ? TG_OK : rewrap();
+    else if ((raw_err = open_errno(raw)) == 0)
+        st = (*out = tg_idx_load(raw)) ? TG_OK : rewrap();
+    else {
+        // strerror may reuse one buffer, so the first text is copied out.
+        char gz_msg[128];
+        snprintf(gz_msg, sizeof gz_msg, "%s", strerror(gz_err));
+        st = tg__fail(TG_EIO, "tg_mnist_load: %s: cannot open %s.gz (%s) or %s (%s)", dir,
+                      name, gz_msg, name, strerror(raw_err));
+    }
+    tg__free(gz);
+    tg__free(raw);
+    return st;
+}
+
+/* Pixels scaled to [0, 1] in an (N, 1, rows, cols) tensor. */
+static tg_status images_to_tensor(const tg_idx *idx, tg_dtype dtype, tg_tensor **out)
+{
+    const int64_t *d = tg_idx_dims(idx);
+    int64_t shape[4] = {d[0], 1, d[1], d[2]};
+    tg_tensor *t = tg__tensor_alloc(NULL, "tg_mnist_load", dtype, 4, shape, false);
+    if (!t)
+        return tg_last_status();
+    const uint8_t *px = tg_idx_data(idx);
+    size_t n = tg_idx_size(idx);
+    if (dtype == TG_F32) {
+        float *dst = tg_tensor_data(t);
+        for (size_t i = 0; i < n; i++)
+            dst[i] = (float)px[i] / 255.0f;
+    } else {
+        double *dst = tg_tensor_data(t);
+        for (size_t i = 0; i < n; i++)
+            dst[i] = (double)px[i] / 255.0;
+    }
+    *out = t;
+    return TG_OK;
+}
+
+static tg_status labels_to_array(const tg_idx *idx, int64_t **out, int *num_classes)
+{
+    size_t n = tg_idx_size(idx);
+    int64_t *labels = n > SIZE_MAX / sizeof *labels ? NULL : tg__malloc(n * sizeof *labels);
+    if (!labels)
+        return tg__fail(TG_ENOMEM, "tg_mnist_load: out of memory for %zu labels", n);
+    const uint8_t *src = tg_idx_data(idx);
+    // Labels are unsigned bytes, so every class id is below 256 by construction.
+    for (size_t i = 0; i < n; i++) {
+        labels[i] = src[i];
+        if (src[i] + 1 > *num_classes)
+            *num_classes = src[i] + 1;
+    }
+    *out = labels;
+    return TG_OK;
+}
+
+/* Checks that images are N x rows x cols and labels hold N entries. */
+static tg_status check_pair(const char *dir, tg_split split, const tg_idx *im,
+                            const tg_idx *lb)
+{
+    const char *s = split_names[split];
+    if (tg_idx_ndim(im) != 3)
+        return tg__fail(TG_EFORMAT, "tg_mnist_load: %s/%s: expected 3 dims (N x rows x cols), "
+                        "got %d", dir, image_names[split], tg_idx_ndim(im));
+    if (tg_idx_ndim(lb) != 1)
+        return tg__fail(TG_EFORMAT, "tg_mnist_load: %s/%s: expected 1 dim (N), got %d", dir,
+                        label_names[split], tg_idx_ndim(lb));
+    if (tg_idx_dims(im)[0] != tg_idx_dims(lb)[0])
+        return tg__fail(TG_EFORMAT, "tg_mnist_load: %s: %s split has %lld images but %lld "
+                        "labels", dir, s, (long long)tg_idx_dims(im)[0],
+                        (long long)tg_idx_dims(lb)[0]);
+    return TG_OK;
+}
+
+static tg_status load_split(const char *dir, tg_split split, tg_dtype dtype, tg_dataset *ds)
+{
+    tg_idx *im = NULL, *lb = NULL;
+    tg_status st = open_idx(dir, image_names[split], &im);
+    if (st == TG_OK)
+        st = open_idx(dir, label_names[split], &lb);
+    if (st == TG_OK)
+        st = check_pair(dir, split, im, lb);
+    if (st == TG_OK)
+        st = images_to_tensor(im, dtype, &ds->images[split]);
+    if (st == TG_OK)
+        st = labels_to_array(lb, &ds->labels[split], &ds->num_classes);
+    if (st == TG_OK)
+        ds->count[split] = tg_idx_dims(lb)[0];
+    tg_idx_free(im);
+    tg_idx_free(lb);
+    return st;
+}
+
+tg_dataset *tg_mnist_load(const char *dir, tg_dtype dtype)
+{
+    if (!dir)
+        return tg__fail_null(TG_EINVAL, "tg_mnist_load: NULL dir");
+    if (dtype != TG_F32 && dtype != TG_F64)
+        return tg__fail_null(TG_EINVAL, "tg_mnist_load: invalid dtype %d", (int)dtype);
+    tg_dataset *ds = tg__calloc(1, sizeof *ds);
+    if (!ds)
+        return tg__fail_null(TG_ENOMEM, "tg_mnist_load: out of memory");
+    tg_status st = load_split(dir, TG_SPLIT_TRAIN, dtype, ds);
+    if (st == TG_OK)
+        st = load_split(dir, TG_SPLIT_TEST, dtype, ds);
+    if (st == TG_OK) {
+        // A model trained on one image size cannot be evaluated on another.
+        const int64_t *a = tg_tensor_shape(ds->images[0]), *b = tg_tensor_shape(ds->images[1]);
+        if (a[2] != b[2] || a[3] != b[3])
+            st = tg__fail(TG_EFORMAT, "tg_mnist_load: %s: train images are %lldx%lld but test "
+                          "images %lldx%lld", dir, (long long)a[2], (long long)a[3],
+                          (long long)b[2], (long long)b[3]);
+    }
+    if (st != TG_OK) {
+        tg_dataset_free(ds);
+        return NULL;
+    }
+    return ds;
+}
+
+void tg_dataset_free(tg_dataset *ds)
+{
+    if (!ds)
+        return;
+    for (int s = 0; s < 2; s++) {
+        tg_tensor_free(ds->images[s]);
+        tg__free(ds->labels[s]);
+    }
+    tg__free(ds);
+}
+
+static bool valid_split(const tg_dataset *ds, tg_split split)
+{
+    return ds && (split == TG_SPLIT_TRAIN || split == TG_SPLIT_TEST);
+}
+
+tg_tensor *tg_dataset_images(const tg_dataset *ds, tg_split split)
+{
+    return valid_split(ds, split) ? ds->images[split] : NULL;
+}
+
+const int64_t *tg_dataset_labels(const tg_dataset *ds, tg_split split)
+{
+    return valid_split(ds, split) ? ds->labels[split] : NULL;
+}
+
+int64_t tg_dataset_count(const tg_dataset *ds, tg_split split)
+{
+    return valid_split(ds, split) ? ds->count[split] : 0;
+}
+
+int tg_dataset_num_classes(const tg_dataset *ds) { return ds ? ds->num_classes : 0; }
+
+/* ---- mini-batches ------------------------------------------------------ */
+
+struct tg_batcher {
+    const tg_tensor *images; /* borrowed */
+    const int64_t *labels;   /* borrowed, may be NULL */
+    int64_t n, batch_size, pos;
+    bool shuffle;
+    tg_rng rng;
+    int64_t *order;    /* sample index of each position in the epoch */
+    size_t row_bytes;  /* bytes of one sample */
+    tg_tensor *full;   /* (batch_size, ...) or NULL when n < batch_size */
+    tg_tensor *tail;   /* (n % batch_size, ...) or NULL when that is 0 */
+    int64_t *ybuf;     /* labels of the current batch */
+};
+
+/* Fisher-Yates from the identity, so an epoch's order depends only on the
+ * generator's state, not on the previous epoch's order. */
+static void new_order(tg_batcher *b)
+{
+    for (int64_t i = 0; i < b->n; i++)
+        b->order[i] = i;
+    if (!b->shuffle)
+        return;
+    for (int64_t i = b->n - 1; i > 0; i--) {
+        int64_t j = (int64_t)tg_rng_below(&b->rng, (uint64_t)i + 1);
+        int64_t t = b->order[i];
+        b->order[i] = b->order[j];
+        b->order[j] = t;
+    }
+}
+
+/* A batch tensor of `rows` samples shaped like the images otherwise. */
+static tg_tensor *batch_tensor(const tg_tensor *images, int64_t rows)
+{
+    int64_t shape[TG_MAX_DIMS];
+    int ndim = tg_tensor_ndim(images);
+    memcpy(shape, tg_tensor_shape(images), (size_t)ndim * sizeof *shape);
+    shape[0] = rows;
+    return tg__tensor_alloc(NULL, "tg_batcher_new", tg_tensor_dtype(images), ndim, shape, true);
+}
+
+static tg_status check_batcher_args(const tg_tensor *images, int64_t n, int64_t batch_size)
+{
+    if (!images)
+        return tg__fail(TG_EINVAL, "tg_batcher_new: NULL images");
+    if (tg_tensor_ndim(images) < 1)
+        return tg__fail(TG_EINVAL, "tg_batcher_new: images must have a sample dimension "
+                        "(got a 0-dim tensor)");
+    int64_t avail = tg_tensor_dim(images, 0);
+    if (n < 1 || n > avail)
+        return tg__fail(TG_EINVAL, "tg_batcher_new: n %lld outside 1..%lld (images' dim 0)",
+                        (long long)n, (long long)avail);
+    if (batch_size < 1)
+        return tg__fail(TG_EINVAL, "tg_batcher_new: batch_size %lld < 1",
+                        (long long)batch_size);
+    return TG_OK;
+}
+
+tg_batcher *tg_batcher_new(const tg_tensor *images, const int64_t *labels, int64_t n,
+                           int64_t batch_size, bool shuffle, uint64_t seed)
+{
+    if (check_batcher_args(images, n, batch_size) != TG_OK)
+        return NULL;
+    if (batch_size > n)
+        batch_size = n; // one batch of all n; the full-size buffer would never be used
+    tg_batcher *b = tg__calloc(1, sizeof *b);
+    if (!b)
+        return tg__fail_null(TG_ENOMEM, "tg_batcher_new: out of memory");
+    *b = (tg_batcher){.images = images, .labels = labels, .n = n, .batch_size = batch_size,
+                      .shuffle = shuffle, .rng = tg_rng_seeded(seed)};
+    int64_t rows = tg_tensor_dim(images, 0);
+    b->row_bytes = rows ? (size_t)(tg_tensor_numel(images) / rows) *
+                              tg_dtype_size(tg_tensor_dtype(images)) : 0;
+    b->order = tg__malloc((size_t)n * sizeof *b->order);
+    b->ybuf = tg__malloc((size_t)batch_size * sizeof *b->ybuf);
+    if (!b->order || !b->ybuf) {
+        tg_batcher_free(b);
+        return tg__fail_null(TG_ENOMEM, "tg_batcher_new: out of memory for %lld indices",
+                             (long long)n);
+    }
+    b->full = batch_tensor(images, batch_size);
+    if (b->full && n % batch_size)
+        b->tail = batch_tensor(images, n % batch_size);
+    if (!b->full || (n % batch_size && !b->tail)) {
+        tg_batcher_free(b);
+        return NULL;
+    }
+    new_order(b);
+    return b;
+}
+
+bool tg_batcher_next(tg_batcher *b, tg_tensor **x, const int64_t **y, int64_t *count)
+{
+    if (!b) {
+        tg__fail(TG_EINVAL, "tg_batcher_next: NULL batcher");
+        return false;
+    }
+    if (b->pos >= b->n)
+        return false;
+    int64_t m = b->n - b->pos < b->batch_size ? b->n - b->pos : b->batch_size;
+    tg_tensor *t = m == b->batch_size ? b->full : b->tail;
+    const uint8_t *src = tg_tensor_data_const(b->images);
+    uint8_t *dst = tg_tensor_data(t);
+    for (int64_t i = 0; i < m; i++) {
+        int64_t k = b->order[b->pos + i];
+        memcpy(dst + (size_t)i * b->row_bytes, src + (size_t)k * b->row_bytes, b->row_bytes);
+        if (b->labels)
+            b->ybuf[i] = b->labels[k];
+    }
+    b->pos += m;
+    if (x)
+        *x = t;
+    if (y)
+        *y = b->labels ? b->ybuf : NULL;
+    if (count)
+        *count = m;
+    return true;
+}
+
+void tg_batcher_reset_epoch(tg_batcher *b)
+{
+    if (!b)
+        return;
+    b->pos = 0;
+    new_order(b);
+}
+
+int64_t tg_batcher_num_batches(const tg_batcher *b)
+{
+    return b ? (b->n + b->batch_size - 1) / b->batch_size : 0;
+}
+
+void tg_batcher_free(tg_batcher *b)
+{
+    if (!b)
+        return;
+    tg_tensor_free(b->full);
+    tg_tensor_free(b->tail);
+    tg__free(b->order);
+    tg__free(b->ybuf);
+    tg__free(b);
+}

@@ -1,0 +1,39 @@
+/* io_internal.h - private helpers shared by lib/io/ (and reachable from tests,
+ * which link the static library). Never installed. */
+#ifndef TG_IO_INTERNAL_H
+#define TG_IO_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tg_internal.h"
+
+/* A growable output buffer with a hard cap. Distances in a DEFLATE stream may
+ * only reach back to `base`, where the current stream began, so one buffer can
+ * collect several gzip members. */
+typedef struct tg__outbuf {
+    uint8_t *data; /* tg__malloc'd, NULL until the first byte is needed */
+    size_t len;
+    size_t cap;
+    size_t max;  /* never grow beyond this many bytes (SIZE_MAX: no limit) */
+    size_t base; /* offset where the current DEFLATE stream's output starts */
+} tg__outbuf;
+
+/* Decodes one raw DEFLATE stream from in[0..in_len) and appends its output to
+ * out. *consumed receives the number of input bytes used (the last partial
+ * byte included), so a container format can find what follows. Errors are
+ * recorded with fn as the message prefix: TG_EFORMAT (corrupt or truncated
+ * data), TG_ERANGE (output would exceed out->max), TG_ENOMEM. On failure out
+ * may hold partial output; the caller frees out->data either way. */
+tg_status tg__inflate_append(const char *fn, const uint8_t *in, size_t in_len,
+                             tg__outbuf *out, size_t *consumed);
+
+/* CRC-32 (ISO-HDLC, the one gzip and PNG use) of p[0..n), continuing from crc
+ * (start with 0). */
+uint32_t tg__crc32(uint32_t crc, const uint8_t *p, size_t n);
+
+/* Reads a whole file into a tg__malloc'd buffer (freed with tg__free). TG_EIO
+ * with "fn: path: strerror" when it cannot be opened or read, TG_ENOMEM. */
+tg_status tg__read_file(const char *fn, const char *path, uint8_t **data, size_t *len);
+
+#endif
