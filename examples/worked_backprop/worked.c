@@ -60,14 +60,23 @@ static void row(FILE *out, const char *name, double tape, double formula)
             fabs(tape - formula));
 }
 
-static void report(FILE *out, const worked_result *r)
+static void report_forward(FILE *out, const worked_result *r)
 {
+    fprintf(out, "Weights (Keras layout: a layer computes x @ W + b)\n");
+    for (int i = 0; i < 3; i++)
+        fprintf(out, "  W1[%d] = [% .2f, % .2f]\n", i, W1[i][0], W1[i][1]);
+    fprintf(out, "  b1 = [% .2f, % .2f]   W2 = [% .2f, % .2f]   b2 = % .2f\n\n", B1[0], B1[1],
+            W2[0], W2[1], B2);
     fprintf(out, "Forward pass (x = [%g, %g, %g], y = %g)\n", X[0], X[1], X[2], Y);
     for (int j = 0; j < 2; j++)
         fprintf(out, "  z1[%d] = x . W1[:,%d] + b1[%d] = % .12f   h[%d] = sigmoid(z1[%d]) = %.12f\n",
                 j, j, j, r->z1[j], j, j, r->h[j]);
     fprintf(out, "  z2 = h . W2 + b2 = % .12f   y_hat = sigmoid(z2) = %.12f\n", r->z2, r->y_hat);
     fprintf(out, "  loss = -(y ln y_hat + (1-y) ln(1-y_hat)) = %.12f\n\n", r->loss);
+}
+
+static void report_backward(FILE *out, const worked_result *r)
+{
     fprintf(out, "Backward pass: gradients from the tape beside the hand-derived formulas\n");
     fprintf(out, "  dL/dy_hat = -y/y_hat + (1-y)/(1-y_hat)      = % .12f\n", r->dL_dyhat);
     fprintf(out, "  delta2 = dL/dz2 = dL/dy_hat * y_hat(1-y_hat) = % .12f  (= y_hat - y)\n",
@@ -128,8 +137,10 @@ int worked_run(FILE *out, int explain, worked_result *r)
     r->y_hat = tg_tensor_item(y_hat);
     r->loss = tg_tensor_item(loss);
 
+    if (out)
+        report_forward(out, r);
     if (out && explain) {
-        fprintf(out, "The tape's own account of the backward pass:\n");
+        fprintf(out, "The tape's own account of the backward pass, op by op from the loss:\n");
         tg_tape_explain(tape, out);
     }
     if (tg_backward(loss) != TG_OK)
@@ -155,7 +166,7 @@ int worked_run(FILE *out, int explain, worked_result *r)
         goto done;
     r->new_loss = tg_tensor_item(loss);
     if (out)
-        report(out, r);
+        report_backward(out, r);
     rc = 0;
 done:
     if (rc != 0)

@@ -55,9 +55,16 @@ static tg_status deliver(walk *w, tg_tensor *t, tg_tensor *g)
 
 static void explain_tensor(FILE *f, const char *label, const tg_tensor *t)
 {
-    char buf[2048];
+    char buf[4096];
     tg_tensor_format(t, buf, sizeof buf);
-    fprintf(f, "    %-10s %s\n", label, buf);
+    fprintf(f, "    %-10s ", label);
+    // Continuation rows of a matrix line up under its first row.
+    for (const char *c = buf; *c; c++) {
+        fputc(*c, f);
+        if (*c == '\n')
+            fprintf(f, "%15s", "");
+    }
+    fputc('\n', f);
 }
 
 static void explain_node(const walk *w, const tg_node *nd, const tg_tensor *dout,

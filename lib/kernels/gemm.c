@@ -24,6 +24,17 @@
     }                                                                              \
     if (K <= 0 || alpha == 0)                                                      \
         return;                                                                    \
+    /* Small products: packing and scratch would cost more than they save. */     \
+    if (M * N * K <= 4096 && !trans_b) {                                           \
+        for (int64_t i = 0; i < M; i++)                                            \
+            for (int64_t k = 0; k < K; k++) {                                      \
+                T a = alpha * (trans_a ? A[k * lda + i] : A[i * lda + k]);         \
+                const T *b = B + k * ldb;                                          \
+                for (int64_t j = 0; j < N; j++)                                    \
+                    C[i * ldc + j] += a * b[j];                                    \
+            }                                                                      \
+        return;                                                                    \
+    }                                                                              \
     T *pack = malloc((size_t)KC * NC * sizeof(T));                                 \
     T *arow = malloc((size_t)KC * sizeof(T));                                      \
     if (!pack || !arow) {                                                          \
