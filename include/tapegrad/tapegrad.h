@@ -8,5 +8,6 @@
 #include "ops.h"
 #include "io.h"
 #include "nn.h"
+#include "optim.h"
 
 #endif

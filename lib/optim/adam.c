@@ -1,0 +1,185 @@
+/* adam.c - Adam and AdamW in two forms: PyTorch's (bias-corrected moments,
+ * eps added to sqrt(v_hat)) and Keras's (bias correction folded into the
+ * step size, eps added to sqrt(v)). optim.h has the formulas and why they
+ * differ. The handle and its state come from optim.c. */
+#include "optim_internal.h"
+
+/* Loop-invariant coefficients of one parameter's step. */
+typedef struct adam_coef {
+    double beta1, beta2, eps;
+    double l2;       /* Adam's weight decay, added to the gradient (0: none) */
+    double shrink;   /* AdamW's decoupled decay factor 1 - lr*wd (1: none) */
+    double step_size, bc2_sqrt; /* PyTorch form: lr / (1 - beta1^t), sqrt(1 - beta2^t) */
+    double alpha;    /* Keras form: lr * sqrt(1 - beta2^t) / (1 - beta1^t) */
+    bool keras;
+} adam_coef;
+
+/* p, g, m, v (n). The PyTorch form mirrors torch's operation order (v/bc2
+ * before adding eps, step_size applied to m/denom) so that float64 results
+ * agree to the last few bits; the Keras form mirrors keras.optimizers.Adam
+ * (m += (g - m) * (1 - beta1), p -= m * alpha / (sqrt(v) + eps)). One loop per
+ * form with no branch inside, so that both vectorise: gcc does not unswitch a
+ * loop this long. The weight decays are selects (L2) and a product by 1
+ * (decoupled), both exact when unused. */
+#define ADAM_KERNEL(NAME, T, SQRT)                                                           \
+    static void NAME(T *restrict p, const T *restrict g, T *restrict m, T *restrict v,      \
+                     int64_t n, const adam_coef *c)                                          \
+    {                                                                                        \
+        const T b1 = (T)c->beta1, b2 = (T)c->beta2, eps = (T)c->eps, l2 = (T)c->l2;          \
+        const T one_b1 = (T)(1 - c->beta1), one_b2 = (T)(1 - c->beta2);                      \
+        const T shrink = (T)c->shrink, step_size = (T)c->step_size;                          \
+        const T bc2_sqrt = (T)c->bc2_sqrt, alpha = (T)c->alpha;                              \
+        const bool decay_l2 = c->l2 != 0;                                                    \
+        if (c->keras) {                                                                      \
+            for (int64_t i = 0; i < n; i++) {                                                \
+                T gi = decay_l2 ? g[i] + l2 * p[i] : g[i];                                   \
+                T mi = m[i] + (gi - m[i]) * one_b1;                                          \
+                T vi = v[i] + (gi * gi - v[i]) * one_b2;                                     \
+                m[i] = mi;                                                                   \
+                v[i] = vi;                                                                   \
+                p[i] = p[i] * shrink - mi * alpha / (SQRT(vi) + eps);                        \
+            }                                                                                \
+        } else {                                                                             \
+            for (int64_t i = 0; i < n; i++) {                                                \
+                T gi = decay_l2 ? g[i] + l2 * p[i] : g[i];                                   \
+                T mi = b1 * m[i] + one_b1 * gi;                                              \
+                T vi = b2 * v[i] + one_b2 * gi * gi;                                         \
+                m[i] = mi;                                                                   \
+                v[i] = vi;                                                                   \
+                p[i] = p[i] * shrink - step_size * (mi / (SQRT(vi) / bc2_sqrt + eps));       \
+            }                                                                                \
+        }                                                                                    \
+    }
+
+ADAM_KERNEL(adam_f32, float, sqrtf)
+ADAM_KERNEL(adam_f64, double, sqrt)
+
+/* Two pow() calls cost more than a tiny network's whole update, so beta^t is
+ * carried forward by one product per step. To keep it a pure function of t
+ * (a run resumed from a checkpoint must reproduce the original bit for bit,
+ * whatever step it was saved at), the products restart from pow() at
+ * t = 1, 1 + SYNC, 1 + 2*SYNC, ...: beta^t = pow(beta, t0) * beta^(t - t0),
+ * within SYNC/2 ulps or so of pow(beta, t), far below anything that moves a
+ * result. Sets opt->bc_t = t and the powers and corrections for it. */
+enum { SYNC = 64 };
+
+static void advance_powers(tg_optim *opt, double beta1, double beta2, double t)
+{
+    // A step count restored from a checkpoint could be anything: only whole
+    // positive counts take the fast path.
+    if (t >= 1 && t < 1e15 && t == floor(t)) {
+        int64_t ti = (int64_t)t;
+        if (t == opt->bc_t + 1 && (ti - 1) % SYNC != 0) {
+            opt->pow1 *= beta1;
+            opt->pow2 *= beta2;
+        } else {
+            int64_t t0 = ti - (ti - 1) % SYNC;
+            opt->pow1 = pow(beta1, (double)t0);
+            opt->pow2 = pow(beta2, (double)t0);
+            for (int64_t k = t0; k < ti; k++) {
+                opt->pow1 *= beta1;
+                opt->pow2 *= beta2;
+            }
+        }
+    } else {
+        opt->pow1 = pow(beta1, t);
+        opt->pow2 = pow(beta2, t);
+    }
+    opt->bc_t = t;
+    opt->bc1 = 1 - opt->pow1;
+    opt->bc2_sqrt = sqrt(1 - opt->pow2);
+}
+
+void tg__adam_step(tg_optim *opt, double lr)
+{
+    const tg_adam_opts *o = &opt->opts.adam;
+    const bool adamw = opt->kind == TG__OPTIM_ADAMW;
+    adam_coef c = {
+        .beta1 = o->beta1,
+        .beta2 = o->beta2,
+        .eps = o->eps,
+        .l2 = adamw ? 0 : o->weight_decay,
+        .shrink = adamw ? 1 - lr * o->weight_decay : 1,
+        .keras = o->form == TG_ADAM_KERAS,
+    };
+    for (int i = 0; i < opt->n_params; i++) {
+        tg_tensor *p = opt->params[i];
+        const tg_tensor *g = p->grad;
+        if (!g)
+            continue;
+        double *step = tg__optim_buf(opt, i, 0);
+        double t = *step + 1;
+        if (t != opt->bc_t)
+            advance_powers(opt, o->beta1, o->beta2, t);
+        c.step_size = lr / opt->bc1;
+        c.bc2_sqrt = opt->bc2_sqrt;
+        c.alpha = lr * c.bc2_sqrt / opt->bc1;
+        if (p->dtype == TG_F32)
+            adam_f32(p->data, g->data, tg__optim_buf(opt, i, 1), tg__optim_buf(opt, i, 2),
+                     p->numel, &c);
+        else
+            adam_f64(p->data, g->data, tg__optim_buf(opt, i, 1), tg__optim_buf(opt, i, 2),
+                     p->numel, &c);
+        *step = t;
+    }
+}
+
+tg_adam_opts tg_adam_defaults(void)
+{
+    return (tg_adam_opts){.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
+                          .weight_decay = 0, .form = TG_ADAM_PYTORCH};
+}
+
+tg_adam_opts tg_adamw_defaults(void)
+{
+    tg_adam_opts o = tg_adam_defaults();
+    o.weight_decay = 1e-2;
+    return o;
+}
+
+tg_adam_opts tg_adam_keras_defaults(void)
+{
+    tg_adam_opts o = tg_adam_defaults();
+    o.eps = 1e-7;
+    o.form = TG_ADAM_KERAS;
+    return o;
+}
+
+static tg_optim *create(const char *fn, tg__optim_kind kind, tg_tensor *const *params, int n,
+                        const tg_adam_opts *o)
+{
+    if (tg__optim_check_params(fn, params, n) != TG_OK)
+        return NULL;
+    if (!tg__nonneg_finite(o->lr))
+        return tg__fail_null(TG_EINVAL, "%s: lr %g must be >= 0 and finite", fn, o->lr);
+    // beta = 1 would make 1 - beta^t zero: the bias correction divides by it.
+    if (!(o->beta1 >= 0 && o->beta1 < 1))
+        return tg__fail_null(TG_EINVAL, "%s: beta1 %g outside [0, 1)", fn, o->beta1);
+    if (!(o->beta2 >= 0 && o->beta2 < 1))
+        return tg__fail_null(TG_EINVAL, "%s: beta2 %g outside [0, 1)", fn, o->beta2);
+    if (!(o->eps > 0 && isfinite(o->eps)))
+        return tg__fail_null(TG_EINVAL, "%s: eps %g must be > 0 and finite", fn, o->eps);
+    if (!tg__nonneg_finite(o->weight_decay))
+        return tg__fail_null(TG_EINVAL, "%s: weight_decay %g must be >= 0 and finite", fn,
+                             o->weight_decay);
+    if (o->form != TG_ADAM_PYTORCH && o->form != TG_ADAM_KERAS)
+        return tg__fail_null(TG_EINVAL, "%s: unknown form %d (TG_ADAM_PYTORCH or "
+                             "TG_ADAM_KERAS)", fn, (int)o->form);
+    static const char *const names[] = {"exp_avg", "exp_avg_sq"};
+    tg_optim *opt = tg__optim_create(fn, kind, params, n, 2, names, o->lr);
+    if (opt)
+        opt->opts.adam = *o;
+    return opt;
+}
+
+tg_optim *tg_optim_adam(tg_tensor *const *params, int n, const tg_adam_opts *opts)
+{
+    tg_adam_opts o = opts ? *opts : tg_adam_defaults();
+    return create("tg_optim_adam", TG__OPTIM_ADAM, params, n, &o);
+}
+
+tg_optim *tg_optim_adamw(tg_tensor *const *params, int n, const tg_adam_opts *opts)
+{
+    tg_adam_opts o = opts ? *opts : tg_adamw_defaults();
+    return create("tg_optim_adamw", TG__OPTIM_ADAMW, params, n, &o);
+}
