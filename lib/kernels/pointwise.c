@@ -117,7 +117,7 @@ void tg__unary_f64(tg__unop op, const double *x, double *y, int64_t n, double a,
         for (int64_t r_ = 0; r_ < rows_; r_++) {                                   \
             const T *pa = (a) + off_[0];                                           \
             const T *pb = (b) + off_[1];                                           \
-            const T *pc = (c) ? (c) + off_[2] : NULL;                              \
+            const T *pc = (c) + off_[2];                                           \
             T *po = (out) + r_ * len;                                              \
             (void)pc;                                                              \
             (void)sc;                                                              \
@@ -163,7 +163,7 @@ void tg__unary_f64(tg__unop op, const double *x, double *y, int64_t n, double a,
 
 #define BIN_CASE(T, OP, EXPR)                                                      \
     case OP:                                                                       \
-        BCAST_WALK(T, plan, a, b, (const T *)NULL, out, BIN_ROW(T, EXPR));         \
+        BCAST_WALK(T, plan, a, b, b /* no third operand */, out, BIN_ROW(T, EXPR));         \
         break;
 
 #define BINARY_BODY(T)                                                             \
