@@ -6,6 +6,7 @@
 #include "tensor.h"
 #include "autograd.h"
 #include "ops.h"
+#include "nn_ops.h"
 #include "io.h"
 #include "nn.h"
 #include "optim.h"

@@ -17,4 +17,38 @@ void tg__gemm_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, d
                   const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
                   double *C, int64_t ldc);
 
+/* Convolution geometry shared by im2col and col2im: input (C, H, W), kernel
+ * KH x KW, strides, top/left padding (bottom/right follow from OH/OW) and
+ * dilations; output OH x OW. */
+typedef struct tg__conv_geom {
+    int64_t C, H, W, KH, KW, SH, SW, PT, PL, DH, DW, OH, OW;
+} tg__conv_geom;
+
+/* img (C, H, W) -> cols (C*KH*KW, OH*OW), zeros where the window is padding. */
+void tg__im2col_f32(const float *img, const tg__conv_geom *g, float *cols);
+void tg__im2col_f64(const double *img, const tg__conv_geom *g, double *cols);
+/* The adjoint: img (C, H, W) += the entries of cols at the positions im2col
+ * read them from. */
+void tg__col2im_f32(const float *cols, const tg__conv_geom *g, float *img);
+void tg__col2im_f64(const double *cols, const tg__conv_geom *g, double *img);
+
+/* Pooling geometry over planes of H x W (one per batch x channel). */
+typedef struct tg__pool_geom {
+    int64_t planes, H, W, KH, KW, SH, SW, PT, PL, OH, OW;
+} tg__pool_geom;
+
+/* y (planes, OH, OW) = window maxima of x (planes, H, W); argmax[k] is the
+ * flat index into x of y[k]'s element, the first maximal one in row-major
+ * window order; padding is never chosen. */
+void tg__maxpool_f32(const float *x, const tg__pool_geom *g, float *y, int64_t *argmax);
+void tg__maxpool_f64(const double *x, const tg__pool_geom *g, double *y, int64_t *argmax);
+/* y = window means, dividing by the whole window (include_pad) or by its
+ * unpadded part. */
+void tg__avgpool_f32(const float *x, const tg__pool_geom *g, bool include_pad, float *y);
+void tg__avgpool_f64(const double *x, const tg__pool_geom *g, bool include_pad, double *y);
+/* The adjoint of avgpool: dx (planes, H, W) += each dy spread over its window. */
+void tg__avgpool_adjoint_f32(const float *dy, const tg__pool_geom *g, bool include_pad, float *dx);
+void tg__avgpool_adjoint_f64(const double *dy, const tg__pool_geom *g, bool include_pad,
+                             double *dx);
+
 #endif

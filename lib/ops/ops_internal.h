@@ -27,6 +27,9 @@
     X(SLICE_GRAD, slice_grad)       \
     X(CONCAT, concat) X(TAKE, take) X(PUT_ADD, put_add)                         \
     X(SOFTMAX, softmax) X(LOG_SOFTMAX, log_softmax)                             \
+    X(CONV2D, conv2d) X(CONV2D_DX, conv2d_dx) X(CONV2D_DW, conv2d_dw)                 \
+    X(MAX_POOL2D, max_pool2d) X(AVG_POOL2D, avg_pool2d)                               \
+    X(AVG_POOL2D_GRAD, avg_pool2d_grad) X(CROSS_ENTROPY, cross_entropy)               \
     X(USER, user)
 
 typedef enum tg_op_id {

@@ -1,0 +1,298 @@
+/* conv.c - 2-D convolution (NCHW) as three table ops that are each other's
+ * gradients:
+ *
+ *   conv2d(x, w [, b])   y = x (*) w + b              im2col + GEMM per image
+ *   conv2d_dx(g, w)      the adjoint in x: <conv2d(x, w), g> = <x, conv2d_dx(g, w)>
+ *   conv2d_dw(x, g)      the adjoint in w: <conv2d(x, w), g> = <w, conv2d_dw(x, g)>
+ *
+ * conv2d is bilinear in (x, w), so with gz the gradient arriving at a result:
+ *   conv2d:    dx = conv2d_dx(gz, w)    dw = conv2d_dw(x, gz)    db = sum(gz, N, H, W)
+ *   conv2d_dx: dg = conv2d(gz, w)       dw = conv2d_dw(gz, g)
+ *   conv2d_dw: dx = conv2d_dx(g, gz)    dg = conv2d(x, gz)
+ * (each line follows from moving gz across the inner product above), so every
+ * order of derivative is available. Geometry travels in p.i: strides [0,1],
+ * pads top/bottom/left/right [2..5], dilations [6,7], and for the two adjoint
+ * ops the shape of their result in [8..11]. Kernels: kernels/conv.c, gemm.c. */
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "ops/ops_internal.h"
+
+enum { SH, SW, PT, PB, PL, PR, DH, DW, OUT_SHAPE };
+
+tg_conv2d_geom tg_conv2d_geom_default(void)
+{
+    return (tg_conv2d_geom){.stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 1,
+                            .padding = TG_PAD_VALID};
+}
+
+/* Output size along one axis, or -1 when the window does not fit. */
+static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t d, int64_t p0, int64_t p1)
+{
+    int64_t span = d * (k - 1) + 1, padded = in + p0 + p1;
+    return padded < span ? -1 : (padded - span) / s + 1;
+}
+
+/* TF's "same": out = ceil(in / s), total pad split with the odd one at the end. */
+static void same_pads(int64_t in, int64_t k, int64_t s, int64_t d, int64_t *p0, int64_t *p1)
+{
+    int64_t out = (in + s - 1) / s, span = d * (k - 1) + 1;
+    int64_t total = (out - 1) * s + span - in;
+    if (total < 0)
+        total = 0;
+    *p0 = total / 2;
+    *p1 = total - *p0;
+}
+
+static tg_status geometry(const char *fn, const tg_conv2d_geom *g, int64_t H, int64_t W,
+                          int64_t KH, int64_t KW, tg_op_params *p)
+{
+    tg_conv2d_geom d = g ? *g : tg_conv2d_geom_default();
+    if (d.stride_h < 1 || d.stride_w < 1 || d.dilation_h < 1 || d.dilation_w < 1)
+        return tg__fail(TG_EINVAL, "%s: strides and dilations must be >= 1 (got %lldx%lld, "
+                                   "%lldx%lld)", fn, (long long)d.stride_h, (long long)d.stride_w,
+                        (long long)d.dilation_h, (long long)d.dilation_w);
+    int64_t *q = p->i;
+    q[SH] = d.stride_h, q[SW] = d.stride_w, q[DH] = d.dilation_h, q[DW] = d.dilation_w;
+    switch (d.padding) {
+    case TG_PAD_VALID:
+        q[PT] = q[PB] = q[PL] = q[PR] = 0;
+        break;
+    case TG_PAD_SAME:
+        same_pads(H, KH, d.stride_h, d.dilation_h, &q[PT], &q[PB]);
+        same_pads(W, KW, d.stride_w, d.dilation_w, &q[PL], &q[PR]);
+        break;
+    case TG_PAD_EXPLICIT:
+        if (d.pad_top < 0 || d.pad_bottom < 0 || d.pad_left < 0 || d.pad_right < 0)
+            return tg__fail(TG_EINVAL, "%s: negative padding", fn);
+        q[PT] = d.pad_top, q[PB] = d.pad_bottom, q[PL] = d.pad_left, q[PR] = d.pad_right;
+        break;
+    default:
+        return tg__fail(TG_EINVAL, "%s: unknown padding mode %d", fn, (int)d.padding);
+    }
+    p->ni = OUT_SHAPE + 4;
+    return TG_OK;
+}
+
+static tg__conv_geom kernel_geom(const tg_op_params *p, const int64_t *xs, const int64_t *ws)
+{
+    const int64_t *q = p->i;
+    tg__conv_geom g = {.C = xs[1], .H = xs[2], .W = xs[3], .KH = ws[2], .KW = ws[3],
+                       .SH = q[SH], .SW = q[SW], .PT = q[PT], .PL = q[PL], .DH = q[DH],
+                       .DW = q[DW]};
+    g.OH = out_size(g.H, g.KH, g.SH, g.DH, q[PT], q[PB]);
+    g.OW = out_size(g.W, g.KW, g.SW, g.DW, q[PL], q[PR]);
+    return g;
+}
+
+/* ---- the three ops' shared numeric core ---- */
+
+static void *scratch(tg_tape *tape, int64_t elems, tg_dtype dt)
+{
+    return tg__arena_alloc(tape, (size_t)elems * tg_dtype_size(dt));
+}
+
+static tg_status conv_forward(tg_node *nd)
+{
+    const tg_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->n_in > 2 ? nd->in[2] : NULL;
+    tg_tensor *y = nd->out;
+    tg__conv_geom g = kernel_geom(&nd->p, x->shape, w->shape);
+    int64_t N = x->shape[0], OC = w->shape[0], ckk = g.C * g.KH * g.KW, ohw = g.OH * g.OW;
+    void *cols = scratch(y->tape, ckk * ohw, y->dtype);
+    if (!cols)
+        return tg__fail(TG_ENOMEM, "tg_conv2d: out of memory for im2col");
+    for (int64_t n = 0; n < N; n++) {
+        if (y->dtype == TG_F32) {
+            float *yn = (float *)y->data + n * OC * ohw;
+            tg__im2col_f32((const float *)x->data + n * g.C * g.H * g.W, &g, cols);
+            tg__gemm_f32(false, false, OC, ohw, ckk, 1.0f, w->data, ckk, cols, ohw, 0.0f, yn, ohw);
+            for (int64_t o = 0; b && o < OC; o++)
+                for (int64_t k = 0; k < ohw; k++)
+                    yn[o * ohw + k] += ((const float *)b->data)[o];
+        } else {
+            double *yn = (double *)y->data + n * OC * ohw;
+            tg__im2col_f64((const double *)x->data + n * g.C * g.H * g.W, &g, cols);
+            tg__gemm_f64(false, false, OC, ohw, ckk, 1.0, w->data, ckk, cols, ohw, 0.0, yn, ohw);
+            for (int64_t o = 0; b && o < OC; o++)
+                for (int64_t k = 0; k < ohw; k++)
+                    yn[o * ohw + k] += ((const double *)b->data)[o];
+        }
+    }
+    return TG_OK;
+}
+
+/* dx (N,C,H,W) from g (N,OC,OH,OW) and w: per image, W^T g then col2im. */
+static tg_status dx_forward(tg_node *nd)
+{
+    const tg_tensor *gy = nd->in[0], *w = nd->in[1];
+    tg_tensor *dx = nd->out;
+    tg__conv_geom g = kernel_geom(&nd->p, dx->shape, w->shape);
+    int64_t N = dx->shape[0], OC = w->shape[0], ckk = g.C * g.KH * g.KW, ohw = g.OH * g.OW;
+    void *cols = scratch(dx->tape, ckk * ohw, dx->dtype);
+    if (!cols)
+        return tg__fail(TG_ENOMEM, "tg_conv2d (input gradient): out of memory");
+    memset(dx->data, 0, (size_t)dx->numel * tg_dtype_size(dx->dtype));
+    for (int64_t n = 0; n < N; n++) {
+        if (dx->dtype == TG_F32) {
+            tg__gemm_f32(true, false, ckk, ohw, OC, 1.0f, w->data, ckk,
+                         (const float *)gy->data + n * OC * ohw, ohw, 0.0f, cols, ohw);
+            tg__col2im_f32(cols, &g, (float *)dx->data + n * g.C * g.H * g.W);
+        } else {
+            tg__gemm_f64(true, false, ckk, ohw, OC, 1.0, w->data, ckk,
+                         (const double *)gy->data + n * OC * ohw, ohw, 0.0, cols, ohw);
+            tg__col2im_f64(cols, &g, (double *)dx->data + n * g.C * g.H * g.W);
+        }
+    }
+    return TG_OK;
+}
+
+/* dw (OC,C,KH,KW) = sum over images of g[n] (OC, OH*OW) @ im2col(x[n])^T. */
+static tg_status dw_forward(tg_node *nd)
+{
+    const tg_tensor *x = nd->in[0], *gy = nd->in[1];
+    tg_tensor *dw = nd->out;
+    tg__conv_geom g = kernel_geom(&nd->p, x->shape, dw->shape);
+    int64_t N = x->shape[0], OC = dw->shape[0], ckk = g.C * g.KH * g.KW, ohw = g.OH * g.OW;
+    void *cols = scratch(dw->tape, ckk * ohw, dw->dtype);
+    if (!cols)
+        return tg__fail(TG_ENOMEM, "tg_conv2d (weight gradient): out of memory");
+    memset(dw->data, 0, (size_t)dw->numel * tg_dtype_size(dw->dtype));
+    for (int64_t n = 0; n < N; n++) {
+        if (dw->dtype == TG_F32) {
+            tg__im2col_f32((const float *)x->data + n * g.C * g.H * g.W, &g, cols);
+            tg__gemm_f32(false, true, OC, ckk, ohw, 1.0f, (const float *)gy->data + n * OC * ohw,
+                         ohw, cols, ohw, 1.0f, dw->data, ckk);
+        } else {
+            tg__im2col_f64((const double *)x->data + n * g.C * g.H * g.W, &g, cols);
+            tg__gemm_f64(false, true, OC, ckk, ohw, 1.0, (const double *)gy->data + n * OC * ohw,
+                         ohw, cols, ohw, 1.0, dw->data, ckk);
+        }
+    }
+    return TG_OK;
+}
+
+/* ---- builders ---- */
+
+static tg_tensor *conv_raw(tg_tensor *x, tg_tensor *w, tg_tensor *b, const tg_op_params *p)
+{
+    tg_tensor *in[3] = {x, w, b};
+    return tg__apply(TG_OP_CONV2D, b ? 3 : 2, in, p);
+}
+
+static tg_tensor *conv_dx(tg_tensor *g, tg_tensor *w, const tg_op_params *p, const int64_t *xs)
+{
+    tg_op_params q = *p;
+    memcpy(q.i + OUT_SHAPE, xs, 4 * sizeof *xs);
+    tg_tensor *in[2] = {g, w};
+    return tg__apply(TG_OP_CONV2D_DX, 2, in, &q);
+}
+
+static tg_tensor *conv_dw(tg_tensor *x, tg_tensor *g, const tg_op_params *p, const int64_t *ws)
+{
+    tg_op_params q = *p;
+    memcpy(q.i + OUT_SHAPE, ws, 4 * sizeof *ws);
+    tg_tensor *in[2] = {x, g};
+    return tg__apply(TG_OP_CONV2D_DW, 2, in, &q);
+}
+
+/* ---- backward rules (see the top of the file) ---- */
+
+static tg_status conv_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
+{
+    tg_tensor *x = nd->in[0], *w = nd->in[1];
+    if (tg__needs_grad(nd, 0) && !(din[0] = conv_dx(gz, w, &nd->p, x->shape)))
+        return tg_last_status();
+    if (tg__needs_grad(nd, 1) && !(din[1] = conv_dw(x, gz, &nd->p, w->shape)))
+        return tg_last_status();
+    if (nd->n_in > 2 && tg__needs_grad(nd, 2) &&
+        !(din[2] = tg_sum(gz, (const int[]){0, 2, 3}, 3, false)))
+        return tg_last_status();
+    return TG_OK;
+}
+
+static tg_status dx_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
+{
+    tg_tensor *g = nd->in[0], *w = nd->in[1];
+    if (tg__needs_grad(nd, 0) && !(din[0] = conv_raw(gz, w, NULL, &nd->p)))
+        return tg_last_status();
+    if (tg__needs_grad(nd, 1) && !(din[1] = conv_dw(gz, g, &nd->p, w->shape)))
+        return tg_last_status();
+    return TG_OK;
+}
+
+static tg_status dw_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
+{
+    tg_tensor *x = nd->in[0], *g = nd->in[1];
+    if (tg__needs_grad(nd, 0) && !(din[0] = conv_dx(g, gz, &nd->p, x->shape)))
+        return tg_last_status();
+    if (tg__needs_grad(nd, 1) && !(din[1] = conv_raw(x, gz, NULL, &nd->p)))
+        return tg_last_status();
+    return TG_OK;
+}
+
+/* ---- shapes ---- */
+
+static tg_status check_4d(const char *fn, const char *what, const tg_tensor *t)
+{
+    if (t->ndim == 4)
+        return TG_OK;
+    char s[TG__SHAPE_STR];
+    return tg__fail(TG_ESHAPE, "%s: %s must be 4-D, got %s", fn, what,
+                    tg__shape_str(s, t->ndim, t->shape));
+}
+
+static tg_status conv_shape(const char *fn, tg_tensor *const *in, int n_in,
+                            const tg_op_params *p, int *ndim, int64_t *shape)
+{
+    const tg_tensor *x = in[0], *w = in[1];
+    char xs[TG__SHAPE_STR], ws[TG__SHAPE_STR];
+    if (n_in < 2 || n_in > 3)
+        return tg__fail(TG_EINVAL, "%s: takes x, w and an optional bias", fn);
+    if (check_4d(fn, "x (N, C, H, W)", x) || check_4d(fn, "w (OC, C, KH, KW)", w))
+        return TG_ESHAPE;
+    if (x->shape[1] != w->shape[1])
+        return tg__fail(TG_ESHAPE, "%s: x has %lld channels but w expects %lld (x %s, w %s)", fn,
+                        (long long)x->shape[1], (long long)w->shape[1],
+                        tg__shape_str(xs, 4, x->shape), tg__shape_str(ws, 4, w->shape));
+    if (n_in == 3 && (in[2]->ndim != 1 || in[2]->shape[0] != w->shape[0]))
+        return tg__fail(TG_ESHAPE, "%s: bias must have shape (%lld), got %s", fn,
+                        (long long)w->shape[0], tg__shape_str(xs, in[2]->ndim, in[2]->shape));
+    tg__conv_geom g = kernel_geom(p, x->shape, w->shape);
+    if (g.OH < 1 || g.OW < 1)
+        return tg__fail(TG_ESHAPE, "%s: kernel %lldx%lld (dilation %lldx%lld) does not fit the "
+                                   "padded input %lldx%lld", fn, (long long)g.KH, (long long)g.KW,
+                        (long long)g.DH, (long long)g.DW,
+                        (long long)(g.H + p->i[PT] + p->i[PB]),
+                        (long long)(g.W + p->i[PL] + p->i[PR]));
+    shape[0] = x->shape[0], shape[1] = w->shape[0], shape[2] = g.OH, shape[3] = g.OW;
+    *ndim = 4;
+    return TG_OK;
+}
+
+static tg_status given_shape(const char *fn, tg_tensor *const *in, int n_in,
+                             const tg_op_params *p, int *ndim, int64_t *shape)
+{
+    memcpy(shape, p->i + OUT_SHAPE, 4 * sizeof *shape);
+    *ndim = 4;
+    return TG_OK;
+}
+
+const tg_op_def tg__def_conv2d = {"conv2d", -1, true, false, conv_shape, conv_forward,
+                                  conv_backward};
+const tg_op_def tg__def_conv2d_dx = {"conv2d_dx", 2, true, false, given_shape, dx_forward,
+                                     dx_backward};
+const tg_op_def tg__def_conv2d_dw = {"conv2d_dw", 2, true, false, given_shape, dw_forward,
+                                     dw_backward};
+
+tg_tensor *tg_conv2d(tg_tensor *x, tg_tensor *w, tg_tensor *bias, const tg_conv2d_geom *geom)
+{
+    const char *fn = "tg_conv2d";
+    if (!x || !w)
+        return tg__null_input(fn, x ? 1 : 0);
+    if (check_4d(fn, "x (N, C, H, W)", x) || check_4d(fn, "w (OC, C, KH, KW)", w))
+        return NULL;
+    tg_op_params p = {0};
+    if (geometry(fn, geom, x->shape[2], x->shape[3], w->shape[2], w->shape[3], &p) != TG_OK)
+        return NULL;
+    return conv_raw(x, w, bias, &p);
+}
