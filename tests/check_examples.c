@@ -51,6 +51,49 @@ START_TEST(test_worked_walkthrough_prints_every_step)
 }
 END_TEST
 
+/* One epoch of the 784-128-10 MLP (SGD, momentum 0.9, batch 32) on the 8,000
+ * embedded training digits must reach 85% on the 2,000 test digits (it reaches
+ * about 89%; the margin absorbs platform rounding, not a broken model). */
+START_TEST(test_mlp_learns_embedded_digits)
+{
+    tg_dataset *ds = tg_mnist_load(TG_TEST_DATA_DIR, TG_F32);
+    ck_assert_msg(ds, "%s", tg_last_error());
+    tg_model *m = tg_model_new(TG_F32, TG_SHAPE(1, 28, 28), TG_SCHEME_KERAS, 1);
+    ck_assert_int_eq(tg_model_add(m, tg_layer_flatten()), TG_OK);
+    ck_assert_int_eq(tg_model_add(m, tg_layer_dense(128, TG_ACT_RELU)), TG_OK);
+    ck_assert_int_eq(tg_model_add(m, tg_layer_dense(10, TG_ACT_SOFTMAX)), TG_OK);
+    int n;
+    tg_tensor *const *params = tg_model_params(m, &n);
+    tg_sgd_opts o = tg_sgd_defaults();
+    o.momentum = 0.9;
+    tg_optim *opt = tg_optim_sgd(params, n, &o);
+    tg_batcher *it = tg_batcher_new(tg_dataset_images(ds, TG_SPLIT_TRAIN),
+                                    tg_dataset_labels(ds, TG_SPLIT_TRAIN),
+                                    tg_dataset_count(ds, TG_SPLIT_TRAIN), 32, true, 1);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x;
+    const int64_t *y;
+    int64_t count;
+    while (tg_batcher_next(it, &x, &y, &count)) {
+        tg_tensor *loss = tg_cross_entropy(tg_model_forward(m, x, true), y, TG_REDUCE_MEAN);
+        ck_assert_msg(loss && tg_backward(loss) == TG_OK, "%s", tg_last_error());
+        ck_assert_int_eq(tg_optim_step(opt), TG_OK);
+        tg_optim_zero_grad(opt);
+        tg_tape_reset(tape);
+    }
+    tg_model_set_training(m, false);
+    tg_tensor *probs = tg_model_forward(m, tg_dataset_images(ds, TG_SPLIT_TEST), false);
+    double acc = tg_accuracy(probs, tg_dataset_labels(ds, TG_SPLIT_TEST),
+                             tg_dataset_count(ds, TG_SPLIT_TEST));
+    ck_assert_msg(acc >= 0.85, "test accuracy %.4f below 0.85", acc);
+    tg_tape_free(tape);
+    tg_batcher_free(it);
+    tg_optim_free(opt);
+    tg_model_free(m);
+    tg_dataset_free(ds);
+}
+END_TEST
+
 static Suite *examples_suite(void)
 {
     Suite *s = suite_create("examples");
@@ -58,6 +101,10 @@ static Suite *examples_suite(void)
     tcase_add_test(worked, test_worked_gradients_match_closed_forms);
     tcase_add_test(worked, test_worked_walkthrough_prints_every_step);
     suite_add_tcase(s, worked);
+    TCase *mlp = tcase_create("mnist_mlp");
+    tcase_set_timeout(mlp, 120);
+    tcase_add_test(mlp, test_mlp_learns_embedded_digits);
+    suite_add_tcase(s, mlp);
     return s;
 }
 
