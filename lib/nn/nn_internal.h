@@ -1,0 +1,89 @@
+/* nn_internal.h - the layer vtable shared by lib/nn/. A layer is a struct
+ * whose first member is `tg_layer`; the vtable says how to build it (check the
+ * input shape, compute the output shape, create parameters), run it (ops on the
+ * current tape) and free its private part. model.c drives them. Private. */
+#ifndef TG_NN_INTERNAL_H
+#define TG_NN_INTERNAL_H
+
+#include "tapegrad/nn.h"
+#include "tg_internal.h"
+
+/* Parameters per layer (kernel, bias). */
+#define TG__LAYER_MAX_PARAMS 2
+#define TG__LAYER_NAME 48
+
+/* What build gets from the model. */
+typedef struct tg__build_ctx {
+    tg_dtype dtype;
+    tg_init_scheme scheme;
+    tg_rng *rng;
+    const char *where; /* "tg_model_add: layer 3 (dense_1, Dense)", for messages */
+} tg__build_ctx;
+
+/* What forward gets from the model. */
+typedef struct tg__forward_ctx {
+    bool training;
+    bool skip_final_act; /* logits: leave out a final softmax/sigmoid */
+    tg_rng *rng;
+} tg__forward_ctx;
+
+typedef struct tg__layer_vtable {
+    const char *type; /* Keras class name: "Dense" */
+    const char *base; /* Keras base name for automatic names: "dense" */
+    size_t size;      /* sizeof the concrete struct */
+    /* Validates in (per sample, no batch dim), writes the output shape into
+     * layer->out_ndim/out_shape and creates layer->params (caller-owned,
+     * requires grad, initialised from ctx->rng). On failure records a message
+     * starting with ctx->where and leaves no parameters behind. */
+    tg_status (*build)(tg_layer *layer, const tg__build_ctx *ctx, int in_ndim,
+                       const int64_t *in_shape);
+    /* The output for a batch x (N, in_shape...), with ops on the current tape.
+     * When ctx->skip_final_act is set the layer is the model's last and
+     * leaves out a trailing softmax/sigmoid (tg__act_is_final). */
+    tg_tensor *(*forward)(tg_layer *layer, tg_tensor *x, const tg__forward_ctx *ctx);
+} tg__layer_vtable;
+
+struct tg_layer {
+    const tg__layer_vtable *vt;
+    char name[TG__LAYER_NAME];
+    bool owned; /* added to a model */
+    bool built;
+    int out_ndim;
+    int64_t out_shape[TG_MAX_DIMS];
+    int n_params;
+    tg_tensor *params[TG__LAYER_MAX_PARAMS];
+};
+
+/* A zeroed layer of vt->size bytes with vt set and the base name; NULL with
+ * TG_ENOMEM naming fn. */
+tg_layer *tg__layer_alloc(const tg__layer_vtable *vt, const char *fn);
+
+/* Makes a parameter for a layer: a caller-owned tensor of (ndim, shape) in
+ * ctx->dtype, filled by init (TG_INIT_DEFAULT resolved with the scheme: a
+ * weight when is_bias is false), requiring grad. NULL on failure. */
+tg_tensor *tg__make_param(const tg__build_ctx *ctx, int ndim, const int64_t *shape,
+                          tg_init init, bool is_bias, int64_t fan_in, int64_t fan_out);
+/* Frees the layer's parameters (used when build fails half way). */
+void tg__layer_drop_params(tg_layer *layer);
+
+/* act(x); softmax over the feature axis (see nn.h). NULL passes through. */
+tg_tensor *tg__apply_act(tg_tensor *x, tg_activation act);
+bool tg__act_valid(tg_activation act);
+/* Whether tg__apply_act may be skipped in logits mode. */
+static inline bool tg__act_is_final(tg_activation act)
+{
+    return act == TG_ACT_SOFTMAX || act == TG_ACT_SIGMOID;
+}
+
+/* "(None, 32, 26, 26)" for a per-sample shape; buf of TG__SHAPE_STR bytes. */
+const char *tg__batch_shape_str(char *buf, int ndim, const int64_t *shape);
+/* Validates an init (kind known, constant finite) for constructors. */
+bool tg__init_valid(tg_init init);
+
+/* Output size of one spatial axis: in, kernel k, stride s, dilation d and
+ * padding mode; pad_lo and pad_hi receive the padding each side. Returns -1
+ * when the effective kernel is larger than the padded input. */
+int64_t tg__out_size(int64_t in, int64_t k, int64_t s, int64_t d, tg_padding mode,
+                     int64_t pad, int64_t *pad_lo, int64_t *pad_hi);
+
+#endif
