@@ -1,0 +1,497 @@
+/* check_nn_ops.c - conv2d, pooling, dropout, losses and accuracy: forward
+ * values against direct nested loops, float64 gradchecks (first and second
+ * order) over strides, paddings and dilations, numerical stability, and every
+ * error path. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tapegrad/tapegrad.h>
+
+#define ASSERT_GRADCHECK(f, ctx, n, in)                                                \
+    do {                                                                               \
+        tg_gradcheck_report rep_;                                                      \
+        tg_status s_ = tg_gradcheck(f, ctx, n, in, NULL, &rep_);                       \
+        ck_assert_msg(s_ == TG_OK, "gradcheck: %s / %s", rep_.message, tg_last_error()); \
+    } while (0)
+#define ASSERT_GRADGRADCHECK(f, ctx, n, in)                                            \
+    do {                                                                               \
+        tg_gradcheck_report rep_;                                                      \
+        tg_status s_ = tg_gradgradcheck(f, ctx, n, in, NULL, &rep_);                   \
+        ck_assert_msg(s_ == TG_OK, "gradgradcheck: %s / %s", rep_.message,             \
+                      tg_last_error());                                                \
+    } while (0)
+#define ASSERT_ERROR(expr, code, text)                                                 \
+    do {                                                                               \
+        tg_clear_error();                                                              \
+        ck_assert_ptr_null(expr);                                                      \
+        ck_assert_int_eq(tg_last_status(), code);                                      \
+        ck_assert_msg(strstr(tg_last_error(), text), "message '%s' lacks '%s'",         \
+                      tg_last_error(), text);                                          \
+    } while (0)
+
+static tg_tensor *rand_tensor(tg_dtype dt, int nd, const int64_t *shape, uint64_t seed)
+{
+    tg_rng rng = tg_rng_seeded(seed);
+    return tg_tensor_uniform(dt, nd, shape, -1, 1, &rng);
+}
+
+/* ---- conv2d ---- */
+
+typedef struct conv_case {
+    tg_conv2d_geom g;
+    bool bias;
+} conv_case;
+
+static conv_case conv_cases[] = {
+    {{1, 1, 1, 1, TG_PAD_VALID, 0, 0, 0, 0}, true},
+    {{2, 1, 1, 1, TG_PAD_SAME, 0, 0, 0, 0}, false},
+    {{1, 2, 1, 2, TG_PAD_EXPLICIT, 2, 0, 0, 1}, true},
+    {{3, 2, 2, 1, TG_PAD_SAME, 0, 0, 0, 0}, true},
+    {{2, 2, 1, 1, TG_PAD_EXPLICIT, 1, 1, 1, 1}, false},
+};
+#define N_CONV_CASES (int)(sizeof conv_cases / sizeof conv_cases[0])
+
+static tg_tensor *conv_fn(tg_tensor *const *in, int n, void *ctx)
+{
+    conv_case *c = ctx;
+    return tg_conv2d(in[0], in[1], c->bias ? in[2] : NULL, &c->g);
+}
+
+/* The direct definition, with the pads the op resolved from its output size. */
+static double conv_at(const double *x, const double *w, const double *b, const int64_t *xs,
+                      const int64_t *ws, const tg_conv2d_geom *g, int64_t pt, int64_t pl,
+                      int64_t n, int64_t o, int64_t i, int64_t j)
+{
+    double acc = b ? b[o] : 0;
+    for (int64_t c = 0; c < xs[1]; c++)
+        for (int64_t u = 0; u < ws[2]; u++)
+            for (int64_t v = 0; v < ws[3]; v++) {
+                int64_t y = i * g->stride_h - pt + u * g->dilation_h;
+                int64_t z = j * g->stride_w - pl + v * g->dilation_w;
+                if (y >= 0 && y < xs[2] && z >= 0 && z < xs[3])
+                    acc += x[((n * xs[1] + c) * xs[2] + y) * xs[3] + z] *
+                           w[((o * ws[1] + c) * ws[2] + u) * ws[3] + v];
+            }
+    return acc;
+}
+
+static void same_pad(int64_t in, int64_t k, int64_t s, int64_t d, int64_t *p0)
+{
+    int64_t out = (in + s - 1) / s, total = (out - 1) * s + d * (k - 1) + 1 - in;
+    *p0 = total > 0 ? total / 2 : 0;
+}
+
+static void check_conv_values(tg_dtype dt, int which, double tol)
+{
+    conv_case *c = &conv_cases[which];
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = rand_tensor(dt, TG_SHAPE(2, 3, 9, 8), 10 + which);
+    tg_tensor *w = rand_tensor(dt, TG_SHAPE(4, 3, 3, 2), 20 + which);
+    tg_tensor *b = rand_tensor(dt, TG_SHAPE(4), 30 + which);
+    tg_tensor *y = tg_conv2d(x, w, c->bias ? b : NULL, &c->g);
+    ck_assert_msg(y, "%s", tg_last_error());
+    int64_t pt = c->g.pad_top, pl = c->g.pad_left;
+    if (c->g.padding == TG_PAD_VALID)
+        pt = pl = 0;
+    if (c->g.padding == TG_PAD_SAME) {
+        same_pad(9, 3, c->g.stride_h, c->g.dilation_h, &pt);
+        same_pad(8, 2, c->g.stride_w, c->g.dilation_w, &pl);
+    }
+    double *xd = malloc(sizeof(double) * (size_t)tg_tensor_numel(x));
+    double *wd = malloc(sizeof(double) * (size_t)tg_tensor_numel(w));
+    double bd[4], *yd = malloc(sizeof(double) * (size_t)tg_tensor_numel(y));
+    tg_tensor_to_doubles(x, xd);
+    tg_tensor_to_doubles(w, wd);
+    tg_tensor_to_doubles(b, bd);
+    tg_tensor_to_doubles(y, yd);
+    const int64_t *ys = tg_tensor_shape(y);
+    int64_t k = 0;
+    for (int64_t n = 0; n < ys[0]; n++)
+        for (int64_t o = 0; o < ys[1]; o++)
+            for (int64_t i = 0; i < ys[2]; i++)
+                for (int64_t j = 0; j < ys[3]; j++, k++) {
+                    double want = conv_at(xd, wd, c->bias ? bd : NULL, tg_tensor_shape(x),
+                                          tg_tensor_shape(w), &c->g, pt, pl, n, o, i, j);
+                    ck_assert_msg(fabs(yd[k] - want) <= tol, "case %d at %lld: %g vs %g",
+                                  which, (long long)k, yd[k], want);
+                }
+    free(xd);
+    free(wd);
+    free(yd);
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+    tg_tensor_free(b);
+    tg_tape_free(tape);
+}
+
+START_TEST(test_conv2d_values_f64) { check_conv_values(TG_F64, _i, 1e-12); }
+END_TEST
+
+START_TEST(test_conv2d_values_f32) { check_conv_values(TG_F32, _i, 1e-5); }
+END_TEST
+
+START_TEST(test_conv2d_gradcheck)
+{
+    tg_tensor *in[3] = {rand_tensor(TG_F64, TG_SHAPE(2, 2, 7, 6), 1),
+                        rand_tensor(TG_F64, TG_SHAPE(3, 2, 3, 2), 2),
+                        rand_tensor(TG_F64, TG_SHAPE(3), 3)};
+    ASSERT_GRADCHECK(conv_fn, &conv_cases[_i], 3, in);
+    ASSERT_GRADGRADCHECK(conv_fn, &conv_cases[_i], 3, in);
+    for (int i = 0; i < 3; i++)
+        tg_tensor_free(in[i]);
+}
+END_TEST
+
+START_TEST(test_conv2d_keras_same_output_size)
+{
+    // "same" keeps ceil(in / stride) whatever the kernel and dilation.
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = rand_tensor(TG_F32, TG_SHAPE(1, 1, 28, 27), 1);
+    tg_tensor *w = rand_tensor(TG_F32, TG_SHAPE(2, 1, 5, 4), 2);
+    tg_conv2d_geom g = tg_conv2d_geom_default();
+    g.padding = TG_PAD_SAME;
+    g.stride_h = 3;
+    g.dilation_w = 2;
+    tg_tensor *y = tg_conv2d(x, w, NULL, &g);
+    ck_assert_ptr_nonnull(y);
+    ck_assert_int_eq(tg_tensor_shape(y)[2], 10);
+    ck_assert_int_eq(tg_tensor_shape(y)[3], 27);
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_conv2d_errors)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = rand_tensor(TG_F32, TG_SHAPE(2, 3, 5, 5), 1);
+    tg_tensor *w = rand_tensor(TG_F32, TG_SHAPE(4, 2, 3, 3), 2);
+    tg_tensor *w3 = rand_tensor(TG_F32, TG_SHAPE(4, 3, 3, 3), 2);
+    tg_tensor *big = rand_tensor(TG_F32, TG_SHAPE(4, 3, 7, 7), 2);
+    tg_tensor *b = rand_tensor(TG_F32, TG_SHAPE(5), 3);
+    tg_tensor *x64 = rand_tensor(TG_F64, TG_SHAPE(2, 3, 5, 5), 1);
+    ASSERT_ERROR(tg_conv2d(x, w, NULL, NULL), TG_ESHAPE, "x has 3 channels but w expects 2");
+    ASSERT_ERROR(tg_conv2d(x, big, NULL, NULL), TG_ESHAPE, "does not fit");
+    ASSERT_ERROR(tg_conv2d(x, w3, b, NULL), TG_ESHAPE, "bias must have shape (4)");
+    ASSERT_ERROR(tg_conv2d(b, w3, NULL, NULL), TG_ESHAPE, "must be 4-D");
+    ASSERT_ERROR(tg_conv2d(x64, w3, NULL, NULL), TG_EDTYPE, "dtype mismatch");
+    ASSERT_ERROR(tg_conv2d(NULL, w3, NULL, NULL), TG_EINVAL, "tg_conv2d: input 0 is NULL");
+    tg_conv2d_geom g = tg_conv2d_geom_default();
+    g.stride_h = 0;
+    ASSERT_ERROR(tg_conv2d(x, w3, NULL, &g), TG_EINVAL, "strides and dilations must be >= 1");
+    g = tg_conv2d_geom_default();
+    g.padding = TG_PAD_EXPLICIT;
+    g.pad_left = -1;
+    ASSERT_ERROR(tg_conv2d(x, w3, NULL, &g), TG_EINVAL, "negative padding");
+    tg_tensor *all[] = {x, w, w3, big, b, x64};
+    for (int i = 0; i < 6; i++)
+        tg_tensor_free(all[i]);
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* ---- pooling ---- */
+
+static tg_pool2d_geom pool_cases[] = {
+    {2, 2, 0, 0, TG_PAD_VALID, 0, 0, 0, 0, false},
+    {3, 2, 2, 1, TG_PAD_SAME, 0, 0, 0, 0, false},
+    {3, 3, 2, 2, TG_PAD_EXPLICIT, 1, 1, 1, 0, true},
+    {2, 3, 1, 2, TG_PAD_EXPLICIT, 0, 1, 2, 0, false},
+};
+#define N_POOL_CASES (int)(sizeof pool_cases / sizeof pool_cases[0])
+
+static tg_tensor *max_fn(tg_tensor *const *in, int n, void *ctx)
+{
+    return tg_max_pool2d(in[0], ctx);
+}
+static tg_tensor *avg_fn(tg_tensor *const *in, int n, void *ctx)
+{
+    return tg_avg_pool2d(in[0], ctx);
+}
+
+/* Direct window max/mean with the given top/left pads. */
+static void check_pool_values(int which, bool is_max, int64_t pt, int64_t pl)
+{
+    tg_pool2d_geom *g = &pool_cases[which];
+    int64_t sh = g->stride_h ? g->stride_h : g->kernel_h;
+    int64_t sw = g->stride_w ? g->stride_w : g->kernel_w;
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = rand_tensor(TG_F64, TG_SHAPE(2, 2, 7, 6), 40 + which);
+    tg_tensor *y = is_max ? tg_max_pool2d(x, g) : tg_avg_pool2d(x, g);
+    ck_assert_msg(y, "%s", tg_last_error());
+    const double *xd = tg_tensor_data(x), *yd = tg_tensor_data(y);
+    const int64_t *ys = tg_tensor_shape(y);
+    int64_t k = 0;
+    for (int64_t p = 0; p < 4; p++)
+        for (int64_t i = 0; i < ys[2]; i++)
+            for (int64_t j = 0; j < ys[3]; j++, k++) {
+                double best = -INFINITY, sum = 0;
+                int64_t count = 0;
+                for (int64_t u = 0; u < g->kernel_h; u++)
+                    for (int64_t v = 0; v < g->kernel_w; v++) {
+                        int64_t r = i * sh - pt + u, c = j * sw - pl + v;
+                        if (r < 0 || r >= 7 || c < 0 || c >= 6)
+                            continue;
+                        double val = xd[(p * 7 + r) * 6 + c];
+                        best = val > best ? val : best;
+                        sum += val;
+                        count++;
+                    }
+                if (g->count_include_pad)
+                    count = g->kernel_h * g->kernel_w;
+                double want = is_max ? best : sum / (double)count;
+                ck_assert_msg(fabs(yd[k] - want) < 1e-12, "case %d %s at %lld: %g vs %g", which,
+                              is_max ? "max" : "avg", (long long)k, yd[k], want);
+            }
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+
+START_TEST(test_pool_values)
+{
+    static const int64_t pads[][2] = {{0, 0}, {1, 0}, {1, 1}, {0, 2}}; // top, left per case
+    check_pool_values(_i, true, pads[_i][0], pads[_i][1]);
+    check_pool_values(_i, false, pads[_i][0], pads[_i][1]);
+}
+END_TEST
+
+START_TEST(test_pool_gradcheck)
+{
+    tg_tensor *x = rand_tensor(TG_F64, TG_SHAPE(2, 2, 7, 6), 5);
+    ASSERT_GRADCHECK(max_fn, &pool_cases[_i], 1, &x);
+    ASSERT_GRADGRADCHECK(max_fn, &pool_cases[_i], 1, &x);
+    ASSERT_GRADCHECK(avg_fn, &pool_cases[_i], 1, &x);
+    ASSERT_GRADGRADCHECK(avg_fn, &pool_cases[_i], 1, &x);
+    tg_tensor_free(x);
+}
+END_TEST
+
+START_TEST(test_maxpool_ties_go_to_first)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tensor_full(TG_F64, TG_SHAPE(1, 1, 2, 2), 3.0);
+    tg_tensor_set_requires_grad(x, true);
+    tg_pool2d_geom g = tg_pool2d_geom_square(2);
+    tg_tensor *y = tg_max_pool2d(x, &g);
+    ck_assert_int_eq(tg_backward(tg_sum(y, NULL, 0, false)), TG_OK);
+    const double *gx = tg_tensor_data(tg_tensor_grad(x));
+    ck_assert(gx[0] == 1 && gx[1] == 0 && gx[2] == 0 && gx[3] == 0);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_pool_errors)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = rand_tensor(TG_F32, TG_SHAPE(1, 1, 3, 3), 1);
+    tg_tensor *flat = rand_tensor(TG_F32, TG_SHAPE(9), 1);
+    tg_pool2d_geom g = tg_pool2d_geom_square(4);
+    ASSERT_ERROR(tg_max_pool2d(x, &g), TG_ESHAPE, "does not fit");
+    g = tg_pool2d_geom_square(2);
+    ASSERT_ERROR(tg_avg_pool2d(flat, &g), TG_ESHAPE, "must be 4-D");
+    ASSERT_ERROR(tg_max_pool2d(x, NULL), TG_EINVAL, "geometry is NULL");
+    g.padding = TG_PAD_EXPLICIT;
+    g.pad_top = 2;
+    ASSERT_ERROR(tg_max_pool2d(x, &g), TG_EINVAL, "smaller than the kernel");
+    g = tg_pool2d_geom_square(0);
+    ASSERT_ERROR(tg_max_pool2d(x, &g), TG_EINVAL, "must be >= 1");
+    tg_tensor_free(x);
+    tg_tensor_free(flat);
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* ---- dropout ---- */
+
+START_TEST(test_dropout)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tensor_ones(TG_F32, TG_SHAPE(100, 100));
+    tg_rng rng = tg_rng_seeded(9);
+    ck_assert_ptr_eq(tg_dropout(x, 0.3, false, &rng), x); // eval: identity, no copy
+    tg_tensor *y = tg_dropout(x, 0.3, true, &rng);
+    const float *yd = tg_tensor_data(y);
+    int64_t zeros = 0;
+    double mean = 0;
+    for (int64_t i = 0; i < 10000; i++) {
+        zeros += yd[i] == 0;
+        mean += yd[i] / 10000.0;
+        ck_assert(yd[i] == 0 || fabsf(yd[i] - 1 / 0.7f) < 1e-6);
+    }
+    ck_assert_msg(zeros > 2800 && zeros < 3200, "zeros %lld", (long long)zeros);
+    ck_assert_msg(fabs(mean - 1) < 0.05, "mean %g", mean);
+    // The same seed gives the same mask.
+    tg_rng r1 = tg_rng_seeded(5), r2 = tg_rng_seeded(5);
+    tg_tensor *a = tg_dropout(x, 0.5, true, &r1), *b = tg_dropout(x, 0.5, true, &r2);
+    ck_assert_mem_eq(tg_tensor_data(a), tg_tensor_data(b), 10000 * sizeof(float));
+    ASSERT_ERROR(tg_dropout(x, 1.0, true, &rng), TG_EINVAL, "must be in [0, 1)");
+    ASSERT_ERROR(tg_dropout(x, 0.5, true, NULL), TG_EINVAL, "rng is NULL");
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+static tg_tensor *dropout_fn(tg_tensor *const *in, int n, void *ctx)
+{
+    tg_rng rng = tg_rng_seeded(3); // the same mask at every evaluation
+    return tg_dropout(in[0], 0.4, *(bool *)ctx, &rng);
+}
+
+START_TEST(test_dropout_gradcheck)
+{
+    tg_tensor *x = rand_tensor(TG_F64, TG_SHAPE(4, 5), 1);
+    bool training = _i;
+    ASSERT_GRADCHECK(dropout_fn, &training, 1, &x);
+    tg_tensor_free(x);
+}
+END_TEST
+
+/* ---- losses ---- */
+
+static const int64_t LABELS[4] = {2, 0, 4, 1};
+
+static tg_tensor *loss_fn(tg_tensor *const *in, int n, void *ctx)
+{
+    int which = *(int *)ctx;
+    tg_reduction red = (tg_reduction)(which % 3);
+    switch (which / 3) {
+    case 0:
+        return tg_mse_loss(in[0], in[1], red);
+    case 1:
+        return tg_bce_loss(tg_sigmoid(in[0]), tg_sigmoid(in[1]), red);
+    case 2:
+        return tg_bce_with_logits_loss(in[0], tg_sigmoid(in[1]), red);
+    case 3:
+        return tg_cross_entropy(in[0], LABELS, red);
+    case 4:
+        return tg_cross_entropy_soft(in[0], tg_softmax(in[1], 1), red);
+    default:
+        return tg_nll_loss(tg_log_softmax(in[0], 1), LABELS, red);
+    }
+}
+
+START_TEST(test_loss_gradcheck)
+{
+    int which = _i;
+    tg_tensor *in[2] = {rand_tensor(TG_F64, TG_SHAPE(4, 5), 7),
+                        rand_tensor(TG_F64, TG_SHAPE(4, 5), 8)};
+    ASSERT_GRADCHECK(loss_fn, &which, 2, in);
+    ASSERT_GRADGRADCHECK(loss_fn, &which, 2, in);
+    tg_tensor_free(in[0]);
+    tg_tensor_free(in[1]);
+}
+END_TEST
+
+START_TEST(test_cross_entropy_values)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = rand_tensor(TG_F64, TG_SHAPE(4, 5), 3);
+    tg_tensor *l = tg_cross_entropy(x, LABELS, TG_REDUCE_NONE);
+    tg_tensor *ls = tg_log_softmax(x, 1);
+    for (int64_t r = 0; r < 4; r++) {
+        double want = -((double *)tg_tensor_data(ls))[r * 5 + LABELS[r]];
+        ck_assert_double_eq_tol(((double *)tg_tensor_data(l))[r], want, 1e-12);
+    }
+    // Huge logits stay finite (log-sum-exp): ln(1 + e^-1 + e^-2) for the top one.
+    tg_tensor *big = tg_tensor_from_doubles(TG_F32, TG_SHAPE(1, 3), (double[]){1000, 1001, 1002});
+    double v = tg_tensor_item(tg_cross_entropy(big, (const int64_t[]){2}, TG_REDUCE_MEAN));
+    ck_assert_double_eq_tol(v, log(1 + exp(-1) + exp(-2)), 1e-5);
+    // MEAN is SUM / N.
+    double mean = tg_tensor_item(tg_cross_entropy(x, LABELS, TG_REDUCE_MEAN));
+    double sum = tg_tensor_item(tg_cross_entropy(x, LABELS, TG_REDUCE_SUM));
+    ck_assert_double_eq_tol(mean * 4, sum, 1e-12);
+    // bce from logits of +-1000 is finite and exact.
+    tg_tensor *z = tg_tensor_from_doubles(TG_F64, TG_SHAPE(2), (double[]){1000, -1000});
+    tg_tensor *t = tg_tensor_from_doubles(TG_F64, TG_SHAPE(2), (double[]){0, 0});
+    ck_assert_double_eq_tol(tg_tensor_item(tg_bce_with_logits_loss(z, t, TG_REDUCE_SUM)), 1000,
+                            1e-9);
+    // bce from a saturated probability is large but finite (log floored at -100).
+    tg_tensor *one = tg_tensor_from_doubles(TG_F64, TG_SHAPE(1), (double[]){1.0});
+    tg_tensor *zero = tg_tensor_from_doubles(TG_F64, TG_SHAPE(1), (double[]){0.0});
+    double sat = tg_tensor_item(tg_bce_loss(one, zero, TG_REDUCE_MEAN));
+    ck_assert(isfinite(sat) && sat > 99 && sat < 101);
+    tg_tensor *all[] = {x, big, z, t, one, zero};
+    for (int i = 0; i < 6; i++)
+        tg_tensor_free(all[i]);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_loss_errors)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = rand_tensor(TG_F32, TG_SHAPE(4, 5), 1);
+    tg_tensor *y = rand_tensor(TG_F32, TG_SHAPE(4, 4), 1);
+    tg_tensor *v = rand_tensor(TG_F32, TG_SHAPE(5), 1);
+    const int64_t bad[4] = {0, 5, 1, 1};
+    ASSERT_ERROR(tg_cross_entropy(x, bad, TG_REDUCE_MEAN), TG_ERANGE,
+                 "labels[1] = 5 outside [0, 5)");
+    ASSERT_ERROR(tg_cross_entropy(x, NULL, TG_REDUCE_MEAN), TG_EINVAL, "labels is NULL");
+    ASSERT_ERROR(tg_cross_entropy(v, LABELS, TG_REDUCE_MEAN), TG_ESHAPE, "(N, K)");
+    ASSERT_ERROR(tg_cross_entropy(x, LABELS, (tg_reduction)7), TG_EINVAL, "unknown reduction");
+    ASSERT_ERROR(tg_mse_loss(x, y, TG_REDUCE_MEAN), TG_ESHAPE, "must have the same shape");
+    ASSERT_ERROR(tg_bce_loss(x, NULL, TG_REDUCE_MEAN), TG_EINVAL, "input 1 is NULL");
+    ASSERT_ERROR(tg_nll_loss(x, bad, TG_REDUCE_SUM), TG_ERANGE, "tg_nll_loss: labels[1]");
+    tg_clear_error();
+    ck_assert(isnan(tg_accuracy(x, LABELS, 3)));
+    ck_assert_int_eq(tg_last_status(), TG_ESHAPE);
+    tg_tensor_free(x);
+    tg_tensor_free(y);
+    tg_tensor_free(v);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_accuracy)
+{
+    tg_tensor *s = tg_tensor_from_doubles(
+        TG_F32, TG_SHAPE(3, 3), (double[]){0.1, 0.7, 0.2, 0.9, 0.05, 0.05, 0.3, 0.3, 0.4});
+    ck_assert_double_eq(tg_accuracy(s, (const int64_t[]){1, 0, 0}, 3), 2.0 / 3.0);
+    tg_tensor_free(s);
+}
+END_TEST
+
+static Suite *nn_ops_suite(void)
+{
+    Suite *s = suite_create("nn_ops");
+    TCase *conv = tcase_create("conv2d");
+    tcase_set_timeout(conv, 120);
+    tcase_add_loop_test(conv, test_conv2d_values_f64, 0, N_CONV_CASES);
+    tcase_add_loop_test(conv, test_conv2d_values_f32, 0, N_CONV_CASES);
+    tcase_add_loop_test(conv, test_conv2d_gradcheck, 0, N_CONV_CASES);
+    tcase_add_test(conv, test_conv2d_keras_same_output_size);
+    tcase_add_test(conv, test_conv2d_errors);
+    suite_add_tcase(s, conv);
+    TCase *pool = tcase_create("pool");
+    tcase_set_timeout(pool, 120);
+    tcase_add_loop_test(pool, test_pool_values, 0, N_POOL_CASES);
+    tcase_add_loop_test(pool, test_pool_gradcheck, 0, N_POOL_CASES);
+    tcase_add_test(pool, test_maxpool_ties_go_to_first);
+    tcase_add_test(pool, test_pool_errors);
+    suite_add_tcase(s, pool);
+    TCase *drop = tcase_create("dropout");
+    tcase_add_test(drop, test_dropout);
+    tcase_add_loop_test(drop, test_dropout_gradcheck, 0, 2);
+    suite_add_tcase(s, drop);
+    TCase *loss = tcase_create("loss");
+    tcase_set_timeout(loss, 120);
+    tcase_add_loop_test(loss, test_loss_gradcheck, 0, 18);
+    tcase_add_test(loss, test_cross_entropy_values);
+    tcase_add_test(loss, test_loss_errors);
+    tcase_add_test(loss, test_accuracy);
+    suite_add_tcase(s, loss);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(nn_ops_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
