@@ -120,14 +120,15 @@ static int fail(void)
     return -1;
 }
 
-/* Mean loss and accuracy of the model on a split, in batches, without grad. */
-static int evaluate(tg_model *model, const tg_dataset *ds, tg_split split, double *loss,
-                    double *acc)
+/* Mean loss and accuracy of the model on a split, in batches (of the training
+ * size, as Keras's evaluate does), without grad. */
+static int evaluate(tg_model *model, const tg_dataset *ds, tg_split split, int64_t batch,
+                    double *loss, double *acc)
 {
     tg_tensor *images = tg_dataset_images(ds, split);
     const int64_t *labels = tg_dataset_labels(ds, split);
     int64_t n = tg_dataset_count(ds, split);
-    tg_batcher *it = tg_batcher_new(images, labels, n, 500, false, 0);
+    tg_batcher *it = tg_batcher_new(images, labels, n, batch, false, 0);
     if (!it)
         return fail();
     bool was_training = tg_model_training(model);
@@ -206,7 +207,7 @@ int example_fit(tg_model *model, tg_optim *opt, const tg_dataset *ds, const exam
         tg_batcher_reset_epoch(it);
     }
     double test_loss = 0, test_acc = 0;
-    if (rc == 0 && (rc = evaluate(model, ds, TG_SPLIT_TEST, &test_loss, &test_acc)) == 0)
+    if (rc == 0 && (rc = evaluate(model, ds, TG_SPLIT_TEST, a->batch, &test_loss, &test_acc)) == 0)
         printf("Test loss: %.4f - Test accuracy: %.4f\n", test_loss, test_acc);
     if (a->bench) {
         struct rusage ru;

@@ -41,34 +41,46 @@ typedef double vf64 __attribute__((vector_size(32), aligned(8)));
 /* ---- packing ---- */
 
 /* op(A) rows [i0, i0+mc), depth [k0, k0+kc) -> strips of MR rows, k-major
- * within a strip: dst[strip][k][r]. Rows past mc are zero. */
+ * within a strip: dst[strip][k][r], scaled by alpha; rows past mc are zero.
+ * The transpose decides which side of the copy is contiguous. */
 #define PACK_A(T)                                                                  \
-    for (int64_t s = 0; s < mc; s += MR)                                           \
-        for (int64_t k = 0; k < kc; k++)                                           \
-            for (int64_t r = 0; r < MR; r++) {                                     \
-                int64_t i = i0 + s + r, kk = k0 + k;                               \
-                T v = 0;                                                           \
-                if (s + r < mc)                                                    \
-                    v = trans_a ? A[kk * lda + i] : A[i * lda + kk];               \
-                *dst++ = alpha * v;                                                \
-            }
+    for (int64_t s = 0; s < mc; s += MR, dst += MR * kc) {                         \
+        int64_t rows = mc - s < MR ? mc - s : MR;                                  \
+        if (rows < MR)                                                             \
+            memset(dst, 0, (size_t)(MR * kc) * sizeof(T));                         \
+        if (trans_a) {                                                             \
+            for (int64_t k = 0; k < kc; k++) {                                     \
+                const T *src = A + (k0 + k) * lda + i0 + s;                        \
+                for (int64_t r = 0; r < rows; r++)                                 \
+                    dst[k * MR + r] = alpha * src[r];                              \
+            }                                                                      \
+        } else {                                                                   \
+            for (int64_t r = 0; r < rows; r++) {                                   \
+                const T *src = A + (i0 + s + r) * lda + k0;                        \
+                for (int64_t k = 0; k < kc; k++)                                   \
+                    dst[k * MR + r] = alpha * src[k];                              \
+            }                                                                      \
+        }                                                                          \
+    }
 
 /* op(B) depth [k0, k0+kc), columns [j0, j0+nc) -> strips of NR columns:
- * dst[strip][k][c]. Columns past nc are zero. */
+ * dst[strip][k][c]; columns past nc are zero. */
 #define PACK_B(T, NR)                                                              \
-    for (int64_t s = 0; s < nc; s += NR)                                           \
-        for (int64_t k = 0; k < kc; k++) {                                         \
-            int64_t kk = k0 + k, w = nc - s < NR ? nc - s : NR;                    \
-            if (!trans_b && w == NR) {                                             \
-                memcpy(dst, B + kk * ldb + j0 + s, NR * sizeof(T));                \
-            } else {                                                               \
-                for (int64_t c = 0; c < NR; c++)                                   \
-                    dst[c] = c < w ? (trans_b ? B[(j0 + s + c) * ldb + kk]         \
-                                              : B[kk * ldb + j0 + s + c])          \
-                                   : 0;                                            \
+    for (int64_t s = 0; s < nc; s += NR, dst += NR * kc) {                         \
+        int64_t w = nc - s < NR ? nc - s : NR;                                     \
+        if (w < NR)                                                                \
+            memset(dst, 0, (size_t)(NR * kc) * sizeof(T));                         \
+        if (trans_b) {                                                             \
+            for (int64_t c = 0; c < w; c++) {                                      \
+                const T *src = B + (j0 + s + c) * ldb + k0;                        \
+                for (int64_t k = 0; k < kc; k++)                                   \
+                    dst[k * NR + c] = src[k];                                      \
             }                                                                      \
-            dst += NR;                                                             \
-        }
+        } else {                                                                   \
+            for (int64_t k = 0; k < kc; k++)                                       \
+                memcpy(dst + k * NR, B + (k0 + k) * ldb + j0 + s, (size_t)w * sizeof(T)); \
+        }                                                                          \
+    }
 
 static void pack_a_f32(bool trans_a, const float *A, int64_t lda, int64_t i0, int64_t mc,
                        int64_t k0, int64_t kc, float alpha, float *dst)
