@@ -61,10 +61,8 @@ int main(int argc, char **argv)
 
     int n_params;
     tg_tensor *const *params = tg_model_params(model, &n_params);
-    tg_adam_opts opts = tg_adam_defaults();
-    opts.form = TG_ADAM_KERAS;
+    tg_adam_opts opts = tg_adam_keras_defaults(); // Keras's update rule, epsilon 1e-7
     opts.lr = a.lr;
-    opts.eps = 1e-7;
     tg_optim *opt = tg_optim_adam(params, n_params, &opts);
     int rc = opt ? example_fit(model, opt, ds, &a) : -1;
     if (!opt)
