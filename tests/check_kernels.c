@@ -1,0 +1,202 @@
+/* check_kernels.c - the raw kernels against naive references: GEMM over random
+ * shapes, every transpose combination, alpha/beta and leading dimensions
+ * (both the packed path and the small-product path); im2col against a direct
+ * read and col2im as its exact adjoint; pooling ties and adjointness. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+static uint64_t state = 88172645463325252ULL;
+static double uniform(void) // xorshift64: deterministic test data
+{
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return (double)(state >> 11) * 0x1.0p-53;
+}
+
+static void check_gemm(int64_t M, int64_t N, int64_t K, bool ta, bool tb, double alpha,
+                       double beta, int64_t extra)
+{
+    int64_t lda = (ta ? M : K) + extra, ldb = (tb ? K : N) + extra, ldc = N + extra;
+    int64_t na = lda * (ta ? K : M), nb = ldb * (tb ? N : K), nc = ldc * M;
+    float *A = malloc(sizeof(float) * (size_t)(na + 1)), *B = malloc(sizeof(float) * (size_t)(nb + 1));
+    float *C = malloc(sizeof(float) * (size_t)(nc + 1));
+    double *Ad = malloc(sizeof(double) * (size_t)(na + 1)), *Bd = malloc(sizeof(double) * (size_t)(nb + 1));
+    double *Cd = malloc(sizeof(double) * (size_t)(nc + 1)), *R = malloc(sizeof(double) * (size_t)(nc + 1));
+    for (int64_t i = 0; i < na; i++)
+        Ad[i] = A[i] = (float)(uniform() - 0.5);
+    for (int64_t i = 0; i < nb; i++)
+        Bd[i] = B[i] = (float)(uniform() - 0.5);
+    for (int64_t i = 0; i < nc; i++)
+        R[i] = Cd[i] = C[i] = beta == 0 ? NAN : (float)uniform(); // beta 0 must not read C
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++)
+                s += (ta ? Ad[k * lda + i] : Ad[i * lda + k]) * (tb ? Bd[j * ldb + k] : Bd[k * ldb + j]);
+            R[i * ldc + j] = alpha * s + (beta == 0 ? 0 : beta * R[i * ldc + j]);
+        }
+    tg__gemm_f32(ta, tb, M, N, K, (float)alpha, A, lda, B, ldb, (float)beta, C, ldc);
+    tg__gemm_f64(ta, tb, M, N, K, alpha, Ad, lda, Bd, ldb, beta, Cd, ldc);
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double r = R[i * ldc + j];
+            ck_assert_msg(fabs(C[i * ldc + j] - r) <= 1e-5 * (double)(K + 1),
+                          "f32 %lldx%lldx%lld ta%d tb%d at (%lld,%lld): %g vs %g", (long long)M,
+                          (long long)N, (long long)K, ta, tb, (long long)i, (long long)j,
+                          C[i * ldc + j], r);
+            ck_assert_msg(fabs(Cd[i * ldc + j] - r) <= 1e-12 * (double)(K + 1),
+                          "f64 %lldx%lldx%lld ta%d tb%d", (long long)M, (long long)N,
+                          (long long)K, ta, tb);
+        }
+    free(A);
+    free(B);
+    free(C);
+    free(Ad);
+    free(Bd);
+    free(Cd);
+    free(R);
+}
+
+START_TEST(test_gemm_random_shapes)
+{
+    for (int t = 0; t < 60; t++) {
+        int64_t M = 1 + (int64_t)(uniform() * 70), N = 1 + (int64_t)(uniform() * 70);
+        int64_t K = 1 + (int64_t)(uniform() * 300);
+        check_gemm(M, N, K, _i & 1, _i & 2, t % 3 ? 1.0 : -0.5, (double)(t % 3) * 0.5, t % 3);
+    }
+}
+END_TEST
+
+START_TEST(test_gemm_large_and_edges)
+{
+    bool ta = _i & 1, tb = _i & 2;
+    check_gemm(257, 129, 300, ta, tb, 1.0, 0.0, 1);    // several K and M blocks, ragged tiles
+    check_gemm(1, 1, 1, ta, tb, 2.0, 1.0, 0);
+    check_gemm(7, 2100, 3, ta, tb, 1.0, 0.5, 0);       // more than one N block
+    check_gemm(64, 121, 288, ta, tb, 1.0, 0.0, 0);     // the CNN's second convolution
+    check_gemm(3, 4, 0, ta, tb, 1.0, 0.0, 0);          // K = 0: C = beta C
+}
+END_TEST
+
+/* ---- im2col / col2im ---- */
+
+START_TEST(test_im2col_reads_the_window)
+{
+    tg__conv_geom g = {.C = 2, .H = 6, .W = 7, .KH = 3, .KW = 2, .SH = 1 + _i % 2,
+                       .SW = 1 + _i % 3, .PT = _i % 2, .PL = (_i / 2) % 3, .DH = 1 + _i / 3,
+                       .DW = 1 + _i % 2};
+    int64_t pb = 1, pr = _i % 2;
+    g.OH = (g.H + g.PT + pb - g.DH * (g.KH - 1) - 1) / g.SH + 1;
+    g.OW = (g.W + g.PL + pr - g.DW * (g.KW - 1) - 1) / g.SW + 1;
+    int64_t ohw = g.OH * g.OW, rows = g.C * g.KH * g.KW;
+    double img[2 * 6 * 7], *cols = malloc(sizeof(double) * (size_t)(rows * ohw));
+    for (int i = 0; i < 2 * 6 * 7; i++)
+        img[i] = uniform();
+    tg__im2col_f64(img, &g, cols);
+    for (int64_t c = 0; c < g.C; c++)
+        for (int64_t u = 0; u < g.KH; u++)
+            for (int64_t v = 0; v < g.KW; v++)
+                for (int64_t i = 0; i < g.OH; i++)
+                    for (int64_t j = 0; j < g.OW; j++) {
+                        int64_t y = i * g.SH - g.PT + u * g.DH, x = j * g.SW - g.PL + v * g.DW;
+                        double want = y >= 0 && y < g.H && x >= 0 && x < g.W
+                                          ? img[(c * g.H + y) * g.W + x]
+                                          : 0.0;
+                        ck_assert_double_eq(cols[((c * g.KH + u) * g.KW + v) * ohw + i * g.OW + j],
+                                            want);
+                    }
+    // col2im is the adjoint: <im2col(x), y> == <x, col2im(y)>.
+    double *y = malloc(sizeof(double) * (size_t)(rows * ohw)), back[2 * 6 * 7] = {0};
+    double lhs = 0, rhs = 0;
+    for (int64_t k = 0; k < rows * ohw; k++) {
+        y[k] = uniform();
+        lhs += cols[k] * y[k];
+    }
+    tg__col2im_f64(y, &g, back);
+    for (int i = 0; i < 2 * 6 * 7; i++)
+        rhs += img[i] * back[i];
+    ck_assert_double_eq_tol(lhs, rhs, 1e-12);
+    free(cols);
+    free(y);
+}
+END_TEST
+
+/* ---- pooling ---- */
+
+START_TEST(test_maxpool_first_max_and_2x2_path)
+{
+    // Equal values everywhere: every window picks its first element, in the
+    // 2x2 fast path and in the general path (3x3 windows) alike.
+    float x[4 * 6] = {0};
+    float y[6];
+    int64_t arg[6];
+    tg__pool_geom g2 = {.planes = 1, .H = 4, .W = 6, .KH = 2, .KW = 2, .SH = 2, .SW = 2,
+                        .OH = 2, .OW = 3};
+    tg__maxpool_f32(x, &g2, y, arg);
+    ck_assert_int_eq(arg[0], 0);
+    ck_assert_int_eq(arg[4], 2 * 6 + 2);
+    tg__pool_geom g3 = {.planes = 1, .H = 4, .W = 6, .KH = 3, .KW = 3, .SH = 1, .SW = 3,
+                        .OH = 2, .OW = 2};
+    tg__maxpool_f32(x, &g3, y, arg);
+    ck_assert_int_eq(arg[3], 6 + 3);
+    // A NaN wins its window in both paths.
+    x[7] = NAN;
+    tg__maxpool_f32(x, &g2, y, arg);
+    ck_assert(isnan(y[0]) && arg[0] == 7);
+}
+END_TEST
+
+START_TEST(test_avgpool_adjoint)
+{
+    tg__pool_geom g = {.planes = 3, .H = 5, .W = 6, .KH = 3, .KW = 2, .SH = 2, .SW = 2,
+                       .PT = 1, .PL = 1, .OH = 3, .OW = 4};
+    double x[3 * 5 * 6], y[3 * 3 * 4], dy[3 * 3 * 4], dx[3 * 5 * 6] = {0};
+    for (int i = 0; i < 90; i++)
+        x[i] = uniform();
+    for (int i = 0; i < 36; i++)
+        dy[i] = uniform();
+    for (int inc = 0; inc < 2; inc++) {
+        memset(dx, 0, sizeof dx);
+        tg__avgpool_f64(x, &g, inc, y);
+        tg__avgpool_adjoint_f64(dy, &g, inc, dx);
+        double lhs = 0, rhs = 0;
+        for (int i = 0; i < 36; i++)
+            lhs += y[i] * dy[i];
+        for (int i = 0; i < 90; i++)
+            rhs += x[i] * dx[i];
+        ck_assert_double_eq_tol(lhs, rhs, 1e-12);
+    }
+}
+END_TEST
+
+static Suite *kernels_suite(void)
+{
+    Suite *s = suite_create("kernels");
+    TCase *gemm = tcase_create("gemm");
+    tcase_set_timeout(gemm, 120);
+    tcase_add_loop_test(gemm, test_gemm_random_shapes, 0, 4);
+    tcase_add_loop_test(gemm, test_gemm_large_and_edges, 0, 4);
+    suite_add_tcase(s, gemm);
+    TCase *conv = tcase_create("im2col");
+    tcase_add_loop_test(conv, test_im2col_reads_the_window, 0, 6);
+    suite_add_tcase(s, conv);
+    TCase *pool = tcase_create("pool");
+    tcase_add_test(pool, test_maxpool_first_max_and_2x2_path);
+    tcase_add_test(pool, test_avgpool_adjoint);
+    suite_add_tcase(s, pool);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(kernels_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
