@@ -172,10 +172,11 @@ void tg__reduce_max_f64(const double *x, int ndim, const int64_t *shape, unsigne
                 if (!take_log)                                                          \
                     yr[k * inner] = e;                                             \
             }                                                                      \
-            if (take_log) {                                                             \
-                T lse = m + (T)logl((long double)s);                               \
+            if (take_log) {                                                        \
+                /* (x - m) - ln s: no large lse to cancel against x */              \
+                T ls = (T)log(s);                                                  \
                 for (int64_t k = 0; k < n; k++)                                    \
-                    yr[k * inner] = xr[k * inner] - lse;                           \
+                    yr[k * inner] = (xr[k * inner] - m) - ls;                      \
             } else {                                                               \
                 T inv = (T)(1.0 / s);                                              \
                 for (int64_t k = 0; k < n; k++)                                    \

@@ -1,0 +1,483 @@
+/* check_ops.c - every op: forward values against hand-computed results in
+ * float64 and float32, numerical stability, and the table-driven gradient
+ * check: each case below runs tg_gradcheck (and, for smooth ops,
+ * tg_gradgradcheck) in float64 on random inputs, including broadcast shapes
+ * and reused inputs. test_every_op_has_a_case walks the op table and fails
+ * for any op that no case exercises. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/ops_internal.h"
+
+/* ---- the gradient-check table ---- */
+
+typedef enum domain { ANY, POSITIVE, AWAY_FROM_ZERO } domain;
+
+typedef struct op_case {
+    const char *name;
+    const char *covers; /* table op names exercised, space separated */
+    int n;
+    int ndim[3];
+    int64_t shape[3][4];
+    domain dom;
+    bool second_order;
+    tg_tensor *(*f)(tg_tensor *const *x);
+} op_case;
+
+static const int AX1[] = {1}, AX02[] = {0, 2}, AXN1[] = {-1};
+
+static tg_tensor *f_add(tg_tensor *const *x) { return tg_add(x[0], x[1]); }
+static tg_tensor *f_sub(tg_tensor *const *x) { return tg_sub(x[0], x[1]); }
+static tg_tensor *f_mul(tg_tensor *const *x) { return tg_mul(x[0], x[1]); }
+static tg_tensor *f_mul_self(tg_tensor *const *x) { return tg_mul(tg_mul(x[0], x[0]), x[0]); }
+static tg_tensor *f_div(tg_tensor *const *x) { return tg_div(x[0], x[1]); }
+static tg_tensor *f_pow(tg_tensor *const *x) { return tg_pow(x[0], x[1]); }
+static tg_tensor *f_maximum(tg_tensor *const *x) { return tg_maximum(x[0], x[1]); }
+static tg_tensor *f_minimum(tg_tensor *const *x) { return tg_minimum(x[0], x[1]); }
+static tg_tensor *f_where(tg_tensor *const *x)
+{
+    return tg_where(tg_gt_scalar(tg_detach(x[0]), 0.0), x[1], tg_exp(x[0]));
+}
+static tg_tensor *f_scalars(tg_tensor *const *x)
+{
+    tg_tensor *a = tg_add_scalar(x[0], 1.5), *b = tg_sub_scalar(x[0], 0.5);
+    tg_tensor *c = tg_rsub_scalar(x[0], 2.0), *d = tg_mul_scalar(x[0], -3.0);
+    tg_tensor *e = tg_div_scalar(x[0], 4.0);
+    return tg_add(tg_add(tg_mul(a, b), tg_mul(c, d)), e);
+}
+static tg_tensor *f_rdiv(tg_tensor *const *x) { return tg_rdiv_scalar(x[0], 2.0); }
+static tg_tensor *f_pow_scalar(tg_tensor *const *x)
+{
+    return tg_add(tg_pow_scalar(x[0], 2.5), tg_pow_scalar(x[0], 2.0));
+}
+static tg_tensor *f_neg(tg_tensor *const *x) { return tg_neg(x[0]); }
+static tg_tensor *f_exp(tg_tensor *const *x) { return tg_exp(x[0]); }
+static tg_tensor *f_log(tg_tensor *const *x) { return tg_log(x[0]); }
+static tg_tensor *f_sqrt(tg_tensor *const *x) { return tg_sqrt(x[0]); }
+static tg_tensor *f_abs(tg_tensor *const *x) { return tg_abs(x[0]); }
+static tg_tensor *f_tanh(tg_tensor *const *x) { return tg_tanh(x[0]); }
+static tg_tensor *f_sigmoid(tg_tensor *const *x) { return tg_sigmoid(x[0]); }
+static tg_tensor *f_relu(tg_tensor *const *x) { return tg_relu(x[0]); }
+static tg_tensor *f_leaky(tg_tensor *const *x) { return tg_leaky_relu(x[0], 0.1); }
+static tg_tensor *f_softplus(tg_tensor *const *x) { return tg_softplus(x[0]); }
+static tg_tensor *f_clamp(tg_tensor *const *x) { return tg_clamp(x[0], -0.5, 0.5); }
+static tg_tensor *f_copy(tg_tensor *const *x) { return tg_copy(x[0]); }
+static tg_tensor *f_sum_all(tg_tensor *const *x) { return tg_sum(x[0], NULL, 0, false); }
+static tg_tensor *f_sum_axes(tg_tensor *const *x) { return tg_sum(x[0], AX02, 2, true); }
+static tg_tensor *f_mean(tg_tensor *const *x) { return tg_mean(x[0], AX1, 1, false); }
+static tg_tensor *f_max_all(tg_tensor *const *x) { return tg_max(x[0], NULL, 0, false); }
+static tg_tensor *f_max_axis(tg_tensor *const *x) { return tg_max(x[0], AXN1, 1, true); }
+static tg_tensor *f_lse(tg_tensor *const *x) { return tg_logsumexp(x[0], AX1, 1, false); }
+static tg_tensor *f_lse_all(tg_tensor *const *x) { return tg_logsumexp(x[0], NULL, 0, true); }
+static tg_tensor *f_matmul(tg_tensor *const *x) { return tg_matmul(x[0], x[1]); }
+static tg_tensor *f_reshape(tg_tensor *const *x)
+{
+    return tg_mul(tg_reshape(x[0], TG_SHAPE(3, -1)), tg_flatten(x[1], 1));
+}
+static tg_tensor *f_permute(tg_tensor *const *x)
+{
+    return tg_transpose(tg_permute(x[0], (const int[]){2, 0, 1}), 0, 2);
+}
+static tg_tensor *f_expand(tg_tensor *const *x) { return tg_expand(x[0], TG_SHAPE(2, 3, 4)); }
+static tg_tensor *f_slice(tg_tensor *const *x) { return tg_slice(x[0], 1, -4, 5, 2); }
+static tg_tensor *f_concat(tg_tensor *const *x) { return tg_concat(3, x, 1); }
+static tg_tensor *f_stack(tg_tensor *const *x)
+{
+    return tg_stack(2, (tg_tensor *[]){x[0], tg_exp(x[1])}, 1);
+}
+static tg_tensor *f_index_select(tg_tensor *const *x)
+{
+    return tg_index_select(x[0], 0, 4, (const int64_t[]){2, 0, 2, 1});
+}
+static tg_tensor *f_gather(tg_tensor *const *x)
+{
+    return tg_gather(x[0], 1, TG_SHAPE(3, 2), (const int64_t[]){0, 3, 1, 1, 3, 2});
+}
+static tg_tensor *f_softmax(tg_tensor *const *x) { return tg_softmax(x[0], 1); }
+static tg_tensor *f_log_softmax(tg_tensor *const *x) { return tg_log_softmax(x[0], 0); }
+static tg_tensor *f_nn(tg_tensor *const *x)
+{
+    return tg_sum(tg_tanh(tg_add(tg_matmul(x[0], x[1]), x[2])), AX1, 1, false);
+}
+
+static const op_case cases[] = {
+    {"add broadcast", "add", 2, {2, 3}, {{3, 1}, {2, 1, 4}}, ANY, true, f_add},
+    {"sub broadcast", "sub neg mul_scalar", 2, {1, 3}, {{4}, {2, 3, 4}}, ANY, true, f_sub},
+    {"mul broadcast", "mul", 2, {2, 2}, {{2, 3}, {1, 3}}, ANY, true, f_mul},
+    {"mul reused x*x*x", "mul", 1, {2}, {{3, 2}}, ANY, true, f_mul_self},
+    {"div", "div", 2, {2, 1}, {{2, 3}, {3}}, POSITIVE, true, f_div},
+    {"pow", "pow add_scalar log", 2, {2, 2}, {{2, 3}, {1, 3}}, POSITIVE, true, f_pow},
+    {"maximum", "maximum compare", 2, {2, 2}, {{2, 3}, {2, 3}}, ANY, false, f_maximum},
+    {"minimum", "minimum compare", 2, {2, 1}, {{2, 3}, {3}}, ANY, false, f_minimum},
+    {"where", "where compare", 2, {2, 2}, {{2, 3}, {2, 3}}, AWAY_FROM_ZERO, true, f_where},
+    {"scalar ops", "add_scalar mul_scalar", 1, {2}, {{2, 3}}, ANY, true, f_scalars},
+    {"rdiv", "pow_scalar", 1, {1}, {{5}}, POSITIVE, true, f_rdiv},
+    {"pow_scalar", "pow_scalar", 1, {2}, {{2, 3}}, POSITIVE, true, f_pow_scalar},
+    {"neg", "neg", 1, {2}, {{2, 3}}, ANY, true, f_neg},
+    {"exp", "exp", 1, {2}, {{2, 3}}, ANY, true, f_exp},
+    {"log", "log", 1, {2}, {{2, 3}}, POSITIVE, true, f_log},
+    {"sqrt", "sqrt", 1, {2}, {{2, 3}}, POSITIVE, true, f_sqrt},
+    {"abs", "abs sign", 1, {2}, {{2, 3}}, AWAY_FROM_ZERO, true, f_abs},
+    {"tanh", "tanh", 1, {2}, {{2, 3}}, ANY, true, f_tanh},
+    {"sigmoid", "sigmoid", 1, {2}, {{2, 3}}, ANY, true, f_sigmoid},
+    {"relu", "relu", 1, {2}, {{2, 3}}, AWAY_FROM_ZERO, true, f_relu},
+    {"leaky_relu", "leaky_relu", 1, {2}, {{2, 3}}, AWAY_FROM_ZERO, true, f_leaky},
+    {"softplus", "softplus", 1, {2}, {{2, 3}}, ANY, true, f_softplus},
+    {"clamp", "clamp", 1, {2}, {{3, 4}}, ANY, true, f_clamp},
+    {"copy", "copy", 1, {2}, {{2, 3}}, ANY, true, f_copy},
+    {"sum all", "sum", 1, {3}, {{2, 3, 2}}, ANY, true, f_sum_all},
+    {"sum axes keepdim", "sum expand reshape", 1, {3}, {{2, 3, 4}}, ANY, true, f_sum_axes},
+    {"mean", "sum mul_scalar", 1, {3}, {{2, 3, 2}}, ANY, true, f_mean},
+    {"max all", "max put_add", 1, {2}, {{3, 4}}, ANY, true, f_max_all},
+    {"max axis", "max put_add take", 1, {3}, {{2, 3, 4}}, ANY, true, f_max_axis},
+    {"logsumexp", "logsumexp", 1, {3}, {{2, 3, 2}}, ANY, true, f_lse},
+    {"logsumexp all", "logsumexp", 1, {2}, {{3, 2}}, ANY, true, f_lse_all},
+    {"matmul 2-D", "matmul", 2, {2, 2}, {{3, 4}, {4, 2}}, ANY, true, f_matmul},
+    {"matmul batched", "matmul", 2, {3, 3}, {{2, 3, 4}, {2, 4, 2}}, ANY, true, f_matmul},
+    {"matmul broadcast batch", "matmul", 2, {4, 3}, {{2, 1, 3, 4}, {5, 4, 2}}, ANY, true,
+     f_matmul},
+    {"matmul batched @ 2-D", "matmul", 2, {3, 2}, {{2, 3, 4}, {4, 2}}, ANY, true, f_matmul},
+    {"reshape/flatten", "reshape", 2, {2, 3}, {{2, 6}, {3, 2, 2}}, ANY, true, f_reshape},
+    {"permute/transpose", "permute", 1, {3}, {{2, 3, 4}}, ANY, true, f_permute},
+    {"expand", "expand sum", 1, {2}, {{3, 1}}, ANY, true, f_expand},
+    {"slice with step", "slice slice_grad", 1, {2}, {{2, 7}}, ANY, true, f_slice},
+    {"concat", "concat slice", 3, {2, 2, 2}, {{2, 1}, {2, 3}, {2, 2}}, ANY, true, f_concat},
+    {"stack", "concat reshape", 2, {2, 2}, {{2, 3}, {2, 3}}, ANY, true, f_stack},
+    {"index_select", "take put_add", 1, {2}, {{3, 2}}, ANY, true, f_index_select},
+    {"gather", "take put_add", 1, {2}, {{3, 4}}, ANY, true, f_gather},
+    {"softmax", "softmax", 1, {2}, {{3, 4}}, ANY, true, f_softmax},
+    {"log_softmax", "log_softmax", 1, {2}, {{3, 4}}, ANY, true, f_log_softmax},
+    {"2-layer composition", "matmul tanh add sum", 3, {2, 2, 1}, {{3, 4}, {4, 2}, {2}}, ANY,
+     true, f_nn},
+};
+#define N_CASES (int)(sizeof cases / sizeof cases[0])
+
+static tg_tensor *case_fn(tg_tensor *const *x, int n, void *ctx)
+{
+    (void)n;
+    return ((const op_case *)ctx)->f(x);
+}
+
+static tg_tensor *case_input(const op_case *c, int k, uint64_t seed, tg_dtype dt)
+{
+    tg_rng rng = tg_rng_seeded(seed);
+    tg_tensor *t = tg_tensor_uniform(dt, c->ndim[k], c->shape[k], -1, 1, &rng);
+    double *v = malloc(sizeof(double) * (size_t)tg_tensor_numel(t) + 1);
+    tg_tensor_to_doubles(t, v);
+    for (int64_t i = 0; i < tg_tensor_numel(t); i++) {
+        if (c->dom == POSITIVE)
+            v[i] = 0.5 + fabs(v[i]);
+        else if (c->dom == AWAY_FROM_ZERO) // keep |x| >= 0.2: no kink within eps
+            v[i] = v[i] < 0 ? v[i] - 0.2 : v[i] + 0.2;
+        tg_tensor_set_flat(t, i, v[i]);
+    }
+    free(v);
+    return t;
+}
+
+START_TEST(test_gradcheck_op)
+{
+    const op_case *c = &cases[_i];
+    tg_tensor *in[3];
+    for (int k = 0; k < c->n; k++)
+        in[k] = case_input(c, k, 100 + (uint64_t)(10 * _i + k), TG_F64);
+    tg_gradcheck_report r = {0};
+    tg_status s = tg_gradcheck(case_fn, (void *)c, c->n, in, NULL, &r);
+    ck_assert_msg(s == TG_OK, "%s: %s | %s", c->name, r.message, tg_last_error());
+    ck_assert_int_gt(r.checked, 0);
+    if (c->second_order) {
+        s = tg_gradgradcheck(case_fn, (void *)c, c->n, in, NULL, &r);
+        ck_assert_msg(s == TG_OK, "%s (second order): %s | %s", c->name, r.message,
+                      tg_last_error());
+    }
+    for (int k = 0; k < c->n; k++)
+        tg_tensor_free(in[k]);
+}
+END_TEST
+
+/* float32 runs the same functions: their values agree with float64's. */
+START_TEST(test_float32_matches_float64)
+{
+    const op_case *c = &cases[_i];
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *a[3], *b[3];
+    for (int k = 0; k < c->n; k++) {
+        a[k] = case_input(c, k, 7 + (uint64_t)k, TG_F64);
+        b[k] = tg_tensor_clone_as(a[k], TG_F32);
+    }
+    tg_tensor *ya = c->f(a), *yb = c->f(b);
+    ck_assert_msg(ya && yb, "%s: %s", c->name, tg_last_error());
+    ck_assert_int_eq(tg_tensor_dtype(yb), TG_F32);
+    ck_assert_int_eq(tg_tensor_numel(ya), tg_tensor_numel(yb));
+    for (int64_t i = 0; i < tg_tensor_numel(ya); i++) {
+        double va, vb;
+        tg_tensor_get_flat(ya, i, &va);
+        tg_tensor_get_flat(yb, i, &vb);
+        ck_assert_msg(fabs(va - vb) <= 1e-5 * (1 + fabs(va)), "%s at %lld: %g vs %g", c->name,
+                      (long long)i, va, vb);
+    }
+    for (int k = 0; k < c->n; k++) {
+        tg_tensor_free(a[k]);
+        tg_tensor_free(b[k]);
+    }
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_every_op_has_a_case)
+{
+    // Ops checked in their own suites: nn ops (check_nn_ops), user ops
+    // (check_tape), and the non-differentiable ones, which have no gradient.
+    const char *elsewhere = " conv2d conv2d_dx conv2d_dw max_pool2d avg_pool2d avg_pool2d_grad "
+                            "cross_entropy apply ";
+    for (int op = 0; op < TG_OP_COUNT; op++) {
+        const char *name = tg__ops[op]->name;
+        char padded[64];
+        snprintf(padded, sizeof padded, " %s ", name);
+        bool found = strstr(elsewhere, padded) != NULL;
+        for (int k = 0; k < N_CASES && !found; k++) {
+            char covers[128];
+            snprintf(covers, sizeof covers, " %s ", cases[k].covers);
+            found = strstr(covers, padded) != NULL;
+        }
+        ck_assert_msg(found, "op '%s' has no gradcheck case", name);
+    }
+}
+END_TEST
+
+/* ---- forward values ---- */
+
+static tg_tensor *vec(tg_dtype dt, int n, const double *v)
+{
+    return tg_tensor_from_doubles(dt, 1, (const int64_t[]){n}, v);
+}
+
+static void expect(tg_tensor *t, int n, const double *want, double tol, const char *what)
+{
+    ck_assert_msg(t, "%s: %s", what, tg_last_error());
+    ck_assert_int_eq(tg_tensor_numel(t), n);
+    for (int i = 0; i < n; i++) {
+        double v;
+        tg_tensor_get_flat(t, i, &v);
+        bool ok = isnan(want[i]) ? isnan(v) : fabs(v - want[i]) <= tol * (1 + fabs(want[i]));
+        ck_assert_msg(ok, "%s[%d]: %.17g vs %.17g", what, i, v, want[i]);
+    }
+}
+
+START_TEST(test_forward_values)
+{
+    tg_dtype dt = _i ? TG_F32 : TG_F64;
+    double tol = _i ? 1e-6 : 1e-14;
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *a = vec(dt, 3, (const double[]){1, -2, 4}), *b = vec(dt, 3, (const double[]){2, 2, -1});
+    expect(tg_add(a, b), 3, (const double[]){3, 0, 3}, tol, "add");
+    expect(tg_sub(a, b), 3, (const double[]){-1, -4, 5}, tol, "sub");
+    expect(tg_mul(a, b), 3, (const double[]){2, -4, -4}, tol, "mul");
+    expect(tg_div(a, b), 3, (const double[]){0.5, -1, -4}, tol, "div");
+    expect(tg_pow(b, a), 3, (const double[]){2, 0.25, 1}, tol, "pow");
+    expect(tg_maximum(a, b), 3, (const double[]){2, 2, 4}, tol, "maximum");
+    expect(tg_minimum(a, b), 3, (const double[]){1, -2, -1}, tol, "minimum");
+    expect(tg_gt(a, b), 3, (const double[]){0, 0, 1}, tol, "gt");
+    expect(tg_ge(a, a), 3, (const double[]){1, 1, 1}, tol, "ge");
+    expect(tg_lt(a, b), 3, (const double[]){1, 1, 0}, tol, "lt");
+    expect(tg_le(a, b), 3, (const double[]){1, 1, 0}, tol, "le");
+    expect(tg_eq(a, b), 3, (const double[]){0, 0, 0}, tol, "eq");
+    expect(tg_where(tg_gt(a, b), a, b), 3, (const double[]){2, 2, 4}, tol, "where");
+    expect(tg_add_scalar(a, 1), 3, (const double[]){2, -1, 5}, tol, "add_scalar");
+    expect(tg_sub_scalar(a, 1), 3, (const double[]){0, -3, 3}, tol, "sub_scalar");
+    expect(tg_rsub_scalar(a, 1), 3, (const double[]){0, 3, -3}, tol, "rsub_scalar");
+    expect(tg_mul_scalar(a, 2), 3, (const double[]){2, -4, 8}, tol, "mul_scalar");
+    expect(tg_div_scalar(a, 2), 3, (const double[]){0.5, -1, 2}, tol, "div_scalar");
+    expect(tg_rdiv_scalar(a, 2), 3, (const double[]){2, -1, 0.5}, tol, "rdiv_scalar");
+    expect(tg_pow_scalar(a, 2), 3, (const double[]){1, 4, 16}, tol, "pow_scalar");
+    expect(tg_gt_scalar(a, 0), 3, (const double[]){1, 0, 1}, tol, "gt_scalar");
+    expect(tg_neg(a), 3, (const double[]){-1, 2, -4}, tol, "neg");
+    expect(tg_exp(a), 3, (const double[]){exp(1), exp(-2), exp(4)}, tol, "exp");
+    expect(tg_log(b), 3, (const double[]){log(2), log(2), NAN}, tol, "log");
+    expect(tg_sqrt(b), 3, (const double[]){sqrt(2), sqrt(2), NAN}, tol, "sqrt");
+    expect(tg_abs(a), 3, (const double[]){1, 2, 4}, tol, "abs");
+    expect(tg_sign(a), 3, (const double[]){1, -1, 1}, tol, "sign");
+    expect(tg_tanh(a), 3, (const double[]){tanh(1), tanh(-2), tanh(4)}, tol, "tanh");
+    expect(tg_sigmoid(a), 3, (const double[]){1 / (1 + exp(-1)), 1 / (1 + exp(2)),
+                                              1 / (1 + exp(-4))}, tol, "sigmoid");
+    expect(tg_relu(a), 3, (const double[]){1, 0, 4}, tol, "relu");
+    expect(tg_leaky_relu(a, 0.1), 3, (const double[]){1, -0.2, 4}, tol, "leaky_relu");
+    expect(tg_softplus(a), 3, (const double[]){log1p(exp(1)), log1p(exp(-2)), log1p(exp(4))},
+           tol, "softplus");
+    expect(tg_clamp(a, -1, 2), 3, (const double[]){1, -1, 2}, tol, "clamp");
+    expect(tg_copy(a), 3, (const double[]){1, -2, 4}, tol, "copy");
+    // 2x3 matrix m = [[1, 2, 3], [4, 5, 6]]
+    tg_tensor *m = tg_tensor_from_doubles(dt, TG_SHAPE(2, 3), (const double[]){1, 2, 3, 4, 5, 6});
+    expect(tg_sum(m, NULL, 0, false), 1, (const double[]){21}, tol, "sum");
+    expect(tg_sum(m, (const int[]){0}, 1, false), 3, (const double[]){5, 7, 9}, tol, "sum0");
+    expect(tg_mean(m, (const int[]){-1}, 1, true), 2, (const double[]){2, 5}, tol, "mean");
+    expect(tg_max(m, (const int[]){1}, 1, false), 2, (const double[]){3, 6}, tol, "max");
+    expect(tg_logsumexp(m, (const int[]){1}, 1, false), 2,
+           (const double[]){3 + log(1 + exp(-1) + exp(-2)), 6 + log(1 + exp(-1) + exp(-2))},
+           tol, "logsumexp");
+    expect(tg_matmul(m, tg_transpose(m, 0, 1)), 4, (const double[]){14, 32, 32, 77}, tol,
+           "matmul");
+    expect(tg_permute(m, (const int[]){1, 0}), 6, (const double[]){1, 4, 2, 5, 3, 6}, tol,
+           "permute");
+    expect(tg_reshape(m, TG_SHAPE(3, 2)), 6, (const double[]){1, 2, 3, 4, 5, 6}, tol, "reshape");
+    expect(tg_expand(a, TG_SHAPE(2, 3)), 6, (const double[]){1, -2, 4, 1, -2, 4}, tol, "expand");
+    expect(tg_slice(m, 1, 0, 3, 2), 4, (const double[]){1, 3, 4, 6}, tol, "slice");
+    expect(tg_slice(m, -1, -2, 100, 1), 4, (const double[]){2, 3, 5, 6}, tol, "slice neg");
+    expect(tg_concat(2, (tg_tensor *[]){m, m}, 0), 12,
+           (const double[]){1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6}, tol, "concat");
+    expect(tg_stack(2, (tg_tensor *[]){a, b}, 1), 6, (const double[]){1, 2, -2, 2, 4, -1}, tol,
+           "stack");
+    expect(tg_index_select(m, 1, 3, (const int64_t[]){2, 2, 0}), 6,
+           (const double[]){3, 3, 1, 6, 6, 4}, tol, "index_select");
+    expect(tg_gather(m, 1, TG_SHAPE(2, 1), (const int64_t[]){1, 2}), 2, (const double[]){2, 6},
+           tol, "gather");
+    double e1 = exp(1), e2 = exp(2), e3 = exp(3), z = e1 + e2 + e3;
+    expect(tg_softmax(m, 1), 6, (const double[]){e1 / z, e2 / z, e3 / z, e1 / z, e2 / z, e3 / z},
+           tol, "softmax");
+    double lz = log(z);
+    expect(tg_log_softmax(m, 1), 6,
+           (const double[]){1 - lz, 2 - lz, 3 - lz, 1 - lz, 2 - lz, 3 - lz}, tol,
+           "log_softmax");
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    tg_tensor_free(m);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_numerical_stability)
+{
+    tg_dtype dt = _i ? TG_F32 : TG_F64;
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *big = vec(dt, 3, (const double[]){1000, 1001, 1002});
+    double z = 1 + exp(-1) + exp(-2);
+    expect(tg_softmax(big, 0), 3, (const double[]){exp(-2) / z, exp(-1) / z, 1 / z}, 1e-6,
+           "softmax of 1000s");
+    expect(tg_log_softmax(big, 0), 3,
+           (const double[]){-2 - log(z), -1 - log(z), -log(z)}, 1e-6, "log_softmax of 1000s");
+    expect(tg_logsumexp(big, NULL, 0, false), 1, (const double[]){1002 + log(z)}, 1e-6,
+           "logsumexp of 1000s");
+    tg_tensor *ext = vec(dt, 2, (const double[]){-1000, 1000});
+    expect(tg_sigmoid(ext), 2, (const double[]){0, 1}, 1e-12, "sigmoid(+-1000)");
+    expect(tg_softplus(ext), 2, (const double[]){0, 1000}, 1e-12, "softplus(+-1000)");
+    tg_tensor_free(big);
+    tg_tensor_free(ext);
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* The fused arithmetic and the recorded graph must agree: a backward with
+ * TG_CREATE_GRAPH (every rule recorded as ops) gives the same first
+ * derivatives as a plain backward. */
+START_TEST(test_create_graph_matches_plain_backward)
+{
+    const op_case *c = &cases[_i];
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *in[3];
+    for (int k = 0; k < c->n; k++) {
+        in[k] = case_input(c, k, 55 + (uint64_t)k, TG_F64);
+        tg_tensor_set_requires_grad(in[k], true);
+    }
+    tg_tensor *y = tg_sum(c->f(in), NULL, 0, false);
+    tg_tensor *g1[3], *g2[3];
+    ck_assert_int_eq(tg_grad(1, &y, NULL, c->n, in, g1, TG_RETAIN_GRAPH | TG_ALLOW_UNUSED),
+                     TG_OK);
+    ck_assert_int_eq(tg_grad(1, &y, NULL, c->n, in, g2, TG_CREATE_GRAPH | TG_ALLOW_UNUSED),
+                     TG_OK);
+    for (int k = 0; k < c->n; k++)
+        for (int64_t i = 0; i < tg_tensor_numel(in[k]); i++) {
+            double u, v;
+            tg_tensor_get_flat(g1[k], i, &u);
+            tg_tensor_get_flat(g2[k], i, &v);
+            ck_assert_msg(u == v, "%s: input %d element %lld: %g vs %g", c->name, k,
+                          (long long)i, u, v);
+        }
+    for (int k = 0; k < c->n; k++)
+        tg_tensor_free(in[k]);
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* ---- errors of the op layer ---- */
+
+#define ASSERT_FAILS(expr, code, text)                                                 \
+    do {                                                                               \
+        tg_clear_error();                                                              \
+        ck_assert_ptr_null(expr);                                                      \
+        ck_assert_int_eq(tg_last_status(), code);                                      \
+        ck_assert_msg(strstr(tg_last_error(), text), "'%s' lacks '%s'", tg_last_error(), \
+                      text);                                                           \
+    } while (0)
+
+START_TEST(test_op_errors)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *m23 = tg_tensor_zeros(TG_F32, TG_SHAPE(2, 3));
+    tg_tensor *m45 = tg_tensor_zeros(TG_F32, TG_SHAPE(4, 5));
+    tg_tensor *v4 = tg_tensor_zeros(TG_F32, TG_SHAPE(4));
+    tg_tensor *d23 = tg_tensor_zeros(TG_F64, TG_SHAPE(2, 3));
+    ASSERT_FAILS(tg_matmul(m23, m45), TG_ESHAPE, "tg_matmul: inner dims 3 vs 4 (a 2x3, b 4x5)");
+    ASSERT_FAILS(tg_matmul(v4, m45), TG_ESHAPE, "at least 2 dims");
+    ASSERT_FAILS(tg_add(m23, v4), TG_ESHAPE, "tg_add: shapes 2x3 vs 4 do not broadcast");
+    ASSERT_FAILS(tg_mul(m23, d23), TG_EDTYPE, "tg_mul: dtype mismatch, input 0 is float32");
+    ASSERT_FAILS(tg_add(NULL, m23), TG_EINVAL, "tg_add: input 0 is NULL");
+    ASSERT_FAILS(tg_sum(m23, (const int[]){2}, 1, false), TG_EINVAL, "axis 2 out of range");
+    ASSERT_FAILS(tg_sum(m23, (const int[]){1, -1}, 2, false), TG_EINVAL, "given twice");
+    ASSERT_FAILS(tg_reshape(m23, TG_SHAPE(4, 2)), TG_ESHAPE, "cannot view 2x3");
+    ASSERT_FAILS(tg_reshape(m23, TG_SHAPE(-1, -1)), TG_EINVAL, "only one -1");
+    ASSERT_FAILS(tg_permute(m23, (const int[]){0, 0}), TG_EINVAL, "not a permutation");
+    ASSERT_FAILS(tg_expand(m23, TG_SHAPE(2, 4)), TG_ESHAPE, "cannot broadcast 2x3 to 2x4");
+    ASSERT_FAILS(tg_slice(m23, 0, 0, 1, 0), TG_EINVAL, "step 0 must be positive");
+    ASSERT_FAILS(tg_concat(2, (tg_tensor *[]){m23, m45}, 0), TG_ESHAPE, "must match except");
+    ASSERT_FAILS(tg_stack(2, (tg_tensor *[]){m23, d23}, 0), TG_EDTYPE, "dtype mismatch");
+    ASSERT_FAILS(tg_index_select(m23, 1, 1, (const int64_t[]){3}), TG_ERANGE, "outside [0, 3)");
+    ASSERT_FAILS(tg_gather(m23, 1, TG_SHAPE(3, 1), (const int64_t[]){0, 0, 0}), TG_ESHAPE,
+                 "does not fit");
+    ASSERT_FAILS(tg_softmax(m23, 3), TG_EINVAL, "axis 3 out of range");
+    ASSERT_FAILS(tg_clamp(m23, 1, 0), TG_EINVAL, "lo <= hi");
+    ASSERT_FAILS(tg_div_scalar(m23, 0), TG_EINVAL, "nonzero");
+    ASSERT_FAILS(tg_add_scalar(m23, NAN), TG_EINVAL, "not finite");
+    ASSERT_FAILS(tg_max(tg_full(TG_F32, TG_SHAPE(0), 0), NULL, 0, false), TG_ESHAPE, "empty");
+    // The first failure's message survives the rest of the expression.
+    ASSERT_FAILS(tg_exp(tg_add(tg_matmul(m23, m45), m23)), TG_ESHAPE, "tg_matmul: inner dims");
+    // No tape: a clear error, not a crash.
+    tg_tape_set_current(NULL);
+    ASSERT_FAILS(tg_add(m23, m23), TG_ESTATE, "no current tape");
+    tg_tape_set_current(tape);
+    tg_tensor *all[] = {m23, m45, v4, d23};
+    for (int i = 0; i < 4; i++)
+        tg_tensor_free(all[i]);
+    tg_tape_free(tape);
+}
+END_TEST
+
+static Suite *ops_suite(void)
+{
+    Suite *s = suite_create("ops");
+    TCase *grad = tcase_create("gradcheck");
+    tcase_set_timeout(grad, 120);
+    tcase_add_loop_test(grad, test_gradcheck_op, 0, N_CASES);
+    tcase_add_loop_test(grad, test_create_graph_matches_plain_backward, 0, N_CASES);
+    tcase_add_test(grad, test_every_op_has_a_case);
+    suite_add_tcase(s, grad);
+    TCase *values = tcase_create("values");
+    tcase_add_loop_test(values, test_forward_values, 0, 2);
+    tcase_add_loop_test(values, test_numerical_stability, 0, 2);
+    tcase_add_loop_test(values, test_float32_matches_float64, 0, N_CASES);
+    suite_add_tcase(s, values);
+    TCase *errors = tcase_create("errors");
+    tcase_add_test(errors, test_op_errors);
+    suite_add_tcase(s, errors);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(ops_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
