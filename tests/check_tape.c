@@ -1,0 +1,435 @@
+/* check_tape.c - the tape and the engine: backward through compositions
+ * (reuse, broadcasting, views, reductions), seeds and accumulation, the
+ * functional tg_grad, no-grad scopes, released graphs, second derivatives
+ * against closed forms, a Hessian-vector product against finite differences,
+ * flat memory over 100,000 steps, the explain printer, user-defined ops and
+ * gradcheck's own behaviour. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tapegrad/tapegrad.h>
+
+static tg_tensor *param(tg_dtype dt, int nd, const int64_t *shape, const double *v)
+{
+    tg_tensor *t = tg_tensor_from_doubles(dt, nd, shape, v);
+    tg_tensor_set_requires_grad(t, true);
+    return t;
+}
+
+static double at(const tg_tensor *t, int64_t i)
+{
+    double v = NAN;
+    tg_tensor_get_flat(t, i, &v);
+    return v;
+}
+
+#define ASSERT_STATUS(expr, code, text)                                                \
+    do {                                                                               \
+        tg_clear_error();                                                              \
+        ck_assert_int_eq((expr), code);                                                \
+        ck_assert_msg(strstr(tg_last_error(), text), "'%s' lacks '%s'", tg_last_error(), \
+                      text);                                                           \
+    } while (0)
+
+START_TEST(test_backward_composition)
+{
+    // loss = sum(x * x * w) + sum(x): x used three times, w (3,) broadcast over (2,3).
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = param(TG_F64, TG_SHAPE(2, 3), (const double[]){1, 2, 3, -1, 0.5, 2});
+    tg_tensor *w = param(TG_F64, TG_SHAPE(3), (const double[]){2, -1, 0.5});
+    tg_tensor *loss = tg_add(tg_sum(tg_mul(tg_mul(x, x), w), NULL, 0, false),
+                             tg_sum(x, NULL, 0, false));
+    ck_assert_int_eq(tg_backward(loss), TG_OK);
+    const double xv[6] = {1, 2, 3, -1, 0.5, 2}, wv[3] = {2, -1, 0.5};
+    for (int i = 0; i < 6; i++)
+        ck_assert_double_eq_tol(at(tg_tensor_grad(x), i), 2 * xv[i] * wv[i % 3] + 1, 1e-14);
+    for (int j = 0; j < 3; j++)
+        ck_assert_double_eq_tol(at(tg_tensor_grad(w), j), xv[j] * xv[j] + xv[j + 3] * xv[j + 3],
+                                1e-14);
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_broadcast_both_sides)
+{
+    // (3,1) + (1,4) -> (3,4); each gradient sums over the other's axis.
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *a = param(TG_F32, TG_SHAPE(3, 1), (const double[]){1, 2, 3});
+    tg_tensor *b = param(TG_F32, TG_SHAPE(1, 4), (const double[]){1, 1, 1, 1});
+    ck_assert_int_eq(tg_backward(tg_sum(tg_mul(tg_add(a, b), tg_add(a, b)), NULL, 0, false)),
+                     TG_OK);
+    ck_assert_int_eq(tg_tensor_ndim(tg_tensor_grad(a)), 2);
+    for (int i = 0; i < 3; i++)
+        ck_assert_double_eq_tol(at(tg_tensor_grad(a), i), 4 * 2 * (i + 2), 1e-5);
+    for (int j = 0; j < 4; j++)
+        ck_assert_double_eq_tol(at(tg_tensor_grad(b), j), 2 * (2 + 3 + 4), 1e-5);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_views_and_detach)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = param(TG_F64, TG_SHAPE(2, 2), (const double[]){1, 2, 3, 4});
+    tg_tensor *r = tg_reshape(x, TG_SHAPE(4));
+    ck_assert_ptr_eq(tg_tensor_data(r), tg_tensor_data(x)); // a view shares storage
+    tg_tensor *d = tg_detach(x);
+    ck_assert(!tg_tensor_requires_grad(d));
+    tg_tensor *loss = tg_sum(tg_mul(r, tg_reshape(d, TG_SHAPE(4))), NULL, 0, false);
+    ck_assert_int_eq(tg_backward(loss), TG_OK);
+    for (int i = 0; i < 4; i++) // d is a constant: dloss/dx = d = x
+        ck_assert_double_eq(at(tg_tensor_grad(x), i), i + 1);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_seed_accumulate_zero_grad)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = param(TG_F64, TG_SHAPE(3), (const double[]){1, 2, 3});
+    tg_tensor *y = tg_mul_scalar(x, 3);
+    tg_tensor *seed = tg_tensor_from_doubles(TG_F64, TG_SHAPE(3), (const double[]){1, 10, 100});
+    ck_assert_int_eq(tg_backward_ex(y, seed, TG_RETAIN_GRAPH), TG_OK);
+    ck_assert_int_eq(tg_backward_ex(y, seed, 0), TG_OK); // accumulates
+    ck_assert_double_eq(at(tg_tensor_grad(x), 2), 600);
+    tg_tensor_zero_grad(x);
+    ck_assert_double_eq(at(tg_tensor_grad(x), 2), 0);
+    tg_tensor_free(seed);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_backward_errors)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = param(TG_F64, TG_SHAPE(3), (const double[]){1, 2, 3});
+    tg_tensor *c = tg_tensor_ones(TG_F64, TG_SHAPE(3));
+    tg_tensor *loss = tg_sum(tg_exp(x), NULL, 0, false);
+    ck_assert_int_eq(tg_backward(loss), TG_OK);
+    ASSERT_STATUS(tg_backward(loss), TG_ESTATE, "released by an earlier backward");
+    ASSERT_STATUS(tg_backward(tg_sum(c, NULL, 0, false)), TG_EINVAL, "does not require grad");
+    ASSERT_STATUS(tg_backward(tg_exp(x)), TG_ESHAPE, "pass a seed");
+    tg_tensor *seed2 = tg_tensor_ones(TG_F64, TG_SHAPE(2));
+    ASSERT_STATUS(tg_backward_ex(tg_exp(x), seed2, 0), TG_ESHAPE, "seed shape 2 differs");
+    tg_tensor_free(seed2);
+    ASSERT_STATUS(tg_backward(NULL), TG_EINVAL, "output is NULL");
+    ASSERT_STATUS(tg_tensor_set_requires_grad(tg_exp(x), true), TG_ESTATE, "only leaves");
+    tg_tensor_free(x);
+    tg_tensor_free(c);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_functional_grad_and_no_grad)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = param(TG_F64, TG_SHAPE(2), (const double[]){0.5, -1});
+    tg_tensor *u = param(TG_F64, TG_SHAPE(2), (const double[]){1, 1});
+    tg_tensor *y = tg_sum(tg_mul(tg_exp(x), x), NULL, 0, false); // d/dx = e^x (1 + x)
+    tg_tensor *g[2];
+    ASSERT_STATUS(tg_grad(1, &y, NULL, 2, (tg_tensor *[]){x, u}, g, TG_RETAIN_GRAPH),
+                  TG_EINVAL, "do not depend on inputs[1]");
+    ck_assert_int_eq(tg_grad(1, &y, NULL, 2, (tg_tensor *[]){x, u}, g, TG_ALLOW_UNUSED), TG_OK);
+    ck_assert_double_eq_tol(at(g[0], 0), exp(0.5) * 1.5, 1e-14);
+    ck_assert_double_eq(at(g[1], 1), 0);
+    ck_assert_ptr_null(tg_tensor_grad(x)); // .grad untouched by the functional form
+    // No-grad: nothing recorded, results do not require grad.
+    size_t before = tg_tape_size(tape);
+    bool prev = tg_set_grad_enabled(false);
+    tg_tensor *z = tg_exp(tg_mul(x, x));
+    tg_set_grad_enabled(prev);
+    ck_assert(tg_grad_enabled());
+    ck_assert(!tg_tensor_requires_grad(z));
+    ck_assert_uint_eq(tg_tape_size(tape), before);
+    tg_tensor_free(x);
+    tg_tensor_free(u);
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* ---- second order ---- */
+
+START_TEST(test_second_derivatives_closed_form)
+{
+    tg_tape *tape = tg_tape_new();
+    for (double v = -2; v <= 2; v += 0.5) {
+        tg_tensor *x = param(TG_F64, 0, NULL, &v);
+        tg_tensor *g, *h;
+        tg_tensor *t = tg_tanh(x);
+        ck_assert_int_eq(tg_grad(1, &t, NULL, 1, &x, &g, TG_CREATE_GRAPH), TG_OK);
+        ck_assert_int_eq(tg_grad(1, &g, NULL, 1, &x, &h, 0), TG_OK);
+        double th = tanh(v);
+        ck_assert_double_eq_tol(tg_tensor_item(g), 1 - th * th, 1e-12);
+        ck_assert_double_eq_tol(tg_tensor_item(h), -2 * th * (1 - th * th), 1e-12);
+        tg_tensor *s = tg_sigmoid(x);
+        ck_assert_int_eq(tg_grad(1, &s, NULL, 1, &x, &g, TG_CREATE_GRAPH), TG_OK);
+        ck_assert_int_eq(tg_grad(1, &g, NULL, 1, &x, &h, 0), TG_OK);
+        double sg = 1 / (1 + exp(-v));
+        ck_assert_double_eq_tol(tg_tensor_item(h), sg * (1 - sg) * (1 - 2 * sg), 1e-12);
+        tg_tensor_free(x);
+        tg_tape_reset(tape);
+    }
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* L(w) = sum((tanh(x W1 + b1) W2)^2) over a small batch; H v by double
+ * backward against (grad(w + h v) - grad(w - h v)) / 2h. */
+static tg_tensor *net_loss(tg_tensor *x, tg_tensor *const *p)
+{
+    tg_tensor *h = tg_tanh(tg_add(tg_matmul(x, p[0]), p[1]));
+    tg_tensor *out = tg_matmul(h, p[2]);
+    return tg_sum(tg_mul(out, out), NULL, 0, false);
+}
+
+START_TEST(test_hessian_vector_product)
+{
+    tg_rng rng = tg_rng_seeded(11);
+    tg_tensor *x = tg_tensor_uniform(TG_F64, TG_SHAPE(5, 3), -1, 1, &rng);
+    tg_tensor *p[3] = {tg_tensor_uniform(TG_F64, TG_SHAPE(3, 4), -1, 1, &rng),
+                       tg_tensor_uniform(TG_F64, TG_SHAPE(4), -1, 1, &rng),
+                       tg_tensor_uniform(TG_F64, TG_SHAPE(4, 2), -1, 1, &rng)};
+    tg_tensor *v[3];
+    for (int i = 0; i < 3; i++) {
+        tg_tensor_set_requires_grad(p[i], true);
+        v[i] = tg_tensor_uniform(TG_F64, tg_tensor_ndim(p[i]), tg_tensor_shape(p[i]), -1, 1,
+                                 &rng);
+    }
+    tg_tape *tape = tg_tape_new();
+    // H v = d/dp <grad L(p), v>
+    tg_tensor *loss = net_loss(x, p), *g[3], *hv[3];
+    ck_assert_int_eq(tg_grad(1, &loss, NULL, 3, p, g, TG_CREATE_GRAPH), TG_OK);
+    tg_tensor *dot = NULL;
+    for (int i = 0; i < 3; i++) {
+        tg_tensor *term = tg_sum(tg_mul(g[i], v[i]), NULL, 0, false);
+        dot = dot ? tg_add(dot, term) : term;
+    }
+    ck_assert_int_eq(tg_grad(1, &dot, NULL, 3, p, hv, 0), TG_OK);
+    double *analytic[3];
+    for (int i = 0; i < 3; i++) {
+        analytic[i] = malloc(sizeof(double) * (size_t)tg_tensor_numel(p[i]));
+        tg_tensor_to_doubles(hv[i], analytic[i]);
+    }
+    tg_tape_reset(tape);
+    // Central differences of the gradient along v.
+    const double h = 1e-5;
+    double *grads[2][3];
+    for (int side = 0; side < 2; side++) {
+        for (int i = 0; i < 3; i++)
+            for (int64_t k = 0; k < tg_tensor_numel(p[i]); k++)
+                ((double *)tg_tensor_data(p[i]))[k] += (side ? -2 : 1) * h * at(v[i], k);
+        tg_tensor *l = net_loss(x, p), *gg[3];
+        ck_assert_int_eq(tg_grad(1, &l, NULL, 3, p, gg, 0), TG_OK);
+        for (int i = 0; i < 3; i++) {
+            grads[side][i] = malloc(sizeof(double) * (size_t)tg_tensor_numel(p[i]));
+            tg_tensor_to_doubles(gg[i], grads[side][i]);
+        }
+        tg_tape_reset(tape);
+    }
+    for (int i = 0; i < 3; i++)
+        for (int64_t k = 0; k < tg_tensor_numel(p[i]); k++) {
+            double numeric = (grads[0][i][k] - grads[1][i][k]) / (2 * h);
+            ck_assert_msg(fabs(analytic[i][k] - numeric) < 1e-6 * (1 + fabs(numeric)),
+                          "param %d element %lld: %.12g vs %.12g", i, (long long)k,
+                          analytic[i][k], numeric);
+        }
+    for (int i = 0; i < 3; i++) {
+        free(analytic[i]);
+        free(grads[0][i]);
+        free(grads[1][i]);
+        tg_tensor_free(p[i]);
+        tg_tensor_free(v[i]);
+    }
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* ---- memory ---- */
+
+START_TEST(test_memory_flat_over_100k_steps)
+{
+    tg_rng rng = tg_rng_seeded(2);
+    tg_tensor *x = tg_tensor_uniform(TG_F32, TG_SHAPE(4, 2), -1, 1, &rng);
+    tg_tensor *y = tg_tensor_uniform(TG_F32, TG_SHAPE(4, 1), -1, 1, &rng);
+    tg_tensor *p[2] = {tg_tensor_uniform(TG_F32, TG_SHAPE(2, 8), -1, 1, &rng),
+                       tg_tensor_uniform(TG_F32, TG_SHAPE(8, 1), -1, 1, &rng)};
+    tg_tensor_set_requires_grad(p[0], true);
+    tg_tensor_set_requires_grad(p[1], true);
+    tg_tape *tape = tg_tape_new();
+    size_t bytes_after_warmup = 0;
+    for (int step = 0; step < 100000; step++) {
+        tg_tensor *out = tg_matmul(tg_tanh(tg_matmul(x, p[0])), p[1]);
+        tg_tensor *loss = tg_mean(tg_pow_scalar(tg_sub(out, y), 2), NULL, 0, false);
+        ck_assert_int_eq(tg_backward(loss), TG_OK);
+        for (int i = 0; i < 2; i++) {
+            float *w = tg_tensor_data(p[i]), *g = tg_tensor_data(tg_tensor_grad(p[i]));
+            for (int64_t k = 0; k < tg_tensor_numel(p[i]); k++)
+                w[k] -= 0.01f * g[k];
+            tg_tensor_zero_grad(p[i]);
+        }
+        tg_tape_reset(tape);
+        ck_assert_uint_eq(tg_tape_size(tape), 0);
+        if (step == 10)
+            bytes_after_warmup = tg_tape_bytes(tape);
+        if (step > 10)
+            ck_assert_uint_eq(tg_tape_bytes(tape), bytes_after_warmup);
+    }
+    ck_assert_uint_gt(bytes_after_warmup, 0);
+    tg_tensor_free(x);
+    tg_tensor_free(y);
+    tg_tensor_free(p[0]);
+    tg_tensor_free(p[1]);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_explain_prints_the_walk)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = param(TG_F64, TG_SHAPE(2), (const double[]){1, 2});
+    FILE *f = tmpfile();
+    tg_tape_explain(tape, f);
+    ck_assert_int_eq(tg_backward(tg_sum(tg_sigmoid(tg_mul_scalar(x, 2)), NULL, 0, false)), TG_OK);
+    tg_tape_explain(tape, NULL);
+    char text[4096] = {0};
+    rewind(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    ck_assert_uint_gt(n, 0);
+    const char *want[] = {"[2] sum", "[1] sigmoid", "[0] mul_scalar", "grad out", "grad in[0]"};
+    for (int i = 0; i < 5; i++)
+        ck_assert_msg(strstr(text, want[i]), "missing '%s' in:\n%s", want[i], text);
+    fclose(f);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_tape_lifecycle)
+{
+    tg_tape *a = tg_tape_new();
+    ck_assert_ptr_eq(tg_tape_current(), a);
+    tg_tape *b = tg_tape_new();
+    ck_assert_ptr_eq(tg_tape_set_current(a), b);
+    tg_tape_free(a); // freeing the current tape leaves none current
+    ck_assert_ptr_null(tg_tape_current());
+    tg_tape_free(b);
+    tg_tape_free(NULL);
+    tg_tape_reset(NULL);
+}
+END_TEST
+
+/* ---- user ops and gradcheck itself ---- */
+
+static tg_status cube_forward(tg_tensor *out, tg_tensor *const *in, void *ctx)
+{
+    for (int64_t i = 0; i < tg_tensor_numel(in[0]); i++) {
+        double v;
+        tg_tensor_get_flat(in[0], i, &v);
+        tg_tensor_set_flat(out, i, v * v * v);
+    }
+    return TG_OK;
+}
+
+static tg_status cube_backward(tg_tensor *const *in, tg_tensor *out, tg_tensor *dout,
+                               const bool *needs, tg_tensor **din, void *ctx)
+{
+    // d x^3 = 3 x^2; ctx != NULL makes it deliberately wrong (2 x^2).
+    din[0] = tg_mul(dout, tg_mul_scalar(tg_mul(in[0], in[0]), ctx ? 2.0 : 3.0));
+    return din[0] ? TG_OK : tg_last_status();
+}
+
+static const tg_op_def_user CUBE = {.name = "cube", .n_inputs = 1, .forward = cube_forward,
+                                    .backward = cube_backward};
+
+static tg_tensor *cube_fn(tg_tensor *const *x, int n, void *ctx)
+{
+    return tg_apply(&CUBE, 1, x, ctx);
+}
+
+START_TEST(test_user_op_checks)
+{
+    tg_rng rng = tg_rng_seeded(4);
+    tg_tensor *x = tg_tensor_uniform(TG_F32, TG_SHAPE(2, 3), -2, 2, &rng);
+    tg_gradcheck_report r;
+    ck_assert_int_eq(tg_gradcheck(cube_fn, NULL, 1, &x, NULL, &r), TG_OK);
+    ck_assert(r.passed);
+    ck_assert_int_eq(r.checked, 36);
+    ck_assert_int_eq(tg_gradgradcheck(cube_fn, NULL, 1, &x, NULL, &r), TG_OK);
+    int wrong = 1;
+    ASSERT_STATUS(tg_gradcheck(cube_fn, &wrong, 1, &x, NULL, &r), TG_EGRAD, "mismatch");
+    ck_assert(!r.passed);
+    ck_assert_int_eq(r.worst_input, 0);
+    ck_assert(strstr(r.message, "input 0 element"));
+    // Direction mode catches it too.
+    tg_gradcheck_opts o = tg_gradcheck_defaults();
+    o.directions = 3;
+    ck_assert_int_eq(tg_gradcheck(cube_fn, &wrong, 1, &x, &o, &r), TG_EGRAD);
+    ck_assert_int_eq(tg_gradcheck(cube_fn, NULL, 1, &x, &o, &r), TG_OK);
+    ck_assert_int_eq(r.checked, 3);
+    tg_tensor_free(x);
+}
+END_TEST
+
+START_TEST(test_user_op_errors)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tensor_ones(TG_F32, TG_SHAPE(2));
+    tg_op_def_user bad = CUBE;
+    bad.backward = NULL;
+    tg_clear_error();
+    ck_assert_ptr_null(tg_apply(&bad, 1, &x, NULL));
+    ck_assert(strstr(tg_last_error(), "incomplete"));
+    ck_assert_ptr_null(tg_apply(&CUBE, 2, (tg_tensor *[]){x, x}, NULL));
+    ck_assert(strstr(tg_last_error(), "takes 1 inputs"));
+    ck_assert_ptr_null(tg_apply(&CUBE, 1, (tg_tensor *[]){NULL}, NULL));
+    ASSERT_STATUS(tg_gradcheck(NULL, NULL, 1, &x, NULL, NULL), TG_EINVAL, "need a function");
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+static Suite *tape_suite(void)
+{
+    Suite *s = suite_create("tape");
+    TCase *bw = tcase_create("backward");
+    tcase_add_test(bw, test_backward_composition);
+    tcase_add_test(bw, test_broadcast_both_sides);
+    tcase_add_test(bw, test_views_and_detach);
+    tcase_add_test(bw, test_seed_accumulate_zero_grad);
+    tcase_add_test(bw, test_backward_errors);
+    tcase_add_test(bw, test_functional_grad_and_no_grad);
+    suite_add_tcase(s, bw);
+    TCase *second = tcase_create("second_order");
+    tcase_add_test(second, test_second_derivatives_closed_form);
+    tcase_add_test(second, test_hessian_vector_product);
+    suite_add_tcase(s, second);
+    TCase *mem = tcase_create("memory");
+    tcase_set_timeout(mem, 240);
+    tcase_add_test(mem, test_memory_flat_over_100k_steps);
+    tcase_add_test(mem, test_tape_lifecycle);
+    tcase_add_test(mem, test_explain_prints_the_walk);
+    suite_add_tcase(s, mem);
+    TCase *user = tcase_create("user_ops");
+    tcase_add_test(user, test_user_op_checks);
+    tcase_add_test(user, test_user_op_errors);
+    suite_add_tcase(s, user);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(tape_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
