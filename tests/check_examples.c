@@ -9,6 +9,7 @@
 #include <tapegrad/tapegrad.h>
 
 #include "../examples/worked_backprop/worked.h"
+#include "tg_check.h"
 
 #define CLOSE 1e-12
 
@@ -108,11 +109,4 @@ static Suite *examples_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(examples_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TG_CHECK_MAIN(examples_suite)

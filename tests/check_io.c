@@ -28,6 +28,7 @@
 
 #include "io/io_internal.h"
 #include "tapegrad/tapegrad.h"
+#include "tg_check.h"
 
 #ifndef TG_TEST_DATA_DIR
 #error "TG_TEST_DATA_DIR must point at examples/data/mnist-10k (set in tests/meson.build)"
@@ -35,23 +36,6 @@
 #ifndef TG_TEST_BUILD_DIR
 #error "TG_TEST_BUILD_DIR must name a writable scratch directory (set in tests/meson.build)"
 #endif
-
-/* Status and a substring of the message, for every error path. */
-#define ASSERT_FAIL(status_expr, code, substr)                                               \
-    do {                                                                                     \
-        tg_status st_ = (status_expr);                                                       \
-        ck_assert_msg(st_ == (code), "status %d (%s), expected %d; message: %s", (int)st_, \
-                      tg_status_str(st_), (int)(code), tg_last_error());                     \
-        ck_assert_msg(strstr(tg_last_error(), (substr)) != NULL,                             \
-                      "message \"%s\" lacks \"%s\"", tg_last_error(), (substr));             \
-    } while (0)
-
-/* The same for a constructor that returned NULL. */
-#define ASSERT_NULL_FAIL(ptr_expr, code, substr)                                             \
-    do {                                                                                     \
-        ck_assert_ptr_null(ptr_expr);                                                        \
-        ASSERT_FAIL(tg_last_status(), code, substr);                                         \
-    } while (0)
 
 /* ---- reference data ----------------------------------------------------- */
 
@@ -1479,11 +1463,4 @@ static Suite *io_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(io_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TG_CHECK_MAIN(io_suite)

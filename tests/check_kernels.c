@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "tg_check.h"
 
 static uint64_t state = 88172645463325252ULL;
 static double uniform(void) // xorshift64: deterministic test data
@@ -192,11 +193,4 @@ static Suite *kernels_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(kernels_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TG_CHECK_MAIN(kernels_suite)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <tapegrad/tapegrad.h>
+#include "tg_check.h"
 
 #define ASSERT_GRADCHECK(f, ctx, n, in)                                                \
     do {                                                                               \
@@ -22,15 +23,6 @@
         ck_assert_msg(s_ == TG_OK, "gradgradcheck: %s / %s", rep_.message,             \
                       tg_last_error());                                                \
     } while (0)
-#define ASSERT_ERROR(expr, code, text)                                                 \
-    do {                                                                               \
-        tg_clear_error();                                                              \
-        ck_assert_ptr_null(expr);                                                      \
-        ck_assert_int_eq(tg_last_status(), code);                                      \
-        ck_assert_msg(strstr(tg_last_error(), text), "message '%s' lacks '%s'",         \
-                      tg_last_error(), text);                                          \
-    } while (0)
-
 static tg_tensor *rand_tensor(tg_dtype dt, int nd, const int64_t *shape, uint64_t seed)
 {
     tg_rng rng = tg_rng_seeded(seed);
@@ -173,19 +165,19 @@ START_TEST(test_conv2d_errors)
     tg_tensor *big = rand_tensor(TG_F32, TG_SHAPE(4, 3, 7, 7), 2);
     tg_tensor *b = rand_tensor(TG_F32, TG_SHAPE(5), 3);
     tg_tensor *x64 = rand_tensor(TG_F64, TG_SHAPE(2, 3, 5, 5), 1);
-    ASSERT_ERROR(tg_conv2d(x, w, NULL, NULL), TG_ESHAPE, "x has 3 channels but w expects 2");
-    ASSERT_ERROR(tg_conv2d(x, big, NULL, NULL), TG_ESHAPE, "does not fit");
-    ASSERT_ERROR(tg_conv2d(x, w3, b, NULL), TG_ESHAPE, "bias must have shape (4)");
-    ASSERT_ERROR(tg_conv2d(b, w3, NULL, NULL), TG_ESHAPE, "must be 4-D");
-    ASSERT_ERROR(tg_conv2d(x64, w3, NULL, NULL), TG_EDTYPE, "dtype mismatch");
-    ASSERT_ERROR(tg_conv2d(NULL, w3, NULL, NULL), TG_EINVAL, "tg_conv2d: input 0 is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_conv2d(x, w, NULL, NULL), TG_ESHAPE, "x has 3 channels but w expects 2");
+    ASSERT_FRESH_NULL_FAIL(tg_conv2d(x, big, NULL, NULL), TG_ESHAPE, "does not fit");
+    ASSERT_FRESH_NULL_FAIL(tg_conv2d(x, w3, b, NULL), TG_ESHAPE, "bias must have shape (4)");
+    ASSERT_FRESH_NULL_FAIL(tg_conv2d(b, w3, NULL, NULL), TG_ESHAPE, "must be 4-D");
+    ASSERT_FRESH_NULL_FAIL(tg_conv2d(x64, w3, NULL, NULL), TG_EDTYPE, "dtype mismatch");
+    ASSERT_FRESH_NULL_FAIL(tg_conv2d(NULL, w3, NULL, NULL), TG_EINVAL, "tg_conv2d: input 0 is NULL");
     tg_conv2d_geom g = tg_conv2d_geom_default();
     g.stride_h = 0;
-    ASSERT_ERROR(tg_conv2d(x, w3, NULL, &g), TG_EINVAL, "strides and dilations must be >= 1");
+    ASSERT_FRESH_NULL_FAIL(tg_conv2d(x, w3, NULL, &g), TG_EINVAL, "strides and dilations must be >= 1");
     g = tg_conv2d_geom_default();
     g.padding = TG_PAD_EXPLICIT;
     g.pad_left = -1;
-    ASSERT_ERROR(tg_conv2d(x, w3, NULL, &g), TG_EINVAL, "negative padding");
+    ASSERT_FRESH_NULL_FAIL(tg_conv2d(x, w3, NULL, &g), TG_EINVAL, "negative padding");
     tg_tensor *all[] = {x, w, w3, big, b, x64};
     for (int i = 0; i < 6; i++)
         tg_tensor_free(all[i]);
@@ -290,15 +282,15 @@ START_TEST(test_pool_errors)
     tg_tensor *x = rand_tensor(TG_F32, TG_SHAPE(1, 1, 3, 3), 1);
     tg_tensor *flat = rand_tensor(TG_F32, TG_SHAPE(9), 1);
     tg_pool2d_geom g = tg_pool2d_geom_square(4);
-    ASSERT_ERROR(tg_max_pool2d(x, &g), TG_ESHAPE, "does not fit");
+    ASSERT_FRESH_NULL_FAIL(tg_max_pool2d(x, &g), TG_ESHAPE, "does not fit");
     g = tg_pool2d_geom_square(2);
-    ASSERT_ERROR(tg_avg_pool2d(flat, &g), TG_ESHAPE, "must be 4-D");
-    ASSERT_ERROR(tg_max_pool2d(x, NULL), TG_EINVAL, "geometry is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_avg_pool2d(flat, &g), TG_ESHAPE, "must be 4-D");
+    ASSERT_FRESH_NULL_FAIL(tg_max_pool2d(x, NULL), TG_EINVAL, "geometry is NULL");
     g.padding = TG_PAD_EXPLICIT;
     g.pad_top = 2;
-    ASSERT_ERROR(tg_max_pool2d(x, &g), TG_EINVAL, "smaller than the kernel");
+    ASSERT_FRESH_NULL_FAIL(tg_max_pool2d(x, &g), TG_EINVAL, "smaller than the kernel");
     g = tg_pool2d_geom_square(0);
-    ASSERT_ERROR(tg_max_pool2d(x, &g), TG_EINVAL, "must be >= 1");
+    ASSERT_FRESH_NULL_FAIL(tg_max_pool2d(x, &g), TG_EINVAL, "must be >= 1");
     tg_tensor_free(x);
     tg_tensor_free(flat);
     tg_tape_free(tape);
@@ -328,8 +320,8 @@ START_TEST(test_dropout)
     tg_rng r1 = tg_rng_seeded(5), r2 = tg_rng_seeded(5);
     tg_tensor *a = tg_dropout(x, 0.5, true, &r1), *b = tg_dropout(x, 0.5, true, &r2);
     ck_assert_mem_eq(tg_tensor_data(a), tg_tensor_data(b), 10000 * sizeof(float));
-    ASSERT_ERROR(tg_dropout(x, 1.0, true, &rng), TG_EINVAL, "must be in [0, 1)");
-    ASSERT_ERROR(tg_dropout(x, 0.5, true, NULL), TG_EINVAL, "rng is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_dropout(x, 1.0, true, &rng), TG_EINVAL, "must be in [0, 1)");
+    ASSERT_FRESH_NULL_FAIL(tg_dropout(x, 0.5, true, NULL), TG_EINVAL, "rng is NULL");
     tg_tensor_free(x);
     tg_tape_free(tape);
 }
@@ -428,14 +420,14 @@ START_TEST(test_loss_errors)
     tg_tensor *y = rand_tensor(TG_F32, TG_SHAPE(4, 4), 1);
     tg_tensor *v = rand_tensor(TG_F32, TG_SHAPE(5), 1);
     const int64_t bad[4] = {0, 5, 1, 1};
-    ASSERT_ERROR(tg_cross_entropy(x, bad, TG_REDUCE_MEAN), TG_ERANGE,
+    ASSERT_FRESH_NULL_FAIL(tg_cross_entropy(x, bad, TG_REDUCE_MEAN), TG_ERANGE,
                  "labels[1] = 5 outside [0, 5)");
-    ASSERT_ERROR(tg_cross_entropy(x, NULL, TG_REDUCE_MEAN), TG_EINVAL, "labels is NULL");
-    ASSERT_ERROR(tg_cross_entropy(v, LABELS, TG_REDUCE_MEAN), TG_ESHAPE, "(N, K)");
-    ASSERT_ERROR(tg_cross_entropy(x, LABELS, (tg_reduction)7), TG_EINVAL, "unknown reduction");
-    ASSERT_ERROR(tg_mse_loss(x, y, TG_REDUCE_MEAN), TG_ESHAPE, "must have the same shape");
-    ASSERT_ERROR(tg_bce_loss(x, NULL, TG_REDUCE_MEAN), TG_EINVAL, "input 1 is NULL");
-    ASSERT_ERROR(tg_nll_loss(x, bad, TG_REDUCE_SUM), TG_ERANGE, "tg_nll_loss: labels[1]");
+    ASSERT_FRESH_NULL_FAIL(tg_cross_entropy(x, NULL, TG_REDUCE_MEAN), TG_EINVAL, "labels is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_cross_entropy(v, LABELS, TG_REDUCE_MEAN), TG_ESHAPE, "(N, K)");
+    ASSERT_FRESH_NULL_FAIL(tg_cross_entropy(x, LABELS, (tg_reduction)7), TG_EINVAL, "unknown reduction");
+    ASSERT_FRESH_NULL_FAIL(tg_mse_loss(x, y, TG_REDUCE_MEAN), TG_ESHAPE, "must have the same shape");
+    ASSERT_FRESH_NULL_FAIL(tg_bce_loss(x, NULL, TG_REDUCE_MEAN), TG_EINVAL, "input 1 is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_nll_loss(x, bad, TG_REDUCE_SUM), TG_ERANGE, "tg_nll_loss: labels[1]");
     tg_clear_error();
     ck_assert(isnan(tg_accuracy(x, LABELS, 3)));
     ck_assert_int_eq(tg_last_status(), TG_ESHAPE);
@@ -487,11 +479,4 @@ static Suite *nn_ops_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(nn_ops_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TG_CHECK_MAIN(nn_ops_suite)

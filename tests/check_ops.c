@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ops/ops_internal.h"
+#include "tg_check.h"
 
 /* ---- the gradient-check table ---- */
 
@@ -402,15 +403,6 @@ END_TEST
 
 /* ---- errors of the op layer ---- */
 
-#define ASSERT_FAILS(expr, code, text)                                                 \
-    do {                                                                               \
-        tg_clear_error();                                                              \
-        ck_assert_ptr_null(expr);                                                      \
-        ck_assert_int_eq(tg_last_status(), code);                                      \
-        ck_assert_msg(strstr(tg_last_error(), text), "'%s' lacks '%s'", tg_last_error(), \
-                      text);                                                           \
-    } while (0)
-
 START_TEST(test_op_errors)
 {
     tg_tape *tape = tg_tape_new();
@@ -418,33 +410,33 @@ START_TEST(test_op_errors)
     tg_tensor *m45 = tg_tensor_zeros(TG_F32, TG_SHAPE(4, 5));
     tg_tensor *v4 = tg_tensor_zeros(TG_F32, TG_SHAPE(4));
     tg_tensor *d23 = tg_tensor_zeros(TG_F64, TG_SHAPE(2, 3));
-    ASSERT_FAILS(tg_matmul(m23, m45), TG_ESHAPE, "tg_matmul: inner dims 3 vs 4 (a 2x3, b 4x5)");
-    ASSERT_FAILS(tg_matmul(v4, m45), TG_ESHAPE, "at least 2 dims");
-    ASSERT_FAILS(tg_add(m23, v4), TG_ESHAPE, "tg_add: shapes 2x3 vs 4 do not broadcast");
-    ASSERT_FAILS(tg_mul(m23, d23), TG_EDTYPE, "tg_mul: dtype mismatch, input 0 is float32");
-    ASSERT_FAILS(tg_add(NULL, m23), TG_EINVAL, "tg_add: input 0 is NULL");
-    ASSERT_FAILS(tg_sum(m23, (const int[]){2}, 1, false), TG_EINVAL, "axis 2 out of range");
-    ASSERT_FAILS(tg_sum(m23, (const int[]){1, -1}, 2, false), TG_EINVAL, "given twice");
-    ASSERT_FAILS(tg_reshape(m23, TG_SHAPE(4, 2)), TG_ESHAPE, "cannot view 2x3");
-    ASSERT_FAILS(tg_reshape(m23, TG_SHAPE(-1, -1)), TG_EINVAL, "only one -1");
-    ASSERT_FAILS(tg_permute(m23, (const int[]){0, 0}), TG_EINVAL, "not a permutation");
-    ASSERT_FAILS(tg_expand(m23, TG_SHAPE(2, 4)), TG_ESHAPE, "cannot broadcast 2x3 to 2x4");
-    ASSERT_FAILS(tg_slice(m23, 0, 0, 1, 0), TG_EINVAL, "step 0 must be positive");
-    ASSERT_FAILS(tg_concat(2, (tg_tensor *[]){m23, m45}, 0), TG_ESHAPE, "must match except");
-    ASSERT_FAILS(tg_stack(2, (tg_tensor *[]){m23, d23}, 0), TG_EDTYPE, "dtype mismatch");
-    ASSERT_FAILS(tg_index_select(m23, 1, 1, (const int64_t[]){3}), TG_ERANGE, "outside [0, 3)");
-    ASSERT_FAILS(tg_gather(m23, 1, TG_SHAPE(3, 1), (const int64_t[]){0, 0, 0}), TG_ESHAPE,
+    ASSERT_FRESH_NULL_FAIL(tg_matmul(m23, m45), TG_ESHAPE, "tg_matmul: inner dims 3 vs 4 (a 2x3, b 4x5)");
+    ASSERT_FRESH_NULL_FAIL(tg_matmul(v4, m45), TG_ESHAPE, "at least 2 dims");
+    ASSERT_FRESH_NULL_FAIL(tg_add(m23, v4), TG_ESHAPE, "tg_add: shapes 2x3 vs 4 do not broadcast");
+    ASSERT_FRESH_NULL_FAIL(tg_mul(m23, d23), TG_EDTYPE, "tg_mul: dtype mismatch, input 0 is float32");
+    ASSERT_FRESH_NULL_FAIL(tg_add(NULL, m23), TG_EINVAL, "tg_add: input 0 is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_sum(m23, (const int[]){2}, 1, false), TG_EINVAL, "axis 2 out of range");
+    ASSERT_FRESH_NULL_FAIL(tg_sum(m23, (const int[]){1, -1}, 2, false), TG_EINVAL, "given twice");
+    ASSERT_FRESH_NULL_FAIL(tg_reshape(m23, TG_SHAPE(4, 2)), TG_ESHAPE, "cannot view 2x3");
+    ASSERT_FRESH_NULL_FAIL(tg_reshape(m23, TG_SHAPE(-1, -1)), TG_EINVAL, "only one -1");
+    ASSERT_FRESH_NULL_FAIL(tg_permute(m23, (const int[]){0, 0}), TG_EINVAL, "not a permutation");
+    ASSERT_FRESH_NULL_FAIL(tg_expand(m23, TG_SHAPE(2, 4)), TG_ESHAPE, "cannot broadcast 2x3 to 2x4");
+    ASSERT_FRESH_NULL_FAIL(tg_slice(m23, 0, 0, 1, 0), TG_EINVAL, "step 0 must be positive");
+    ASSERT_FRESH_NULL_FAIL(tg_concat(2, (tg_tensor *[]){m23, m45}, 0), TG_ESHAPE, "must match except");
+    ASSERT_FRESH_NULL_FAIL(tg_stack(2, (tg_tensor *[]){m23, d23}, 0), TG_EDTYPE, "dtype mismatch");
+    ASSERT_FRESH_NULL_FAIL(tg_index_select(m23, 1, 1, (const int64_t[]){3}), TG_ERANGE, "outside [0, 3)");
+    ASSERT_FRESH_NULL_FAIL(tg_gather(m23, 1, TG_SHAPE(3, 1), (const int64_t[]){0, 0, 0}), TG_ESHAPE,
                  "does not fit");
-    ASSERT_FAILS(tg_softmax(m23, 3), TG_EINVAL, "axis 3 out of range");
-    ASSERT_FAILS(tg_clamp(m23, 1, 0), TG_EINVAL, "lo <= hi");
-    ASSERT_FAILS(tg_div_scalar(m23, 0), TG_EINVAL, "nonzero");
-    ASSERT_FAILS(tg_add_scalar(m23, NAN), TG_EINVAL, "not finite");
-    ASSERT_FAILS(tg_max(tg_full(TG_F32, TG_SHAPE(0), 0), NULL, 0, false), TG_ESHAPE, "empty");
+    ASSERT_FRESH_NULL_FAIL(tg_softmax(m23, 3), TG_EINVAL, "axis 3 out of range");
+    ASSERT_FRESH_NULL_FAIL(tg_clamp(m23, 1, 0), TG_EINVAL, "lo <= hi");
+    ASSERT_FRESH_NULL_FAIL(tg_div_scalar(m23, 0), TG_EINVAL, "nonzero");
+    ASSERT_FRESH_NULL_FAIL(tg_add_scalar(m23, NAN), TG_EINVAL, "not finite");
+    ASSERT_FRESH_NULL_FAIL(tg_max(tg_full(TG_F32, TG_SHAPE(0), 0), NULL, 0, false), TG_ESHAPE, "empty");
     // The first failure's message survives the rest of the expression.
-    ASSERT_FAILS(tg_exp(tg_add(tg_matmul(m23, m45), m23)), TG_ESHAPE, "tg_matmul: inner dims");
+    ASSERT_FRESH_NULL_FAIL(tg_exp(tg_add(tg_matmul(m23, m45), m23)), TG_ESHAPE, "tg_matmul: inner dims");
     // No tape: a clear error, not a crash.
     tg_tape_set_current(NULL);
-    ASSERT_FAILS(tg_add(m23, m23), TG_ESTATE, "no current tape");
+    ASSERT_FRESH_NULL_FAIL(tg_add(m23, m23), TG_ESTATE, "no current tape");
     tg_tape_set_current(tape);
     tg_tensor *all[] = {m23, m45, v4, d23};
     for (int i = 0; i < 4; i++)
@@ -473,11 +465,4 @@ static Suite *ops_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(ops_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TG_CHECK_MAIN(ops_suite)

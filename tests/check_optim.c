@@ -29,29 +29,7 @@
 
 #include "tapegrad/tapegrad.h"
 #include "tg_internal.h" /* only to take a grad away for one step (torch's p.grad = None) */
-
-/* Status and a substring of the message, for every error path. */
-#define ASSERT_FAIL(status_expr, code, substr)                                               \
-    do {                                                                                     \
-        tg_status st_ = (status_expr);                                                       \
-        ck_assert_msg(st_ == (code), "status %d (%s), expected %d; message: %s", (int)st_, \
-                      tg_status_str(st_), (int)(code), tg_last_error());                     \
-        ck_assert_msg(strstr(tg_last_error(), (substr)) != NULL,                             \
-                      "message \"%s\" lacks \"%s\"", tg_last_error(), (substr));             \
-    } while (0)
-
-/* The same for a call that returned NULL. */
-#define ASSERT_NULL_FAIL(ptr_expr, code, substr)                                             \
-    do {                                                                                     \
-        ck_assert_ptr_null(ptr_expr);                                                        \
-        ASSERT_FAIL(tg_last_status(), code, substr);                                         \
-    } while (0)
-
-#define ASSERT_OK(expr)                                                                      \
-    do {                                                                                     \
-        tg_status so_ = (expr);                                                              \
-        ck_assert_msg(so_ == TG_OK, "%s failed: %s", #expr, tg_last_error());              \
-    } while (0)
+#include "tg_check.h"
 
 /* |got - want| <= atol + rtol * |want| */
 #define ASSERT_CLOSE(got, want, atol, rtol)                                                  \
@@ -1300,11 +1278,4 @@ static Suite *optim_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(optim_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TG_CHECK_MAIN(optim_suite)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <tapegrad/tapegrad.h>
+#include "tg_check.h"
 
 static tg_tensor *param(tg_dtype dt, int nd, const int64_t *shape, const double *v)
 {
@@ -24,14 +25,6 @@ static double at(const tg_tensor *t, int64_t i)
     tg_tensor_get_flat(t, i, &v);
     return v;
 }
-
-#define ASSERT_STATUS(expr, code, text)                                                \
-    do {                                                                               \
-        tg_clear_error();                                                              \
-        ck_assert_int_eq((expr), code);                                                \
-        ck_assert_msg(strstr(tg_last_error(), text), "'%s' lacks '%s'", tg_last_error(), \
-                      text);                                                           \
-    } while (0)
 
 START_TEST(test_backward_composition)
 {
@@ -114,14 +107,14 @@ START_TEST(test_backward_errors)
     tg_tensor *c = tg_tensor_ones(TG_F64, TG_SHAPE(3));
     tg_tensor *loss = tg_sum(tg_exp(x), NULL, 0, false);
     ck_assert_int_eq(tg_backward(loss), TG_OK);
-    ASSERT_STATUS(tg_backward(loss), TG_ESTATE, "released by an earlier backward");
-    ASSERT_STATUS(tg_backward(tg_sum(c, NULL, 0, false)), TG_EINVAL, "does not require grad");
-    ASSERT_STATUS(tg_backward(tg_exp(x)), TG_ESHAPE, "pass a seed");
+    ASSERT_FRESH_FAIL(tg_backward(loss), TG_ESTATE, "released by an earlier backward");
+    ASSERT_FRESH_FAIL(tg_backward(tg_sum(c, NULL, 0, false)), TG_EINVAL, "does not require grad");
+    ASSERT_FRESH_FAIL(tg_backward(tg_exp(x)), TG_ESHAPE, "pass a seed");
     tg_tensor *seed2 = tg_tensor_ones(TG_F64, TG_SHAPE(2));
-    ASSERT_STATUS(tg_backward_ex(tg_exp(x), seed2, 0), TG_ESHAPE, "seed shape 2 differs");
+    ASSERT_FRESH_FAIL(tg_backward_ex(tg_exp(x), seed2, 0), TG_ESHAPE, "seed shape 2 differs");
     tg_tensor_free(seed2);
-    ASSERT_STATUS(tg_backward(NULL), TG_EINVAL, "output is NULL");
-    ASSERT_STATUS(tg_tensor_set_requires_grad(tg_exp(x), true), TG_ESTATE, "only leaves");
+    ASSERT_FRESH_FAIL(tg_backward(NULL), TG_EINVAL, "output is NULL");
+    ASSERT_FRESH_FAIL(tg_tensor_set_requires_grad(tg_exp(x), true), TG_ESTATE, "only leaves");
     tg_tensor_free(x);
     tg_tensor_free(c);
     tg_tape_free(tape);
@@ -135,7 +128,7 @@ START_TEST(test_functional_grad_and_no_grad)
     tg_tensor *u = param(TG_F64, TG_SHAPE(2), (const double[]){1, 1});
     tg_tensor *y = tg_sum(tg_mul(tg_exp(x), x), NULL, 0, false); // d/dx = e^x (1 + x)
     tg_tensor *g[2];
-    ASSERT_STATUS(tg_grad(1, &y, NULL, 2, (tg_tensor *[]){x, u}, g, TG_RETAIN_GRAPH),
+    ASSERT_FRESH_FAIL(tg_grad(1, &y, NULL, 2, (tg_tensor *[]){x, u}, g, TG_RETAIN_GRAPH),
                   TG_EINVAL, "do not depend on inputs[1]");
     ck_assert_int_eq(tg_grad(1, &y, NULL, 2, (tg_tensor *[]){x, u}, g, TG_ALLOW_UNUSED), TG_OK);
     ck_assert_double_eq_tol(at(g[0], 0), exp(0.5) * 1.5, 1e-14);
@@ -365,7 +358,7 @@ START_TEST(test_user_op_checks)
     ck_assert_int_eq(r.checked, 36);
     ck_assert_int_eq(tg_gradgradcheck(cube_fn, NULL, 1, &x, NULL, &r), TG_OK);
     int wrong = 1;
-    ASSERT_STATUS(tg_gradcheck(cube_fn, &wrong, 1, &x, NULL, &r), TG_EGRAD, "mismatch");
+    ASSERT_FRESH_FAIL(tg_gradcheck(cube_fn, &wrong, 1, &x, NULL, &r), TG_EGRAD, "mismatch");
     ck_assert(!r.passed);
     ck_assert_int_eq(r.worst_input, 0);
     ck_assert(strstr(r.message, "input 0 element"));
@@ -391,7 +384,7 @@ START_TEST(test_user_op_errors)
     ck_assert_ptr_null(tg_apply(&CUBE, 2, (tg_tensor *[]){x, x}, NULL));
     ck_assert(strstr(tg_last_error(), "takes 1 inputs"));
     ck_assert_ptr_null(tg_apply(&CUBE, 1, (tg_tensor *[]){NULL}, NULL));
-    ASSERT_STATUS(tg_gradcheck(NULL, NULL, 1, &x, NULL, NULL), TG_EINVAL, "need a function");
+    ASSERT_FRESH_FAIL(tg_gradcheck(NULL, NULL, 1, &x, NULL, NULL), TG_EINVAL, "need a function");
     tg_tensor_free(x);
     tg_tape_free(tape);
 }
@@ -425,11 +418,4 @@ static Suite *tape_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(tape_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TG_CHECK_MAIN(tape_suite)

@@ -8,15 +8,7 @@
 #include <string.h>
 
 #include <tapegrad/tapegrad.h>
-
-#define ASSERT_NULL_WITH(expr, code, text)                                             \
-    do {                                                                               \
-        tg_clear_error();                                                              \
-        ck_assert_ptr_null(expr);                                                      \
-        ck_assert_int_eq(tg_last_status(), code);                                      \
-        ck_assert_msg(strstr(tg_last_error(), text), "'%s' lacks '%s'", tg_last_error(), \
-                      text);                                                           \
-    } while (0)
+#include "tg_check.h"
 
 START_TEST(test_constructors)
 {
@@ -84,22 +76,22 @@ END_TEST
 START_TEST(test_constructor_errors)
 {
     int64_t nine[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
-    ASSERT_NULL_WITH(tg_tensor_zeros(TG_F32, 9, nine), TG_EINVAL, "ndim 9 outside 0..8");
-    ASSERT_NULL_WITH(tg_tensor_zeros(TG_F32, TG_SHAPE(2, -3)), TG_EINVAL,
+    ASSERT_FRESH_NULL_FAIL(tg_tensor_zeros(TG_F32, 9, nine), TG_EINVAL, "ndim 9 outside 0..8");
+    ASSERT_FRESH_NULL_FAIL(tg_tensor_zeros(TG_F32, TG_SHAPE(2, -3)), TG_EINVAL,
                      "dimension 1 is negative");
-    ASSERT_NULL_WITH(tg_tensor_zeros(TG_F32, TG_SHAPE(1LL << 40, 1LL << 40)), TG_ERANGE,
+    ASSERT_FRESH_NULL_FAIL(tg_tensor_zeros(TG_F32, TG_SHAPE(1LL << 40, 1LL << 40)), TG_ERANGE,
                      "overflows");
-    ASSERT_NULL_WITH(tg_tensor_zeros((tg_dtype)7, TG_SHAPE(2)), TG_EINVAL, "invalid dtype");
-    ASSERT_NULL_WITH(tg_tensor_zeros(TG_F32, 2, NULL), TG_EINVAL, "shape is NULL");
-    ASSERT_NULL_WITH(tg_tensor_from_data(TG_F32, TG_SHAPE(2), NULL), TG_EINVAL, "data is NULL");
-    ASSERT_NULL_WITH(tg_tensor_arange(TG_F32, 0, 1, 0), TG_EINVAL, "step != 0");
-    ASSERT_NULL_WITH(tg_tensor_uniform(TG_F32, TG_SHAPE(2), 0, 1, NULL), TG_EINVAL,
+    ASSERT_FRESH_NULL_FAIL(tg_tensor_zeros((tg_dtype)7, TG_SHAPE(2)), TG_EINVAL, "invalid dtype");
+    ASSERT_FRESH_NULL_FAIL(tg_tensor_zeros(TG_F32, 2, NULL), TG_EINVAL, "shape is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_tensor_from_data(TG_F32, TG_SHAPE(2), NULL), TG_EINVAL, "data is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_tensor_arange(TG_F32, 0, 1, 0), TG_EINVAL, "step != 0");
+    ASSERT_FRESH_NULL_FAIL(tg_tensor_uniform(TG_F32, TG_SHAPE(2), 0, 1, NULL), TG_EINVAL,
                      "rng is NULL");
     tg_rng rng = tg_rng_seeded(1);
-    ASSERT_NULL_WITH(tg_tensor_uniform(TG_F32, TG_SHAPE(2), 1, 0, &rng), TG_EINVAL,
+    ASSERT_FRESH_NULL_FAIL(tg_tensor_uniform(TG_F32, TG_SHAPE(2), 1, 0, &rng), TG_EINVAL,
                      "low <= high");
-    ASSERT_NULL_WITH(tg_tensor_normal(TG_F32, TG_SHAPE(2), 0, -1, &rng), TG_EINVAL, "std >= 0");
-    ASSERT_NULL_WITH(tg_tensor_clone(NULL), TG_EINVAL, "input 0 is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_tensor_normal(TG_F32, TG_SHAPE(2), 0, -1, &rng), TG_EINVAL, "std >= 0");
+    ASSERT_FRESH_NULL_FAIL(tg_tensor_clone(NULL), TG_EINVAL, "input 0 is NULL");
     tg_tensor *t = tg_tensor_zeros(TG_F32, TG_SHAPE(2, 2));
     double v = 42;
     tg_clear_error();
@@ -241,11 +233,4 @@ static Suite *tensor_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(tensor_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TG_CHECK_MAIN(tensor_suite)

@@ -200,8 +200,8 @@ int example_fit(tg_model *model, tg_optim *opt, const tg_dataset *ds, const exam
         if (rc != 0)
             break;
         double elapsed = now() - start;
-        progress(stdout, tty, steps, steps, elapsed, loss_sum / (double)seen, correct / (double)seen,
-                 true);
+        progress(stdout, tty, steps, steps, elapsed, loss_sum / (double)seen,
+                 correct / (double)seen, true);
         if (a->bench)
             printf("epoch_seconds %.4f\n", elapsed);
         tg_batcher_reset_epoch(it);

@@ -69,7 +69,8 @@ static void report_forward(FILE *out, const worked_result *r)
             W2[0], W2[1], B2);
     fprintf(out, "Forward pass (x = [%g, %g, %g], y = %g)\n", X[0], X[1], X[2], Y);
     for (int j = 0; j < 2; j++)
-        fprintf(out, "  z1[%d] = x . W1[:,%d] + b1[%d] = % .12f   h[%d] = sigmoid(z1[%d]) = %.12f\n",
+        fprintf(out,
+                "  z1[%d] = x . W1[:,%d] + b1[%d] = % .12f   h[%d] = sigmoid(z1[%d]) = %.12f\n",
                 j, j, j, r->z1[j], j, j, r->h[j]);
     fprintf(out, "  z2 = h . W2 + b2 = % .12f   y_hat = sigmoid(z2) = %.12f\n", r->z2, r->y_hat);
     fprintf(out, "  loss = -(y ln y_hat + (1-y) ln(1-y_hat)) = %.12f\n\n", r->loss);

@@ -234,7 +234,9 @@ tg_status tg_grad(int n_outs, tg_tensor *const *outs, tg_tensor *const *seeds, i
     tg__free(w.leaves);
     if (s != TG_OK)
         return s;
-    tg_tensor *result[64], **res = n_inputs <= 64 ? result : tg__malloc((size_t)n_inputs * sizeof *res);
+    tg_tensor *result[64], **res = result;
+    if (n_inputs > 64)
+        res = tg__malloc((size_t)n_inputs * sizeof *res);
     if (!res)
         return tg__fail(TG_ENOMEM, "tg_grad: out of memory");
     for (int i = 0; i < n_inputs && s == TG_OK; i++) {

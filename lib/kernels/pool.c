@@ -44,13 +44,26 @@
  * order of the compares keeps the first maximum (strict >), like the general
  * loop; NaNs are handled by the general loop (a NaN makes every compare false,
  * so such a window is redone there). */
-#define MAXPOOL_2X2_BODY(T)                                                            for (int64_t p = 0; p < g->planes; p++) {                                              const T *plane = x + p * g->H * g->W;                                              int64_t base = p * g->H * g->W;                                                    for (int64_t i = 0; i < g->OH; i++) {                                                  const T *r0 = plane + 2 * i * g->W, *r1 = r0 + g->W;                               T *yo = y + (p * g->OH + i) * g->OW;                                               int64_t *ao = argmax + (p * g->OH + i) * g->OW;                                    for (int64_t j = 0; j < g->OW; j++) {                                                  T a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1]; \
-                /* Branch-free; strict > keeps the first maximum on ties. */          \
+#define MAXPOOL_2X2_BODY(T)                                                        \
+    for (int64_t p = 0; p < g->planes; p++) {                                      \
+        const T *plane = x + p * g->H * g->W;                                      \
+        int64_t base = p * g->H * g->W;                                            \
+        for (int64_t i = 0; i < g->OH; i++) {                                      \
+            const T *r0 = plane + 2 * i * g->W, *r1 = r0 + g->W;                   \
+            T *yo = y + (p * g->OH + i) * g->OW;                                   \
+            int64_t *ao = argmax + (p * g->OH + i) * g->OW;                        \
+            for (int64_t j = 0; j < g->OW; j++) {                                  \
+                T a = r0[2 * j], b = r0[2 * j + 1];                                \
+                T c = r1[2 * j], d = r1[2 * j + 1];                                \
+                /* Branch-free; strict > keeps the first maximum on ties. */       \
                 T top = b > a ? b : a, bottom = d > c ? d : c;                     \
                 int64_t ti = b > a ? 1 : 0, bi = d > c ? g->W + 1 : g->W;          \
                 yo[j] = bottom > top ? bottom : top;                               \
-                ao[j] = base + 2 * i * g->W + 2 * j + (bottom > top ? bi : ti);     \
-                nan_seen |= (a != a) | (b != b) | (c != c) | (d != d);                         }                                                                              }                                                                              }
+                ao[j] = base + 2 * i * g->W + 2 * j + (bottom > top ? bi : ti);    \
+                nan_seen |= (a != a) | (b != b) | (c != c) | (d != d);             \
+            }                                                                      \
+        }                                                                          \
+    }
 
 static bool is_plain_2x2(const tg__pool_geom *g)
 {

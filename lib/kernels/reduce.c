@@ -185,7 +185,8 @@ void tg__reduce_max_f64(const double *x, int ndim, const int64_t *shape, unsigne
         }                                                                          \
     }
 
-void tg__softmax_f32(const float *x, float *y, int64_t outer, int64_t n, int64_t inner, int take_log)
+void tg__softmax_f32(const float *x, float *y, int64_t outer, int64_t n, int64_t inner,
+                     int take_log)
 {
     SOFTMAX_BODY(float)
 }

@@ -20,7 +20,8 @@ void tg__reduce_max_f64(const double *x, int ndim, const int64_t *shape, unsigne
 
 /* x viewed as (outer, n, inner), normalised along n: y = softmax or
  * log_softmax, with the maximum subtracted so large inputs do not overflow. */
-void tg__softmax_f32(const float *x, float *y, int64_t outer, int64_t n, int64_t inner, int take_log);
+void tg__softmax_f32(const float *x, float *y, int64_t outer, int64_t n, int64_t inner,
+                     int take_log);
 void tg__softmax_f64(const double *x, double *y, int64_t outer, int64_t n, int64_t inner,
                      int take_log);
 

@@ -29,16 +29,6 @@ static tg_status binary_forward(tg_node *nd, tg__binop op)
     return TG_OK;
 }
 
-static tg_status unary_forward(tg_node *nd, tg__unop op)
-{
-    const tg_tensor *x = nd->in[0];
-    if (x->dtype == TG_F32)
-        tg__unary_f32(op, x->data, nd->out->data, x->numel, nd->p.f[0], nd->p.f[1]);
-    else
-        tg__unary_f64(op, x->data, nd->out->data, x->numel, nd->p.f[0], nd->p.f[1]);
-    return TG_OK;
-}
-
 static tg_tensor *binary(int op, tg_tensor *a, tg_tensor *b)
 {
     tg_tensor *in[2] = {a, b};
@@ -221,7 +211,7 @@ tg_tensor *tg_minimum(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_MINIMUM,
 
 /* ---- scalar operand ---- */
 
-static tg_status add_scalar_forward(tg_node *nd) { return unary_forward(nd, TG__UN_ADD_SCALAR); }
+static tg_status add_scalar_forward(tg_node *nd) { return tg__map_forward(nd, TG__UN_ADD_SCALAR); }
 static tg_status add_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
     din[0] = dout;
@@ -230,7 +220,7 @@ static tg_status add_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **d
 const tg_op_def tg__def_add_scalar = {"add_scalar", 1, true, false, tg__shape_same,
                                       add_scalar_forward, add_scalar_backward};
 
-static tg_status mul_scalar_forward(tg_node *nd) { return unary_forward(nd, TG__UN_MUL_SCALAR); }
+static tg_status mul_scalar_forward(tg_node *nd) { return tg__map_forward(nd, TG__UN_MUL_SCALAR); }
 static tg_status mul_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
     din[0] = tg_mul_scalar(dout, nd->p.f[0]);
@@ -239,7 +229,7 @@ static tg_status mul_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **d
 const tg_op_def tg__def_mul_scalar = {"mul_scalar", 1, true, false, tg__shape_same,
                                       mul_scalar_forward, mul_scalar_backward};
 
-static tg_status pow_scalar_forward(tg_node *nd) { return unary_forward(nd, TG__UN_POW_SCALAR); }
+static tg_status pow_scalar_forward(tg_node *nd) { return tg__map_forward(nd, TG__UN_POW_SCALAR); }
 static tg_status pow_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
     // d(x^p) = p x^(p-1); p == 1 is the identity and p == 0 a constant.
@@ -279,7 +269,10 @@ tg_tensor *tg_div_scalar(tg_tensor *x, double c)
         return tg__fail_null(TG_EINVAL, "tg_div_scalar: divisor %g must be finite and nonzero", c);
     return tg_mul_scalar(x, 1.0 / c);
 }
-tg_tensor *tg_rdiv_scalar(tg_tensor *x, double c) { return tg_mul_scalar(tg_pow_scalar(x, -1.0), c); }
+tg_tensor *tg_rdiv_scalar(tg_tensor *x, double c)
+{
+    return tg_mul_scalar(tg_pow_scalar(x, -1.0), c);
+}
 tg_tensor *tg_pow_scalar(tg_tensor *x, double p)
 {
     return isfinite(p) ? with_scalar(TG_OP_POW_SCALAR, x, p) : nonfinite_scalar("tg_pow_scalar", p);

@@ -77,6 +77,10 @@ tg_tensor *tg__take(tg_tensor *x, int64_t n, const int64_t *idx, int ndim, const
 tg_tensor *tg__put_add(tg_tensor *src, int64_t n, const int64_t *idx, int ndim,
                        const int64_t *shape);
 
+/* Forward of a one-input elementwise op: kernel map `op` (a tg__unop) with
+ * parameters p.f[0], p.f[1] (unary.c). */
+tg_status tg__map_forward(tg_node *nd, int op);
+
 /* The message prefix for op id: "tg_add". */
 const char *tg__op_fn(int op);
 

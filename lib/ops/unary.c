@@ -7,7 +7,7 @@
 #include "kernels/pointwise.h"
 #include "ops/ops_internal.h"
 
-static tg_status map_forward(tg_node *nd, tg__unop op)
+tg_status tg__map_forward(tg_node *nd, int op)
 {
     const tg_tensor *x = nd->in[0];
     if (x->dtype == TG_F32)
@@ -31,7 +31,7 @@ static tg_status result(tg_tensor **din, tg_tensor *g)
 
 /* DEFINE_UNARY(name, KERNEL_OP, backward expression in x, y (output), g (dout)) */
 #define DEFINE_UNARY(name, ID, KOP, GRAD)                                           \
-    static tg_status name##_forward(tg_node *nd) { return map_forward(nd, KOP); }  \
+    static tg_status name##_forward(tg_node *nd) { return tg__map_forward(nd, KOP); }  \
     static tg_status name##_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)   \
     {                                                                              \
         tg_tensor *x = nd->in[0], *y = nd->out;                                    \
@@ -64,7 +64,7 @@ DEFINE_UNARY(softplus, SOFTPLUS, TG__UN_SOFTPLUS, tg_mul(g, tg_sigmoid(x)))
 DEFINE_UNARY(copy, COPY, TG__UN_COPY, g)
 
 /* sign: piecewise constant, so not differentiable (never recorded). */
-static tg_status sign_forward(tg_node *nd) { return map_forward(nd, TG__UN_SIGN); }
+static tg_status sign_forward(tg_node *nd) { return tg__map_forward(nd, TG__UN_SIGN); }
 static tg_status sign_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)
 {
     return tg__fail(TG_ESTATE, "tg_sign has no gradient");
@@ -73,7 +73,7 @@ const tg_op_def tg__def_sign = {"sign", 1, false, false, tg__shape_same, sign_fo
                                 sign_backward};
 
 /* d(leaky_relu x) = g (x > 0 ? 1 : slope) = g (slope + (1 - slope)[x > 0]) */
-static tg_status leaky_relu_forward(tg_node *nd) { return map_forward(nd, TG__UN_LEAKY_RELU); }
+static tg_status leaky_relu_forward(tg_node *nd) { return tg__map_forward(nd, TG__UN_LEAKY_RELU); }
 static tg_status leaky_relu_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)
 {
     double slope = nd->p.f[0];
@@ -85,7 +85,7 @@ const tg_op_def tg__def_leaky_relu = {"leaky_relu", 1, true, false, tg__shape_sa
                                       leaky_relu_forward, leaky_relu_backward};
 
 /* d(clamp x) = g [lo <= x <= hi] */
-static tg_status clamp_forward(tg_node *nd) { return map_forward(nd, TG__UN_CLAMP); }
+static tg_status clamp_forward(tg_node *nd) { return tg__map_forward(nd, TG__UN_CLAMP); }
 static tg_status clamp_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)
 {
     tg_tensor *x = nd->in[0];

@@ -43,7 +43,10 @@ typedef struct style {
     int width;
 } style;
 
-static bool summarised(const tg_tensor *t, int d) { return t->numel > 1000 && t->shape[d] > 2 * EDGE; }
+static bool summarised(const tg_tensor *t, int d)
+{
+    return t->numel > 1000 && t->shape[d] > 2 * EDGE;
+}
 
 static void format_value(char *out, size_t size, double v, style st)
 {
@@ -112,7 +115,8 @@ static void write_tensor(writer *w, const tg_tensor *t)
     const char *prefix = "tensor(";
     emit(w, "%s", prefix);
     print_dim(w, t, 0, 0, choose_style(t), (int)strlen(prefix));
-    emit(w, ", dtype=%s%s)", tg_dtype_name(t->dtype), t->requires_grad ? ", requires_grad=true" : "");
+    emit(w, ", dtype=%s%s)", tg_dtype_name(t->dtype),
+         t->requires_grad ? ", requires_grad=true" : "");
 }
 
 tg_status tg_tensor_print(const tg_tensor *t, FILE *stream)
