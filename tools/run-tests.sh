@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds tapegrad and runs every Check suite twice: a plain build, then one with
-# AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer included).
+# Builds tapegrad and runs every Check suite: a plain build with warnings as
+# errors, one with AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer
+# included), and, when clang is installed, a clang build with warnings as errors.
 # Installs meson, ninja, pkg-config and Check first when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,5 +30,9 @@ run_suite plain build-tests -Dwerror=true || overall=1
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_suite sanitizer build-tests-asan -Db_sanitize=address,undefined -Db_lundef=false \
     || overall=1
-echo "test programs (both builds): $passed passed, $failed failed"
+# A third compiler's warnings, when one is installed (clang is optional).
+if command -v clang >/dev/null 2>&1; then
+    CC=clang run_suite clang build-tests-clang -Dwerror=true || overall=1
+fi
+echo "test programs (all builds): $passed passed, $failed failed"
 exit $overall

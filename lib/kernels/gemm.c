@@ -17,10 +17,10 @@
 
 #include "kernels/kernels.h"
 
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__linux__) &&                                        \
+    (!defined(__clang__) || __clang_major__ >= 14)
+/* x86-64-v3: AVX2, FMA, BMI2, ... (Haswell and later, Zen). */
 #define TG_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
-#elif defined(__x86_64__) && defined(__linux__) && defined(__clang__) && __clang_major__ >= 14
-#define TG_MULTIVERSION __attribute__((target_clones("avx2,fma", "default")))
 #else
 #define TG_MULTIVERSION
 #endif
