@@ -34,5 +34,5 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 if command -v clang >/dev/null 2>&1; then
     CC=clang run_suite clang build-tests-clang -Dwerror=true || overall=1
 fi
-echo "test programs (all builds): $passed passed, $failed failed"
+echo "suites: $passed passed, $failed failed"
 exit $overall
