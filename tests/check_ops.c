@@ -432,6 +432,8 @@ START_TEST(test_op_errors)
     ASSERT_FRESH_NULL_FAIL(tg_div_scalar(m23, 0), TG_EINVAL, "nonzero");
     ASSERT_FRESH_NULL_FAIL(tg_add_scalar(m23, NAN), TG_EINVAL, "not finite");
     ASSERT_FRESH_NULL_FAIL(tg_max(tg_full(TG_F32, TG_SHAPE(0), 0), NULL, 0, false), TG_ESHAPE, "empty");
+    ASSERT_FRESH_NULL_FAIL(tg_mean(tg_full(TG_F32, TG_SHAPE(0, 2), 0), NULL, 0, false), TG_ESHAPE,
+                           "tg_mean: no elements to average (input 0x2)");
     // The first failure's message survives the rest of the expression.
     ASSERT_FRESH_NULL_FAIL(tg_exp(tg_add(tg_matmul(m23, m45), m23)), TG_ESHAPE, "tg_matmul: inner dims");
     // No tape: a clear error, not a crash.

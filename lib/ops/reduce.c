@@ -101,7 +101,12 @@ tg_tensor *tg_mean(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
     if (!s)
         return NULL;
     int64_t count = s->numel ? x->numel / s->numel : 0;
-    return tg_mul_scalar(s, count ? 1.0 / (double)count : NAN);
+    if (count == 0) {
+        char shape[TG__SHAPE_STR];
+        return tg__fail_null(TG_ESHAPE, "tg_mean: no elements to average (input %s)",
+                             tg__shape_str(shape, x->ndim, x->shape));
+    }
+    return tg_mul_scalar(s, 1.0 / (double)count);
 }
 
 /* ---- max: the forward keeps each group's argmax; backward scatters to it ---- */
