@@ -306,6 +306,30 @@ START_TEST(test_explain_prints_the_walk)
 }
 END_TEST
 
+START_TEST(test_tape_print_lists_nodes)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = param(TG_F64, TG_SHAPE(2), (const double[]){1, 2});
+    tg_tensor *c = tg_tensor_ones(TG_F64, TG_SHAPE(2));
+    tg_tensor *y = tg_sum(tg_mul(tg_exp(x), c), NULL, 0, false);
+    ck_assert_ptr_nonnull(y);
+    FILE *f = tmpfile();
+    ck_assert_int_eq(tg_tape_print(tape, f), TG_OK);
+    char text[4096] = {0};
+    rewind(f);
+    ck_assert_uint_gt(fread(text, 1, sizeof text - 1, f), 0);
+    const char *want[] = {"tape: 3 recorded ops", "[0] exp(leaf 2)", "[1] mul([0], constant 2)",
+                          "[2] sum([1])", "tensor(10.1073"};
+    for (int i = 0; i < 5; i++)
+        ck_assert_msg(strstr(text, want[i]), "missing '%s' in:\n%s", want[i], text);
+    fclose(f);
+    ASSERT_FRESH_FAIL(tg_tape_print(NULL, stdout), TG_EINVAL, "tg_tape_print: NULL tape");
+    tg_tensor_free(x);
+    tg_tensor_free(c);
+    tg_tape_free(tape);
+}
+END_TEST
+
 START_TEST(test_tape_lifecycle)
 {
     tg_tape *a = tg_tape_new();
@@ -410,6 +434,7 @@ static Suite *tape_suite(void)
     tcase_add_test(mem, test_memory_flat_over_100k_steps);
     tcase_add_test(mem, test_tape_lifecycle);
     tcase_add_test(mem, test_explain_prints_the_walk);
+    tcase_add_test(mem, test_tape_print_lists_nodes);
     suite_add_tcase(s, mem);
     TCase *user = tcase_create("user_ops");
     tcase_add_test(user, test_user_op_checks);

@@ -53,20 +53,6 @@ static tg_status deliver(walk *w, tg_tensor *t, tg_tensor *g)
     return t->node ? TG_OK : note_leaf(w, t);
 }
 
-static void explain_tensor(FILE *f, const char *label, const tg_tensor *t)
-{
-    char buf[4096];
-    tg_tensor_format(t, buf, sizeof buf);
-    fprintf(f, "    %-10s ", label);
-    // Continuation rows of a matrix line up under its first row.
-    for (const char *c = buf; *c; c++) {
-        fputc(*c, f);
-        if (*c == '\n')
-            fprintf(f, "%15s", "");
-    }
-    fputc('\n', f);
-}
-
 static void explain_node(const walk *w, const tg_node *nd, const tg_tensor *dout,
                          tg_tensor *const *din)
 {
@@ -75,15 +61,15 @@ static void explain_node(const walk *w, const tg_node *nd, const tg_tensor *dout
     char label[32];
     for (int i = 0; i < nd->n_in; i++) {
         snprintf(label, sizeof label, "in[%d]", i);
-        explain_tensor(f, label, nd->in[i]);
+        tg__print_labelled(f, label, nd->in[i]);
     }
-    explain_tensor(f, "out", nd->out);
-    explain_tensor(f, "grad out", dout);
+    tg__print_labelled(f, "out", nd->out);
+    tg__print_labelled(f, "grad out", dout);
     for (int i = 0; i < nd->n_in; i++) {
         if (!din[i])
             continue;
         snprintf(label, sizeof label, "grad in[%d]", i);
-        explain_tensor(f, label, din[i]);
+        tg__print_labelled(f, label, din[i]);
     }
 }
 

@@ -65,4 +65,7 @@ static inline bool tg__needs_grad(const tg_node *nd, int i) { return nd->in[i]->
  * shapes match. Differentiable. */
 tg_tensor *tg__sum_to(tg_tensor *g, int ndim, const int64_t *shape);
 
+/* "    label      tensor(...)" with matrix rows aligned (tape_print.c). */
+void tg__print_labelled(FILE *f, const char *label, const tg_tensor *t);
+
 #endif
