@@ -43,10 +43,7 @@ void *tg__null_input(const char *fn, int which);
 const char *tg__shape_str(char *buf, int ndim, const int64_t *shape);
 
 /* ---- allocation (lib/core/alloc.c) ---- */
-void *tg__malloc(size_t size);
-void *tg__calloc(size_t n, size_t size);
-void *tg__realloc(void *p, size_t size);
-void tg__free(void *p);
+#include "core/alloc.h"
 
 /* ---- tensors (lib/tensor/tensor.c) ---- */
 /* Validates ndim/shape, fills shape/strides/numel. TG_OK or a recorded error

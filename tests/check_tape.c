@@ -11,6 +11,7 @@
 
 #include <tapegrad/tapegrad.h>
 #include "tg_check.h"
+#include "core/alloc.h"
 
 static tg_tensor *param(tg_dtype dt, int nd, const int64_t *shape, const double *v)
 {
@@ -330,6 +331,96 @@ START_TEST(test_tape_print_lists_nodes)
 }
 END_TEST
 
+/* ---- out of memory: every allocation that can fail is made to fail ---- */
+
+/* A small CNN training step; returns its status. Every call checks what it
+ * got, the way a careful user's code would. */
+static tg_status cnn_step(void)
+{
+    tg_status s = TG_OK;
+    tg_tape *tape = tg_tape_new();
+    tg_model *m = tg_model_new(TG_F32, TG_SHAPE(1, 8, 8), TG_SCHEME_KERAS, 1);
+    tg_layer *layers[] = {tg_layer_conv2d(4, 3, 3, TG_ACT_RELU), tg_layer_maxpool2d(2),
+                          tg_layer_flatten(), tg_layer_dropout(0.25),
+                          tg_layer_dense(3, TG_ACT_SOFTMAX)};
+    if (!tape || !m)
+        s = tg_last_status();
+    for (int i = 0; i < 5; i++)
+        if (s == TG_OK)
+            s = tg_model_add(m, layers[i]);
+        else
+            tg_layer_free(layers[i]);
+    tg_tensor *x = s == TG_OK ? tg_tensor_ones(TG_F32, TG_SHAPE(2, 1, 8, 8)) : NULL;
+    tg_optim *opt = NULL;
+    if (s == TG_OK && !x)
+        s = tg_last_status();
+    if (s == TG_OK) {
+        int n;
+        tg_tensor *const *params = tg_model_params(m, &n);
+        tg_adam_opts o = tg_adam_keras_defaults();
+        opt = tg_optim_adam(params, n, &o);
+        if (!opt)
+            s = tg_last_status();
+    }
+    if (s == TG_OK) {
+        tg_tensor *loss = tg_cross_entropy(tg_model_forward(m, x, true),
+                                           (const int64_t[]){0, 2}, TG_REDUCE_MEAN);
+        s = loss ? tg_backward(loss) : tg_last_status();
+    }
+    if (s == TG_OK)
+        s = tg_optim_step(opt);
+    tg_optim_free(opt);
+    tg_tensor_free(x);
+    tg_model_free(m);
+    tg_tape_free(tape);
+    return s;
+}
+
+static tg_status grad_of_grad(void)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tensor_full(TG_F64, TG_SHAPE(3), 0.5);
+    tg_status s = tape && x ? tg_tensor_set_requires_grad(x, true) : tg_last_status();
+    tg_tensor *g = NULL, *h = NULL;
+    if (s == TG_OK) {
+        tg_tensor *y = tg_sum(tg_mul(tg_tanh(x), tg_exp(x)), NULL, 0, false);
+        s = y ? tg_grad(1, &y, NULL, 1, &x, &g, TG_CREATE_GRAPH) : tg_last_status();
+    }
+    if (s == TG_OK) {
+        tg_tensor *gs = tg_sum(g, NULL, 0, false);
+        s = gs ? tg_grad(1, &gs, NULL, 1, &x, &h, 0) : tg_last_status();
+    }
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+    return s;
+}
+
+START_TEST(test_out_of_memory_everywhere)
+{
+    tg_status (*scenarios[2])(void) = {cnn_step, grad_of_grad};
+    for (int sc = 0; sc < 2; sc++) {
+        tg__alloc_fail_after(-1, 0);
+        ck_assert_int_eq(scenarios[sc](), TG_OK);
+        // The n-th allocation fails (sticky: and all after it; else only that one).
+        bool all_covered = false; // some sticky n let the whole scenario through
+        for (int sticky = 0; sticky < 2; sticky++)
+            for (long n = 0; n < 400; n++) {
+                tg_clear_error();
+                tg__alloc_fail_after(n, sticky);
+                tg_status s = scenarios[sc]();
+                tg__alloc_fail_after(-1, 0);
+                ck_assert_msg(s == TG_OK || s == TG_ENOMEM,
+                              "scenario %d, allocation %ld: status %d (%s)", sc, n, (int)s,
+                              tg_last_error());
+                if (s == TG_ENOMEM)
+                    ck_assert_msg(strstr(tg_last_error(), "memory"), "%s", tg_last_error());
+                all_covered |= sticky && s == TG_OK;
+            }
+        ck_assert_msg(all_covered, "scenario %d makes more than 400 allocations", sc);
+    }
+}
+END_TEST
+
 START_TEST(test_tape_lifecycle)
 {
     tg_tape *a = tg_tape_new();
@@ -435,6 +526,7 @@ static Suite *tape_suite(void)
     tcase_add_test(mem, test_tape_lifecycle);
     tcase_add_test(mem, test_explain_prints_the_walk);
     tcase_add_test(mem, test_tape_print_lists_nodes);
+    tcase_add_test(mem, test_out_of_memory_everywhere);
     suite_add_tcase(s, mem);
     TCase *user = tcase_create("user_ops");
     tcase_add_test(user, test_user_op_checks);

@@ -1,14 +1,40 @@
 /* alloc.c - every allocation of the library goes through here, so a user
- * allocator hook can be added in one place. Sizes of 0 are rounded up so a
- * NULL return always means failure. */
+ * allocator hook can be added in one place, and tests can make the n-th
+ * allocation fail to exercise every out-of-memory path. Sizes of 0 are
+ * rounded up so a NULL return always means failure. */
 #include <stdlib.h>
 
-#include "tg_internal.h"
+#include "core/alloc.h"
 
-void *tg__malloc(size_t size) { return malloc(size ? size : 1); }
+static long fail_countdown = -1; /* allocations left before one fails; -1: never */
+static int fail_sticky;
 
-void *tg__calloc(size_t n, size_t size) { return calloc(n ? n : 1, size ? size : 1); }
+void tg__alloc_fail_after(long n, int sticky)
+{
+    fail_countdown = n;
+    fail_sticky = sticky;
+}
 
-void *tg__realloc(void *p, size_t size) { return realloc(p, size ? size : 1); }
+static int should_fail(void)
+{
+    if (fail_countdown < 0)
+        return 0;
+    if (fail_countdown > 0) {
+        fail_countdown--;
+        return 0;
+    }
+    if (!fail_sticky)
+        fail_countdown = -1;
+    return 1;
+}
+
+void *tg__malloc(size_t size) { return should_fail() ? NULL : malloc(size ? size : 1); }
+
+void *tg__calloc(size_t n, size_t size)
+{
+    return should_fail() ? NULL : calloc(n ? n : 1, size ? size : 1);
+}
+
+void *tg__realloc(void *p, size_t size) { return should_fail() ? NULL : realloc(p, size ? size : 1); }
 
 void tg__free(void *p) { free(p); }

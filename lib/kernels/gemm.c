@@ -12,9 +12,9 @@
  * baseline, and the loader picks the best the CPU has: one binary runs
  * everywhere and uses the wide units where they exist. Tiny products skip
  * packing altogether. */
-#include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "kernels/kernels.h"
 
 #if defined(__x86_64__) && defined(__linux__) &&                                        \
@@ -185,11 +185,11 @@ static void micro_f64(int64_t kc, const double *ap, const double *bp, double *C,
         return;                                                                    \
     }                                                                              \
     int64_t ncap = N < NC ? ((N + NR - 1) / NR) * NR : NC;                         \
-    T *bpack = malloc((size_t)KC * ncap * sizeof(T));                              \
-    T *apack = malloc((size_t)KC * (MC + MR) * sizeof(T));                         \
+    T *bpack = tg__malloc((size_t)KC * ncap * sizeof(T));                              \
+    T *apack = tg__malloc((size_t)KC * (MC + MR) * sizeof(T));                         \
     if (!bpack || !apack) {                                                        \
-        free(bpack);                                                               \
-        free(apack);                                                               \
+        tg__free(bpack);                                                           \
+        tg__free(apack);                                                           \
         SMALL_GEMM(T) /* no scratch memory: slow but correct */                    \
         return;                                                                    \
     }                                                                              \
@@ -210,8 +210,8 @@ static void micro_f64(int64_t kc, const double *ap, const double *bp, double *C,
             }                                                                      \
         }                                                                          \
     }                                                                              \
-    free(bpack);                                                                   \
-    free(apack);
+    tg__free(bpack);                                                               \
+    tg__free(apack);
 
 void tg__gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,

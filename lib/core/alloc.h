@@ -1,0 +1,19 @@
+/* alloc.h - the library's allocation entry points (lib/core/alloc.c). Every
+ * allocation goes through them, so a user allocator hook, and the tests'
+ * out-of-memory injection, act in one place. Kernels include this alone. */
+#ifndef TG_CORE_ALLOC_H
+#define TG_CORE_ALLOC_H
+
+#include <stddef.h>
+
+void *tg__malloc(size_t size);
+void *tg__calloc(size_t n, size_t size);
+void *tg__realloc(void *p, size_t size);
+void tg__free(void *p);
+
+/* Tests only: make the n-th allocation from now fail (and every later one
+ * while `sticky`); n < 0 turns failure injection off. Not thread-safe by
+ * design: tests call it from one thread. */
+void tg__alloc_fail_after(long n, int sticky);
+
+#endif
