@@ -227,7 +227,16 @@ tg_tensor *tg__apply(int op, int n_in, tg_tensor *const *in, const tg_op_params 
     if (!in_copy)
         return tg__fail_null(TG_ENOMEM, "%s: out of memory", fn);
     memcpy(in_copy, in, (size_t)n_in * sizeof *in_copy);
-    *nd = (tg_node){.op = op, .n_in = n_in, .in = in_copy, .p = *p};
+    // Field by field: a compound literal would zero the whole node first, and
+    // this runs for every op.
+    nd->op = op;
+    nd->n_in = n_in;
+    nd->in = in_copy;
+    nd->out = NULL;
+    nd->p = *p;
+    nd->saved = NULL;
+    nd->seq = 0;
+    nd->released = false;
     nd->out = def->view ? header_only(tape, fn, in[0]->dtype, ndim, shape)
                         : tg__tensor_alloc(tape, fn, in[0]->dtype, ndim, shape, false);
     if (!nd->out || def->forward(nd) != TG_OK)

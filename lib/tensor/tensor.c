@@ -55,39 +55,47 @@ tg_status tg__init_shape(tg_tensor *t, const char *fn, int ndim, const int64_t *
     return TG_OK;
 }
 
+/* Header fields other than the shape, for a fresh tensor. */
+static void init_header(tg_tensor *t, tg_tape *tape, tg_dtype dtype)
+{
+    t->dtype = dtype;
+    t->data = NULL;
+    t->tape = tape;
+    t->owns_data = false;
+    t->requires_grad = false;
+    t->node = NULL;
+    t->grad = NULL;
+    t->walk_grad = NULL;
+    t->walk_id = 0;
+}
+
 tg_tensor *tg__tensor_alloc(tg_tape *tape, const char *fn, tg_dtype dtype, int ndim,
                             const int64_t *shape, bool zero)
 {
     size_t esize = tg_dtype_size(dtype);
     if (!esize)
         return tg__fail_null(TG_EINVAL, "%s: invalid dtype %d", fn, (int)dtype);
-    tg_tensor head = {0};
-    if (tg__init_shape(&head, fn, ndim, shape) != TG_OK)
-        return NULL;
-    if ((uint64_t)head.numel > SIZE_MAX / esize)
-        return tg__fail_null(TG_ERANGE, "%s: tensor too large", fn);
-    size_t bytes = (size_t)head.numel * esize;
-    tg_tensor *t;
-    if (tape) {
-        t = tg__arena_alloc(tape, sizeof *t);
-        void *data = t ? tg__arena_alloc(tape, bytes) : NULL;
-        if (!data)
-            return tg__fail_null(TG_ENOMEM, "%s: out of memory for %zu bytes", fn, bytes);
-        *t = head;
-        t->data = data;
-        t->tape = tape;
-    } else {
-        t = tg__malloc(sizeof *t);
-        void *data = t ? tg__malloc(bytes) : NULL;
-        if (!data) {
+    // The header is filled in place (every op makes one, so no temporary copy).
+    tg_tensor *t = tape ? tg__arena_alloc(tape, sizeof *t) : tg__malloc(sizeof *t);
+    if (!t)
+        return tg__fail_null(TG_ENOMEM, "%s: out of memory", fn);
+    init_header(t, tape, dtype);
+    tg_status s = tg__init_shape(t, fn, ndim, shape);
+    if (s == TG_OK && (uint64_t)t->numel > SIZE_MAX / esize)
+        s = tg__fail(TG_ERANGE, "%s: tensor too large", fn);
+    if (s != TG_OK) {
+        if (!tape)
             tg__free(t);
-            return tg__fail_null(TG_ENOMEM, "%s: out of memory for %zu bytes", fn, bytes);
-        }
-        *t = head;
-        t->data = data;
-        t->owns_data = true;
+        return NULL;
     }
-    t->dtype = dtype;
+    size_t bytes = (size_t)t->numel * esize;
+    t->data = tape ? tg__arena_alloc(tape, bytes) : tg__malloc(bytes);
+    if (!t->data) {
+        if (!tape)
+            tg__free(t);
+        return tg__fail_null(TG_ENOMEM, "%s: out of memory for %zu bytes", fn, bytes);
+    }
+    t->owns_data = !tape;
     if (zero)
         memset(t->data, 0, bytes);
     return t;
@@ -188,9 +196,22 @@ tg_tensor *tg_tensor_uniform(tg_dtype dtype, int ndim, const int64_t *shape, dou
         return tg__fail_null(TG_EINVAL, "tg_tensor_uniform: need finite low <= high "
                                         "(got %g, %g)", low, high);
     tg_tensor *t = tg__tensor_alloc(NULL, "tg_tensor_uniform", dtype, ndim, shape, false);
-    if (t)
+    if (!t)
+        return NULL;
+    if (dtype == TG_F64) {
         for (int64_t i = 0; i < t->numel; i++)
             tg__set(t, i, low + (high - low) * tg_rng_uniform(rng));
+        return t;
+    }
+    // float32 takes the top 24 bits, as documented; rounding the scaled value
+    // to float could still reach high, which the interval excludes.
+    float *d = t->data, top = (float)high;
+    float below = nextafterf(top, (float)low);
+    for (int64_t i = 0; i < t->numel; i++) {
+        double u = (double)(tg_rng_next_u64(rng) >> 40) * 0x1.0p-24;
+        float v = (float)(low + (high - low) * u);
+        d[i] = v >= top && high > low ? below : v;
+    }
     return t;
 }
 
