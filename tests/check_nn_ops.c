@@ -136,6 +136,155 @@ START_TEST(test_conv2d_gradcheck)
 }
 END_TEST
 
+/* ---- float32 against float64 ----
+ * gradcheck runs everything in float64; these run the float32 kernels of the
+ * same forward and backward ops (the adjoint convolutions, the pooling
+ * adjoints, the fused cross-entropy) and compare the gradients of <f(x), r>. */
+static void check_f32_matches_f64(tg_fn f, void *ctx, int n, tg_tensor *const *in64, double tol)
+{
+    tg_tensor *grads[2][4] = {{NULL}};
+    double *outs[2] = {NULL, NULL};
+    int64_t numel = 0;
+    ck_assert_int_le(n, 4);
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F32 : TG_F64;
+        tg_tape *tape = tg_tape_new();
+        tg_tensor *in[4];
+        for (int i = 0; i < n; i++) {
+            in[i] = tg_tensor_clone_as(in64[i], dt);
+            tg_tensor_set_requires_grad(in[i], true);
+        }
+        tg_tensor *y = f(in, n, ctx);
+        ck_assert_msg(y, "%s", tg_last_error());
+        ck_assert_int_eq(tg_tensor_dtype(y), dt);
+        numel = tg_tensor_numel(y);
+        outs[d] = malloc(sizeof(double) * (size_t)numel);
+        tg_tensor_to_doubles(y, outs[d]);
+        tg_rng rng = tg_rng_seeded(77);
+        tg_tensor *r = tg_tensor_uniform(dt, tg_tensor_ndim(y), tg_tensor_shape(y), -1, 1, &rng);
+        ASSERT_OK(tg_backward_ex(y, r, 0));
+        for (int i = 0; i < n; i++) {
+            const tg_tensor *gi = tg_tensor_grad(in[i]);
+            grads[d][i] = gi ? tg_tensor_clone_as(gi, TG_F64) : NULL;
+            tg_tensor_free(in[i]);
+        }
+        tg_tensor_free(r);
+        tg_tape_free(tape);
+    }
+    for (int64_t k = 0; k < numel; k++)
+        ck_assert_msg(fabs(outs[1][k] - outs[0][k]) <= tol * (1 + fabs(outs[0][k])),
+                      "output %lld: f32 %.9g vs f64 %.9g", (long long)k, outs[1][k], outs[0][k]);
+    free(outs[0]);
+    free(outs[1]);
+    for (int i = 0; i < n; i++) {
+        ck_assert_msg((grads[0][i] == NULL) == (grads[1][i] == NULL), "input %d", i);
+        if (!grads[0][i])
+            continue;
+        const double *a = tg_tensor_data(grads[0][i]), *b = tg_tensor_data(grads[1][i]);
+        for (int64_t k = 0; k < tg_tensor_numel(grads[0][i]); k++)
+            ck_assert_msg(fabs(b[k] - a[k]) <= tol * (1 + fabs(a[k])),
+                          "input %d grad %lld: f32 %.9g vs f64 %.9g", i, (long long)k, b[k],
+                          a[k]);
+        tg_tensor_free(grads[0][i]);
+        tg_tensor_free(grads[1][i]);
+    }
+}
+
+START_TEST(test_conv2d_f32_grads)
+{
+    tg_tensor *in[3] = {rand_tensor(TG_F64, TG_SHAPE(2, 2, 7, 6), 1),
+                        rand_tensor(TG_F64, TG_SHAPE(3, 2, 3, 2), 2),
+                        rand_tensor(TG_F64, TG_SHAPE(3), 3)};
+    check_f32_matches_f64(conv_fn, &conv_cases[_i], 3, in, 1e-5);
+    for (int i = 0; i < 3; i++)
+        tg_tensor_free(in[i]);
+}
+END_TEST
+
+/* Shapes big enough for the packed GEMM path (the small cases above take the
+ * GEMM's unpacked path for tiny products) in all three ops. */
+static conv_case big_case = {{1, 2, 1, 1, TG_PAD_SAME, 0, 0, 0, 0}, true};
+
+START_TEST(test_conv2d_large)
+{
+    tg_dtype dt = _i ? TG_F32 : TG_F64;
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = rand_tensor(dt, TG_SHAPE(3, 5, 12, 11), 50);
+    tg_tensor *w = rand_tensor(dt, TG_SHAPE(8, 5, 3, 3), 51);
+    tg_tensor *b = rand_tensor(dt, TG_SHAPE(8), 52);
+    tg_tensor *y = tg_conv2d(x, w, b, &big_case.g);
+    ck_assert_msg(y, "%s", tg_last_error());
+    ck_assert_int_eq(tg_tensor_shape(y)[2], 12);
+    ck_assert_int_eq(tg_tensor_shape(y)[3], 6);
+    double *xd = malloc(sizeof(double) * (size_t)tg_tensor_numel(x));
+    double *yd = malloc(sizeof(double) * (size_t)tg_tensor_numel(y));
+    double wd[8 * 5 * 9], bd[8];
+    tg_tensor_to_doubles(x, xd);
+    tg_tensor_to_doubles(w, wd);
+    tg_tensor_to_doubles(b, bd);
+    tg_tensor_to_doubles(y, yd);
+    int64_t k = 0;
+    for (int64_t n = 0; n < 3; n++)
+        for (int64_t o = 0; o < 8; o++)
+            for (int64_t i = 0; i < 12; i++)
+                for (int64_t j = 0; j < 6; j++, k++) {
+                    // same: pads 1/1 rows, 1/1 columns (stride 2 over 11: total 2)
+                    double want = conv_at(xd, wd, bd, tg_tensor_shape(x), tg_tensor_shape(w),
+                                          &big_case.g, 1, 1, n, o, i, j);
+                    ck_assert_msg(fabs(yd[k] - want) <= (_i ? 1e-5 : 1e-12),
+                                  "at %lld: %g vs %g", (long long)k, yd[k], want);
+                }
+    free(xd);
+    free(yd);
+    if (dt == TG_F64) {
+        tg_tensor *in[3] = {x, w, b};
+        tg_gradcheck_opts o = tg_gradcheck_defaults();
+        o.directions = 6;
+        tg_gradcheck_report rep;
+        ck_assert_msg(tg_gradcheck(conv_fn, &big_case, 3, in, &o, &rep) == TG_OK, "%s",
+                      rep.message);
+        ck_assert_msg(tg_gradgradcheck(conv_fn, &big_case, 3, in, &o, &rep) == TG_OK, "%s",
+                      rep.message);
+    } else {
+        tg_tensor *in[3] = {x, w, b};
+        check_f32_matches_f64(conv_fn, &big_case, 3, in, 1e-5);
+    }
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+    tg_tensor_free(b);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_empty_batch)
+{
+    // A batch of zero images flows through forward and backward without work.
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tensor_zeros(TG_F32, TG_SHAPE(0, 2, 6, 6));
+    tg_tensor *w = tg_tensor_ones(TG_F32, TG_SHAPE(3, 2, 3, 3));
+    tg_tensor *b = tg_tensor_ones(TG_F32, TG_SHAPE(3));
+    tg_tensor_set_requires_grad(x, true);
+    tg_tensor_set_requires_grad(w, true);
+    tg_tensor_set_requires_grad(b, true);
+    tg_pool2d_geom pg = tg_pool2d_geom_square(2);
+    tg_tensor *y = tg_avg_pool2d(tg_max_pool2d(tg_conv2d(x, w, b, NULL), &pg), &pg);
+    ck_assert_msg(y, "%s", tg_last_error());
+    ck_assert_int_eq(tg_tensor_numel(y), 0);
+    ck_assert_int_eq(tg_tensor_shape(y)[1], 3);
+    ASSERT_OK(tg_backward(tg_sum(y, NULL, 0, false)));
+    double gw[54], gb[3];
+    tg_tensor_to_doubles(tg_tensor_grad(w), gw);
+    tg_tensor_to_doubles(tg_tensor_grad(b), gb);
+    for (int i = 0; i < 54; i++)
+        ck_assert(gw[i] == 0);
+    ck_assert(gb[0] == 0 && gb[1] == 0 && gb[2] == 0);
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+    tg_tensor_free(b);
+    tg_tape_free(tape);
+}
+END_TEST
+
 START_TEST(test_conv2d_keras_same_output_size)
 {
     // "same" keeps ceil(in / stride) whatever the kernel and dilation.
@@ -165,19 +314,49 @@ START_TEST(test_conv2d_errors)
     tg_tensor *big = rand_tensor(TG_F32, TG_SHAPE(4, 3, 7, 7), 2);
     tg_tensor *b = rand_tensor(TG_F32, TG_SHAPE(5), 3);
     tg_tensor *x64 = rand_tensor(TG_F64, TG_SHAPE(2, 3, 5, 5), 1);
-    ASSERT_FRESH_NULL_FAIL(tg_conv2d(x, w, NULL, NULL), TG_ESHAPE, "x has 3 channels but w expects 2");
+    ASSERT_FRESH_NULL_FAIL(tg_conv2d(x, w, NULL, NULL), TG_ESHAPE,
+                           "x has 3 channels but w expects 2");
     ASSERT_FRESH_NULL_FAIL(tg_conv2d(x, big, NULL, NULL), TG_ESHAPE, "does not fit");
     ASSERT_FRESH_NULL_FAIL(tg_conv2d(x, w3, b, NULL), TG_ESHAPE, "bias must have shape (4)");
     ASSERT_FRESH_NULL_FAIL(tg_conv2d(b, w3, NULL, NULL), TG_ESHAPE, "must be 4-D");
     ASSERT_FRESH_NULL_FAIL(tg_conv2d(x64, w3, NULL, NULL), TG_EDTYPE, "dtype mismatch");
-    ASSERT_FRESH_NULL_FAIL(tg_conv2d(NULL, w3, NULL, NULL), TG_EINVAL, "tg_conv2d: input 0 is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_conv2d(NULL, w3, NULL, NULL), TG_EINVAL,
+                           "tg_conv2d: input 0 is NULL");
     tg_conv2d_geom g = tg_conv2d_geom_default();
     g.stride_h = 0;
-    ASSERT_FRESH_NULL_FAIL(tg_conv2d(x, w3, NULL, &g), TG_EINVAL, "strides and dilations must be >= 1");
+    ASSERT_FRESH_NULL_FAIL(tg_conv2d(x, w3, NULL, &g), TG_EINVAL,
+                           "strides and dilations must be >= 1");
+    g = tg_conv2d_geom_default();
+    g.dilation_w = -2;
+    ASSERT_FRESH_NULL_FAIL(tg_conv2d(x, w3, NULL, &g), TG_EINVAL,
+                           "strides and dilations must be >= 1");
     g = tg_conv2d_geom_default();
     g.padding = TG_PAD_EXPLICIT;
     g.pad_left = -1;
     ASSERT_FRESH_NULL_FAIL(tg_conv2d(x, w3, NULL, &g), TG_EINVAL, "negative padding");
+    g.padding = (tg_padding)9;
+    ASSERT_FRESH_NULL_FAIL(tg_conv2d(x, w3, NULL, &g), TG_EINVAL, "unknown padding mode 9");
+    // Dilation 3 spreads a 3x3 kernel over 7x7: larger than the 5x5 input.
+    g = tg_conv2d_geom_default();
+    g.dilation_h = g.dilation_w = 3;
+    ASSERT_FRESH_NULL_FAIL(tg_conv2d(x, w3, NULL, &g), TG_ESHAPE, "(dilation 3x3) does not fit");
+    // Explicit padding makes it fit: 5 + 1 + 1 = 7.
+    g.padding = TG_PAD_EXPLICIT;
+    g.pad_top = g.pad_bottom = g.pad_left = g.pad_right = 1;
+    tg_tensor *ok = tg_conv2d(x, w3, NULL, &g);
+    ck_assert_msg(ok, "%s", tg_last_error());
+    ck_assert_int_eq(tg_tensor_shape(ok)[2], 1);
+    ASSERT_FRESH_NULL_FAIL(tg_conv2d(x, NULL, NULL, NULL), TG_EINVAL,
+                           "tg_conv2d: input 1 is NULL");
+    // Sizes whose arithmetic could overflow are refused, not wrapped.
+    g = tg_conv2d_geom_default();
+    g.dilation_h = (int64_t)1 << 62;
+    ASSERT_FRESH_NULL_FAIL(tg_conv2d(x, w3, NULL, &g), TG_ERANGE, "must be at most 2147483647");
+    g = tg_conv2d_geom_default();
+    g.padding = TG_PAD_EXPLICIT;
+    g.pad_top = g.pad_bottom = INT64_MAX - 1;
+    ASSERT_FRESH_NULL_FAIL(tg_conv2d(x, w3, NULL, &g), TG_ERANGE,
+                           "(got 9223372036854775806)");
     tg_tensor *all[] = {x, w, w3, big, b, x64};
     for (int i = 0; i < 6; i++)
         tg_tensor_free(all[i]);
@@ -204,17 +383,22 @@ static tg_tensor *avg_fn(tg_tensor *const *in, int n, void *ctx)
     return tg_avg_pool2d(in[0], ctx);
 }
 
-/* Direct window max/mean with the given top/left pads. */
-static void check_pool_values(int which, bool is_max, int64_t pt, int64_t pl)
+/* Direct window max/mean (in double) with the given top/left pads. */
+static void check_pool_values(tg_dtype dt, int which, bool is_max, int64_t pt, int64_t pl)
 {
     tg_pool2d_geom *g = &pool_cases[which];
     int64_t sh = g->stride_h ? g->stride_h : g->kernel_h;
     int64_t sw = g->stride_w ? g->stride_w : g->kernel_w;
     tg_tape *tape = tg_tape_new();
-    tg_tensor *x = rand_tensor(TG_F64, TG_SHAPE(2, 2, 7, 6), 40 + which);
+    tg_tensor *x = rand_tensor(dt, TG_SHAPE(2, 2, 7, 6), 40 + which);
     tg_tensor *y = is_max ? tg_max_pool2d(x, g) : tg_avg_pool2d(x, g);
     ck_assert_msg(y, "%s", tg_last_error());
-    const double *xd = tg_tensor_data(x), *yd = tg_tensor_data(y);
+    ck_assert_int_eq(tg_tensor_dtype(y), dt);
+    double xd[2 * 2 * 7 * 6], yd[2 * 2 * 7 * 6];
+    ck_assert_int_le(tg_tensor_numel(y), 2 * 2 * 7 * 6);
+    tg_tensor_to_doubles(x, xd);
+    tg_tensor_to_doubles(y, yd);
+    double tol = dt == TG_F64 ? 1e-12 : 1e-6;
     const int64_t *ys = tg_tensor_shape(y);
     int64_t k = 0;
     for (int64_t p = 0; p < 4; p++)
@@ -235,8 +419,9 @@ static void check_pool_values(int which, bool is_max, int64_t pt, int64_t pl)
                 if (g->count_include_pad)
                     count = g->kernel_h * g->kernel_w;
                 double want = is_max ? best : sum / (double)count;
-                ck_assert_msg(fabs(yd[k] - want) < 1e-12, "case %d %s at %lld: %g vs %g", which,
-                              is_max ? "max" : "avg", (long long)k, yd[k], want);
+                ck_assert_msg(fabs(yd[k] - want) < tol, "case %d %s %s at %lld: %g vs %g",
+                              which, is_max ? "max" : "avg", tg_dtype_name(dt), (long long)k,
+                              yd[k], want);
             }
     tg_tensor_free(x);
     tg_tape_free(tape);
@@ -245,8 +430,11 @@ static void check_pool_values(int which, bool is_max, int64_t pt, int64_t pl)
 START_TEST(test_pool_values)
 {
     static const int64_t pads[][2] = {{0, 0}, {1, 0}, {1, 1}, {0, 2}}; // top, left per case
-    check_pool_values(_i, true, pads[_i][0], pads[_i][1]);
-    check_pool_values(_i, false, pads[_i][0], pads[_i][1]);
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F32 : TG_F64;
+        check_pool_values(dt, _i, true, pads[_i][0], pads[_i][1]);
+        check_pool_values(dt, _i, false, pads[_i][0], pads[_i][1]);
+    }
 }
 END_TEST
 
@@ -257,6 +445,15 @@ START_TEST(test_pool_gradcheck)
     ASSERT_GRADGRADCHECK(max_fn, &pool_cases[_i], 1, &x);
     ASSERT_GRADCHECK(avg_fn, &pool_cases[_i], 1, &x);
     ASSERT_GRADGRADCHECK(avg_fn, &pool_cases[_i], 1, &x);
+    tg_tensor_free(x);
+}
+END_TEST
+
+START_TEST(test_pool_f32_grads)
+{
+    tg_tensor *x = rand_tensor(TG_F64, TG_SHAPE(2, 2, 7, 6), 5);
+    check_f32_matches_f64(max_fn, &pool_cases[_i], 1, &x, 1e-6);
+    check_f32_matches_f64(avg_fn, &pool_cases[_i], 1, &x, 1e-6);
     tg_tensor_free(x);
 }
 END_TEST
@@ -289,8 +486,25 @@ START_TEST(test_pool_errors)
     g.padding = TG_PAD_EXPLICIT;
     g.pad_top = 2;
     ASSERT_FRESH_NULL_FAIL(tg_max_pool2d(x, &g), TG_EINVAL, "smaller than the kernel");
+    ASSERT_FRESH_NULL_FAIL(tg_avg_pool2d(x, &g), TG_EINVAL, "tg_avg_pool2d: padding (2, 0, 0, 0)");
+    g.pad_top = -1;
+    ASSERT_FRESH_NULL_FAIL(tg_avg_pool2d(x, &g), TG_EINVAL, "must be >= 0");
+    g.padding = (tg_padding)5;
+    ASSERT_FRESH_NULL_FAIL(tg_avg_pool2d(x, &g), TG_EINVAL, "unknown padding mode 5");
     g = tg_pool2d_geom_square(0);
     ASSERT_FRESH_NULL_FAIL(tg_max_pool2d(x, &g), TG_EINVAL, "must be >= 1");
+    g = tg_pool2d_geom_square(2);
+    g.stride_w = -1;
+    ASSERT_FRESH_NULL_FAIL(tg_avg_pool2d(x, &g), TG_EINVAL, "stride 2x-1");
+    g = tg_pool2d_geom_square(2);
+    g.kernel_h = 5;
+    ASSERT_FRESH_NULL_FAIL(tg_avg_pool2d(x, &g), TG_ESHAPE, "window 5x2 does not fit");
+    g = tg_pool2d_geom_square(INT64_MAX);
+    g.padding = TG_PAD_EXPLICIT;
+    g.pad_top = g.pad_bottom = INT64_MAX - 1;
+    ASSERT_FRESH_NULL_FAIL(tg_max_pool2d(x, &g), TG_ERANGE, "must be at most 2147483647");
+    ASSERT_FRESH_NULL_FAIL(tg_max_pool2d(NULL, &g), TG_EINVAL, "tg_max_pool2d: input 0 is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_avg_pool2d(NULL, &g), TG_EINVAL, "tg_avg_pool2d: input 0 is NULL");
     tg_tensor_free(x);
     tg_tensor_free(flat);
     tg_tape_free(tape);
@@ -321,7 +535,15 @@ START_TEST(test_dropout)
     tg_tensor *a = tg_dropout(x, 0.5, true, &r1), *b = tg_dropout(x, 0.5, true, &r2);
     ck_assert_mem_eq(tg_tensor_data(a), tg_tensor_data(b), 10000 * sizeof(float));
     ASSERT_FRESH_NULL_FAIL(tg_dropout(x, 1.0, true, &rng), TG_EINVAL, "must be in [0, 1)");
+    ASSERT_FRESH_NULL_FAIL(tg_dropout(x, -0.1, false, &rng), TG_EINVAL, "p = -0.1");
+    ASSERT_FRESH_NULL_FAIL(tg_dropout(x, NAN, true, &rng), TG_EINVAL, "must be in [0, 1)");
     ASSERT_FRESH_NULL_FAIL(tg_dropout(x, 0.5, true, NULL), TG_EINVAL, "rng is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_dropout(NULL, 0.5, true, &rng), TG_EINVAL,
+                           "tg_dropout: input 0 is NULL");
+    // p = 0 in training is the identity as well, and draws nothing.
+    tg_rng before = rng;
+    ck_assert_ptr_eq(tg_dropout(x, 0.0, true, &rng), x);
+    ck_assert_mem_eq(&before, &rng, sizeof rng);
     tg_tensor_free(x);
     tg_tape_free(tape);
 }
@@ -378,6 +600,17 @@ START_TEST(test_loss_gradcheck)
 }
 END_TEST
 
+START_TEST(test_loss_f32)
+{
+    int which = _i;
+    tg_tensor *in[2] = {rand_tensor(TG_F64, TG_SHAPE(4, 5), 7),
+                        rand_tensor(TG_F64, TG_SHAPE(4, 5), 8)};
+    check_f32_matches_f64(loss_fn, &which, 2, in, 1e-5);
+    tg_tensor_free(in[0]);
+    tg_tensor_free(in[1]);
+}
+END_TEST
+
 START_TEST(test_cross_entropy_values)
 {
     tg_tape *tape = tg_tape_new();
@@ -422,15 +655,48 @@ START_TEST(test_loss_errors)
     const int64_t bad[4] = {0, 5, 1, 1};
     ASSERT_FRESH_NULL_FAIL(tg_cross_entropy(x, bad, TG_REDUCE_MEAN), TG_ERANGE,
                  "labels[1] = 5 outside [0, 5)");
-    ASSERT_FRESH_NULL_FAIL(tg_cross_entropy(x, NULL, TG_REDUCE_MEAN), TG_EINVAL, "labels is NULL");
+    const int64_t neg[4] = {0, 1, -1, 1};
+    ASSERT_FRESH_NULL_FAIL(tg_cross_entropy(x, neg, TG_REDUCE_NONE), TG_ERANGE,
+                           "labels[2] = -1 outside [0, 5)");
+    ASSERT_FRESH_NULL_FAIL(tg_cross_entropy(x, NULL, TG_REDUCE_MEAN), TG_EINVAL,
+                           "labels is NULL");
     ASSERT_FRESH_NULL_FAIL(tg_cross_entropy(v, LABELS, TG_REDUCE_MEAN), TG_ESHAPE, "(N, K)");
-    ASSERT_FRESH_NULL_FAIL(tg_cross_entropy(x, LABELS, (tg_reduction)7), TG_EINVAL, "unknown reduction");
-    ASSERT_FRESH_NULL_FAIL(tg_mse_loss(x, y, TG_REDUCE_MEAN), TG_ESHAPE, "must have the same shape");
+    ASSERT_FRESH_NULL_FAIL(tg_cross_entropy(NULL, LABELS, TG_REDUCE_MEAN), TG_EINVAL,
+                           "input 0 is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_cross_entropy(x, LABELS, (tg_reduction)7), TG_EINVAL,
+                           "unknown reduction");
+    ASSERT_FRESH_NULL_FAIL(tg_mse_loss(x, y, TG_REDUCE_MEAN), TG_ESHAPE,
+                           "must have the same shape");
+    ASSERT_FRESH_NULL_FAIL(tg_mse_loss(x, x, (tg_reduction)-1), TG_EINVAL, "unknown reduction");
     ASSERT_FRESH_NULL_FAIL(tg_bce_loss(x, NULL, TG_REDUCE_MEAN), TG_EINVAL, "input 1 is NULL");
-    ASSERT_FRESH_NULL_FAIL(tg_nll_loss(x, bad, TG_REDUCE_SUM), TG_ERANGE, "tg_nll_loss: labels[1]");
+    ASSERT_FRESH_NULL_FAIL(tg_bce_loss(x, y, TG_REDUCE_MEAN), TG_ESHAPE,
+                           "tg_bce_loss: prediction 4x5 and target 4x4");
+    ASSERT_FRESH_NULL_FAIL(tg_bce_with_logits_loss(v, x, TG_REDUCE_SUM), TG_ESHAPE,
+                           "tg_bce_with_logits_loss: prediction 5 and target 4x5");
+    ASSERT_FRESH_NULL_FAIL(tg_bce_with_logits_loss(NULL, x, TG_REDUCE_SUM), TG_EINVAL,
+                           "input 0 is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_cross_entropy_soft(x, y, TG_REDUCE_MEAN), TG_ESHAPE,
+                           "tg_cross_entropy_soft: prediction 4x5 and target 4x4");
+    ASSERT_FRESH_NULL_FAIL(tg_cross_entropy_soft(v, v, TG_REDUCE_MEAN), TG_ESHAPE,
+                           "expected logits of shape (N, K), got 5");
+    ASSERT_FRESH_NULL_FAIL(tg_nll_loss(x, bad, TG_REDUCE_SUM), TG_ERANGE,
+                           "tg_nll_loss: labels[1]");
+    ASSERT_FRESH_NULL_FAIL(tg_nll_loss(x, NULL, TG_REDUCE_SUM), TG_EINVAL, "labels is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_nll_loss(v, LABELS, TG_REDUCE_SUM), TG_ESHAPE, "(N, K)");
+    ASSERT_FRESH_NULL_FAIL(tg_nll_loss(NULL, LABELS, TG_REDUCE_SUM), TG_EINVAL,
+                           "input 0 is NULL");
     tg_clear_error();
     ck_assert(isnan(tg_accuracy(x, LABELS, 3)));
-    ck_assert_int_eq(tg_last_status(), TG_ESHAPE);
+    ASSERT_FAIL(tg_last_status(), TG_ESHAPE, "tg_accuracy: expected scores (3, K)");
+    tg_clear_error();
+    ck_assert(isnan(tg_accuracy(v, LABELS, 5)));
+    ASSERT_FAIL(tg_last_status(), TG_ESHAPE, "got 5");
+    tg_clear_error();
+    ck_assert(isnan(tg_accuracy(NULL, LABELS, 4)));
+    ASSERT_FAIL(tg_last_status(), TG_EINVAL, "tg_accuracy: NULL scores");
+    tg_clear_error();
+    ck_assert(isnan(tg_accuracy(x, NULL, 4)));
+    ASSERT_FAIL(tg_last_status(), TG_EINVAL, "tg_accuracy: NULL labels");
     tg_tensor_free(x);
     tg_tensor_free(y);
     tg_tensor_free(v);
@@ -455,13 +721,17 @@ static Suite *nn_ops_suite(void)
     tcase_add_loop_test(conv, test_conv2d_values_f64, 0, N_CONV_CASES);
     tcase_add_loop_test(conv, test_conv2d_values_f32, 0, N_CONV_CASES);
     tcase_add_loop_test(conv, test_conv2d_gradcheck, 0, N_CONV_CASES);
+    tcase_add_loop_test(conv, test_conv2d_f32_grads, 0, N_CONV_CASES);
+    tcase_add_loop_test(conv, test_conv2d_large, 0, 2);
     tcase_add_test(conv, test_conv2d_keras_same_output_size);
+    tcase_add_test(conv, test_empty_batch);
     tcase_add_test(conv, test_conv2d_errors);
     suite_add_tcase(s, conv);
     TCase *pool = tcase_create("pool");
     tcase_set_timeout(pool, 120);
     tcase_add_loop_test(pool, test_pool_values, 0, N_POOL_CASES);
     tcase_add_loop_test(pool, test_pool_gradcheck, 0, N_POOL_CASES);
+    tcase_add_loop_test(pool, test_pool_f32_grads, 0, N_POOL_CASES);
     tcase_add_test(pool, test_maxpool_ties_go_to_first);
     tcase_add_test(pool, test_pool_errors);
     suite_add_tcase(s, pool);
@@ -472,6 +742,7 @@ static Suite *nn_ops_suite(void)
     TCase *loss = tcase_create("loss");
     tcase_set_timeout(loss, 120);
     tcase_add_loop_test(loss, test_loss_gradcheck, 0, 18);
+    tcase_add_loop_test(loss, test_loss_f32, 0, 18);
     tcase_add_test(loss, test_cross_entropy_values);
     tcase_add_test(loss, test_loss_errors);
     tcase_add_test(loss, test_accuracy);

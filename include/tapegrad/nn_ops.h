@@ -41,7 +41,8 @@ TG_API tg_conv2d_geom tg_conv2d_geom_default(void);
  * x (N, C, H, W), w (OC, C, KH, KW), bias (OC) or NULL; geom NULL means the
  * default. Output (N, OC, OH, OW), OH = (H + pt + pb - dh*(KH-1) - 1) / sh + 1.
  * Errors: TG_ESHAPE (not 4-D, channel mismatch, kernel larger than the padded
- * input, bias size), TG_EINVAL (bad geometry). */
+ * input, bias size), TG_EINVAL (bad geometry), TG_ERANGE (a size, stride,
+ * dilation or pad above 2^31 - 1), TG_EDTYPE (mixed dtypes). */
 TG_API tg_tensor *tg_conv2d(tg_tensor *x, tg_tensor *w, tg_tensor *bias,
                             const tg_conv2d_geom *geom);
 
@@ -59,7 +60,10 @@ TG_API tg_pool2d_geom tg_pool2d_geom_square(int64_t k);
 
 /* Maximum over each window of x (N, C, H, W). The gradient goes to the
  * selected element; on ties, the first in window order (row by row). Padding
- * is never selected. */
+ * is never selected. Errors (both pools): TG_ESHAPE (not 4-D, window larger
+ * than the padded input), TG_EINVAL (NULL geometry, kernel or stride < 1, a
+ * pad negative or not smaller than the kernel), TG_ERANGE (a size above
+ * 2^31 - 1). */
 TG_API tg_tensor *tg_max_pool2d(tg_tensor *x, const tg_pool2d_geom *geom);
 /* Mean over each window (see count_include_pad). */
 TG_API tg_tensor *tg_avg_pool2d(tg_tensor *x, const tg_pool2d_geom *geom);
@@ -82,8 +86,9 @@ typedef enum tg_reduction {
  * broadcasting). NONE keeps pred's shape; MEAN averages every element. */
 TG_API tg_tensor *tg_mse_loss(tg_tensor *pred, tg_tensor *target, tg_reduction red);
 /* Binary cross-entropy of probabilities p against targets t (same shape):
- * -(t ln p + (1-t) ln(1-p)), with p clamped to [e^-100, 1 - e^-100]-ish so a
- * saturated p gives a large finite loss, like PyTorch's -100 floor on the log. */
+ * -(t ln p + (1-t) ln(1-p)), with p and 1-p clamped to [e^-100, 1] so each log
+ * is >= -100 (PyTorch's floor): a saturated p gives a large finite loss, and a
+ * clamped term passes no gradient. */
 TG_API tg_tensor *tg_bce_loss(tg_tensor *prob, tg_tensor *target, tg_reduction red);
 /* The same from logits x, stable for any x: softplus(x) - x t. */
 TG_API tg_tensor *tg_bce_with_logits_loss(tg_tensor *logits, tg_tensor *target,
@@ -101,8 +106,8 @@ TG_API tg_tensor *tg_cross_entropy_soft(tg_tensor *logits, tg_tensor *target, tg
 TG_API tg_tensor *tg_nll_loss(tg_tensor *log_probs, const int64_t *labels, tg_reduction red);
 
 /* Fraction of rows of scores (N, K) whose first maximal entry is labels[n];
- * n must equal N. A plain function (no tape). NaN with TG_EINVAL/TG_ESHAPE on
- * bad input. */
+ * n must equal N >= 1. A plain function (no tape). NaN with TG_EINVAL (NULL)
+ * or TG_ESHAPE on bad input. */
 TG_API double tg_accuracy(const tg_tensor *scores, const int64_t *labels, int64_t n);
 
 #ifdef __cplusplus

@@ -165,14 +165,29 @@ static void micro_f64(int64_t kc, const double *ap, const double *bp, double *C,
                 c[j] *= beta;                                                      \
     }
 
-/* Products this small cost less than packing them. */
+/* Products this small cost less than packing them. The transpose of B picks
+ * the loop order so the innermost loop always runs along contiguous memory. */
 #define SMALL_GEMM(T)                                                              \
-    for (int64_t i = 0; i < M; i++)                                                \
-        for (int64_t k = 0; k < K; k++) {                                          \
-            T a = alpha * (trans_a ? A[k * lda + i] : A[i * lda + k]);             \
-            for (int64_t j = 0; j < N; j++)                                        \
-                C[i * ldc + j] += a * (trans_b ? B[j * ldb + k] : B[k * ldb + j]); \
-        }
+    if (!trans_b) {                                                                \
+        for (int64_t i = 0; i < M; i++) {                                          \
+            T *c = C + i * ldc;                                                    \
+            for (int64_t k = 0; k < K; k++) {                                      \
+                T a = alpha * (trans_a ? A[k * lda + i] : A[i * lda + k]);         \
+                const T *b = B + k * ldb;                                          \
+                for (int64_t j = 0; j < N; j++)                                    \
+                    c[j] += a * b[j];                                              \
+            }                                                                      \
+        }                                                                          \
+    } else {                                                                       \
+        for (int64_t i = 0; i < M; i++)                                            \
+            for (int64_t j = 0; j < N; j++) {                                      \
+                const T *b = B + j * ldb;                                          \
+                T s = 0;                                                           \
+                for (int64_t k = 0; k < K; k++)                                    \
+                    s += (trans_a ? A[k * lda + i] : A[i * lda + k]) * b[k];       \
+                C[i * ldc + j] += alpha * s;                                       \
+            }                                                                      \
+    }
 
 #define GEMM_BODY(T, NR, SUFFIX)                                                   \
     if (M <= 0 || N <= 0)                                                          \

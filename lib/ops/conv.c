@@ -44,6 +44,10 @@ static void same_pads(int64_t in, int64_t k, int64_t s, int64_t d, int64_t *p0, 
     *p1 = total - *p0;
 }
 
+/* Bound on every size that enters the geometry (spatial dims, kernel dims,
+ * strides, dilations, pads), so that its arithmetic cannot overflow int64. */
+#define GEOM_MAX INT32_MAX
+
 static tg_status geometry(const char *fn, const tg_conv2d_geom *g, int64_t H, int64_t W,
                           int64_t KH, int64_t KW, tg_op_params *p)
 {
@@ -52,6 +56,18 @@ static tg_status geometry(const char *fn, const tg_conv2d_geom *g, int64_t H, in
         return tg__fail(TG_EINVAL, "%s: strides and dilations must be >= 1 (got %lldx%lld, "
                                    "%lldx%lld)", fn, (long long)d.stride_h, (long long)d.stride_w,
                         (long long)d.dilation_h, (long long)d.dilation_w);
+    int64_t big = H > W ? H : W;
+    const int64_t sizes[] = {KH, KW, d.stride_h, d.stride_w, d.dilation_h, d.dilation_w,
+                             d.padding == TG_PAD_EXPLICIT ? d.pad_top : 0,
+                             d.padding == TG_PAD_EXPLICIT ? d.pad_bottom : 0,
+                             d.padding == TG_PAD_EXPLICIT ? d.pad_left : 0,
+                             d.padding == TG_PAD_EXPLICIT ? d.pad_right : 0};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        big = sizes[k] > big ? sizes[k] : big;
+    if (big > GEOM_MAX)
+        return tg__fail(TG_ERANGE, "%s: image, kernel, stride, dilation and padding sizes must "
+                                   "be at most %lld (got %lld)", fn, (long long)GEOM_MAX,
+                        (long long)big);
     int64_t *q = p->i;
     q[SH] = d.stride_h, q[SW] = d.stride_w, q[DH] = d.dilation_h, q[DW] = d.dilation_w;
     switch (d.padding) {
@@ -87,9 +103,14 @@ static tg__conv_geom kernel_geom(const tg_op_params *p, const int64_t *xs, const
 
 /* ---- the three ops' shared numeric core ---- */
 
-static void *scratch(tg_tape *tape, int64_t elems, tg_dtype dt)
+/* One image's im2col matrix (rows x cols) from the tape's arena, reused for
+ * every image of the call; NULL when it cannot be allocated. */
+static void *scratch(tg_tape *tape, int64_t rows, int64_t cols, tg_dtype dt)
 {
-    return tg__arena_alloc(tape, (size_t)elems * tg_dtype_size(dt));
+    int64_t es = (int64_t)tg_dtype_size(dt);
+    if (rows > 0 && cols > INT64_MAX / es / rows)
+        return NULL;
+    return tg__arena_alloc(tape, (size_t)(rows * cols * es));
 }
 
 static tg_status conv_forward(tg_node *nd)
@@ -98,7 +119,9 @@ static tg_status conv_forward(tg_node *nd)
     tg_tensor *y = nd->out;
     tg__conv_geom g = kernel_geom(&nd->p, x->shape, w->shape);
     int64_t N = x->shape[0], OC = w->shape[0], ckk = g.C * g.KH * g.KW, ohw = g.OH * g.OW;
-    void *cols = scratch(y->tape, ckk * ohw, y->dtype);
+    if (y->numel == 0)
+        return TG_OK;
+    void *cols = scratch(y->tape, ckk, ohw, y->dtype);
     if (!cols)
         return tg__fail(TG_ENOMEM, "tg_conv2d: out of memory for im2col");
     for (int64_t n = 0; n < N; n++) {
@@ -128,10 +151,14 @@ static tg_status dx_forward(tg_node *nd)
     tg_tensor *dx = nd->out;
     tg__conv_geom g = kernel_geom(&nd->p, dx->shape, w->shape);
     int64_t N = dx->shape[0], OC = w->shape[0], ckk = g.C * g.KH * g.KW, ohw = g.OH * g.OW;
-    void *cols = scratch(dx->tape, ckk * ohw, dx->dtype);
+    if (dx->numel == 0)
+        return TG_OK;
+    memset(dx->data, 0, (size_t)dx->numel * tg_dtype_size(dx->dtype));
+    if (gy->numel == 0 || ckk == 0)
+        return TG_OK;
+    void *cols = scratch(dx->tape, ckk, ohw, dx->dtype);
     if (!cols)
         return tg__fail(TG_ENOMEM, "tg_conv2d (input gradient): out of memory");
-    memset(dx->data, 0, (size_t)dx->numel * tg_dtype_size(dx->dtype));
     for (int64_t n = 0; n < N; n++) {
         if (dx->dtype == TG_F32) {
             tg__gemm_f32(true, false, ckk, ohw, OC, 1.0f, w->data, ckk,
@@ -153,10 +180,14 @@ static tg_status dw_forward(tg_node *nd)
     tg_tensor *dw = nd->out;
     tg__conv_geom g = kernel_geom(&nd->p, x->shape, dw->shape);
     int64_t N = x->shape[0], OC = dw->shape[0], ckk = g.C * g.KH * g.KW, ohw = g.OH * g.OW;
-    void *cols = scratch(dw->tape, ckk * ohw, dw->dtype);
+    if (dw->numel == 0)
+        return TG_OK;
+    memset(dw->data, 0, (size_t)dw->numel * tg_dtype_size(dw->dtype));
+    if (gy->numel == 0)
+        return TG_OK;
+    void *cols = scratch(dw->tape, ckk, ohw, dw->dtype);
     if (!cols)
         return tg__fail(TG_ENOMEM, "tg_conv2d (weight gradient): out of memory");
-    memset(dw->data, 0, (size_t)dw->numel * tg_dtype_size(dw->dtype));
     for (int64_t n = 0; n < N; n++) {
         if (dw->dtype == TG_F32) {
             tg__im2col_f32((const float *)x->data + n * g.C * g.H * g.W, &g, cols);

@@ -47,6 +47,19 @@ static tg_status geometry(const char *fn, const tg_tensor *x, const tg_pool2d_ge
         return tg__fail(TG_EINVAL, "%s: kernel and stride must be >= 1 (kernel %lldx%lld, "
                                    "stride %lldx%lld)", fn, (long long)g.kernel_h,
                         (long long)g.kernel_w, (long long)g.stride_h, (long long)g.stride_w);
+    // Bounding every size keeps the geometry's arithmetic within int64.
+    int64_t big = x->shape[2] > x->shape[3] ? x->shape[2] : x->shape[3];
+    const int64_t sizes[] = {g.kernel_h, g.kernel_w, g.stride_h, g.stride_w,
+                             g.padding == TG_PAD_EXPLICIT ? g.pad_top : 0,
+                             g.padding == TG_PAD_EXPLICIT ? g.pad_bottom : 0,
+                             g.padding == TG_PAD_EXPLICIT ? g.pad_left : 0,
+                             g.padding == TG_PAD_EXPLICIT ? g.pad_right : 0};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        big = sizes[k] > big ? sizes[k] : big;
+    if (big > INT32_MAX)
+        return tg__fail(TG_ERANGE, "%s: image, kernel, stride and padding sizes must be at "
+                                   "most %lld (got %lld)", fn, (long long)INT32_MAX,
+                        (long long)big);
     int64_t *q = p->i;
     q[KH] = g.kernel_h, q[KW] = g.kernel_w, q[SH] = g.stride_h, q[SW] = g.stride_w;
     q[INCLUDE_PAD] = g.count_include_pad;
