@@ -11,6 +11,7 @@
 static _Thread_local uint64_t walk_counter;
 
 typedef struct walk {
+    const char *fn; /* the public call, for messages */
     uint64_t id;
     tg_tape *tape;
     bool create_graph;
@@ -24,7 +25,7 @@ static tg_status note_leaf(walk *w, tg_tensor *t)
         size_t cap = w->cap_leaves ? 2 * w->cap_leaves : 16;
         tg_tensor **l = tg__realloc(w->leaves, cap * sizeof *l);
         if (!l)
-            return tg__fail(TG_ENOMEM, "tg_backward: out of memory");
+            return tg__fail(TG_ENOMEM, "%s: out of memory", w->fn);
         w->leaves = l;
         w->cap_leaves = cap;
     }
@@ -77,15 +78,15 @@ static tg_status visit(walk *w, tg_node *nd)
 {
     const tg_op_def *def = tg__ops[nd->op];
     if (nd->released)
-        return tg__fail(TG_ESTATE, "tg_backward: the graph through op '%s' was released by an "
+        return tg__fail(TG_ESTATE, "%s: the graph through op '%s' was released by an "
                                    "earlier backward; pass TG_RETAIN_GRAPH to walk it twice",
-                        tg__node_op_name(nd));
+                        w->fn, tg__node_op_name(nd));
     tg_tensor *dout = nd->out->walk_grad;
     tg_tensor *small[4] = {0}, **din = small;
     if (nd->n_in > 4) {
         din = tg__arena_alloc(w->tape, (size_t)nd->n_in * sizeof *din);
         if (!din)
-            return tg__fail(TG_ENOMEM, "tg_backward: out of memory");
+            return tg__fail(TG_ENOMEM, "%s: out of memory", w->fn);
         memset(din, 0, (size_t)nd->n_in * sizeof *din);
     }
     tg_status s = def->backward(nd, dout, din);
@@ -130,6 +131,7 @@ static tg_status run_walk(walk *w, const char *fn, int n_outs, tg_tensor *const 
         if (s != TG_OK)
             return s;
     }
+    w->fn = fn;
     w->tape = tg__tape_for(fn);
     if (!w->tape)
         return TG_ESTATE;

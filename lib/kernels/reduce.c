@@ -86,10 +86,20 @@ static void make_groups(groups *g, int ndim, const int64_t *shape, unsigned redu
     memset(out, 0, (size_t)g.out_numel * sizeof(T));                               \
     if (g.reduced_last) {                                                          \
         GROUP_WALK(&g, {                                                           \
-            ACC acc = 0;                                                           \
-            for (int64_t j = 0; j < len; j++)                                      \
-                acc += x[xi + j];                                                  \
-            out[oi] += (T)acc;                                                     \
+            /* Eight running sums: each addition no longer waits for the      */  \
+            /* previous one, and the loop vectorises.                          */  \
+            ACC acc[8];                                                            \
+            for (int u = 0; u < 8; u++)                                            \
+                acc[u] = 0;                                                        \
+            const T *xr = x + xi;                                                  \
+            int64_t j = 0;                                                         \
+            for (; j + 8 <= len; j += 8)                                           \
+                for (int u = 0; u < 8; u++)                                        \
+                    acc[u] += xr[j + u];                                           \
+            for (; j < len; j++)                                                   \
+                acc[0] += xr[j];                                                   \
+            out[oi] += (T)(((acc[0] + acc[1]) + (acc[2] + acc[3])) +               \
+                           ((acc[4] + acc[5]) + (acc[6] + acc[7])));               \
         });                                                                        \
     } else {                                                                       \
         GROUP_WALK(&g, {                                                           \
