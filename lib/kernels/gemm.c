@@ -77,8 +77,12 @@ typedef double vf64 __attribute__((vector_size(32), aligned(8)));
                     dst[k * NR + c] = src[k];                                      \
             }                                                                      \
         } else {                                                                   \
-            for (int64_t k = 0; k < kc; k++)                                       \
-                memcpy(dst + k * NR, B + (k0 + k) * ldb + j0 + s, (size_t)w * sizeof(T)); \
+            /* A strip row is at most 64 bytes: a loop beats a memcpy call. */    \
+            for (int64_t k = 0; k < kc; k++) {                                     \
+                const T *src = B + (k0 + k) * ldb + j0 + s;                        \
+                for (int64_t c = 0; c < w; c++)                                    \
+                    dst[k * NR + c] = src[c];                                      \
+            }                                                                      \
         }                                                                          \
     }
 
