@@ -5,6 +5,7 @@
  * and reused inputs. test_every_op_has_a_case walks the op table and fails
  * for any op that no case exercises. */
 #include <check.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,39 @@ static tg_tensor *f_nn(tg_tensor *const *x)
 {
     return tg_sum(tg_tanh(tg_add(tg_matmul(x[0], x[1]), x[2])), AX1, 1, false);
 }
+static tg_tensor *f_mul_sq(tg_tensor *const *x) { return tg_mul(x[0], x[0]); }
+static tg_tensor *f_maximum_b(tg_tensor *const *x) { return tg_maximum(x[0], x[1]); }
+static tg_tensor *f_sub_scalar(tg_tensor *const *x) { return tg_sub_scalar(x[0], 0.5); }
+static tg_tensor *f_rsub_scalar(tg_tensor *const *x) { return tg_rsub_scalar(x[0], 2.0); }
+static tg_tensor *f_div_scalar(tg_tensor *const *x) { return tg_div_scalar(x[0], -4.0); }
+static tg_tensor *f_pow_0dim(tg_tensor *const *x) { return tg_pow(x[0], x[1]); }
+static tg_tensor *f_where_b(tg_tensor *const *x)
+{
+    // cond (3,1), a (1,4), b (3,1) -> (3,4)
+    return tg_where(tg_gt_scalar(tg_detach(x[0]), 0.0), x[1], tg_mul(x[0], x[0]));
+}
+static tg_tensor *f_sum_axis(tg_tensor *const *x) { return tg_sum(x[0], AXN1, 1, false); }
+static tg_tensor *f_sum_0dim(tg_tensor *const *x) { return tg_sum(x[0], NULL, 0, false); }
+static tg_tensor *f_mean_all(tg_tensor *const *x) { return tg_mean(x[0], NULL, 0, false); }
+static tg_tensor *f_mean_keep(tg_tensor *const *x) { return tg_mean(x[0], AX02, 2, true); }
+static tg_tensor *f_max_keep2(tg_tensor *const *x) { return tg_max(x[0], AX02, 2, true); }
+static tg_tensor *f_lse_keep(tg_tensor *const *x) { return tg_logsumexp(x[0], AX02, 2, true); }
+static tg_tensor *f_flatten(tg_tensor *const *x) { return tg_flatten(x[0], 1); }
+static tg_tensor *f_transpose2(tg_tensor *const *x) { return tg_transpose(x[0], 0, -1); }
+static tg_tensor *f_expand_new(tg_tensor *const *x) { return tg_expand(x[0], TG_SHAPE(2, 4, 3)); }
+static tg_tensor *f_slice3(tg_tensor *const *x) { return tg_slice(x[0], 0, -5, 100, 3); }
+static tg_tensor *f_concat0(tg_tensor *const *x) { return tg_concat(2, x, 0); }
+static tg_tensor *f_stack_last(tg_tensor *const *x) { return tg_stack(3, x, -1); }
+static tg_tensor *f_index_select1(tg_tensor *const *x)
+{
+    return tg_index_select(x[0], 1, 5, (const int64_t[]){3, 0, 3, 3, 1});
+}
+static tg_tensor *f_gather0(tg_tensor *const *x)
+{
+    return tg_gather(x[0], 0, TG_SHAPE(2, 3), (const int64_t[]){2, 0, 1, 1, 1, 0});
+}
+static tg_tensor *f_softmax0(tg_tensor *const *x) { return tg_softmax(x[0], 0); }
+static tg_tensor *f_log_softmax_last(tg_tensor *const *x) { return tg_log_softmax(x[0], -1); }
 
 static const op_case cases[] = {
     {"add broadcast", "add", 2, {2, 3}, {{3, 1}, {2, 1, 4}}, ANY, true, f_add},
@@ -152,6 +186,30 @@ static const op_case cases[] = {
     {"log_softmax", "log_softmax", 1, {2}, {{3, 4}}, ANY, true, f_log_softmax},
     {"2-layer composition", "matmul tanh add sum", 3, {2, 2, 1}, {{3, 4}, {4, 2}, {2}}, ANY,
      true, f_nn},
+    {"mul reused x*x", "mul", 1, {2}, {{2, 3}}, ANY, true, f_mul_sq},
+    {"maximum broadcast", "maximum", 2, {2, 1}, {{2, 3}, {3}}, ANY, false, f_maximum_b},
+    {"sub_scalar", "add_scalar", 1, {2}, {{2, 3}}, ANY, true, f_sub_scalar},
+    {"rsub_scalar", "neg add_scalar", 1, {2}, {{2, 3}}, ANY, true, f_rsub_scalar},
+    {"div_scalar", "mul_scalar", 1, {2}, {{2, 3}}, ANY, true, f_div_scalar},
+    {"pow by a 0-dim exponent", "pow", 2, {2, 0}, {{2, 3}, {0}}, POSITIVE, true, f_pow_0dim},
+    {"where broadcast", "where", 2, {2, 2}, {{3, 1}, {1, 4}}, AWAY_FROM_ZERO, true, f_where_b},
+    {"sum one axis", "sum", 1, {3}, {{2, 3, 4}}, ANY, true, f_sum_axis},
+    {"sum of a 0-dim", "sum", 1, {0}, {{0}}, ANY, true, f_sum_0dim},
+    {"mean all", "sum mul_scalar", 1, {3}, {{2, 3, 2}}, ANY, true, f_mean_all},
+    {"mean axes keepdim", "sum mul_scalar", 1, {3}, {{2, 3, 2}}, ANY, true, f_mean_keep},
+    {"max axes keepdim", "max", 1, {3}, {{2, 3, 4}}, ANY, true, f_max_keep2},
+    {"logsumexp axes keepdim", "logsumexp", 1, {3}, {{2, 3, 2}}, ANY, true, f_lse_keep},
+    {"flatten", "reshape", 1, {3}, {{2, 3, 2}}, ANY, true, f_flatten},
+    {"transpose 2-D", "permute", 1, {2}, {{3, 4}}, ANY, true, f_transpose2},
+    {"expand new dims", "expand", 1, {1}, {{3}}, ANY, true, f_expand_new},
+    {"slice negative start step 3", "slice", 1, {2}, {{7, 2}}, ANY, true, f_slice3},
+    {"concat axis 0", "concat", 2, {2, 2}, {{1, 3}, {2, 3}}, ANY, true, f_concat0},
+    {"stack last axis", "concat reshape", 3, {2, 2, 2}, {{2, 2}, {2, 2}, {2, 2}}, ANY, true,
+     f_stack_last},
+    {"index_select repeats", "take", 1, {2}, {{2, 4}}, ANY, true, f_index_select1},
+    {"gather axis 0", "take", 1, {2}, {{3, 3}}, ANY, true, f_gather0},
+    {"softmax axis 0 of 3-D", "softmax", 1, {3}, {{3, 2, 2}}, ANY, true, f_softmax0},
+    {"log_softmax last axis", "log_softmax", 1, {2}, {{2, 5}}, ANY, true, f_log_softmax_last},
 };
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 
@@ -245,6 +303,245 @@ START_TEST(test_every_op_has_a_case)
         }
         ck_assert_msg(found, "op '%s' has no gradcheck case", name);
     }
+}
+END_TEST
+
+/* Every public op of ops.h and the case that checks its gradient. The list is
+ * static; test_every_public_op_has_a_case also reads include/tapegrad/ops.h and
+ * fails for any TG_API function missing here, so a new op cannot slip through.
+ * Ops without a gradient (comparisons, sign, constants, detach) name no case:
+ * their forward values are checked in test_forward_values and
+ * test_forward_broadcast_and_helpers. */
+static const struct {
+    const char *fn;
+    const char *gradcheck_case; /* a name in cases[], or NULL: not differentiable */
+} public_ops[] = {
+    {"tg_add", "add broadcast"},
+    {"tg_sub", "sub broadcast"},
+    {"tg_mul", "mul reused x*x"},
+    {"tg_div", "div"},
+    {"tg_pow", "pow"},
+    {"tg_maximum", "maximum"},
+    {"tg_minimum", "minimum"},
+    {"tg_where", "where broadcast"},
+    {"tg_gt", NULL},
+    {"tg_ge", NULL},
+    {"tg_lt", NULL},
+    {"tg_le", NULL},
+    {"tg_eq", NULL},
+    {"tg_add_scalar", "scalar ops"},
+    {"tg_sub_scalar", "sub_scalar"},
+    {"tg_rsub_scalar", "rsub_scalar"},
+    {"tg_mul_scalar", "scalar ops"},
+    {"tg_div_scalar", "div_scalar"},
+    {"tg_rdiv_scalar", "rdiv"},
+    {"tg_pow_scalar", "pow_scalar"},
+    {"tg_gt_scalar", NULL},
+    {"tg_neg", "neg"},
+    {"tg_exp", "exp"},
+    {"tg_log", "log"},
+    {"tg_sqrt", "sqrt"},
+    {"tg_abs", "abs"},
+    {"tg_sign", NULL},
+    {"tg_tanh", "tanh"},
+    {"tg_sigmoid", "sigmoid"},
+    {"tg_relu", "relu"},
+    {"tg_leaky_relu", "leaky_relu"},
+    {"tg_softplus", "softplus"},
+    {"tg_clamp", "clamp"},
+    {"tg_sum", "sum axes keepdim"},
+    {"tg_mean", "mean axes keepdim"},
+    {"tg_max", "max axes keepdim"},
+    {"tg_logsumexp", "logsumexp axes keepdim"},
+    {"tg_matmul", "matmul broadcast batch"},
+    {"tg_reshape", "reshape/flatten"},
+    {"tg_flatten", "flatten"},
+    {"tg_permute", "permute/transpose"},
+    {"tg_transpose", "transpose 2-D"},
+    {"tg_expand", "expand"},
+    {"tg_slice", "slice with step"},
+    {"tg_concat", "concat"},
+    {"tg_stack", "stack"},
+    {"tg_index_select", "index_select"},
+    {"tg_gather", "gather"},
+    {"tg_softmax", "softmax"},
+    {"tg_log_softmax", "log_softmax"},
+    {"tg_detach", NULL},
+    {"tg_copy", "copy"},
+    {"tg_full", NULL},
+    {"tg_full_like", NULL},
+    {"tg_scalar", NULL},
+};
+#define N_PUBLIC_OPS (int)(sizeof public_ops / sizeof public_ops[0])
+
+#ifndef TG_TEST_DATA_DIR
+#error "TG_TEST_DATA_DIR (examples/data/mnist-10k) is set in tests/meson.build"
+#endif
+#define OPS_HEADER TG_TEST_DATA_DIR "/../../../include/tapegrad/ops.h"
+
+START_TEST(test_every_public_op_has_a_case)
+{
+    // Each entry's case exists.
+    for (int i = 0; i < N_PUBLIC_OPS; i++) {
+        if (!public_ops[i].gradcheck_case)
+            continue;
+        bool found = false;
+        for (int k = 0; k < N_CASES && !found; k++)
+            found = strcmp(cases[k].name, public_ops[i].gradcheck_case) == 0;
+        ck_assert_msg(found, "%s: no case named '%s'", public_ops[i].fn,
+                      public_ops[i].gradcheck_case);
+    }
+    // Each TG_API function declared in ops.h has an entry.
+    FILE *f = fopen(OPS_HEADER, "r");
+    ck_assert_msg(f, "cannot open %s", OPS_HEADER);
+    char line[512];
+    int declared = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *api = strstr(line, "TG_API");
+        const char *paren = api ? strchr(api, '(') : NULL;
+        if (!paren)
+            continue;
+        const char *start = paren;
+        while (start > api && (isalnum((unsigned char)start[-1]) || start[-1] == '_'))
+            start--;
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(paren - start), start);
+        bool listed = false;
+        for (int i = 0; i < N_PUBLIC_OPS && !listed; i++)
+            listed = strcmp(public_ops[i].fn, name) == 0;
+        ck_assert_msg(listed, "%s (declared in ops.h) has no entry in public_ops", name);
+        declared++;
+    }
+    fclose(f);
+    ck_assert_int_eq(declared, N_PUBLIC_OPS);
+}
+END_TEST
+
+/* ---- gradcheck itself ---- */
+
+/* swish(x) = x sigmoid(x), a user op whose backward is built from ops:
+ * d swish = dout (s + x s (1 - s)), s = sigmoid(x), so it has second derivatives. */
+static tg_status swish_forward(tg_tensor *out, tg_tensor *const *in, void *ctx)
+{
+    for (int64_t i = 0; i < tg_tensor_numel(in[0]); i++) {
+        double v;
+        tg_tensor_get_flat(in[0], i, &v);
+        tg_tensor_set_flat(out, i, v / (1 + exp(-v)));
+    }
+    return TG_OK;
+}
+
+static tg_status swish_backward(tg_tensor *const *in, tg_tensor *out, tg_tensor *dout,
+                                const bool *needs, tg_tensor **din, void *ctx)
+{
+    tg_tensor *sg = tg_sigmoid(in[0]);
+    tg_tensor *d = tg_add(sg, tg_mul(in[0], tg_mul(sg, tg_rsub_scalar(sg, 1.0))));
+    din[0] = tg_mul(dout, d);
+    return din[0] ? TG_OK : tg_last_status();
+}
+
+static const tg_op_def_user SWISH = {.name = "swish", .n_inputs = 1, .forward = swish_forward,
+                                     .backward = swish_backward};
+
+/* Records the dtype of every input f is called with. */
+typedef struct seen {
+    int calls, non_f64;
+} seen;
+
+static tg_tensor *swish_fn(tg_tensor *const *x, int n, void *ctx)
+{
+    seen *sn = ctx;
+    if (sn) {
+        sn->calls++;
+        sn->non_f64 += tg_tensor_dtype(x[0]) != TG_F64;
+    }
+    return tg_apply(&SWISH, 1, x, NULL);
+}
+
+START_TEST(test_gradcheck_user_swish)
+{
+    tg_tape *mine = tg_tape_new(); // the caller's tape stays current afterwards
+    tg_rng rng = tg_rng_seeded(21);
+    tg_tensor *x = tg_tensor_uniform(TG_F32, TG_SHAPE(2, 3), -3, 3, &rng);
+    tg_tensor *before = tg_tensor_clone(x);
+    seen sn = {0};
+    tg_gradcheck_report r;
+    ck_assert_int_eq(tg_gradcheck(swish_fn, &sn, 1, &x, NULL, &r), TG_OK);
+    ck_assert(r.passed);
+    ck_assert_int_eq(r.checked, 36); // 6 outputs x 6 inputs
+    ck_assert(strstr(r.message, "ok"));
+    // float32 inputs are run in float64: f never saw a float32 tensor.
+    ck_assert_int_gt(sn.calls, 12);
+    ck_assert_int_eq(sn.non_f64, 0);
+    ck_assert_int_eq(tg_gradgradcheck(swish_fn, &sn, 1, &x, NULL, &r), TG_OK);
+    ck_assert(r.passed);
+    ck_assert_int_eq(sn.non_f64, 0);
+    // The caller's input, tape and grad mode are as before.
+    ck_assert_mem_eq(tg_tensor_data(x), tg_tensor_data(before), 6 * sizeof(float));
+    ck_assert_ptr_eq(tg_tape_current(), mine);
+    ck_assert(tg_grad_enabled());
+    ck_assert_uint_eq(tg_tape_size(mine), 0);
+    tg_tensor_free(x);
+    tg_tensor_free(before);
+    tg_tape_free(mine);
+}
+END_TEST
+
+/* prod(a, b) = a * b with a wrong gradient for b (1.5 a instead of a). */
+static tg_status prod_forward(tg_tensor *out, tg_tensor *const *in, void *ctx)
+{
+    for (int64_t i = 0; i < tg_tensor_numel(out); i++) {
+        double a, b;
+        tg_tensor_get_flat(in[0], i, &a);
+        tg_tensor_get_flat(in[1], i, &b);
+        tg_tensor_set_flat(out, i, a * b);
+    }
+    return TG_OK;
+}
+
+static tg_status prod_backward(tg_tensor *const *in, tg_tensor *out, tg_tensor *dout,
+                               const bool *needs, tg_tensor **din, void *ctx)
+{
+    if (needs[0] && !(din[0] = tg_mul(dout, in[1])))
+        return tg_last_status();
+    if (needs[1] && !(din[1] = tg_mul(dout, tg_mul_scalar(in[0], 1.5))))
+        return tg_last_status();
+    return TG_OK;
+}
+
+static const tg_op_def_user BAD_PROD = {.name = "bad_prod", .n_inputs = 2,
+                                        .forward = prod_forward, .backward = prod_backward};
+
+static tg_tensor *bad_prod_fn(tg_tensor *const *x, int n, void *ctx)
+{
+    return tg_apply(&BAD_PROD, 2, x, ctx);
+}
+
+START_TEST(test_gradcheck_catches_a_wrong_backward)
+{
+    tg_tensor *in[2] = {
+        tg_tensor_from_doubles(TG_F64, TG_SHAPE(3), (const double[]){1, 2, 3}),
+        tg_tensor_from_doubles(TG_F64, TG_SHAPE(3), (const double[]){-1, 0.5, 2})};
+    tg_gradcheck_report r;
+    ASSERT_FRESH_FAIL(tg_gradcheck(bad_prod_fn, NULL, 2, in, NULL, &r), TG_EGRAD,
+                      "tg_gradcheck: mismatch: worst at input 1 element 2 (output 2)");
+    ck_assert(!r.passed);
+    ck_assert_int_eq(r.worst_input, 1); // input 0's gradient is right
+    ck_assert_int_eq(r.worst_index, 2); // largest a: largest error 0.5 a
+    ck_assert_int_eq(r.worst_output, 2);
+    ck_assert_double_eq_tol(r.analytic, 4.5, 1e-12);
+    ck_assert_double_eq_tol(r.numeric, 3, 1e-6);
+    ck_assert_double_eq_tol(r.abs_error, 1.5, 1e-6);
+    ck_assert_int_eq(r.checked, 18);
+    ck_assert(strstr(r.message, "input 1 element 2"));
+    // Direction mode reports it too (no element there: a direction number).
+    tg_gradcheck_opts o = tg_gradcheck_defaults();
+    o.directions = 4;
+    ASSERT_FRESH_FAIL(tg_gradcheck(bad_prod_fn, NULL, 2, in, &o, &r), TG_EGRAD, "direction");
+    ck_assert_int_eq(r.checked, 4);
+    ck_assert_int_eq(r.worst_output, -1);
+    tg_tensor_free(in[0]);
+    tg_tensor_free(in[1]);
 }
 END_TEST
 
@@ -348,6 +645,93 @@ START_TEST(test_forward_values)
 }
 END_TEST
 
+/* Broadcasting in forward values, batched matmul, 3-D layouts and the graph
+ * helpers (constants, detach). */
+START_TEST(test_forward_broadcast_and_helpers)
+{
+    tg_dtype dt = _i ? TG_F32 : TG_F64;
+    double tol = _i ? 1e-6 : 1e-14;
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *col = tg_tensor_from_doubles(dt, TG_SHAPE(2, 1), (const double[]){10, 20});
+    tg_tensor *row = tg_tensor_from_doubles(dt, TG_SHAPE(3), (const double[]){1, 2, 3});
+    tg_tensor *s0 = tg_tensor_full(dt, 0, NULL, 2);
+    tg_tensor *add = tg_add(col, row);
+    ck_assert_int_eq(tg_tensor_ndim(add), 2);
+    ck_assert_int_eq(tg_tensor_dim(add, 0), 2);
+    ck_assert_int_eq(tg_tensor_dim(add, 1), 3);
+    expect(add, 6, (const double[]){11, 12, 13, 21, 22, 23}, tol, "(2,1)+(3,)");
+    expect(tg_sub(row, col), 6, (const double[]){-9, -8, -7, -19, -18, -17}, tol, "(3,)-(2,1)");
+    expect(tg_div(col, row), 6, (const double[]){10, 5, 10.0 / 3, 20, 10, 20.0 / 3}, tol,
+           "(2,1)/(3,)");
+    expect(tg_pow(row, s0), 3, (const double[]){1, 4, 9}, tol, "pow by a 0-dim");
+    expect(tg_mul(s0, col), 2, (const double[]){20, 40}, tol, "0-dim * (2,1)");
+    expect(tg_maximum(tg_mul_scalar(col, 0.1), row), 6, (const double[]){1, 2, 3, 2, 2, 3}, tol,
+           "maximum (2,1) vs (3,)");
+    expect(tg_minimum(tg_mul_scalar(col, 0.1), row), 6, (const double[]){1, 1, 1, 1, 2, 2}, tol,
+           "minimum (2,1) vs (3,)");
+    expect(tg_lt(tg_mul_scalar(col, 0.1), row), 6, (const double[]){0, 1, 1, 0, 0, 1}, tol,
+           "lt (2,1) vs (3,)");
+    expect(tg_eq(tg_mul_scalar(col, 0.1), row), 6, (const double[]){1, 0, 0, 0, 1, 0}, tol,
+           "eq (2,1) vs (3,)");
+    tg_tensor *cond = tg_tensor_from_doubles(dt, TG_SHAPE(2, 1), (const double[]){1, 0});
+    expect(tg_where(cond, row, col), 6, (const double[]){1, 2, 3, 20, 20, 20}, tol,
+           "where (2,1) ? (3,) : (2,1)");
+    tg_tensor *sg = tg_tensor_from_doubles(dt, TG_SHAPE(3), (const double[]){-0.5, 0, 3});
+    expect(tg_sign(sg), 3, (const double[]){-1, 0, 1}, tol, "sign");
+    tg_tensor_free(sg);
+    // Batched matmul: (2,2,2) @ (2,2) and (1,2,3) @ (2,3,1).
+    tg_tensor *a3 = tg_tensor_from_doubles(dt, TG_SHAPE(2, 2, 2), (const double[]){1, 2, 3, 4,
+                                                                                  5, 6, 7, 8});
+    tg_tensor *b2 = tg_tensor_from_doubles(dt, TG_SHAPE(2, 2), (const double[]){1, 0, 1, 1});
+    expect(tg_matmul(a3, b2), 8, (const double[]){3, 2, 7, 4, 11, 6, 15, 8}, tol,
+           "(2,2,2)@(2,2)");
+    tg_tensor *p = tg_tensor_from_doubles(dt, TG_SHAPE(1, 2, 3), (const double[]){1, 2, 3, 4, 5, 6});
+    tg_tensor *q = tg_tensor_from_doubles(dt, TG_SHAPE(2, 3, 1), (const double[]){1, 1, 1, 1, 0, -1});
+    tg_tensor *pq = tg_matmul(p, q);
+    ck_assert_int_eq(tg_tensor_ndim(pq), 3);
+    expect(pq, 4, (const double[]){6, 15, -2, -2}, tol, "(1,2,3)@(2,3,1)");
+    // 3-D layouts: permute, transpose, flatten, concat along axis 1, gather along 0.
+    expect(tg_permute(a3, (const int[]){2, 0, 1}), 8, (const double[]){1, 3, 5, 7, 2, 4, 6, 8},
+           tol, "permute (2,0,1)");
+    expect(tg_transpose(a3, 0, 2), 8, (const double[]){1, 5, 3, 7, 2, 6, 4, 8}, tol,
+           "transpose 0,2");
+    tg_tensor *fl = tg_flatten(a3, 1);
+    ck_assert_int_eq(tg_tensor_ndim(fl), 2);
+    ck_assert_int_eq(tg_tensor_dim(fl, 1), 4);
+    expect(tg_concat(2, (tg_tensor *[]){col, tg_mul_scalar(col, 2)}, 1), 4,
+           (const double[]){10, 20, 20, 40}, tol, "concat axis 1");
+    expect(tg_stack(2, (tg_tensor *[]){row, row}, 0), 6, (const double[]){1, 2, 3, 1, 2, 3}, tol,
+           "stack axis 0");
+    expect(tg_gather(b2, 0, TG_SHAPE(1, 2), (const int64_t[]){1, 0}), 2, (const double[]){1, 0},
+           tol, "gather axis 0");
+    expect(tg_softmax(s0, 0), 1, (const double[]){1}, tol, "softmax of a 0-dim");
+    expect(tg_sum(a3, (const int[]){0, 2}, 2, false), 2, (const double[]){14, 22}, tol,
+           "sum axes 0,2");
+    expect(tg_max(a3, NULL, 0, true), 1, (const double[]){8}, tol, "max all keepdim");
+    ck_assert_int_eq(tg_tensor_ndim(tg_max(a3, NULL, 0, true)), 3);
+    // Constants and detach.
+    tg_tensor *k = tg_full(dt, TG_SHAPE(2, 2), -1.5);
+    ck_assert(tg_tensor_on_tape(k) && !tg_tensor_requires_grad(k));
+    expect(k, 4, (const double[]){-1.5, -1.5, -1.5, -1.5}, tol, "full");
+    tg_tensor *kl = tg_full_like(a3, 0.25);
+    ck_assert_int_eq(tg_tensor_dtype(kl), dt);
+    ck_assert_int_eq(tg_tensor_ndim(kl), 3);
+    expect(kl, 8, (const double[]){0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25}, tol,
+           "full_like");
+    tg_tensor *sc = tg_scalar(dt, 7);
+    ck_assert_int_eq(tg_tensor_ndim(sc), 0);
+    ck_assert_double_eq(tg_tensor_item(sc), 7);
+    tg_tensor_set_requires_grad(row, true);
+    tg_tensor *d = tg_detach(tg_exp(row));
+    ck_assert(!tg_tensor_requires_grad(d));
+    expect(d, 3, (const double[]){exp(1), exp(2), exp(3)}, _i ? 1e-6 : 1e-14, "detach");
+    tg_tensor *free_me[] = {col, row, s0, cond, a3, b2, p, q};
+    for (int i = 0; i < 8; i++)
+        tg_tensor_free(free_me[i]);
+    tg_tape_free(tape);
+}
+END_TEST
+
 START_TEST(test_numerical_stability)
 {
     tg_dtype dt = _i ? TG_F32 : TG_F64;
@@ -363,15 +747,39 @@ START_TEST(test_numerical_stability)
     tg_tensor *ext = vec(dt, 2, (const double[]){-1000, 1000});
     expect(tg_sigmoid(ext), 2, (const double[]){0, 1}, 1e-12, "sigmoid(+-1000)");
     expect(tg_softplus(ext), 2, (const double[]){0, 1000}, 1e-12, "softplus(+-1000)");
+    // Exactly, with no NaN on the way (no inf/inf or inf-inf inside).
+    double v;
+    tg_tensor_get_flat(tg_sigmoid(ext), 0, &v);
+    ck_assert(v == 0.0);
+    tg_tensor_get_flat(tg_softplus(ext), 1, &v);
+    ck_assert(v == 1000.0);
+    tg_tensor *big_lse = tg_logsumexp(big, NULL, 0, false);
+    ck_assert(isfinite(tg_tensor_item(big_lse)));
+    // Their gradients at the extremes are finite too: sigmoid' -> 0, softplus' -> 0 or 1.
+    tg_tensor_set_requires_grad(ext, true);
+    tg_tensor *l = tg_sum(tg_add(tg_sigmoid(ext), tg_softplus(ext)), NULL, 0, false), *g;
+    ck_assert_int_eq(tg_grad(1, &l, NULL, 1, &ext, &g, 0), TG_OK);
+    expect(g, 2, (const double[]){0, 1}, 1e-12, "d(sigmoid + softplus) at +-1000");
+    tg_tensor *sm = tg_softmax(big, 0);
+    tg_tensor *lsm_in = tg_tensor_clone(big);
+    tg_tensor_set_requires_grad(lsm_in, true);
+    tg_tensor *l2 = tg_sum(tg_mul(tg_log_softmax(lsm_in, 0), sm), NULL, 0, false);
+    ck_assert_int_eq(tg_grad(1, &l2, NULL, 1, &lsm_in, &g, 0), TG_OK);
+    for (int i = 0; i < 3; i++) {
+        tg_tensor_get_flat(g, i, &v);
+        ck_assert_msg(isfinite(v) && fabs(v) < 1e-5, "d(sum softmax * log_softmax) %g", v);
+    }
+    tg_tensor_free(lsm_in);
     tg_tensor_free(big);
     tg_tensor_free(ext);
     tg_tape_free(tape);
 }
 END_TEST
 
-/* The fused arithmetic and the recorded graph must agree: a backward with
- * TG_CREATE_GRAPH (every rule recorded as ops) gives the same first
- * derivatives as a plain backward. */
+/* The fused fast paths and the recorded graph must agree: a plain backward
+ * (fused kernels where an op has them) and one with TG_CREATE_GRAPH (every
+ * rule recorded as ops) give the same first derivatives, up to rounding (a
+ * fused kernel may round once where the ops round twice). */
 START_TEST(test_create_graph_matches_plain_backward)
 {
     const op_case *c = &cases[_i];
@@ -392,8 +800,8 @@ START_TEST(test_create_graph_matches_plain_backward)
             double u, v;
             tg_tensor_get_flat(g1[k], i, &u);
             tg_tensor_get_flat(g2[k], i, &v);
-            ck_assert_msg(u == v, "%s: input %d element %lld: %g vs %g", c->name, k,
-                          (long long)i, u, v);
+            ck_assert_msg(fabs(u - v) <= 1e-14 * (1 + fabs(u)), "%s: input %d element %lld: "
+                          "%.17g vs %.17g", c->name, k, (long long)i, u, v);
         }
     for (int k = 0; k < c->n; k++)
         tg_tensor_free(in[k]);
@@ -455,10 +863,16 @@ static Suite *ops_suite(void)
     tcase_add_loop_test(grad, test_gradcheck_op, 0, N_CASES);
     tcase_add_loop_test(grad, test_create_graph_matches_plain_backward, 0, N_CASES);
     tcase_add_test(grad, test_every_op_has_a_case);
+    tcase_add_test(grad, test_every_public_op_has_a_case);
     suite_add_tcase(s, grad);
+    TCase *self = tcase_create("gradcheck_self");
+    tcase_add_test(self, test_gradcheck_user_swish);
+    tcase_add_test(self, test_gradcheck_catches_a_wrong_backward);
+    suite_add_tcase(s, self);
     TCase *values = tcase_create("values");
     tcase_add_loop_test(values, test_forward_values, 0, 2);
     tcase_add_loop_test(values, test_numerical_stability, 0, 2);
+    tcase_add_loop_test(values, test_forward_broadcast_and_helpers, 0, 2);
     tcase_add_loop_test(values, test_float32_matches_float64, 0, N_CASES);
     suite_add_tcase(s, values);
     TCase *errors = tcase_create("errors");

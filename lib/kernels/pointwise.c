@@ -180,6 +180,9 @@ void tg__unary_f64(tg__unop op, const double *x, double *y, int64_t n, double a,
         BIN_CASE(T, TG__BIN_LT, (T)(x < y))                                        \
         BIN_CASE(T, TG__BIN_LE, (T)(x <= y))                                       \
         BIN_CASE(T, TG__BIN_EQ, (T)(x == y))                                       \
+        BIN_CASE(T, TG__BIN_RELU_GRAD, y > 0 ? x : 0)                              \
+        BIN_CASE(T, TG__BIN_SIGMOID_GRAD, x * (y * (1 - y)))                       \
+        BIN_CASE(T, TG__BIN_TANH_GRAD, x * (1 - y * y))                            \
     }
 
 void tg__binary_f32(tg__binop op, const tg__bcast *plan, const float *a, const float *b,

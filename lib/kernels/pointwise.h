@@ -16,7 +16,10 @@ typedef enum tg__unop {
 typedef enum tg__binop {
     TG__BIN_ADD, TG__BIN_SUB, TG__BIN_MUL, TG__BIN_DIV, TG__BIN_POW, TG__BIN_MAX,
     TG__BIN_MIN, TG__BIN_GT, TG__BIN_GE, TG__BIN_LT, TG__BIN_LE, TG__BIN_EQ,
-    /* a >= b ? 1 : 0 with the tie going to a: the mask maximum's gradient uses */
+    /* Fused backward steps, a = the incoming gradient, b = x or y: */
+    TG__BIN_RELU_GRAD,    /* b > 0 ? a : 0        (b = x) */
+    TG__BIN_SIGMOID_GRAD, /* a * b * (1 - b)      (b = y) */
+    TG__BIN_TANH_GRAD,    /* a * (1 - b * b)      (b = y) */
 } tg__binop;
 
 /* How to walk up to three broadcast operands against a contiguous output:

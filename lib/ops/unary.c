@@ -23,6 +23,25 @@ static tg_tensor *unary(int op, tg_tensor *x, double a, double b)
     return tg__apply(op, 1, &x, &p);
 }
 
+/* The fast path of a backward step when no graph of it is wanted: one pass
+ * of a fused kernel (g, b same shape) instead of the composed ops. With
+ * TG_CREATE_GRAPH the composed form runs, so it can be differentiated again;
+ * check_ops compares the two on every op. */
+static tg_tensor *fused(const char *fn, tg__binop op, tg_tensor *g, tg_tensor *b)
+{
+    tg_tensor *out = tg__tape_tensor(fn, g->dtype, g->ndim, g->shape, false);
+    if (!out)
+        return NULL;
+    tg__bcast plan;
+    const int64_t *shapes[2] = {g->shape, b->shape};
+    tg__bcast_plan(&plan, g->ndim, g->shape, 2, (const int[]){g->ndim, b->ndim}, shapes);
+    if (g->dtype == TG_F32)
+        tg__binary_f32(op, &plan, g->data, b->data, out->data);
+    else
+        tg__binary_f64(op, &plan, g->data, b->data, out->data);
+    return out;
+}
+
 static tg_status result(tg_tensor **din, tg_tensor *g)
 {
     din[0] = g;
@@ -53,11 +72,17 @@ DEFINE_UNARY(sqrt, SQRT, TG__UN_SQRT, tg_div(tg_mul_scalar(g, 0.5), y))
 /* d|x| = g sign(x) (0 at 0) */
 DEFINE_UNARY(abs, ABS, TG__UN_ABS, tg_mul(g, tg_sign(x)))
 /* d(tanh x) = g (1 - y^2) */
-DEFINE_UNARY(tanh, TANH, TG__UN_TANH, tg_mul(g, tg_rsub_scalar(tg_mul(y, y), 1.0)))
+DEFINE_UNARY(tanh, TANH, TG__UN_TANH,
+             tg_grad_enabled() ? tg_mul(g, tg_rsub_scalar(tg_mul(y, y), 1.0))
+                               : fused("tg_tanh", TG__BIN_TANH_GRAD, g, y))
 /* d(sigmoid x) = g y (1 - y) */
-DEFINE_UNARY(sigmoid, SIGMOID, TG__UN_SIGMOID, tg_mul(g, tg_mul(y, tg_rsub_scalar(y, 1.0))))
+DEFINE_UNARY(sigmoid, SIGMOID, TG__UN_SIGMOID,
+             tg_grad_enabled() ? tg_mul(g, tg_mul(y, tg_rsub_scalar(y, 1.0)))
+                               : fused("tg_sigmoid", TG__BIN_SIGMOID_GRAD, g, y))
 /* d(relu x) = g [x > 0] */
-DEFINE_UNARY(relu, RELU, TG__UN_RELU, tg_mul(g, tg_gt_scalar(x, 0.0)))
+DEFINE_UNARY(relu, RELU, TG__UN_RELU,
+             tg_grad_enabled() ? tg_mul(g, tg_gt_scalar(x, 0.0))
+                               : fused("tg_relu", TG__BIN_RELU_GRAD, g, x))
 /* d(softplus x) = g sigmoid(x) */
 DEFINE_UNARY(softplus, SOFTPLUS, TG__UN_SOFTPLUS, tg_mul(g, tg_sigmoid(x)))
 /* d(copy x) = g */
