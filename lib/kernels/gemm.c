@@ -160,13 +160,17 @@ static void micro_f64(int64_t kc, const double *ap, const double *bp, double *C,
 /* ---- drivers ---- */
 
 #define SCALE_C(T)                                                                 \
-    for (int64_t i = 0; i < M; i++) {                                              \
-        T *c = C + i * ldc;                                                        \
-        if (beta == 0)                                                             \
-            memset(c, 0, (size_t)N * sizeof(T));                                   \
-        else if (beta != 1)                                                        \
-            for (int64_t j = 0; j < N; j++)                                        \
-                c[j] *= beta;                                                      \
+    if (beta == 0 && ldc == N) {                                                   \
+        memset(C, 0, (size_t)(M * N) * sizeof(T)); /* one call for a dense C */   \
+    } else {                                                                       \
+        for (int64_t i = 0; i < M; i++) {                                          \
+            T *c = C + i * ldc;                                                    \
+            if (beta == 0)                                                         \
+                memset(c, 0, (size_t)N * sizeof(T));                               \
+            else if (beta != 1)                                                    \
+                for (int64_t j = 0; j < N; j++)                                    \
+                    c[j] *= beta;                                                  \
+        }                                                                          \
     }
 
 /* Products this small cost less than packing them. The transpose of B picks
@@ -175,11 +179,13 @@ static void micro_f64(int64_t kc, const double *ap, const double *bp, double *C,
     if (!trans_b) {                                                                \
         for (int64_t i = 0; i < M; i++) {                                          \
             T *c = C + i * ldc;                                                    \
+            const T *a = trans_a ? A + i : A + i * lda;                            \
+            int64_t ak = trans_a ? lda : 1; /* step between a's k entries */       \
             for (int64_t k = 0; k < K; k++) {                                      \
-                T a = alpha * (trans_a ? A[k * lda + i] : A[i * lda + k]);         \
+                T av = alpha * a[k * ak];                                          \
                 const T *b = B + k * ldb;                                          \
                 for (int64_t j = 0; j < N; j++)                                    \
-                    c[j] += a * b[j];                                              \
+                    c[j] += av * b[j];                                             \
             }                                                                      \
         }                                                                          \
     } else {                                                                       \
