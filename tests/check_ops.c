@@ -569,7 +569,8 @@ START_TEST(test_forward_values)
     tg_dtype dt = _i ? TG_F32 : TG_F64;
     double tol = _i ? 1e-6 : 1e-14;
     tg_tape *tape = tg_tape_new();
-    tg_tensor *a = vec(dt, 3, (const double[]){1, -2, 4}), *b = vec(dt, 3, (const double[]){2, 2, -1});
+    tg_tensor *a = vec(dt, 3, (const double[]){1, -2, 4});
+    tg_tensor *b = vec(dt, 3, (const double[]){2, 2, -1});
     expect(tg_add(a, b), 3, (const double[]){3, 0, 3}, tol, "add");
     expect(tg_sub(a, b), 3, (const double[]){-1, -4, 5}, tol, "sub");
     expect(tg_mul(a, b), 3, (const double[]){2, -4, -4}, tol, "mul");
@@ -685,8 +686,10 @@ START_TEST(test_forward_broadcast_and_helpers)
     tg_tensor *b2 = tg_tensor_from_doubles(dt, TG_SHAPE(2, 2), (const double[]){1, 0, 1, 1});
     expect(tg_matmul(a3, b2), 8, (const double[]){3, 2, 7, 4, 11, 6, 15, 8}, tol,
            "(2,2,2)@(2,2)");
-    tg_tensor *p = tg_tensor_from_doubles(dt, TG_SHAPE(1, 2, 3), (const double[]){1, 2, 3, 4, 5, 6});
-    tg_tensor *q = tg_tensor_from_doubles(dt, TG_SHAPE(2, 3, 1), (const double[]){1, 1, 1, 1, 0, -1});
+    tg_tensor *p = tg_tensor_from_doubles(dt, TG_SHAPE(1, 2, 3),
+                                          (const double[]){1, 2, 3, 4, 5, 6});
+    tg_tensor *q = tg_tensor_from_doubles(dt, TG_SHAPE(2, 3, 1),
+                                          (const double[]){1, 1, 1, 1, 0, -1});
     tg_tensor *pq = tg_matmul(p, q);
     ck_assert_int_eq(tg_tensor_ndim(pq), 3);
     expect(pq, 4, (const double[]){6, 15, -2, -2}, tol, "(1,2,3)@(2,3,1)");
@@ -729,6 +732,62 @@ START_TEST(test_forward_broadcast_and_helpers)
     for (int i = 0; i < 8; i++)
         tg_tensor_free(free_me[i]);
     tg_tape_free(tape);
+}
+END_TEST
+
+/* Valid calls at the edges of the index arithmetic: a step larger than the
+ * axis (Python gives the first element), and reductions over a batch of zero
+ * rows (numpy and torch give an empty result, not an error). */
+START_TEST(test_edge_sizes)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *m = tg_tensor_from_doubles(TG_F64, TG_SHAPE(2, 3),
+                                          (const double[]){1, 2, 3, 4, 5, 6});
+    tg_tensor *empty = tg_tensor_zeros(TG_F64, TG_SHAPE(0, 3));
+    tg_tensor *r[8];
+    tg_status st[8];
+    char msg[8][160];
+    const int AX_ROWS[] = {1};
+    for (int k = 0; k < 8; k++) {
+        tg_clear_error();
+        switch (k) {
+        case 0: r[k] = tg_slice(m, 0, 0, 3, INT64_MAX); break;
+        case 1: r[k] = tg_slice(m, 1, 1, 3, INT64_MAX / 2); break;
+        case 2: r[k] = tg_slice(m, 1, -100, 100, 5); break;
+        case 3: r[k] = tg_sum(empty, AX_ROWS, 1, false); break;
+        case 4: r[k] = tg_mean(empty, AX_ROWS, 1, false); break;
+        case 5: r[k] = tg_max(empty, AX_ROWS, 1, false); break;
+        case 6: r[k] = tg_logsumexp(empty, AX_ROWS, 1, false); break;
+        default: r[k] = tg_softmax(empty, 1); break;
+        }
+        st[k] = tg_last_status();
+        snprintf(msg[k], sizeof msg[k], "%s", tg_last_error());
+    }
+    // Results are checked after everything is released, so a failure leaks nothing.
+    int64_t n[8], d0[8];
+    double first[8];
+    for (int k = 0; k < 8; k++) {
+        n[k] = r[k] ? tg_tensor_numel(r[k]) : -1;
+        d0[k] = r[k] ? tg_tensor_dim(r[k], 0) : -1;
+        first[k] = r[k] && n[k] ? tg_tensor_item(tg_slice(tg_flatten(r[k], 0), 0, 0, 1, 1)) : 0;
+    }
+    tg_tensor_free(m);
+    tg_tensor_free(empty);
+    tg_tape_free(tape);
+    const char *what[8] = {"slice(axis 0, step INT64_MAX)", "slice(axis 1, step INT64_MAX/2)",
+                           "slice(-100, 100, step 5)", "sum over axis 1 of 0x3",
+                           "mean over axis 1 of 0x3", "max over axis 1 of 0x3",
+                           "logsumexp over axis 1 of 0x3", "softmax over axis 1 of 0x3"};
+    const int64_t want_n[8] = {3, 2, 2, 0, 0, 0, 0, 0}, want_d0[8] = {1, 2, 2, 0, 0, 0, 0, 0};
+    const double want_first[8] = {1, 2, 1, 0, 0, 0, 0, 0};
+    char report[2048] = "";
+    for (int k = 0; k < 8; k++)
+        if (!(st[k] == TG_OK && n[k] == want_n[k] && d0[k] == want_d0[k] &&
+              first[k] == want_first[k]))
+            snprintf(report + strlen(report), sizeof report - strlen(report),
+                     "\n  %s: status %d (%s), %lld elements, dim 0 %lld, first %g", what[k],
+                     (int)st[k], msg[k], (long long)n[k], (long long)d0[k], first[k]);
+    ck_assert_msg(report[0] == '\0', "wrong results:%s", report);
 }
 END_TEST
 
@@ -818,32 +877,40 @@ START_TEST(test_op_errors)
     tg_tensor *m45 = tg_tensor_zeros(TG_F32, TG_SHAPE(4, 5));
     tg_tensor *v4 = tg_tensor_zeros(TG_F32, TG_SHAPE(4));
     tg_tensor *d23 = tg_tensor_zeros(TG_F64, TG_SHAPE(2, 3));
-    ASSERT_FRESH_NULL_FAIL(tg_matmul(m23, m45), TG_ESHAPE, "tg_matmul: inner dims 3 vs 4 (a 2x3, b 4x5)");
+    ASSERT_FRESH_NULL_FAIL(tg_matmul(m23, m45), TG_ESHAPE,
+                           "tg_matmul: inner dims 3 vs 4 (a 2x3, b 4x5)");
     ASSERT_FRESH_NULL_FAIL(tg_matmul(v4, m45), TG_ESHAPE, "at least 2 dims");
     ASSERT_FRESH_NULL_FAIL(tg_add(m23, v4), TG_ESHAPE, "tg_add: shapes 2x3 vs 4 do not broadcast");
-    ASSERT_FRESH_NULL_FAIL(tg_mul(m23, d23), TG_EDTYPE, "tg_mul: dtype mismatch, input 0 is float32");
+    ASSERT_FRESH_NULL_FAIL(tg_mul(m23, d23), TG_EDTYPE,
+                           "tg_mul: dtype mismatch, input 0 is float32");
     ASSERT_FRESH_NULL_FAIL(tg_add(NULL, m23), TG_EINVAL, "tg_add: input 0 is NULL");
-    ASSERT_FRESH_NULL_FAIL(tg_sum(m23, (const int[]){2}, 1, false), TG_EINVAL, "axis 2 out of range");
+    ASSERT_FRESH_NULL_FAIL(tg_sum(m23, (const int[]){2}, 1, false), TG_EINVAL,
+                           "axis 2 out of range");
     ASSERT_FRESH_NULL_FAIL(tg_sum(m23, (const int[]){1, -1}, 2, false), TG_EINVAL, "given twice");
     ASSERT_FRESH_NULL_FAIL(tg_reshape(m23, TG_SHAPE(4, 2)), TG_ESHAPE, "cannot view 2x3");
     ASSERT_FRESH_NULL_FAIL(tg_reshape(m23, TG_SHAPE(-1, -1)), TG_EINVAL, "only one -1");
     ASSERT_FRESH_NULL_FAIL(tg_permute(m23, (const int[]){0, 0}), TG_EINVAL, "not a permutation");
-    ASSERT_FRESH_NULL_FAIL(tg_expand(m23, TG_SHAPE(2, 4)), TG_ESHAPE, "cannot broadcast 2x3 to 2x4");
+    ASSERT_FRESH_NULL_FAIL(tg_expand(m23, TG_SHAPE(2, 4)), TG_ESHAPE,
+                           "cannot broadcast 2x3 to 2x4");
     ASSERT_FRESH_NULL_FAIL(tg_slice(m23, 0, 0, 1, 0), TG_EINVAL, "step 0 must be positive");
-    ASSERT_FRESH_NULL_FAIL(tg_concat(2, (tg_tensor *[]){m23, m45}, 0), TG_ESHAPE, "must match except");
+    ASSERT_FRESH_NULL_FAIL(tg_concat(2, (tg_tensor *[]){m23, m45}, 0), TG_ESHAPE,
+                           "must match except");
     ASSERT_FRESH_NULL_FAIL(tg_stack(2, (tg_tensor *[]){m23, d23}, 0), TG_EDTYPE, "dtype mismatch");
-    ASSERT_FRESH_NULL_FAIL(tg_index_select(m23, 1, 1, (const int64_t[]){3}), TG_ERANGE, "outside [0, 3)");
+    ASSERT_FRESH_NULL_FAIL(tg_index_select(m23, 1, 1, (const int64_t[]){3}), TG_ERANGE,
+                           "outside [0, 3)");
     ASSERT_FRESH_NULL_FAIL(tg_gather(m23, 1, TG_SHAPE(3, 1), (const int64_t[]){0, 0, 0}), TG_ESHAPE,
                  "does not fit");
     ASSERT_FRESH_NULL_FAIL(tg_softmax(m23, 3), TG_EINVAL, "axis 3 out of range");
     ASSERT_FRESH_NULL_FAIL(tg_clamp(m23, 1, 0), TG_EINVAL, "lo <= hi");
     ASSERT_FRESH_NULL_FAIL(tg_div_scalar(m23, 0), TG_EINVAL, "nonzero");
     ASSERT_FRESH_NULL_FAIL(tg_add_scalar(m23, NAN), TG_EINVAL, "not finite");
-    ASSERT_FRESH_NULL_FAIL(tg_max(tg_full(TG_F32, TG_SHAPE(0), 0), NULL, 0, false), TG_ESHAPE, "empty");
+    ASSERT_FRESH_NULL_FAIL(tg_max(tg_full(TG_F32, TG_SHAPE(0), 0), NULL, 0, false), TG_ESHAPE,
+                           "empty");
     ASSERT_FRESH_NULL_FAIL(tg_mean(tg_full(TG_F32, TG_SHAPE(0, 2), 0), NULL, 0, false), TG_ESHAPE,
                            "tg_mean: no elements to average (input 0x2)");
     // The first failure's message survives the rest of the expression.
-    ASSERT_FRESH_NULL_FAIL(tg_exp(tg_add(tg_matmul(m23, m45), m23)), TG_ESHAPE, "tg_matmul: inner dims");
+    ASSERT_FRESH_NULL_FAIL(tg_exp(tg_add(tg_matmul(m23, m45), m23)), TG_ESHAPE,
+                           "tg_matmul: inner dims");
     // No tape: a clear error, not a crash.
     tg_tape_set_current(NULL);
     ASSERT_FRESH_NULL_FAIL(tg_add(m23, m23), TG_ESTATE, "no current tape");
@@ -873,6 +940,7 @@ static Suite *ops_suite(void)
     tcase_add_loop_test(values, test_forward_values, 0, 2);
     tcase_add_loop_test(values, test_numerical_stability, 0, 2);
     tcase_add_loop_test(values, test_forward_broadcast_and_helpers, 0, 2);
+    tcase_add_test(values, test_edge_sizes);
     tcase_add_loop_test(values, test_float32_matches_float64, 0, N_CASES);
     suite_add_tcase(s, values);
     TCase *errors = tcase_create("errors");

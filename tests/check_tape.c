@@ -505,6 +505,255 @@ START_TEST(test_user_op_errors)
 }
 END_TEST
 
+/* ---- the engine: reuse, rank-changing broadcasts, views, reductions ---- */
+
+/* d(sum f(x))/dx through tg_grad on the current tape, as doubles in out. */
+static void grad_of_sum(tg_tensor *y, tg_tensor *x, double *out)
+{
+    tg_tensor *loss = tg_sum(y, NULL, 0, false), *g;
+    ck_assert_msg(loss, "%s", tg_last_error());
+    ck_assert_int_eq(tg_grad(1, &loss, NULL, 1, &x, &g, 0), TG_OK);
+    ck_assert_int_eq(tg_tensor_ndim(g), tg_tensor_ndim(x));
+    ck_assert_int_eq(tg_tensor_numel(g), tg_tensor_numel(x));
+    ck_assert_int_eq(tg_tensor_to_doubles(g, out), TG_OK);
+}
+
+START_TEST(test_reuse_many_times)
+{
+    tg_tape *tape = tg_tape_new();
+    const double xv[3] = {0.5, -2, 3};
+    tg_tensor *x = param(TG_F64, TG_SHAPE(3), xv);
+    double g[3];
+    grad_of_sum(tg_mul(tg_mul(x, x), x), x, g); // x*x*x: 3x^2
+    for (int i = 0; i < 3; i++)
+        ck_assert_double_eq_tol(g[i], 3 * xv[i] * xv[i], 1e-14);
+    grad_of_sum(tg_mul(x, x), x, g); // both inputs of one op are x: 2x
+    for (int i = 0; i < 3; i++)
+        ck_assert_double_eq_tol(g[i], 2 * xv[i], 1e-14);
+    // Five uses along different paths: x + x + 2x + x/x + exp(x)*x.
+    tg_tensor *y = tg_add(tg_add(tg_add(x, x), tg_mul_scalar(x, 2)), tg_div(x, x));
+    grad_of_sum(tg_add(y, tg_mul(tg_exp(x), x)), x, g);
+    for (int i = 0; i < 3; i++)
+        ck_assert_double_eq_tol(g[i], 4 + exp(xv[i]) * (1 + xv[i]), 1e-12);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_broadcast_rank_difference)
+{
+    // (4,) + (2,3,4): a's gradient sums the 6 rows of the weights c; b's is c.
+    tg_tape *tape = tg_tape_new();
+    double cv[24], bv[24];
+    for (int i = 0; i < 24; i++) {
+        cv[i] = i - 11.5;
+        bv[i] = 0.25 * i;
+    }
+    tg_tensor *a = param(TG_F64, TG_SHAPE(4), (const double[]){1, 2, 3, 4});
+    tg_tensor *b = param(TG_F64, TG_SHAPE(2, 3, 4), bv);
+    tg_tensor *c = tg_tensor_from_doubles(TG_F64, TG_SHAPE(2, 3, 4), cv);
+    tg_tensor *loss = tg_sum(tg_mul(tg_add(a, b), c), NULL, 0, false);
+    ck_assert_int_eq(tg_backward(loss), TG_OK);
+    ck_assert_int_eq(tg_tensor_ndim(tg_tensor_grad(a)), 1);
+    for (int j = 0; j < 4; j++) {
+        double want = 0;
+        for (int r = 0; r < 6; r++)
+            want += cv[4 * r + j];
+        ck_assert_double_eq_tol(at(tg_tensor_grad(a), j), want, 1e-12);
+    }
+    for (int i = 0; i < 24; i++)
+        ck_assert_double_eq(at(tg_tensor_grad(b), i), cv[i]);
+    // (2,3,1) - (4,) -> (2,3,4): the first sums over the last axis, the second
+    // over the first two, with a minus sign.
+    tg_tensor *p = param(TG_F64, TG_SHAPE(2, 3, 1), (const double[]){1, 2, 3, 4, 5, 6});
+    double g[6];
+    grad_of_sum(tg_mul(tg_sub(p, a), c), p, g);
+    for (int r = 0; r < 6; r++)
+        ck_assert_double_eq_tol(g[r], cv[4 * r] + cv[4 * r + 1] + cv[4 * r + 2] + cv[4 * r + 3],
+                                1e-12);
+    double ga[4];
+    grad_of_sum(tg_mul(tg_sub(p, a), c), a, ga);
+    ck_assert_double_eq_tol(ga[0], -(cv[0] + cv[4] + cv[8] + cv[12] + cv[16] + cv[20]), 1e-12);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    tg_tensor_free(c);
+    tg_tensor_free(p);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_views_and_reductions)
+{
+    tg_tape *tape = tg_tape_new();
+    double xv[24], wv[24], g[24];
+    for (int i = 0; i < 24; i++) {
+        xv[i] = sin(i + 1.0); // distinct values, no ties
+        wv[i] = 0.5 * i - 3;
+    }
+    tg_tensor *x = param(TG_F64, TG_SHAPE(2, 3, 4), xv);
+    // flatten (a view): the gradient comes back in x's shape.
+    tg_tensor *w12 = tg_tensor_from_doubles(TG_F64, TG_SHAPE(2, 12), wv);
+    tg_tensor *fl = tg_flatten(x, 1);
+    ck_assert_ptr_eq(tg_tensor_data(fl), tg_tensor_data(x));
+    grad_of_sum(tg_mul(fl, w12), x, g);
+    for (int i = 0; i < 24; i++)
+        ck_assert_double_eq(g[i], wv[i]);
+    // sum over axis 1 with keepdim: (2,1,4); each x[i,j,k] gets w[i,0,k].
+    tg_tensor *w8 = tg_tensor_from_doubles(TG_F64, TG_SHAPE(2, 1, 4), wv);
+    tg_tensor *s1 = tg_sum(x, (const int[]){1}, 1, true);
+    ck_assert_int_eq(tg_tensor_ndim(s1), 3);
+    ck_assert_int_eq(tg_tensor_dim(s1, 1), 1);
+    grad_of_sum(tg_mul(s1, w8), x, g);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++)
+            for (int k = 0; k < 4; k++)
+                ck_assert_double_eq(g[12 * i + 4 * j + k], wv[4 * i + k]);
+    // mean over axes (0, 2) without keepdim: (3,); each element gets v[j] / 8.
+    tg_tensor *v3 = tg_tensor_from_doubles(TG_F64, TG_SHAPE(3), (const double[]){1, -2, 4});
+    tg_tensor *m = tg_mean(x, (const int[]){0, -1}, 2, false);
+    ck_assert_int_eq(tg_tensor_ndim(m), 1);
+    grad_of_sum(tg_mul(m, v3), x, g);
+    const double v3v[3] = {1, -2, 4};
+    for (int i = 0; i < 24; i++)
+        ck_assert_double_eq_tol(g[i], v3v[(i / 4) % 3] / 8, 1e-15);
+    // max along the last axis: one-hot at each row's argmax.
+    grad_of_sum(tg_max(x, (const int[]){-1}, 1, false), x, g);
+    for (int r = 0; r < 6; r++) {
+        int arg = 0;
+        for (int k = 1; k < 4; k++)
+            if (xv[4 * r + k] > xv[4 * r + arg])
+                arg = k;
+        for (int k = 0; k < 4; k++)
+            ck_assert_double_eq(g[4 * r + k], k == arg ? 1 : 0);
+    }
+    // logsumexp along axis 2: the gradient is the softmax of each row.
+    grad_of_sum(tg_logsumexp(x, (const int[]){2}, 1, true), x, g);
+    for (int r = 0; r < 6; r++) {
+        double z = 0;
+        for (int k = 0; k < 4; k++)
+            z += exp(xv[4 * r + k]);
+        for (int k = 0; k < 4; k++)
+            ck_assert_double_eq_tol(g[4 * r + k], exp(xv[4 * r + k]) / z, 1e-14);
+    }
+    // Ties in max: the gradient goes to the first maximal element only.
+    tg_tensor *t = param(TG_F64, TG_SHAPE(2, 3), (const double[]){5, 1, 5, 2, 7, 7});
+    double gt[6];
+    grad_of_sum(tg_max(t, (const int[]){1}, 1, false), t, gt);
+    const double want_t[6] = {1, 0, 0, 0, 1, 0};
+    for (int i = 0; i < 6; i++)
+        ck_assert_double_eq(gt[i], want_t[i]);
+    grad_of_sum(tg_max(t, NULL, 0, false), t, gt);
+    ck_assert_double_eq(gt[4], 1);
+    ck_assert_double_eq(gt[5], 0);
+    tg_tensor *free_me[] = {x, w12, w8, v3, t};
+    for (int i = 0; i < 5; i++)
+        tg_tensor_free(free_me[i]);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_grad_of_intermediate)
+{
+    // tg_grad may ask for the gradient at a recorded tensor; backward fills .grad
+    // of leaves only.
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = param(TG_F64, TG_SHAPE(2), (const double[]){0.3, -0.7});
+    tg_tensor *h = tg_tanh(x);
+    tg_tensor *y = tg_sum(tg_mul(h, h), NULL, 0, false);
+    tg_tensor *gh;
+    ck_assert_int_eq(tg_grad(1, &y, NULL, 1, &h, &gh, TG_RETAIN_GRAPH), TG_OK);
+    ck_assert_double_eq_tol(at(gh, 1), 2 * tanh(-0.7), 1e-15);
+    ck_assert_int_eq(tg_backward(y), TG_OK);
+    ck_assert_ptr_null(tg_tensor_grad(h));
+    double th = tanh(0.3);
+    ck_assert_double_eq_tol(at(tg_tensor_grad(x), 0), 2 * th * (1 - th * th), 1e-15);
+    // The output itself as input: d y / d y = 1.
+    tg_tensor *z = tg_exp(x), *gz;
+    tg_tensor *seed = tg_tensor_from_doubles(TG_F64, TG_SHAPE(2), (const double[]){3, 4});
+    ck_assert_int_eq(tg_grad(1, &z, &seed, 1, &z, &gz, 0), TG_OK);
+    ck_assert_double_eq(at(gz, 1), 4);
+    tg_tensor_free(seed);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_backward_state_errors)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = param(TG_F64, TG_SHAPE(2), (const double[]){1, 2});
+    tg_tensor *loss = tg_sum(tg_exp(x), NULL, 0, false);
+    // No current tape: a clear TG_ESTATE from backward and from any op.
+    tg_tape_set_current(NULL);
+    ASSERT_FRESH_FAIL(tg_backward(loss), TG_ESTATE, "tg_backward: no current tape");
+    ASSERT_FRESH_NULL_FAIL(tg_exp(x), TG_ESTATE, "tg_exp: no current tape");
+    ASSERT_FRESH_NULL_FAIL(tg_full(TG_F64, TG_SHAPE(2), 0), TG_ESTATE, "tg_full: no current tape");
+    ASSERT_FRESH_NULL_FAIL(tg_detach(x), TG_ESTATE, "tg_detach: no current tape");
+    // Another tape is current: the output's nodes are not on it.
+    tg_tape *other = tg_tape_new();
+    ASSERT_FRESH_FAIL(tg_backward(loss), TG_ESTATE, "recorded on another tape");
+    tg_tape_free(other);
+    tg_tape_set_current(tape);
+    // A seed of another dtype.
+    tg_tensor *seed32 = tg_tensor_ones(TG_F32, 0, NULL);
+    ASSERT_FRESH_FAIL(tg_backward_ex(loss, seed32, 0), TG_EDTYPE,
+                      "tg_backward: seed is float32, output is float64");
+    tg_tensor_free(seed32);
+    // Failed attempts did not touch .grad; a good one still works, once.
+    ck_assert_ptr_null(tg_tensor_grad(x));
+    ck_assert_int_eq(tg_backward(loss), TG_OK);
+    ASSERT_FRESH_FAIL(tg_backward(loss), TG_ESTATE, "pass TG_RETAIN_GRAPH to walk it twice");
+    ck_assert_double_eq_tol(at(tg_tensor_grad(x), 1), exp(2), 1e-14); // not doubled
+    // The functional form releases the graph too, unless asked to retain it.
+    tg_tensor *l2 = tg_sum(tg_tanh(x), NULL, 0, false), *g;
+    ck_assert_int_eq(tg_grad(1, &l2, NULL, 1, &x, &g, 0), TG_OK);
+    ASSERT_FRESH_FAIL(tg_grad(1, &l2, NULL, 1, &x, &g, 0), TG_ESTATE,
+                      "tg_grad: the graph through op 'sum' was released");
+    // Backward inside a no-grad scope works and keeps the scope.
+    tg_tensor *l3 = tg_sum(tg_sigmoid(x), NULL, 0, false);
+    bool prev = tg_set_grad_enabled(false);
+    ck_assert_int_eq(tg_backward(l3), TG_OK);
+    ck_assert(!tg_grad_enabled());
+    tg_set_grad_enabled(prev);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_explain_names_every_op)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = param(TG_F64, TG_SHAPE(2, 3), (const double[]){1, 2, 3, -1, 0.5, 2});
+    tg_tensor *w = param(TG_F64, TG_SHAPE(3, 2), (const double[]){0.1, 0.2, -0.3, 0.4, 0.5, 0.6});
+    tg_tensor *b = param(TG_F64, TG_SHAPE(2), (const double[]){0.01, -0.02});
+    tg_tensor *h = tg_tanh(tg_add(tg_matmul(x, w), b));
+    tg_tensor *loss = tg_mean(tg_pow_scalar(tg_log_softmax(h, 1), 2), NULL, 0, false);
+    FILE *f = tmpfile();
+    tg_tape_explain(tape, f);
+    ck_assert_int_eq(tg_backward(loss), TG_OK);
+    tg_tape_explain(tape, NULL);
+    long size = ftell(f);
+    char *text = calloc(1, (size_t)size + 1);
+    rewind(f);
+    ck_assert_uint_eq(fread(text, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    const char *ops[] = {"] matmul", "] add", "] tanh", "] log_softmax", "] pow_scalar",
+                         "] sum", "] mul_scalar"};
+    for (int i = 0; i < 7; i++)
+        ck_assert_msg(strstr(text, ops[i]), "no '%s' in the explanation:\n%s", ops[i], text);
+    // Visited in reverse: the loss's last op first.
+    ck_assert(strstr(text, "] mul_scalar") < strstr(text, "] matmul"));
+    free(text);
+    // Explaining is off again: nothing more is written (the stream is closed).
+    tg_tensor *l2 = tg_sum(tg_exp(x), NULL, 0, false);
+    ck_assert_int_eq(tg_backward(l2), TG_OK);
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+    tg_tensor_free(b);
+    tg_tape_free(tape);
+}
+END_TEST
+
 static Suite *tape_suite(void)
 {
     Suite *s = suite_create("tape");
@@ -515,6 +764,12 @@ static Suite *tape_suite(void)
     tcase_add_test(bw, test_seed_accumulate_zero_grad);
     tcase_add_test(bw, test_backward_errors);
     tcase_add_test(bw, test_functional_grad_and_no_grad);
+    tcase_add_test(bw, test_reuse_many_times);
+    tcase_add_test(bw, test_broadcast_rank_difference);
+    tcase_add_test(bw, test_views_and_reductions);
+    tcase_add_test(bw, test_grad_of_intermediate);
+    tcase_add_test(bw, test_backward_state_errors);
+    tcase_add_test(bw, test_explain_names_every_op);
     suite_add_tcase(s, bw);
     TCase *second = tcase_create("second_order");
     tcase_add_test(second, test_second_derivatives_closed_form);

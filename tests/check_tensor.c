@@ -83,14 +83,16 @@ START_TEST(test_constructor_errors)
                      "overflows");
     ASSERT_FRESH_NULL_FAIL(tg_tensor_zeros((tg_dtype)7, TG_SHAPE(2)), TG_EINVAL, "invalid dtype");
     ASSERT_FRESH_NULL_FAIL(tg_tensor_zeros(TG_F32, 2, NULL), TG_EINVAL, "shape is NULL");
-    ASSERT_FRESH_NULL_FAIL(tg_tensor_from_data(TG_F32, TG_SHAPE(2), NULL), TG_EINVAL, "data is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_tensor_from_data(TG_F32, TG_SHAPE(2), NULL), TG_EINVAL,
+                           "data is NULL");
     ASSERT_FRESH_NULL_FAIL(tg_tensor_arange(TG_F32, 0, 1, 0), TG_EINVAL, "step != 0");
     ASSERT_FRESH_NULL_FAIL(tg_tensor_uniform(TG_F32, TG_SHAPE(2), 0, 1, NULL), TG_EINVAL,
                      "rng is NULL");
     tg_rng rng = tg_rng_seeded(1);
     ASSERT_FRESH_NULL_FAIL(tg_tensor_uniform(TG_F32, TG_SHAPE(2), 1, 0, &rng), TG_EINVAL,
                      "low <= high");
-    ASSERT_FRESH_NULL_FAIL(tg_tensor_normal(TG_F32, TG_SHAPE(2), 0, -1, &rng), TG_EINVAL, "std >= 0");
+    ASSERT_FRESH_NULL_FAIL(tg_tensor_normal(TG_F32, TG_SHAPE(2), 0, -1, &rng), TG_EINVAL,
+                           "std >= 0");
     ASSERT_FRESH_NULL_FAIL(tg_tensor_clone(NULL), TG_EINVAL, "input 0 is NULL");
     tg_tensor *t = tg_tensor_zeros(TG_F32, TG_SHAPE(2, 2));
     double v = 42;
@@ -249,7 +251,8 @@ START_TEST(test_print_summarised_exact)
     // 3-D: blocks separated by a blank line; small tensors are printed whole.
     tg_tensor *c = tg_tensor_from_doubles(TG_F64, TG_SHAPE(2, 1, 2), (const double[]){1, 2, 3, 4});
     tg_tensor_format(c, buf, sizeof buf);
-    ck_assert_str_eq(buf, "tensor([[[1.0000, 2.0000]],\n\n        [[3.0000, 4.0000]]], dtype=float64)");
+    ck_assert_str_eq(buf, "tensor([[[1.0000, 2.0000]],\n\n"
+                          "        [[3.0000, 4.0000]]], dtype=float64)");
     // print writes the same text plus a newline.
     FILE *f = tmpfile();
     ck_assert_int_eq(tg_tensor_print(c, f), TG_OK);
@@ -266,7 +269,8 @@ START_TEST(test_print_summarised_exact)
     tg_tensor *e = tg_tensor_zeros(TG_F32, TG_SHAPE(0));
     tg_tensor_format(e, buf, sizeof buf);
     ck_assert_str_eq(buf, "tensor([], dtype=float32)");
-    tg_tensor *nf = tg_tensor_from_doubles(TG_F64, TG_SHAPE(3), (const double[]){NAN, INFINITY, -1});
+    tg_tensor *nf = tg_tensor_from_doubles(TG_F64, TG_SHAPE(3),
+                                           (const double[]){NAN, INFINITY, -1});
     tg_tensor_format(nf, buf, sizeof buf);
     ck_assert(strstr(buf, "nan") && strstr(buf, "inf") && strstr(buf, "-1.0000"));
     ASSERT_FRESH_FAIL(tg_tensor_format(NULL, buf, sizeof buf), TG_EINVAL,

@@ -50,7 +50,9 @@ TG_API size_t tg_dtype_size(tg_dtype dtype);
  * splitmix64(seed) four times in a row. Its integer stream
  * (tg_rng_next_u64) is identical on every platform. Doubles take the top 53
  * bits: (x >> 11) * 2^-53 in [0,1); floats take the top 24 bits. Normals use
- * Box-Muller on two doubles, so their values follow libm's log/cos/sqrt. */
+ * Box-Muller on two doubles, so their values follow libm's log/cos/sqrt.
+ * A NULL generator records TG_EINVAL and the draw returns 0 (NaN for
+ * uniform and normal). */
 typedef struct tg_rng {
     uint64_t s[4];
 } tg_rng;

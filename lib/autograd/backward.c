@@ -102,8 +102,9 @@ static tg_status visit(walk *w, tg_node *nd)
 
 static tg_status check_root(const char *fn, tg_tensor *out, tg_tensor *seed)
 {
-    if (!out)
-        return tg__fail(TG_EINVAL, "%s: output is NULL", fn);
+    if (!out) // the end of a failed expression: keep its cause, like an op would
+        return tg_last_status() != TG_OK ? tg_last_status()
+                                         : tg__fail(TG_EINVAL, "%s: output is NULL", fn);
     if (!out->requires_grad)
         return tg__fail(TG_EINVAL, "%s: output does not require grad (no input of it requires "
                                    "grad, or it was computed with grad mode off)", fn);

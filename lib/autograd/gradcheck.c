@@ -348,7 +348,9 @@ tg_status tg_gradgradcheck(tg_fn f, void *ctx, int n_inputs, tg_tensor *const *i
         s = (xs[i] = tg_tensor_clone_as(inputs[i], TG_F64)) ? TG_OK : tg_last_status();
     tg_tensor *y = s == TG_OK ? f(xs, n_inputs, ctx) : NULL;
     if (s == TG_OK && !y)
-        s = tg_last_status() != TG_OK ? tg_last_status() : TG_EINVAL;
+        s = tg_last_status() != TG_OK
+                ? tg_last_status()
+                : tg__fail(TG_EINVAL, "%s: the function returned NULL", c.fn);
     if (s == TG_OK) {
         tg_rng rng = tg_rng_seeded(c.o.seed ^ 0x5eed);
         sc.r = tg_tensor_normal(TG_F64, y->ndim, y->shape, 0.0, 1.0, &rng);

@@ -16,6 +16,7 @@ struct arena_chunk {
 };
 
 static _Thread_local tg_tape *current_tape;
+static _Thread_local const char *api_name;
 static _Thread_local bool grad_disabled;
 
 /* ---- arena ---- */
@@ -157,6 +158,20 @@ const char *tg__node_op_name(const tg_node *node)
     return tg__ops[node->op]->name;
 }
 
+/* ---- the public call being served (for messages) ---- */
+
+const char *tg__api_enter(const char *fn)
+{
+    const char *prev = api_name;
+    if (!prev)
+        api_name = fn;
+    return prev;
+}
+
+void tg__api_leave(const char *prev) { api_name = prev; }
+
+const char *tg__api_fn(const char *fallback) { return api_name ? api_name : fallback; }
+
 /* ---- grad mode ---- */
 
 bool tg_grad_enabled(void) { return !grad_disabled; }
@@ -199,7 +214,7 @@ static tg_tensor *header_only(tg_tape *tape, const char *fn, tg_dtype dtype, int
 tg_tensor *tg__apply(int op, int n_in, tg_tensor *const *in, const tg_op_params *p)
 {
     const tg_op_def *def = tg__ops[op];
-    const char *fn = tg__op_fn(op);
+    const char *fn = tg__api_fn(tg__op_fn(op));
     char user_fn[96];
     if (op == TG_OP_USER && p) {
         snprintf(user_fn, sizeof user_fn, "tg_apply(%s)", p->user->name);
@@ -286,7 +301,7 @@ tg_tensor *tg_detach(tg_tensor *x)
 {
     if (!x)
         return tg__null_input("tg_detach", 0);
-    tg_tape *tape = tg__tape_for("tg_detach");
+    tg_tape *tape = tg__tape_for(tg__api_fn("tg_detach"));
     tg_tensor *t = tape ? header_only(tape, "tg_detach", x->dtype, x->ndim, x->shape) : NULL;
     if (t)
         t->data = x->data;
@@ -295,7 +310,7 @@ tg_tensor *tg_detach(tg_tensor *x)
 
 tg_tensor *tg_full(tg_dtype dtype, int ndim, const int64_t *shape, double value)
 {
-    tg_tensor *t = tg__tape_tensor("tg_full", dtype, ndim, shape, false);
+    tg_tensor *t = tg__tape_tensor(tg__api_fn("tg_full"), dtype, ndim, shape, false);
     if (t)
         tg_tensor_fill(t, value);
     return t;
@@ -305,7 +320,10 @@ tg_tensor *tg_full_like(tg_tensor *x, double value)
 {
     if (!x)
         return tg__null_input("tg_full_like", 0);
-    return tg_full(x->dtype, x->ndim, x->shape, value);
+    TG__API_CALL("tg_full_like", tg_full(x->dtype, x->ndim, x->shape, value));
 }
 
-tg_tensor *tg_scalar(tg_dtype dtype, double value) { return tg_full(dtype, 0, NULL, value); }
+tg_tensor *tg_scalar(tg_dtype dtype, double value)
+{
+    TG__API_CALL("tg_scalar", tg_full(dtype, 0, NULL, value));
+}

@@ -50,6 +50,21 @@ tg_status tg__tape_push(tg_tape *tape, tg_node *node);
 tg_tape *tg__tape_for(const char *fn);
 const char *tg__node_op_name(const tg_node *node);
 
+/* The public function a message should name. A public op built from other
+ * ops (tg_mean from sum and mul_scalar, tg_gt from compare) wraps its body in
+ * TG__API_CALL, so a failure inside names the call the user made; the
+ * outermost call wins. tg__api_fn(fallback) is that name, or fallback. */
+const char *tg__api_enter(const char *fn);
+void tg__api_leave(const char *prev);
+const char *tg__api_fn(const char *fallback);
+#define TG__API_CALL(fn, expr)                                                     \
+    do {                                                                           \
+        const char *prev_api_ = tg__api_enter(fn);                                 \
+        tg_tensor *api_result_ = (expr);                                           \
+        tg__api_leave(prev_api_);                                                  \
+        return api_result_;                                                        \
+    } while (0)
+
 /* A tape-owned tensor for op results and backward temporaries. */
 tg_tensor *tg__tape_tensor(const char *fn, tg_dtype dtype, int ndim, const int64_t *shape,
                            bool zero);

@@ -35,6 +35,9 @@ void *tg__calloc(size_t n, size_t size)
     return should_fail() ? NULL : calloc(n ? n : 1, size ? size : 1);
 }
 
-void *tg__realloc(void *p, size_t size) { return should_fail() ? NULL : realloc(p, size ? size : 1); }
+void *tg__realloc(void *p, size_t size)
+{
+    return should_fail() ? NULL : realloc(p, size ? size : 1);
+}
 
 void tg__free(void *p) { free(p); }

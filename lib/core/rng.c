@@ -5,6 +5,15 @@
 
 #include "tg_internal.h"
 
+/* Records the failure for a NULL generator; every draw below checks it. */
+static bool missing(const tg_rng *rng, const char *fn)
+{
+    if (rng)
+        return false;
+    tg__fail(TG_EINVAL, "%s: rng is NULL", fn);
+    return true;
+}
+
 static uint64_t splitmix64(uint64_t *x)
 {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
@@ -25,6 +34,8 @@ static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 uint64_t tg_rng_next_u64(tg_rng *rng)
 {
+    if (missing(rng, "tg_rng_next_u64"))
+        return 0;
     uint64_t *s = rng->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9;
     uint64_t t = s[1] << 17;
@@ -37,10 +48,17 @@ uint64_t tg_rng_next_u64(tg_rng *rng)
     return result;
 }
 
-double tg_rng_uniform(tg_rng *rng) { return (double)(tg_rng_next_u64(rng) >> 11) * 0x1.0p-53; }
+double tg_rng_uniform(tg_rng *rng)
+{
+    if (missing(rng, "tg_rng_uniform"))
+        return NAN;
+    return (double)(tg_rng_next_u64(rng) >> 11) * 0x1.0p-53;
+}
 
 double tg_rng_normal(tg_rng *rng)
 {
+    if (missing(rng, "tg_rng_normal"))
+        return NAN;
     // Box-Muller with u1 in (0,1] so that log(u1) is finite.
     double u1 = 1.0 - tg_rng_uniform(rng);
     double u2 = tg_rng_uniform(rng);
@@ -49,7 +67,7 @@ double tg_rng_normal(tg_rng *rng)
 
 uint64_t tg_rng_below(tg_rng *rng, uint64_t n)
 {
-    if (n == 0)
+    if (missing(rng, "tg_rng_below") || n == 0)
         return 0;
     // Rejection keeps every value equally likely: drop the top partial range.
     uint64_t limit = UINT64_MAX - UINT64_MAX % n;

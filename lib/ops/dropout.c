@@ -15,12 +15,15 @@ tg_tensor *tg_dropout(tg_tensor *x, double p, bool training, tg_rng *rng)
         return x;
     if (!rng)
         return tg__fail_null(TG_EINVAL, "%s: rng is NULL", fn);
-    tg_tensor *mask = tg_full_like(x, 0.0);
-    if (!mask)
-        return NULL;
-    double keep = 1.0 / (1.0 - p);
-    for (int64_t i = 0; i < mask->numel; i++)
-        if (tg_rng_uniform(rng) >= p)
-            tg__set(mask, i, keep);
-    return tg_mul(x, mask);
+    const char *prev = tg__api_enter(fn);
+    tg_tensor *mask = tg_full_like(x, 0.0), *out = NULL;
+    if (mask) {
+        double keep = 1.0 / (1.0 - p);
+        for (int64_t i = 0; i < mask->numel; i++)
+            if (tg_rng_uniform(rng) >= p)
+                tg__set(mask, i, keep);
+        out = tg_mul(x, mask);
+    }
+    tg__api_leave(prev);
+    return out;
 }

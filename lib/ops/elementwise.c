@@ -195,11 +195,11 @@ static tg_tensor *compare(tg__binop op, tg_tensor *a, tg_tensor *b)
     return tg__apply(TG_OP_COMPARE, 2, in, &p);
 }
 
-tg_tensor *tg_gt(tg_tensor *a, tg_tensor *b) { return compare(TG__BIN_GT, a, b); }
-tg_tensor *tg_ge(tg_tensor *a, tg_tensor *b) { return compare(TG__BIN_GE, a, b); }
-tg_tensor *tg_lt(tg_tensor *a, tg_tensor *b) { return compare(TG__BIN_LT, a, b); }
-tg_tensor *tg_le(tg_tensor *a, tg_tensor *b) { return compare(TG__BIN_LE, a, b); }
-tg_tensor *tg_eq(tg_tensor *a, tg_tensor *b) { return compare(TG__BIN_EQ, a, b); }
+tg_tensor *tg_gt(tg_tensor *a, tg_tensor *b) { TG__API_CALL("tg_gt", compare(TG__BIN_GT, a, b)); }
+tg_tensor *tg_ge(tg_tensor *a, tg_tensor *b) { TG__API_CALL("tg_ge", compare(TG__BIN_GE, a, b)); }
+tg_tensor *tg_lt(tg_tensor *a, tg_tensor *b) { TG__API_CALL("tg_lt", compare(TG__BIN_LT, a, b)); }
+tg_tensor *tg_le(tg_tensor *a, tg_tensor *b) { TG__API_CALL("tg_le", compare(TG__BIN_LE, a, b)); }
+tg_tensor *tg_eq(tg_tensor *a, tg_tensor *b) { TG__API_CALL("tg_eq", compare(TG__BIN_EQ, a, b)); }
 
 tg_tensor *tg_add(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_ADD, a, b); }
 tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_SUB, a, b); }
@@ -250,15 +250,28 @@ const tg_op_def tg__def_pow_scalar = {"pow_scalar", 1, true, false, tg__shape_sa
 
 static tg_tensor *nonfinite_scalar(const char *fn, double c)
 {
-    return tg__fail_null(TG_EINVAL, "%s: scalar %g is not finite", fn, c);
+    return tg__fail_null(TG_EINVAL, "%s: scalar %g is not finite", tg__api_fn(fn), c);
 }
 
 tg_tensor *tg_add_scalar(tg_tensor *x, double c)
 {
     return isfinite(c) ? with_scalar(TG_OP_ADD_SCALAR, x, c) : nonfinite_scalar("tg_add_scalar", c);
 }
-tg_tensor *tg_sub_scalar(tg_tensor *x, double c) { return tg_add_scalar(x, -c); }
-tg_tensor *tg_rsub_scalar(tg_tensor *x, double c) { return tg_add_scalar(tg_neg(x), c); }
+tg_tensor *tg_sub_scalar(tg_tensor *x, double c)
+{
+    if (!isfinite(c))
+        return nonfinite_scalar("tg_sub_scalar", c);
+    TG__API_CALL("tg_sub_scalar", tg_add_scalar(x, -c));
+}
+
+/* The composites check their scalar first: a call that fails records nothing. */
+tg_tensor *tg_rsub_scalar(tg_tensor *x, double c)
+{
+    if (!isfinite(c))
+        return nonfinite_scalar("tg_rsub_scalar", c);
+    TG__API_CALL("tg_rsub_scalar", tg_add_scalar(tg_neg(x), c));
+}
+
 tg_tensor *tg_mul_scalar(tg_tensor *x, double c)
 {
     return isfinite(c) ? with_scalar(TG_OP_MUL_SCALAR, x, c) : nonfinite_scalar("tg_mul_scalar", c);
@@ -267,11 +280,13 @@ tg_tensor *tg_div_scalar(tg_tensor *x, double c)
 {
     if (c == 0 || !isfinite(c))
         return tg__fail_null(TG_EINVAL, "tg_div_scalar: divisor %g must be finite and nonzero", c);
-    return tg_mul_scalar(x, 1.0 / c);
+    TG__API_CALL("tg_div_scalar", tg_mul_scalar(x, 1.0 / c));
 }
 tg_tensor *tg_rdiv_scalar(tg_tensor *x, double c)
 {
-    return tg_mul_scalar(tg_pow_scalar(x, -1.0), c);
+    if (!isfinite(c))
+        return nonfinite_scalar("tg_rdiv_scalar", c);
+    TG__API_CALL("tg_rdiv_scalar", tg_mul_scalar(tg_pow_scalar(x, -1.0), c));
 }
 tg_tensor *tg_pow_scalar(tg_tensor *x, double p)
 {
@@ -279,5 +294,7 @@ tg_tensor *tg_pow_scalar(tg_tensor *x, double p)
 }
 tg_tensor *tg_gt_scalar(tg_tensor *x, double c)
 {
-    return tg_gt(x, x ? tg_scalar(x->dtype, c) : NULL);
+    if (!x)
+        return tg__null_input("tg_gt_scalar", 0);
+    TG__API_CALL("tg_gt_scalar", compare(TG__BIN_GT, x, tg_scalar(x->dtype, c)));
 }

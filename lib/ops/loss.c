@@ -47,7 +47,7 @@ tg_tensor *tg_mse_loss(tg_tensor *pred, tg_tensor *target, tg_reduction red)
     const char *fn = "tg_mse_loss";
     if (!valid_reduction(fn, red) || same_shapes(fn, pred, target) != TG_OK)
         return NULL;
-    return reduce(fn, tg_pow_scalar(tg_sub(pred, target), 2.0), red);
+    TG__API_CALL(fn, reduce(fn, tg_pow_scalar(tg_sub(pred, target), 2.0), red));
 }
 
 tg_tensor *tg_bce_loss(tg_tensor *prob, tg_tensor *target, tg_reduction red)
@@ -58,11 +58,14 @@ tg_tensor *tg_bce_loss(tg_tensor *prob, tg_tensor *target, tg_reduction red)
     // Clamping p keeps ln p >= -100 (PyTorch's floor) so saturated outputs give a
     // large, finite loss; inside the clamp the gradient is the exact one.
     const double lo = 3.720075976020836e-44; // e^-100
+    const char *prev = tg__api_enter(fn);
     tg_tensor *p = tg_clamp(prob, lo, 1.0);
     tg_tensor *q = tg_clamp(tg_rsub_scalar(prob, 1.0), lo, 1.0);
     tg_tensor *pos = tg_mul(target, tg_log(p));
     tg_tensor *neg = tg_mul(tg_rsub_scalar(target, 1.0), tg_log(q));
-    return reduce(fn, tg_neg(tg_add(pos, neg)), red);
+    tg_tensor *out = reduce(fn, tg_neg(tg_add(pos, neg)), red);
+    tg__api_leave(prev);
+    return out;
 }
 
 tg_tensor *tg_bce_with_logits_loss(tg_tensor *logits, tg_tensor *target, tg_reduction red)
@@ -71,7 +74,7 @@ tg_tensor *tg_bce_with_logits_loss(tg_tensor *logits, tg_tensor *target, tg_redu
     if (!valid_reduction(fn, red) || same_shapes(fn, logits, target) != TG_OK)
         return NULL;
     // -(t ln s(x) + (1-t) ln(1-s(x))) = softplus(x) - x t, stable for any x.
-    return reduce(fn, tg_sub(tg_softplus(logits), tg_mul(logits, target)), red);
+    TG__API_CALL(fn, reduce(fn, tg_sub(tg_softplus(logits), tg_mul(logits, target)), red));
 }
 
 /* ---- sparse cross-entropy: the fused op ---- */
@@ -166,7 +169,7 @@ tg_tensor *tg_cross_entropy(tg_tensor *logits, const int64_t *labels, tg_reducti
     if (!copy)
         return NULL;
     tg_op_params p = {.idx = copy, .n_idx = logits->shape[0]};
-    return reduce(fn, tg__apply(TG_OP_CROSS_ENTROPY, 1, &logits, &p), red);
+    TG__API_CALL(fn, reduce(fn, tg__apply(TG_OP_CROSS_ENTROPY, 1, &logits, &p), red));
 }
 
 tg_tensor *tg_nll_loss(tg_tensor *log_probs, const int64_t *labels, tg_reduction red)
@@ -180,8 +183,11 @@ tg_tensor *tg_nll_loss(tg_tensor *log_probs, const int64_t *labels, tg_reduction
     if (!copy)
         return NULL;
     int64_t n = log_probs->shape[0];
+    const char *prev = tg__api_enter(fn);
     tg_tensor *picked = tg_gather(log_probs, 1, 2, (int64_t[]){n, 1}, copy);
-    return reduce(fn, tg_neg(tg_reshape(picked, 1, &n)), red);
+    tg_tensor *out = reduce(fn, tg_neg(tg_reshape(picked, 1, &n)), red);
+    tg__api_leave(prev);
+    return out;
 }
 
 tg_tensor *tg_cross_entropy_soft(tg_tensor *logits, tg_tensor *target, tg_reduction red)
@@ -195,9 +201,12 @@ tg_tensor *tg_cross_entropy_soft(tg_tensor *logits, tg_tensor *target, tg_reduct
                              tg__shape_str(s, logits->ndim, logits->shape));
     }
     int axis = 1;
+    const char *prev = tg__api_enter(fn);
     tg_tensor *per_row = tg_neg(tg_sum(tg_mul(target, tg_log_softmax(logits, 1)), &axis, 1,
                                        false));
-    return reduce(fn, per_row, red);
+    tg_tensor *out = reduce(fn, per_row, red);
+    tg__api_leave(prev);
+    return out;
 }
 
 double tg_accuracy(const tg_tensor *scores, const int64_t *labels, int64_t n)

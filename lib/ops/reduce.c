@@ -97,16 +97,24 @@ tg_tensor *tg_sum(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
 
 tg_tensor *tg_mean(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
 {
-    tg_tensor *s = reduce(TG_OP_SUM, "tg_mean", x, axes, n_axes, keepdim);
-    if (!s)
+    if (!x)
+        return tg__null_input("tg_mean", 0);
+    // The count is known before anything is recorded, so an empty mean fails cleanly.
+    unsigned mask = 0;
+    if (axes_mask("tg_mean", x, axes, n_axes, &mask) != TG_OK)
         return NULL;
-    int64_t count = s->numel ? x->numel / s->numel : 0;
+    int64_t count = 1;
+    for (int d = 0; d < x->ndim; d++)
+        if (mask & (1u << d))
+            count *= x->shape[d];
     if (count == 0) {
         char shape[TG__SHAPE_STR];
         return tg__fail_null(TG_ESHAPE, "tg_mean: no elements to average (input %s)",
                              tg__shape_str(shape, x->ndim, x->shape));
     }
-    return tg_mul_scalar(s, 1.0 / (double)count);
+    TG__API_CALL("tg_mean", tg_mul_scalar(reduce(TG_OP_SUM, "tg_mean", x, axes, n_axes,
+                                                  keepdim),
+                                           1.0 / (double)count));
 }
 
 /* ---- max: the forward keeps each group's argmax; backward scatters to it ---- */
@@ -114,8 +122,11 @@ tg_tensor *tg_mean(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
 static tg_status max_forward(tg_node *nd)
 {
     tg_tensor *x = nd->in[0];
-    if (x->numel == 0)
+    // No groups (an empty result) is fine; an empty group has no maximum.
+    if (x->numel == 0 && nd->out->numel > 0)
         return tg__fail(TG_ESHAPE, "tg_max: cannot take the maximum of an empty tensor");
+    if (nd->out->numel == 0)
+        return TG_OK;
     int64_t *argmax = tg__arena_alloc(nd->out->tape, (size_t)nd->out->numel * sizeof *argmax);
     if (!argmax)
         return tg__fail(TG_ENOMEM, "tg_max: out of memory");
@@ -146,8 +157,10 @@ tg_tensor *tg_max(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
 static tg_status logsumexp_forward(tg_node *nd)
 {
     tg_tensor *x = nd->in[0], *out = nd->out;
-    if (x->numel == 0)
+    if (x->numel == 0 && out->numel > 0)
         return tg__fail(TG_ESHAPE, "tg_logsumexp: empty tensor");
+    if (out->numel == 0)
+        return TG_OK;
     unsigned mask = (unsigned)nd->p.i[0];
     size_t es = tg_dtype_size(x->dtype);
     tg_tape *tape = out->tape;

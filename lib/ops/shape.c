@@ -80,20 +80,17 @@ tg_tensor *tg_flatten(tg_tensor *x, int axis)
 {
     if (!x)
         return tg__null_input("tg_flatten", 0);
-    int a;
-    if (axis < 0)
-        axis += x->ndim;
-    if (axis < 0 || axis > x->ndim)
+    int a = axis < 0 ? axis + x->ndim : axis;
+    if (a < 0 || a > x->ndim)
         return tg__fail_null(TG_EINVAL, "tg_flatten: axis %d out of range for %d dims", axis,
                              x->ndim);
-    a = axis;
     int64_t shape[TG_MAX_DIMS], rest = 1;
     for (int d = 0; d < a; d++)
         shape[d] = x->shape[d];
     for (int d = a; d < x->ndim; d++)
         rest *= x->shape[d];
     shape[a] = rest;
-    return tg_reshape(x, a + 1, shape);
+    TG__API_CALL("tg_flatten", tg_reshape(x, a + 1, shape));
 }
 
 /* ---- strided reads: permute, expand, slice ---- */
@@ -153,7 +150,7 @@ tg_tensor *tg_transpose(tg_tensor *x, int axis0, int axis1)
         perm[d] = d;
     perm[a] = b;
     perm[b] = a;
-    return tg_permute(x, perm);
+    TG__API_CALL("tg_transpose", tg_permute(x, perm));
 }
 
 static tg_status expand_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
@@ -245,11 +242,13 @@ tg_tensor *tg_slice(tg_tensor *x, int axis, int64_t start, int64_t stop, int64_t
         stop += n;
     start = start < 0 ? 0 : (start > n ? n : start);
     stop = stop < 0 ? 0 : (stop > n ? n : stop);
-    int64_t len = stop > start ? (stop - start + step - 1) / step : 0;
+    // Written so that no step (up to INT64_MAX) can overflow: with two or more
+    // elements, step < n and stride * step stays inside the tensor.
+    int64_t len = stop > start ? 1 + (stop - start - 1) / step : 0;
     tg_op_params p = {.ni = x->ndim};
     for (int d = 0; d < x->ndim; d++) {
         p.i[P_SHAPE + d] = d == a ? len : x->shape[d];
-        p.i[P_STRIDES + d] = d == a ? x->strides[d] * step : x->strides[d];
+        p.i[P_STRIDES + d] = d == a && len > 1 ? x->strides[d] * step : x->strides[d];
     }
     p.i[P_OFFSET] = len ? start * x->strides[a] : 0;
     return tg__apply(TG_OP_SLICE, 1, &x, &p);
@@ -334,24 +333,38 @@ tg_tensor *tg_stack(int n, tg_tensor *const *xs, int axis)
     if (nd >= TG_MAX_DIMS || tg__norm_axis("tg_stack", axis, nd + 1, &a) != TG_OK)
         return tg__fail_null(TG_EINVAL, "tg_stack: axis %d out of range for %d+1 dims", axis,
                              nd);
-    tg_tape *tape = tg__tape_for("tg_stack");
-    tg_tensor **parts = tape ? tg__arena_alloc(tape, (size_t)n * sizeof *parts) : NULL;
-    if (!parts)
-        return tape ? tg__fail_null(TG_ENOMEM, "tg_stack: out of memory") : NULL;
+
+    // Every input is checked before any is reshaped: a failing call records nothing.
     for (int k = 0; k < n; k++) {
+        if (xs[k]->dtype != xs[0]->dtype)
+            return tg__fail_null(TG_EDTYPE, "tg_stack: dtype mismatch, input 0 is %s but "
+                                            "input %d is %s", tg_dtype_name(xs[0]->dtype), k,
+                                 tg_dtype_name(xs[k]->dtype));
         if (!tg__same_shape(xs[k], xs[0])) {
             char s0[TG__SHAPE_STR], sk[TG__SHAPE_STR];
             return tg__fail_null(TG_ESHAPE, "tg_stack: input %d has shape %s, input 0 %s", k,
                                  tg__shape_str(sk, xs[k]->ndim, xs[k]->shape),
                                  tg__shape_str(s0, nd, xs[0]->shape));
         }
+    }
+    tg_tape *tape = tg__tape_for("tg_stack");
+    tg_tensor **parts = tape ? tg__arena_alloc(tape, (size_t)n * sizeof *parts) : NULL;
+    if (!parts)
+        return tape ? tg__fail_null(TG_ENOMEM, "tg_stack: out of memory") : NULL;
+    const char *prev = tg__api_enter("tg_stack");
+    tg_tensor *out = NULL;
+    int k = 0;
+    for (; k < n; k++) {
         int64_t shape[TG_MAX_DIMS];
         for (int d = 0, j = 0; d <= nd; d++)
             shape[d] = d == a ? 1 : xs[k]->shape[j++];
         if (!(parts[k] = tg_reshape(xs[k], nd + 1, shape)))
-            return NULL;
+            break;
     }
-    return tg_concat(n, parts, a);
+    if (k == n)
+        out = tg_concat(n, parts, a);
+    tg__api_leave(prev);
+    return out;
 }
 
 /* ---- take and put_add ---- */
@@ -473,7 +486,8 @@ tg_tensor *tg_index_select(tg_tensor *x, int axis, int64_t n, const int64_t *idx
     int64_t *flat = flat_indices(tape, x, a, x->ndim, shape, idx, false);
     if (!flat)
         return NULL;
-    return tg__take(x, n * (x->shape[a] ? x->numel / x->shape[a] : 0), flat, x->ndim, shape);
+    TG__API_CALL("tg_index_select",
+                 tg__take(x, n * (x->shape[a] ? x->numel / x->shape[a] : 0), flat, x->ndim, shape));
 }
 
 tg_tensor *tg_gather(tg_tensor *x, int axis, int ndim, const int64_t *shape, const int64_t *index)
@@ -503,5 +517,7 @@ tg_tensor *tg_gather(tg_tensor *x, int axis, int ndim, const int64_t *shape, con
         return NULL;
     tg_tape *tape = tg__tape_for(fn);
     int64_t *flat = tape ? flat_indices(tape, x, a, ndim, shape, index, true) : NULL;
-    return flat ? tg__take(x, n, flat, ndim, shape) : NULL;
+    if (!flat)
+        return NULL;
+    TG__API_CALL("tg_gather", tg__take(x, n, flat, ndim, shape));
 }

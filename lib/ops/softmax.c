@@ -53,8 +53,8 @@ static tg_tensor *normalise(int op, const char *fn, tg_tensor *x, int axis)
 {
     if (!x)
         return tg__null_input(fn, 0);
-    int a = 0;
-    if (x->ndim > 0 && tg__norm_axis(fn, axis, x->ndim, &a) != TG_OK)
+    int a = 0; // a 0-dim tensor takes axis 0 or -1, as in numpy
+    if (tg__norm_axis(fn, axis, x->ndim, &a) != TG_OK)
         return NULL;
     tg_op_params p = {.i = {a}, .ni = 1};
     return tg__apply(op, 1, &x, &p);

@@ -230,19 +230,24 @@ tg_tensor *tg_tensor_normal(tg_dtype dtype, int ndim, const int64_t *shape, doub
     return t;
 }
 
-tg_tensor *tg_tensor_clone_as(const tg_tensor *t, tg_dtype dtype)
+static tg_tensor *clone(const char *fn, const tg_tensor *t, tg_dtype dtype)
 {
     if (!t)
-        return tg__null_input("tg_tensor_clone", 0);
-    tg_tensor *c = tg__tensor_alloc(NULL, "tg_tensor_clone", dtype, t->ndim, t->shape, false);
+        return tg__null_input(fn, 0);
+    tg_tensor *c = tg__tensor_alloc(NULL, fn, dtype, t->ndim, t->shape, false);
     if (c)
         tg_tensor_copy_values(c, t);
     return c;
 }
 
+tg_tensor *tg_tensor_clone_as(const tg_tensor *t, tg_dtype dtype)
+{
+    return clone("tg_tensor_clone_as", t, dtype);
+}
+
 tg_tensor *tg_tensor_clone(const tg_tensor *t)
 {
-    return tg_tensor_clone_as(t, t ? t->dtype : TG_F32);
+    return clone("tg_tensor_clone", t, t ? t->dtype : TG_F32);
 }
 
 /* ---- inspection ---- */
