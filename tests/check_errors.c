@@ -959,8 +959,8 @@ START_TEST(test_user_op_errors)
     // Its backward, reported by the backward pass.
     const char *bw_want[3] = {"tg_apply(myop): backward failed",
                               "tg_apply(myop): backward gave no gradient for input 0",
-                              "tg_apply(myop): backward gave a float32 gradient for a float64 "
-                              "input 0"};
+                              ("tg_apply(myop): backward gave a float32 gradient for a float64 "
+                               "input 0")};
     const tg_status bw_code[3] = {TG_EINVAL, TG_ESTATE, TG_EDTYPE};
     for (int m = 1; m <= 3; m++) {
         tg_tensor *y = tg_apply(&def, 1, &f.g, &m);

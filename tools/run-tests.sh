@@ -15,13 +15,18 @@ run_suite() { # name, build dir, meson options...
     shift 2
     echo "==> $name build ($dir)"
     rm -rf "$dir"
-    meson setup "$dir" -Dtests=enabled "$@" >/dev/null
-    ninja -C "$dir" >/dev/null
+    # Called under ||, where set -e is off: every step checks for itself.
+    meson setup "$dir" -Dtests=enabled "$@" >/dev/null || { failed=$((failed + 1)); return 1; }
+    ninja -C "$dir" >/dev/null || { failed=$((failed + 1)); return 1; }
     local status=0
     meson test -C "$dir" --verbose --num-processes 2 || status=$?
-    local log="$dir/meson-logs/testlog.json"
-    passed=$((passed + $(grep -c '"result": "OK"' "$log" || true)))
-    failed=$((failed + $(grep -vc '"result": "OK"' "$log" || true)))
+    local log="$dir/meson-logs/testlog.json" ok=0 all=0
+    if [ -f "$log" ]; then
+        ok=$(grep -c '"result": "OK"' "$log" || true)
+        all=$(grep -c '"result"' "$log" || true)
+    fi
+    passed=$((passed + ok))
+    failed=$((failed + all - ok))
     return $status
 }
 

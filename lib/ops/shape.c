@@ -61,12 +61,14 @@ tg_tensor *tg_reshape(tg_tensor *x, int ndim, const int64_t *shape)
         if (shape[d] < 0)
             return tg__fail_null(TG_EINVAL, "tg_reshape: dimension %d is %lld (only one -1 "
                                             "allowed)", d, (long long)shape[d]);
-        known *= shape[d];
+        // Saturate instead of overflowing: any product this large cannot match.
+        known = shape[d] && known > INT64_MAX / shape[d] ? INT64_MAX : known * shape[d];
         p.i[P_SHAPE + d] = shape[d];
     }
     if (infer >= 0)
         p.i[P_SHAPE + infer] = known ? x->numel / known : 0;
-    int64_t total = infer >= 0 ? known * p.i[P_SHAPE + infer] : known;
+    int64_t inferred = infer >= 0 ? p.i[P_SHAPE + infer] : 1;
+    int64_t total = inferred && known > INT64_MAX / inferred ? INT64_MAX : known * inferred;
     if (total != x->numel) {
         char a[TG__SHAPE_STR], b[TG__SHAPE_STR];
         return tg__fail_null(TG_ESHAPE, "tg_reshape: cannot view %s (%lld elements) as %s",
