@@ -211,6 +211,14 @@ START_TEST(test_print_format)
     n = tg_tensor_format(big, buf, sizeof buf);
     ck_assert(strstr(buf, "1999.0000]"));
     ck_assert(strstr(buf, "..."));
+    // A summarised 3-D tensor: blocks are separated by a blank line, and so is
+    // the "..." that stands for the hidden ones (numpy's layout).
+    tg_tensor *cube = tg_tensor_zeros(TG_F32, TG_SHAPE(8, 10, 20));
+    char text[16384];
+    tg_tensor_format(cube, text, sizeof text);
+    ck_assert_msg(strstr(text, "]],\n\n        ...,\n\n        [["), "%s", text);
+    ck_assert_msg(strstr(text, "],\n         ...,\n         ["), "%s", text);
+    tg_tensor_free(cube);
     // Truncation: snprintf semantics.
     char tiny[8];
     n = tg_tensor_format(m, tiny, sizeof tiny);
@@ -268,7 +276,11 @@ START_TEST(test_print_summarised_exact)
     ck_assert_str_eq(buf, "tensor(-3.2500, dtype=float64)");
     tg_tensor *e = tg_tensor_zeros(TG_F32, TG_SHAPE(0));
     tg_tensor_format(e, buf, sizeof buf);
-    ck_assert_str_eq(buf, "tensor([], dtype=float32)");
+    ck_assert_str_eq(buf, "tensor([], shape=(0,), dtype=float32)");
+    tg_tensor *e2 = tg_tensor_zeros(TG_F64, TG_SHAPE(0, 3));
+    tg_tensor_format(e2, buf, sizeof buf);
+    ck_assert_str_eq(buf, "tensor([], shape=(0, 3), dtype=float64)"); // as numpy shows it
+    tg_tensor_free(e2);
     tg_tensor *nf = tg_tensor_from_doubles(TG_F64, TG_SHAPE(3),
                                            (const double[]){NAN, INFINITY, -1});
     tg_tensor_format(nf, buf, sizeof buf);

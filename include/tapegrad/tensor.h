@@ -147,7 +147,9 @@ TG_API void tg_tensor_zero_grad(tg_tensor *t);
  * numpy-like:
  *   tensor([[ 1.0000,  2.0000],
  *           [ 3.0000,  4.0000]], dtype=float64, requires_grad=true)
- * Large tensors are summarised with "..." past 6 entries per dimension. */
+ * Large tensors (over 1000 elements) show 3 entries at each end of a
+ * dimension with "..." between; an empty tensor prints as
+ * tensor([], shape=(0, 3), dtype=float64). */
 TG_API tg_status tg_tensor_print(const tg_tensor *t, FILE *stream);
 /* The same text into buf (truncated to size-1, always terminated); returns the
  * length the full text needs, like snprintf, or a negative status. */

@@ -79,6 +79,21 @@ static style choose_style(const tg_tensor *t)
     return st;
 }
 
+/* Between entries of dimension d: ", " in the last dimension; otherwise a
+ * comma, one line break per remaining dimension (numpy's blank lines between
+ * blocks), and the indent. */
+static void separator(writer *w, const tg_tensor *t, int d, int indent)
+{
+    if (d == t->ndim - 1) {
+        emit(w, ", ");
+        return;
+    }
+    emit(w, ",");
+    for (int k = d; k < t->ndim - 1; k++)
+        emit(w, "\n");
+    emit(w, "%*s", indent + 1, "");
+}
+
 static void print_dim(writer *w, const tg_tensor *t, int d, int64_t offset, style st, int indent)
 {
     if (d == t->ndim) {
@@ -92,20 +107,13 @@ static void print_dim(writer *w, const tg_tensor *t, int d, int64_t offset, styl
     bool cut = summarised(t, d);
     for (int64_t i = 0; i < n; i++) {
         if (cut && i == EDGE) {
-            emit(w, d == t->ndim - 1 ? "..., " : "...,\n%*s", indent + 1, "");
+            emit(w, "...");
+            separator(w, t, d, indent);
             i = n - EDGE;
         }
         print_dim(w, t, d + 1, offset + i * t->strides[d], st, indent + 1);
-        if (i + 1 < n) {
-            if (d == t->ndim - 1) {
-                emit(w, ", ");
-            } else {
-                emit(w, ",");
-                for (int k = d; k < t->ndim - 1; k++)
-                    emit(w, "\n");
-                emit(w, "%*s", indent + 1, "");
-            }
-        }
+        if (i + 1 < n)
+            separator(w, t, d, indent);
     }
     emit(w, "]");
 }
@@ -114,7 +122,15 @@ static void write_tensor(writer *w, const tg_tensor *t)
 {
     const char *prefix = "tensor(";
     emit(w, "%s", prefix);
-    print_dim(w, t, 0, 0, choose_style(t), (int)strlen(prefix));
+    if (t->numel == 0 && t->ndim > 0) {
+        // Like numpy: no entries to show, so the shape says what it is.
+        emit(w, "[], shape=(");
+        for (int d = 0; d < t->ndim; d++)
+            emit(w, d ? ", %lld" : "%lld", (long long)t->shape[d]);
+        emit(w, t->ndim == 1 ? ",)" : ")");
+    } else {
+        print_dim(w, t, 0, 0, choose_style(t), (int)strlen(prefix));
+    }
     emit(w, ", dtype=%s%s)", tg_dtype_name(t->dtype),
          t->requires_grad ? ", requires_grad=true" : "");
 }
