@@ -1,0 +1,126 @@
+/* gemm_bench - GFLOP/s of tg__gemm_f32/f64 on the products the MNIST CNN
+ * (batch 32) actually runs, one line per shape:
+ *     <name> <ta> <tb> <M> <N> <K> <beta> <GFLOP/s>
+ * Each figure is the median over REPEATS timings of enough calls to last
+ * about 20 ms, so one noisy slice of a shared machine does not decide it.
+ * tools/bench/gemm_torch.py times torch.mm on the same list (and, given this
+ * program's path, runs both and prints the ratio). Usage:
+ *     gemm_bench [f32|f64] [shape-name]
+ * The shape list is repeated in gemm_torch.py; keep the two in step. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/kernels.h"
+
+typedef struct shape {
+    const char *name;
+    bool ta, tb;
+    int64_t M, N, K;
+    float beta; /* 1 where the op layer accumulates (conv weight gradient) */
+} shape;
+
+/* Per image for the convolutions (the op layer loops over the batch). */
+static const shape shapes[] = {
+    {"conv1.fwd", false, false, 32, 676, 9, 0},    /* W (32,9) cols (9,26*26) */
+    {"conv1.dw", false, true, 32, 9, 676, 1},      /* g (32,676) cols^T */
+    {"conv2.fwd", false, false, 64, 121, 288, 0},  /* W (64,288) cols (288,11*11) */
+    {"conv2.dx", true, false, 288, 121, 64, 0},    /* W^T g */
+    {"conv2.dw", false, true, 64, 288, 121, 1},    /* g cols^T */
+    {"dense1.fwd", false, false, 32, 64, 1600, 0}, /* x (32,1600) W (1600,64) */
+    {"dense1.dx", false, true, 32, 1600, 64, 0},   /* g W^T */
+    {"dense1.dw", true, false, 1600, 64, 32, 0},   /* x^T g */
+    {"dense2.fwd", false, false, 32, 10, 64, 0},
+    {"square256", false, false, 256, 256, 256, 0}, /* a reference point, not in the CNN */
+};
+
+enum { REPEATS = 9 };
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void call(const shape *s, bool f64, const void *A, const void *B, void *C)
+{
+    int64_t lda = s->ta ? s->M : s->K, ldb = s->tb ? s->K : s->N;
+    if (f64)
+        tg__gemm_f64(s->ta, s->tb, s->M, s->N, s->K, 1.0, A, lda, B, ldb, s->beta, C, s->N);
+    else
+        tg__gemm_f32(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, s->beta, C, s->N);
+}
+
+static double bench(const shape *s, bool f64)
+{
+    size_t es = f64 ? sizeof(double) : sizeof(float);
+    size_t na = (size_t)(s->M * s->K), nb = (size_t)(s->K * s->N), nc = (size_t)(s->M * s->N);
+    unsigned char *A = malloc(na * es), *B = malloc(nb * es), *C = malloc(nc * es);
+    if (!A || !B || !C) {
+        fprintf(stderr, "gemm_bench: out of memory\n");
+        exit(1);
+    }
+    // Small values in [-0.5, 0.5): accumulated with beta 1 they stay finite
+    // (denormals or infinities would time something else).
+    unsigned x = 12345;
+    for (size_t i = 0; i < na + nb + nc; i++) {
+        x = x * 1103515245u + 12345u;
+        double v = (double)(x >> 8) / (double)(1u << 24) - 0.5;
+        unsigned char *p = i < na ? A + i * es : i < na + nb ? B + (i - na) * es
+                                                             : C + (i - na - nb) * es;
+        if (f64)
+            memcpy(p, &v, es);
+        else {
+            float f = (float)v;
+            memcpy(p, &f, es);
+        }
+    }
+    double flop = 2.0 * (double)s->M * (double)s->N * (double)s->K;
+    // Calibrate: enough calls per timing to last about 20 ms.
+    long calls = 1;
+    for (;;) {
+        double t0 = now();
+        for (long c = 0; c < calls; c++)
+            call(s, f64, A, B, C);
+        if (now() - t0 > 0.02 || calls > (1L << 30))
+            break;
+        calls *= 2;
+    }
+    double rates[REPEATS];
+    for (int r = 0; r < REPEATS; r++) {
+        double t0 = now();
+        for (long c = 0; c < calls; c++)
+            call(s, f64, A, B, C);
+        rates[r] = flop * (double)calls / (now() - t0) * 1e-9;
+    }
+    qsort(rates, REPEATS, sizeof rates[0], cmp);
+    free(A);
+    free(B);
+    free(C);
+    return rates[REPEATS / 2];
+}
+
+int main(int argc, char **argv)
+{
+    bool f64 = argc > 1 && strcmp(argv[1], "f64") == 0;
+    const char *only = argc > 2 ? argv[2] : NULL;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const shape *s = &shapes[i];
+        if (only && strcmp(only, s->name) != 0)
+            continue;
+        printf("%-11s %d %d %5lld %5lld %5lld %g %7.2f\n", s->name, s->ta, s->tb,
+               (long long)s->M, (long long)s->N, (long long)s->K, (double)s->beta,
+               bench(s, f64));
+        fflush(stdout);
+    }
+    return 0;
+}
