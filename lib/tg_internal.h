@@ -20,6 +20,7 @@ struct tg_tensor {
     int64_t numel;
     void *data;              /* first element; owned per `tape` below */
     tg_tape *tape;           /* owning tape, NULL for caller-owned tensors */
+    uint64_t gen;            /* the tape's generation when made (core/arena.h), 0 if none */
     bool owns_data;          /* caller-owned only: data is ours to free */
     bool requires_grad;
     struct tg_node *node;    /* op that produced this tensor, NULL for leaves */
@@ -39,11 +40,21 @@ void *tg__fail_null(tg_status code, const char *fmt, ...) __attribute__((format(
  * report this one. Returns NULL. */
 void *tg__null_input(const char *fn, int which);
 /* "2x3x4" (or "scalar") into buf of at least TG__SHAPE_STR bytes. */
-#define TG__SHAPE_STR 128
+#define TG__SHAPE_STR 192 /* the longest 8-dim shape: 8 x 19 digits + 7 x "x" */
 const char *tg__shape_str(char *buf, int ndim, const int64_t *shape);
 
-/* ---- allocation (lib/core/alloc.c) ---- */
+/* ---- allocation (lib/core/alloc.c, arena.c) ---- */
 #include "core/alloc.h"
+#include "core/arena.h"
+
+/* A tape starts with its arena (struct tg_tape in autograd/tape_internal.h),
+ * so the tensor layer can allocate on a tape, and check a tensor's
+ * generation, without knowing the rest of the tape. */
+static inline tg__arena *tg__tape_arena(tg_tape *tape) { return (tg__arena *)(void *)tape; }
+
+/* TG_OK, or a recorded TG_ESTATE naming fn when t lives on a tape that was
+ * reset or freed since t was made. */
+tg_status tg__check_live(const char *fn, const tg_tensor *t);
 
 /* ---- tensors (lib/tensor/tensor.c) ---- */
 /* Validates ndim/shape, fills shape/strides/numel. TG_OK or a recorded error

@@ -495,13 +495,14 @@ START_TEST(test_status_codes)
                  {TG_ERANGE, "index or size out of range"},
                  {TG_EIO, "input/output error"},
                  {TG_EFORMAT, "corrupt or unsupported data"},
-                 {TG_EGRAD, "gradient check failed"}};
-    for (int i = 0; i < 10; i++) {
+                 {TG_EGRAD, "gradient check failed"},
+                 {TG_ENUMERIC, "NaN or infinity produced"}};
+    for (int i = 0; i < 11; i++) {
         ck_assert_str_eq(tg_status_str(codes[i].code), codes[i].text);
-        ck_assert_int_eq(codes[i].code, -i); // 0, -1, ..., -9
+        ck_assert_int_eq(codes[i].code, -i); // 0, -1, ..., -10
     }
     ck_assert_str_eq(tg_status_str((tg_status)1), "unknown status");
-    ck_assert_str_eq(tg_status_str((tg_status)-10), "unknown status");
+    ck_assert_str_eq(tg_status_str((tg_status)-11), "unknown status");
     // tg_set_error: user ops report through the same buffer; TG_OK is not a failure.
     ck_assert_int_eq(tg_set_error(TG_ESHAPE, "myop: %d vs %d", 3, 4), TG_ESHAPE);
     ASSERT_FAIL(tg_last_status(), TG_ESHAPE, "myop: 3 vs 4");

@@ -43,6 +43,24 @@ TG_API tg_tape *tg_tape_set_current(tg_tape *tape);
 TG_API size_t tg_tape_size(const tg_tape *tape);
 /* Bytes the tape's arena holds (in use or reserved). */
 TG_API size_t tg_tape_bytes(const tg_tape *tape);
+/* The most bytes the tape has had in use at once (its high-water mark). */
+TG_API size_t tg_tape_high_water(const tg_tape *tape);
+/* Caps the bytes the tape's arena may hold (0: no cap, the default). A loop
+ * that forgets tg_tape_reset then fails with TG_ENOMEM and a message saying
+ * so, instead of growing until the machine runs out of memory. Lowering the
+ * cap below what is held already only stops further growth.
+ * Errors: TG_EINVAL (NULL tape). */
+TG_API tg_status tg_tape_set_limit(tg_tape *tape, size_t bytes);
+
+/* ---- anomaly mode ---- */
+/* When on (off by default, for this thread), every op result and every
+ * gradient a backward step produces is checked for NaN and infinity; the
+ * first one fails the call with TG_ENUMERIC and a message naming the public
+ * call, the node and the range of the input values, e.g.
+ * "tg_log: produced -nan from input with min -1, max 2 (node [4])".
+ * Costs one branch per op when off. Returns the previous setting. */
+TG_API bool tg_set_anomaly_mode(bool enabled);
+TG_API bool tg_anomaly_mode(void);
 
 /* ---- grad mode ---- */
 /* Whether ops record on the tape on this thread (true by default). */

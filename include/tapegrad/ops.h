@@ -22,6 +22,7 @@
 
 #include "autograd.h"
 #include "tensor.h"
+#include "unary.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -56,18 +57,11 @@ TG_API tg_tensor *tg_rdiv_scalar(tg_tensor *x, double c); /* c / x */
 TG_API tg_tensor *tg_pow_scalar(tg_tensor *x, double p);  /* x ^ p */
 TG_API tg_tensor *tg_gt_scalar(tg_tensor *x, double c);   /* x > c as 1/0, no grad */
 
-/* ---- elementwise, one tensor ---- */
-TG_API tg_tensor *tg_neg(tg_tensor *x);      /* -x */
-TG_API tg_tensor *tg_exp(tg_tensor *x);      /* e^x */
-TG_API tg_tensor *tg_log(tg_tensor *x);      /* ln x */
-TG_API tg_tensor *tg_sqrt(tg_tensor *x);     /* sqrt(x) */
-TG_API tg_tensor *tg_abs(tg_tensor *x);      /* |x|; gradient sign(x), 0 at 0 */
+/* ---- elementwise, one tensor ----
+ * tg_neg, tg_exp, tg_log, tg_relu, tg_tanh, tg_gelu and the rest: one row each
+ * in unary.h, with their formulas. These take parameters or have no gradient: */
 TG_API tg_tensor *tg_sign(tg_tensor *x);     /* -1, 0, 1; no grad */
-TG_API tg_tensor *tg_tanh(tg_tensor *x);     /* tanh x */
-TG_API tg_tensor *tg_sigmoid(tg_tensor *x);  /* 1 / (1 + e^-x), stable for large |x| */
-TG_API tg_tensor *tg_relu(tg_tensor *x);     /* max(0, x); gradient 0 at 0 */
 TG_API tg_tensor *tg_leaky_relu(tg_tensor *x, double slope); /* x > 0 ? x : slope*x */
-TG_API tg_tensor *tg_softplus(tg_tensor *x); /* ln(1 + e^x), stable for large |x| */
 /* min(max(x, lo), hi); gradient 1 inside [lo, hi], 0 outside. lo <= hi. */
 TG_API tg_tensor *tg_clamp(tg_tensor *x, double lo, double hi);
 
@@ -120,8 +114,6 @@ TG_API tg_tensor *tg_log_softmax(tg_tensor *x, int axis);
 /* ---- graph helpers ---- */
 /* The same values (shared storage), cut from the graph: requires_grad false. */
 TG_API tg_tensor *tg_detach(tg_tensor *x);
-/* A copy of x on the tape, recorded like any op (gradient passes through). */
-TG_API tg_tensor *tg_copy(tg_tensor *x);
 /* Tape-owned constants (never require grad). */
 TG_API tg_tensor *tg_full(tg_dtype dtype, int ndim, const int64_t *shape, double value);
 TG_API tg_tensor *tg_full_like(tg_tensor *x, double value);

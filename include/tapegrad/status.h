@@ -37,7 +37,8 @@ extern "C" {
     X(TG_ERANGE, -6, "index or size out of range")                        \
     X(TG_EIO, -7, "input/output error")                                   \
     X(TG_EFORMAT, -8, "corrupt or unsupported data")                      \
-    X(TG_EGRAD, -9, "gradient check failed")
+    X(TG_EGRAD, -9, "gradient check failed")                              \
+    X(TG_ENUMERIC, -10, "NaN or infinity produced")
 
 typedef enum tg_status {
 #define TG__STATUS_ENUM(name, value, text) name = value,

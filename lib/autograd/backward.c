@@ -5,8 +5,8 @@
  * accumulates over every use of the input. */
 #include <string.h>
 
-#include "ops/ops_internal.h"
-#include "tg_internal.h"
+#include "autograd/engine_ops.h"
+#include "autograd/tape_internal.h"
 
 static _Thread_local uint64_t walk_counter;
 
@@ -21,11 +21,16 @@ typedef struct walk {
 
 static tg_status note_leaf(walk *w, tg_tensor *t)
 {
+    // The list lives in the tape's arena, so a training step takes no memory
+    // from the system once the arena has grown to the step's size.
     if (w->n_leaves == w->cap_leaves) {
         size_t cap = w->cap_leaves ? 2 * w->cap_leaves : 16;
-        tg_tensor **l = tg__realloc(w->leaves, cap * sizeof *l);
+        tg_tensor **l = tg__arena_alloc(w->tape, cap * sizeof *l);
         if (!l)
-            return tg__fail(TG_ENOMEM, "%s: out of memory", w->fn);
+            return tg__arena_fail(w->fn, &w->tape->arena, cap * sizeof *l) ? TG_ENOMEM
+                                                                           : TG_ENOMEM;
+        if (w->n_leaves)
+            memcpy(l, w->leaves, w->n_leaves * sizeof *l);
         w->leaves = l;
         w->cap_leaves = cap;
     }
@@ -76,7 +81,7 @@ static void explain_node(const walk *w, const tg_node *nd, const tg_tensor *dout
 
 static tg_status visit(walk *w, tg_node *nd)
 {
-    const tg_op_def *def = tg__ops[nd->op];
+    const tg_op_def *def = nd->def;
     if (nd->released)
         return tg__fail(TG_ESTATE, "%s: the graph through op '%s' was released by an "
                                    "earlier backward; pass TG_RETAIN_GRAPH to walk it twice",
@@ -85,11 +90,23 @@ static tg_status visit(walk *w, tg_node *nd)
     tg_tensor *small[4] = {0}, **din = small;
     if (nd->n_in > 4) {
         din = tg__arena_alloc(w->tape, (size_t)nd->n_in * sizeof *din);
-        if (!din)
-            return tg__fail(TG_ENOMEM, "%s: out of memory", w->fn);
+        if (!din) {
+            tg__arena_fail(w->fn, &w->tape->arena, (size_t)nd->n_in * sizeof *din);
+            return TG_ENOMEM;
+        }
         memset(din, 0, (size_t)nd->n_in * sizeof *din);
     }
-    tg_status s = def->backward(nd, dout, din);
+    // The engine picks the fast path: a fused backward computes the same
+    // gradients in one pass, but records nothing, so it runs only when no
+    // graph of the backward is wanted.
+    bool fused = def->fused_backward && !w->create_graph;
+    tg_status s = (fused ? def->fused_backward : def->backward)(nd, dout, din);
+    if (s != TG_OK)
+        return s;
+    if (tg__anomaly_enabled())
+        for (int i = 0; i < nd->n_in && s == TG_OK; i++)
+            if (din[i])
+                s = tg__anomaly_check_backward(w->fn, nd, i, din[i]);
     if (s != TG_OK)
         return s;
     if (w->tape->explain)
@@ -105,6 +122,8 @@ static tg_status check_root(const char *fn, tg_tensor *out, tg_tensor *seed)
     if (!out) // the end of a failed expression: keep its cause, like an op would
         return tg_last_status() != TG_OK ? tg_last_status()
                                          : tg__fail(TG_EINVAL, "%s: output is NULL", fn);
+    if (tg__check_live(fn, out) != TG_OK || (seed && tg__check_live(fn, seed) != TG_OK))
+        return TG_ESTATE;
     if (!out->requires_grad)
         return tg__fail(TG_EINVAL, "%s: output does not require grad (no input of it requires "
                                    "grad, or it was computed with grad mode off)", fn);
@@ -196,11 +215,13 @@ tg_status tg_backward_ex(tg_tensor *out, tg_tensor *seed, unsigned flags)
 {
     walk w = {0};
     tg_tensor *seeds[1] = {seed};
-    tg_status s = run_walk(&w, "tg_backward", 1, &out, seeds, flags & ~TG_CREATE_GRAPH);
+    if (flags & ~(unsigned)TG_RETAIN_GRAPH)
+        return tg__fail(TG_EINVAL, "tg_backward_ex: unknown flags 0x%x (only TG_RETAIN_GRAPH; "
+                                   "use tg_grad for TG_CREATE_GRAPH)", flags);
+    tg_status s = run_walk(&w, "tg_backward", 1, &out, seeds, flags);
     for (size_t i = 0; i < w.n_leaves && s == TG_OK; i++)
         if (w.leaves[i]->requires_grad)
             s = accumulate_leaf(w.leaves[i]);
-    tg__free(w.leaves);
     return s;
 }
 
@@ -218,9 +239,10 @@ tg_status tg_grad(int n_outs, tg_tensor *const *outs, tg_tensor *const *seeds, i
         if (!inputs[i]->requires_grad)
             return tg__fail(TG_EINVAL, "tg_grad: inputs[%d] does not require grad", i);
     }
+    if (flags & ~(unsigned)(TG_RETAIN_GRAPH | TG_CREATE_GRAPH | TG_ALLOW_UNUSED))
+        return tg__fail(TG_EINVAL, "tg_grad: unknown flags 0x%x", flags);
     walk w = {0};
     tg_status s = run_walk(&w, "tg_grad", n_outs, outs, seeds, flags);
-    tg__free(w.leaves);
     if (s != TG_OK)
         return s;
     tg_tensor *result[64], **res = result;

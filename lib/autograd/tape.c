@@ -3,65 +3,11 @@
  * only walks the list in reverse. Also the op builder every op goes through. */
 #include <string.h>
 
-#include "ops/ops_internal.h"
-#include "tg_internal.h"
-
-#define ALIGNMENT 64 /* cache line: kernels get aligned rows for free */
-#define FIRST_CHUNK (256 * 1024)
-
-struct arena_chunk {
-    arena_chunk *next;
-    size_t size, used;
-    _Alignas(ALIGNMENT) unsigned char data[];
-};
+#include "autograd/tape_internal.h"
 
 static _Thread_local tg_tape *current_tape;
 static _Thread_local const char *api_name;
 static _Thread_local bool grad_disabled;
-
-/* ---- arena ---- */
-
-static arena_chunk *chunk_new(size_t size)
-{
-    arena_chunk *c = tg__malloc(sizeof *c + size);
-    if (c) {
-        c->next = NULL;
-        c->size = size;
-        c->used = 0;
-    }
-    return c;
-}
-
-void *tg__arena_alloc(tg_tape *tape, size_t bytes)
-{
-    bytes = (bytes + ALIGNMENT - 1) & ~(size_t)(ALIGNMENT - 1);
-    arena_chunk *c = tape->chunks;
-    if (!c || c->size - c->used < bytes) {
-        // Grow geometrically so a step needs few chunks; reset folds them into one.
-        size_t size = tape->reserved > FIRST_CHUNK ? tape->reserved : FIRST_CHUNK;
-        if (size < bytes)
-            size = bytes;
-        arena_chunk *fresh = chunk_new(size);
-        if (!fresh)
-            return NULL;
-        fresh->next = c;
-        tape->chunks = c = fresh;
-        tape->reserved += size;
-    }
-    void *p = c->data + c->used;
-    c->used += bytes;
-    tape->used += bytes;
-    return p;
-}
-
-static void free_chunks(arena_chunk *c)
-{
-    while (c) {
-        arena_chunk *next = c->next;
-        tg__free(c);
-        c = next;
-    }
-}
 
 /* ---- tapes ---- */
 
@@ -70,6 +16,10 @@ tg_tape *tg_tape_new(void)
     tg_tape *tape = tg__calloc(1, sizeof *tape);
     if (!tape)
         return tg__fail_null(TG_ENOMEM, "tg_tape_new: out of memory");
+    if (tg__arena_init(&tape->arena) != 0) {
+        tg__free(tape);
+        return tg__fail_null(TG_ENOMEM, "tg_tape_new: too many live tapes");
+    }
     current_tape = tape;
     return tape;
 }
@@ -80,7 +30,7 @@ void tg_tape_free(tg_tape *tape)
         return;
     if (current_tape == tape)
         current_tape = NULL;
-    free_chunks(tape->chunks);
+    tg__arena_free(&tape->arena);
     tg__free(tape->nodes);
     tg__free(tape);
 }
@@ -90,17 +40,10 @@ void tg_tape_reset(tg_tape *tape)
     if (!tape)
         return;
     tape->n_nodes = 0;
-    tape->used = 0;
-    if (tape->chunks && tape->chunks->next) {
-        // The step needed several chunks: replace them by one that holds it all,
-        // so the next step allocates nothing and memory stays flat.
-        size_t total = tape->reserved;
-        free_chunks(tape->chunks);
-        tape->chunks = chunk_new(total);
-        tape->reserved = tape->chunks ? total : 0;
-    } else if (tape->chunks) {
-        tape->chunks->used = 0;
-    }
+    // The chunks are kept (and reused in order), so the next step allocates
+    // nothing and a stale tensor header is still readable: its generation
+    // tells every op that it is stale.
+    tg__arena_reset(&tape->arena);
 }
 
 tg_tape *tg_tape_current(void) { return current_tape; }
@@ -114,7 +57,17 @@ tg_tape *tg_tape_set_current(tg_tape *tape)
 
 size_t tg_tape_size(const tg_tape *tape) { return tape ? tape->n_nodes : 0; }
 
-size_t tg_tape_bytes(const tg_tape *tape) { return tape ? tape->reserved : 0; }
+size_t tg_tape_bytes(const tg_tape *tape) { return tape ? tape->arena.reserved : 0; }
+
+size_t tg_tape_high_water(const tg_tape *tape) { return tape ? tape->arena.high_water : 0; }
+
+tg_status tg_tape_set_limit(tg_tape *tape, size_t bytes)
+{
+    if (!tape)
+        return tg__fail(TG_EINVAL, "tg_tape_set_limit: tape is NULL");
+    tape->arena.limit = bytes;
+    return TG_OK;
+}
 
 void tg_tape_explain(tg_tape *tape, FILE *stream)
 {
@@ -153,9 +106,7 @@ tg_tensor *tg__tape_tensor(const char *fn, tg_dtype dtype, int ndim, const int64
 
 const char *tg__node_op_name(const tg_node *node)
 {
-    if (node->op == TG_OP_USER)
-        return node->p.user->name;
-    return tg__ops[node->op]->name;
+    return node->def->label ? node->def->label(node) : node->def->name;
 }
 
 /* ---- the public call being served (for messages) ---- */
@@ -185,16 +136,29 @@ bool tg_set_grad_enabled(bool enabled)
 
 /* ---- the builder ---- */
 
-static tg_status check_inputs(const char *fn, int n_in, tg_tensor *const *in)
+static tg_status check_inputs(const char *fn, int n_in, tg_tensor *const *in,
+                              const tg_tape *tape)
 {
     for (int i = 0; i < n_in; i++) {
-        if (!in[i]) {
+        const tg_tensor *x = in[i];
+        if (!x) {
             tg__null_input(fn, i);
             return TG_EINVAL;
         }
-        if (in[i]->dtype != in[0]->dtype)
+        if (x->dtype != in[0]->dtype)
             return tg__fail(TG_EDTYPE, "%s: dtype mismatch, input 0 is %s but input %d is %s", fn,
-                            tg_dtype_name(in[0]->dtype), i, tg_dtype_name(in[i]->dtype));
+                            tg_dtype_name(in[0]->dtype), i, tg_dtype_name(x->dtype));
+        if (!x->tape)
+            continue;
+        if (tg__check_live(fn, x) != TG_OK)
+            return TG_ESTATE;
+        // A recorded graph must stay on one tape: the walk follows one tape's
+        // nodes, so a gradient through another tape would silently be lost.
+        if (x->tape != tape && x->requires_grad)
+            return tg__fail(TG_ESTATE, "%s: input %d requires grad and was made on tape #%u, "
+                                       "but the current tape is #%u (an expression that is "
+                                       "differentiated must stay on one tape)", fn, i,
+                            tg__gen_tape_id(x->gen), tg__gen_tape_id(tape->arena.generation));
     }
     return TG_OK;
 }
@@ -204,51 +168,45 @@ static tg_tensor *header_only(tg_tape *tape, const char *fn, tg_dtype dtype, int
 {
     tg_tensor *t = tg__arena_alloc(tape, sizeof *t);
     if (!t)
-        return tg__fail_null(TG_ENOMEM, "%s: out of memory", fn);
-    *t = (tg_tensor){.dtype = dtype, .tape = tape};
+        return tg__arena_fail(fn, &tape->arena, sizeof *t);
+    *t = (tg_tensor){.dtype = dtype, .tape = tape, .gen = tape->arena.generation};
     if (tg__init_shape(t, fn, ndim, shape) != TG_OK)
         return NULL;
     return t;
 }
 
-tg_tensor *tg__apply(int op, int n_in, tg_tensor *const *in, const tg_op_params *p)
+tg_tensor *tg__apply(const tg_op_def *def, int n_in, tg_tensor *const *in, const void *params)
 {
-    const tg_op_def *def = tg__ops[op];
-    const char *fn = tg__api_fn(tg__op_fn(op));
-    char user_fn[96];
-    if (op == TG_OP_USER && p) {
-        snprintf(user_fn, sizeof user_fn, "tg_apply(%s)", p->user->name);
-        fn = user_fn;
-    }
+    const char *fn = tg__api_fn(def->fn);
     if (n_in < 1 || (def->n_in >= 0 && n_in != def->n_in))
         return tg__fail_null(TG_EINVAL, "%s: takes %d inputs, got %d", fn, def->n_in, n_in);
     if (!in)
         return tg__fail_null(TG_EINVAL, "%s: inputs array is NULL", fn);
-    if (check_inputs(fn, n_in, in) != TG_OK)
-        return NULL;
     tg_tape *tape = tg__tape_for(fn);
-    if (!tape)
+    if (!tape || check_inputs(fn, n_in, in, tape) != TG_OK)
         return NULL;
-    static const tg_op_params no_params;
-    if (!p)
-        p = &no_params;
     int ndim = 0;
     int64_t shape[TG_MAX_DIMS];
-    if (def->shape(fn, in, n_in, p, &ndim, shape) != TG_OK)
+    if (def->shape(fn, in, n_in, params, &ndim, shape) != TG_OK)
         return NULL;
 
-    tg_node *nd = tg__arena_alloc(tape, sizeof *nd);
-    tg_tensor **in_copy = nd ? tg__arena_alloc(tape, (size_t)n_in * sizeof *in_copy) : NULL;
-    if (!in_copy)
-        return tg__fail_null(TG_ENOMEM, "%s: out of memory", fn);
-    memcpy(in_copy, in, (size_t)n_in * sizeof *in_copy);
+    // The node, its parameters and its input list in one block.
+    size_t params_at = (sizeof(tg_node) + 15) & ~(size_t)15;
+    size_t in_at = params_at + ((def->params_size + 15) & ~(size_t)15);
+    size_t bytes = in_at + (size_t)n_in * sizeof(tg_tensor *);
+    unsigned char *block = tg__arena_alloc(tape, bytes);
+    if (!block)
+        return tg__arena_fail(fn, &tape->arena, bytes);
+    tg_node *nd = (tg_node *)block;
     // Field by field: a compound literal would zero the whole node first, and
     // this runs for every op.
-    nd->op = op;
+    nd->def = def;
     nd->n_in = n_in;
-    nd->in = in_copy;
-    nd->out = NULL;
-    nd->p = *p;
+    nd->in = (tg_tensor **)(block + in_at);
+    memcpy(nd->in, in, (size_t)n_in * sizeof *nd->in);
+    nd->params = def->params_size ? block + params_at : NULL;
+    if (def->params_size)
+        memcpy(nd->params, params, def->params_size);
     nd->saved = NULL;
     nd->seq = 0;
     nd->released = false;
@@ -261,46 +219,45 @@ tg_tensor *tg__apply(int op, int n_in, tg_tensor *const *in, const tg_op_params 
     if (!grad_disabled && def->differentiable)
         for (int i = 0; i < n_in; i++)
             record |= in[i]->requires_grad;
+    if (record && tg__tape_push(tape, nd) != TG_OK)
+        return NULL;
+    if (tg__anomaly_enabled() && tg__anomaly_check_forward(fn, nd, record) != TG_OK) {
+        if (record)
+            tape->n_nodes--; // a failed call records nothing
+        return NULL;
+    }
     if (record) {
-        if (tg__tape_push(tape, nd) != TG_OK)
-            return NULL;
         nd->out->requires_grad = true;
         nd->out->node = nd;
     }
     return nd->out;
 }
 
-/* ---- user ops ---- */
-
-tg_tensor *tg_apply(const tg_op_def_user *def, int n_inputs, tg_tensor *const *inputs, void *ctx)
-{
-    if (!def || !def->name || !def->forward || !def->backward)
-        return tg__fail_null(TG_EINVAL, "tg_apply: op definition%s is incomplete "
-                                        "(needs name, forward and backward)",
-                             def && def->name ? "" : " (or its name)");
-    if (def->n_inputs < 1 || def->n_inputs > 8 || n_inputs != def->n_inputs)
-        return tg__fail_null(TG_EINVAL, "tg_apply: op '%s' takes %d inputs (1..8), got %d",
-                             def->name, def->n_inputs, n_inputs);
-    tg_op_params p = {.user = def, .user_ctx = ctx};
-    return tg__apply(TG_OP_USER, n_inputs, inputs, &p);
-}
-
-tg_status tg_set_error(tg_status code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char msg[512];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return tg__fail(code == TG_OK ? TG_EINVAL : code, "%s", msg);
-}
-
 /* ---- graph helpers ---- */
+
+/* Here rather than in lib/tensor: which tensors may be marked is a rule of
+ * the graph (only leaves), and the message names the op that made t. */
+tg_status tg_tensor_set_requires_grad(tg_tensor *t, bool requires_grad)
+{
+    if (!t)
+        return tg__fail(TG_EINVAL, "tg_tensor_set_requires_grad: NULL tensor");
+    if (tg__check_live("tg_tensor_set_requires_grad", t) != TG_OK)
+        return TG_ESTATE;
+    if (t->node)
+        return tg__fail(TG_ESTATE, "tg_tensor_set_requires_grad: tensor was made by op '%s'; "
+                                   "only leaves can be marked (use tg_detach first)",
+                        tg__node_op_name(t->node));
+    t->requires_grad = requires_grad;
+    return TG_OK;
+}
+
 
 tg_tensor *tg_detach(tg_tensor *x)
 {
     if (!x)
         return tg__null_input("tg_detach", 0);
+    if (tg__check_live("tg_detach", x) != TG_OK)
+        return NULL;
     tg_tape *tape = tg__tape_for(tg__api_fn("tg_detach"));
     tg_tensor *t = tape ? header_only(tape, "tg_detach", x->dtype, x->ndim, x->shape) : NULL;
     if (t)

@@ -7,47 +7,76 @@
 
 #include "tg_internal.h"
 
-/* Parameters an op keeps beside its inputs: scalars, small integer lists
- * (axes, permutations, slice bounds, conv geometry) and an optional index
- * array in the arena. */
-typedef struct tg_op_params {
-    double f[3];
-    int64_t i[4 * TG_MAX_DIMS];
-    int ni;
-    const int64_t *idx;   /* arena-owned index list (gather, take, ...) */
-    int64_t n_idx;
-    const tg_op_def_user *user; /* user ops: the definition and its context */
-    void *user_ctx;
-} tg_op_params;
+typedef struct tg_node tg_node;
 
-typedef struct tg_node {
-    int op;                /* tg_op_id */
-    int n_in;
-    tg_tensor **in;        /* arena array of n_in inputs */
+/* One op: how to check its inputs and infer its shape, compute its result, and
+ * turn the gradient at its result into gradients of its inputs. The engine
+ * (tape.c, backward.c) works only through this interface; the entries live in
+ * lib/ops, one file per family (see docs/hacking.md).
+ *
+ * backward builds each input's gradient from tapegrad ops on dout, so it is
+ * recorded (and differentiable again) when the engine runs it with grad mode
+ * on. It may return a gradient of the broadcast shape; the engine sums it back
+ * to the input's shape and accumulates over several uses of one tensor.
+ * fused_backward, when present, computes the same gradients directly (one
+ * pass, no temporaries); the engine uses it whenever no graph of the backward
+ * is being recorded. */
+typedef struct tg_op_def {
+    const char *name;      /* "add": the node's name in explain, print and DOT */
+    const char *fn;        /* "tg_add": the public call that messages name */
+    int n_in;              /* number of inputs; -1 for any number (concat) */
+    bool differentiable;   /* false: the result never requires grad */
+    bool view;             /* the result shares input 0's storage: no data is allocated */
+    size_t params_size;    /* bytes of the op's own parameter struct (0: none) */
+    /* Validates the inputs and parameters and writes the output shape. On
+     * failure records a message starting with fn. */
+    tg_status (*shape)(const char *fn, tg_tensor *const *in, int n_in, const void *params,
+                       int *ndim, int64_t *shape);
+    /* Computes nd->out's values from nd->in (for views: sets nd->out->data).
+     * May allocate nd->saved or index arrays on the tape. */
+    tg_status (*forward)(tg_node *nd);
+    /* din[i] for every input with tg__needs_grad(nd, i); built from ops. */
+    tg_status (*backward)(tg_node *nd, tg_tensor *dout, tg_tensor **din);
+    /* Optional fast path of backward, used when no graph is recorded. */
+    tg_status (*fused_backward)(tg_node *nd, tg_tensor *dout, tg_tensor **din);
+    /* Optional: a name that depends on the parameters (user ops). */
+    const char *(*label)(const tg_node *nd);
+} tg_op_def;
+
+/* A recorded op. Its parameter struct (def->params_size bytes) and its input
+ * list sit right after it in the tape's arena. */
+struct tg_node {
+    const tg_op_def *def;
+    tg_tensor **in;        /* n_in inputs */
     tg_tensor *out;
-    tg_op_params p;
     tg_tensor *saved;      /* non-differentiable helper made by forward (masks) */
+    void *params;          /* the op's parameter struct, NULL when it has none */
     size_t seq;            /* position on the tape */
+    int n_in;
     bool released;         /* a backward without TG_RETAIN_GRAPH walked it */
-} tg_node;
+};
 
-typedef struct arena_chunk arena_chunk;
+/* The parameters of node nd as the op's own struct type. */
+#define TG__PARAMS(nd, type) ((type *)(nd)->params)
 
 struct tg_tape {
-    arena_chunk *chunks;   /* newest first */
-    size_t reserved;       /* bytes held by all chunks */
-    size_t used;           /* bytes handed out since the last reset */
+    tg__arena arena;       /* first: see tg__tape_arena */
     tg_node **nodes;
     size_t n_nodes, cap_nodes;
     FILE *explain;         /* tg_tape_explain stream */
 };
 
-/* 64-byte aligned block from the tape's arena; NULL on exhausted memory. */
-void *tg__arena_alloc(tg_tape *tape, size_t bytes);
+/* 64-byte aligned block from the tape's arena; NULL on exhausted memory or a
+ * reached limit (tg_tape_set_limit), with no message recorded. */
+static inline void *tg__arena_alloc(tg_tape *tape, size_t bytes)
+{
+    return tg__arena_take(&tape->arena, bytes);
+}
 /* Appends a node; TG_ENOMEM on failure. */
 tg_status tg__tape_push(tg_tape *tape, tg_node *node);
 /* The tape ops record on, or a recorded TG_ESTATE failure (NULL) naming fn. */
 tg_tape *tg__tape_for(const char *fn);
+/* The op's name for explain, print and DOT ("add", or a user op's name). */
 const char *tg__node_op_name(const tg_node *node);
 
 /* The public function a message should name. A public op built from other
@@ -69,16 +98,26 @@ const char *tg__api_fn(const char *fallback);
 tg_tensor *tg__tape_tensor(const char *fn, tg_dtype dtype, int ndim, const int64_t *shape,
                            bool zero);
 
-/* Builds op `op` on inputs: checks them, infers the shape, runs forward, and
- * records a node when grad mode is on and an input requires grad. */
-tg_tensor *tg__apply(int op, int n_in, tg_tensor *const *in, const tg_op_params *p);
+/* Builds op def on inputs with its parameter struct params (def->params_size
+ * bytes, copied; NULL when the op has none): checks the inputs, infers the
+ * shape, runs forward, and records a node when grad mode is on and an input
+ * requires grad. */
+tg_tensor *tg__apply(const tg_op_def *def, int n_in, tg_tensor *const *in, const void *params);
 
 /* Whether backward must produce a gradient for input i of node. */
 static inline bool tg__needs_grad(const tg_node *nd, int i) { return nd->in[i]->requires_grad; }
 
 /* g summed over broadcast dimensions down to (ndim, shape); g itself when the
- * shapes match. Differentiable. */
+ * shapes match. Differentiable (sum_to.c). */
 tg_tensor *tg__sum_to(tg_tensor *g, int ndim, const int64_t *shape);
+
+/* ---- anomaly mode (anomaly.c) ---- */
+bool tg__anomaly_enabled(void);
+/* TG_ENUMERIC naming fn and the node when nd->out holds a NaN or an Inf. */
+tg_status tg__anomaly_check_forward(const char *fn, const tg_node *nd, bool recorded);
+/* The same for the gradient din that nd's backward gave input i. */
+tg_status tg__anomaly_check_backward(const char *fn, const tg_node *nd, int i,
+                                     const tg_tensor *din);
 
 /* "    label      tensor(...)" with matrix rows aligned (tape_print.c). */
 void tg__print_labelled(FILE *f, const char *label, const tg_tensor *t);

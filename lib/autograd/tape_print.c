@@ -3,7 +3,7 @@
  * tg_tape_explain is on. */
 #include <stdio.h>
 
-#include "ops/ops_internal.h"
+#include "autograd/tape_internal.h"
 #include "tg_internal.h"
 
 void tg__print_labelled(FILE *f, const char *label, const tg_tensor *t)
@@ -38,7 +38,7 @@ tg_status tg_tape_print(const tg_tape *tape, FILE *stream)
     if (!tape || !stream)
         return tg__fail(TG_EINVAL, "tg_tape_print: NULL %s", tape ? "stream" : "tape");
     fprintf(stream, "tape: %zu recorded ops, %zu bytes reserved\n", tape->n_nodes,
-            tape->reserved);
+            tape->arena.reserved);
     for (size_t k = 0; k < tape->n_nodes; k++) {
         const tg_node *nd = tape->nodes[k];
         fprintf(stream, "[%zu] %s(", k, tg__node_op_name(nd));

@@ -60,24 +60,12 @@ void tg__bcast_plan(tg__bcast *plan, int ndim, const int64_t *out_shape, int n_o
         y[i] = (EXPR);                                                         \
     }
 
-/* sigmoid and softplus branch on the sign so neither exp can overflow. */
 #define UNARY_BODY(T)                                                              \
     const T pa = (T)a, pb = (T)b;                                                  \
     switch (op) {                                                                  \
-    case TG__UN_COPY: memcpy(y, x, (size_t)n * sizeof(T)); break;                  \
-    case TG__UN_NEG: UNARY_LOOP(T, -v) break;                                      \
     case TG__UN_EXP: UNARY_LOOP(T, exp(v)) break;                                  \
-    case TG__UN_LOG: UNARY_LOOP(T, log(v)) break;                                  \
-    case TG__UN_SQRT: UNARY_LOOP(T, sqrt(v)) break;                                \
-    case TG__UN_ABS: UNARY_LOOP(T, fabs(v)) break;                                 \
     case TG__UN_SIGN: UNARY_LOOP(T, (T)((v > 0) - (v < 0))) break;                 \
-    case TG__UN_TANH: UNARY_LOOP(T, tanh(v)) break;                                \
-    case TG__UN_SIGMOID:                                                           \
-        UNARY_LOOP(T, v >= 0 ? 1 / (1 + exp(-v)) : exp(v) / (1 + exp(v))) break;   \
-    case TG__UN_RELU: UNARY_LOOP(T, v > 0 ? v : 0) break;                          \
     case TG__UN_LEAKY_RELU: UNARY_LOOP(T, v > 0 ? v : pa * v) break;               \
-    case TG__UN_SOFTPLUS:                                                          \
-        UNARY_LOOP(T, (v > 0 ? v : 0) + log1p(exp(-fabs(v)))) break;               \
     case TG__UN_CLAMP: UNARY_LOOP(T, v < pa ? pa : (v > pb ? pb : v)) break;       \
     case TG__UN_ADD_SCALAR: UNARY_LOOP(T, v + pa) break;                           \
     case TG__UN_MUL_SCALAR: UNARY_LOOP(T, v * pa) break;                           \
@@ -173,16 +161,13 @@ void tg__unary_f64(tg__unop op, const double *x, double *y, int64_t n, double a,
         BIN_CASE(T, TG__BIN_MUL, x * y)                                            \
         BIN_CASE(T, TG__BIN_DIV, x / y)                                            \
         BIN_CASE(T, TG__BIN_POW, pow(x, y))                                        \
-        BIN_CASE(T, TG__BIN_MAX, x >= y ? x : y)                                   \
-        BIN_CASE(T, TG__BIN_MIN, x <= y ? x : y)                                   \
+        BIN_CASE(T, TG__BIN_MAX, x >= y || x != x ? x : y) /* NaN wins */                                   \
+        BIN_CASE(T, TG__BIN_MIN, x <= y || x != x ? x : y)                                   \
         BIN_CASE(T, TG__BIN_GT, (T)(x > y))                                        \
         BIN_CASE(T, TG__BIN_GE, (T)(x >= y))                                       \
         BIN_CASE(T, TG__BIN_LT, (T)(x < y))                                        \
         BIN_CASE(T, TG__BIN_LE, (T)(x <= y))                                       \
         BIN_CASE(T, TG__BIN_EQ, (T)(x == y))                                       \
-        BIN_CASE(T, TG__BIN_RELU_GRAD, y > 0 ? x : 0)                              \
-        BIN_CASE(T, TG__BIN_SIGMOID_GRAD, x * (y * (1 - y)))                       \
-        BIN_CASE(T, TG__BIN_TANH_GRAD, x * (1 - y * y))                            \
     }
 
 void tg__binary_f32(tg__binop op, const tg__bcast *plan, const float *a, const float *b,

@@ -7,19 +7,16 @@
 
 #define TG__KMAX_DIMS 8
 
+/* The maps with parameters (or no gradient); the plain one-input ops are
+ * generated with their own loops from include/tapegrad/unary.h. */
 typedef enum tg__unop {
-    TG__UN_COPY, TG__UN_NEG, TG__UN_EXP, TG__UN_LOG, TG__UN_SQRT, TG__UN_ABS, TG__UN_SIGN,
-    TG__UN_TANH, TG__UN_SIGMOID, TG__UN_RELU, TG__UN_LEAKY_RELU, TG__UN_SOFTPLUS,
-    TG__UN_CLAMP, TG__UN_ADD_SCALAR, TG__UN_MUL_SCALAR, TG__UN_POW_SCALAR, TG__UN_GT_SCALAR,
+    TG__UN_EXP, TG__UN_SIGN, TG__UN_LEAKY_RELU, TG__UN_CLAMP, TG__UN_ADD_SCALAR,
+    TG__UN_MUL_SCALAR, TG__UN_POW_SCALAR, TG__UN_GT_SCALAR,
 } tg__unop;
 
 typedef enum tg__binop {
     TG__BIN_ADD, TG__BIN_SUB, TG__BIN_MUL, TG__BIN_DIV, TG__BIN_POW, TG__BIN_MAX,
     TG__BIN_MIN, TG__BIN_GT, TG__BIN_GE, TG__BIN_LT, TG__BIN_LE, TG__BIN_EQ,
-    /* Fused backward steps, a = the incoming gradient, b = x or y: */
-    TG__BIN_RELU_GRAD,    /* b > 0 ? a : 0        (b = x) */
-    TG__BIN_SIGMOID_GRAD, /* a * b * (1 - b)      (b = y) */
-    TG__BIN_TANH_GRAD,    /* a * (1 - b * b)      (b = y) */
 } tg__binop;
 
 /* How to walk up to three broadcast operands against a contiguous output:

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "nn/nn_internal.h"
+#include "ops/ops_internal.h"
 
 struct tg_model {
     tg_dtype dtype;
@@ -56,27 +57,10 @@ const char *tg__batch_shape_str(char *buf, int ndim, const int64_t *shape)
 int64_t tg__out_size(int64_t in, int64_t k, int64_t s, int64_t d, tg_padding mode, int64_t pad,
                      int64_t *pad_lo, int64_t *pad_hi)
 {
-    int64_t eff = d * (k - 1) + 1;
-    int64_t lo = 0, hi = 0, out;
-    if (mode == TG_PAD_SAME) {
-        // TensorFlow's rule: the output covers ceil(in / s) windows and the
-        // padding needed for that is split, the odd element going last.
-        out = (in + s - 1) / s;
-        int64_t total = (out - 1) * s + eff - in;
-        if (total < 0)
-            total = 0;
-        lo = total / 2;
-        hi = total - lo;
-    } else {
-        if (mode == TG_PAD_EXPLICIT)
-            lo = hi = pad;
-        if (in + lo + hi < eff)
-            return -1;
-        out = (in + lo + hi - eff) / s + 1;
-    }
-    *pad_lo = lo;
-    *pad_hi = hi;
-    return out;
+    // The ops' own rule (ops/geometry.c), so a layer's inferred shape is
+    // always the shape its op produces.
+    tg__window_pads(mode, in, k, s, d, pad, pad, pad_lo, pad_hi);
+    return tg__window_out(in, k, s, d, *pad_lo, *pad_hi);
 }
 
 void tg_layer_free(tg_layer *layer)

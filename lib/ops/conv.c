@@ -10,15 +10,21 @@
  *   conv2d_dx: dg = conv2d(gz, w)       dw = conv2d_dw(gz, g)
  *   conv2d_dw: dx = conv2d_dx(g, gz)    dg = conv2d(x, gz)
  * (each line follows from moving gz across the inner product above), so every
- * order of derivative is available. Geometry travels in p.i: strides [0,1],
- * pads top/bottom/left/right [2..5], dilations [6,7], and for the two adjoint
- * ops the shape of their result in [8..11]. Kernels: kernels/conv.c, gemm.c. */
+ * order of derivative is available. All three carry the same geometry
+ * (conv_params); the adjoint ops also carry the shape of their result.
+ * Kernels: kernels/conv.c, gemm.c. */
 #include <string.h>
 
 #include "kernels/kernels.h"
 #include "ops/ops_internal.h"
 
-enum { SH, SW, PT, PB, PL, PR, DH, DW, OUT_SHAPE };
+typedef struct conv_params {
+    int64_t stride_h, stride_w, dilation_h, dilation_w;
+    int64_t pad_top, pad_bottom, pad_left, pad_right;
+    int64_t out_shape[4]; /* conv2d_dx, conv2d_dw: the shape of the result */
+} conv_params;
+
+#define CONV(nd) TG__PARAMS(nd, conv_params)
 
 tg_conv2d_geom tg_conv2d_geom_default(void)
 {
@@ -26,30 +32,12 @@ tg_conv2d_geom tg_conv2d_geom_default(void)
                             .padding = TG_PAD_VALID};
 }
 
-/* Output size along one axis, or -1 when the window does not fit. */
-static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t d, int64_t p0, int64_t p1)
-{
-    int64_t span = d * (k - 1) + 1, padded = in + p0 + p1;
-    return padded < span ? -1 : (padded - span) / s + 1;
-}
-
-/* TF's "same": out = ceil(in / s), total pad split with the odd one at the end. */
-static void same_pads(int64_t in, int64_t k, int64_t s, int64_t d, int64_t *p0, int64_t *p1)
-{
-    int64_t out = (in + s - 1) / s, span = d * (k - 1) + 1;
-    int64_t total = (out - 1) * s + span - in;
-    if (total < 0)
-        total = 0;
-    *p0 = total / 2;
-    *p1 = total - *p0;
-}
-
 /* Bound on every size that enters the geometry (spatial dims, kernel dims,
  * strides, dilations, pads), so that its arithmetic cannot overflow int64. */
 #define GEOM_MAX INT32_MAX
 
 static tg_status geometry(const char *fn, const tg_conv2d_geom *g, int64_t H, int64_t W,
-                          int64_t KH, int64_t KW, tg_op_params *p)
+                          int64_t KH, int64_t KW, conv_params *p)
 {
     tg_conv2d_geom d = g ? *g : tg_conv2d_geom_default();
     if (d.stride_h < 1 || d.stride_w < 1 || d.dilation_h < 1 || d.dilation_w < 1)
@@ -68,36 +56,27 @@ static tg_status geometry(const char *fn, const tg_conv2d_geom *g, int64_t H, in
         return tg__fail(TG_ERANGE, "%s: image, kernel, stride, dilation and padding sizes must "
                                    "be at most %lld (got %lld)", fn, (long long)GEOM_MAX,
                         (long long)big);
-    int64_t *q = p->i;
-    q[SH] = d.stride_h, q[SW] = d.stride_w, q[DH] = d.dilation_h, q[DW] = d.dilation_w;
-    switch (d.padding) {
-    case TG_PAD_VALID:
-        q[PT] = q[PB] = q[PL] = q[PR] = 0;
-        break;
-    case TG_PAD_SAME:
-        same_pads(H, KH, d.stride_h, d.dilation_h, &q[PT], &q[PB]);
-        same_pads(W, KW, d.stride_w, d.dilation_w, &q[PL], &q[PR]);
-        break;
-    case TG_PAD_EXPLICIT:
-        if (d.pad_top < 0 || d.pad_bottom < 0 || d.pad_left < 0 || d.pad_right < 0)
-            return tg__fail(TG_EINVAL, "%s: negative padding", fn);
-        q[PT] = d.pad_top, q[PB] = d.pad_bottom, q[PL] = d.pad_left, q[PR] = d.pad_right;
-        break;
-    default:
+    if (d.padding != TG_PAD_VALID && d.padding != TG_PAD_SAME && d.padding != TG_PAD_EXPLICIT)
         return tg__fail(TG_EINVAL, "%s: unknown padding mode %d", fn, (int)d.padding);
-    }
-    p->ni = OUT_SHAPE + 4;
+    if (d.padding == TG_PAD_EXPLICIT &&
+        (d.pad_top < 0 || d.pad_bottom < 0 || d.pad_left < 0 || d.pad_right < 0))
+        return tg__fail(TG_EINVAL, "%s: negative padding", fn);
+    p->stride_h = d.stride_h, p->stride_w = d.stride_w;
+    p->dilation_h = d.dilation_h, p->dilation_w = d.dilation_w;
+    tg__window_pads(d.padding, H, KH, d.stride_h, d.dilation_h, d.pad_top, d.pad_bottom,
+                    &p->pad_top, &p->pad_bottom);
+    tg__window_pads(d.padding, W, KW, d.stride_w, d.dilation_w, d.pad_left, d.pad_right,
+                    &p->pad_left, &p->pad_right);
     return TG_OK;
 }
 
-static tg__conv_geom kernel_geom(const tg_op_params *p, const int64_t *xs, const int64_t *ws)
+static tg__conv_geom kernel_geom(const conv_params *p, const int64_t *xs, const int64_t *ws)
 {
-    const int64_t *q = p->i;
     tg__conv_geom g = {.C = xs[1], .H = xs[2], .W = xs[3], .KH = ws[2], .KW = ws[3],
-                       .SH = q[SH], .SW = q[SW], .PT = q[PT], .PL = q[PL], .DH = q[DH],
-                       .DW = q[DW]};
-    g.OH = out_size(g.H, g.KH, g.SH, g.DH, q[PT], q[PB]);
-    g.OW = out_size(g.W, g.KW, g.SW, g.DW, q[PL], q[PR]);
+                       .SH = p->stride_h, .SW = p->stride_w, .PT = p->pad_top,
+                       .PL = p->pad_left, .DH = p->dilation_h, .DW = p->dilation_w};
+    g.OH = tg__window_out(g.H, g.KH, g.SH, g.DH, p->pad_top, p->pad_bottom);
+    g.OW = tg__window_out(g.W, g.KW, g.SW, g.DW, p->pad_left, p->pad_right);
     return g;
 }
 
@@ -117,7 +96,7 @@ static tg_status conv_forward(tg_node *nd)
 {
     const tg_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->n_in > 2 ? nd->in[2] : NULL;
     tg_tensor *y = nd->out;
-    tg__conv_geom g = kernel_geom(&nd->p, x->shape, w->shape);
+    tg__conv_geom g = kernel_geom(CONV(nd), x->shape, w->shape);
     int64_t N = x->shape[0], OC = w->shape[0], ckk = g.C * g.KH * g.KW, ohw = g.OH * g.OW;
     if (y->numel == 0)
         return TG_OK;
@@ -149,7 +128,7 @@ static tg_status dx_forward(tg_node *nd)
 {
     const tg_tensor *gy = nd->in[0], *w = nd->in[1];
     tg_tensor *dx = nd->out;
-    tg__conv_geom g = kernel_geom(&nd->p, dx->shape, w->shape);
+    tg__conv_geom g = kernel_geom(CONV(nd), dx->shape, w->shape);
     int64_t N = dx->shape[0], OC = w->shape[0], ckk = g.C * g.KH * g.KW, ohw = g.OH * g.OW;
     if (dx->numel == 0)
         return TG_OK;
@@ -178,7 +157,7 @@ static tg_status dw_forward(tg_node *nd)
 {
     const tg_tensor *x = nd->in[0], *gy = nd->in[1];
     tg_tensor *dw = nd->out;
-    tg__conv_geom g = kernel_geom(&nd->p, x->shape, dw->shape);
+    tg__conv_geom g = kernel_geom(CONV(nd), x->shape, dw->shape);
     int64_t N = x->shape[0], OC = dw->shape[0], ckk = g.C * g.KH * g.KW, ohw = g.OH * g.OW;
     if (dw->numel == 0)
         return TG_OK;
@@ -204,26 +183,26 @@ static tg_status dw_forward(tg_node *nd)
 
 /* ---- builders ---- */
 
-static tg_tensor *conv_raw(tg_tensor *x, tg_tensor *w, tg_tensor *b, const tg_op_params *p)
+static tg_tensor *conv_raw(tg_tensor *x, tg_tensor *w, tg_tensor *b, const conv_params *p)
 {
     tg_tensor *in[3] = {x, w, b};
-    return tg__apply(TG_OP_CONV2D, b ? 3 : 2, in, p);
+    return tg__apply(&tg__def_conv2d, b ? 3 : 2, in, p);
 }
 
-static tg_tensor *conv_dx(tg_tensor *g, tg_tensor *w, const tg_op_params *p, const int64_t *xs)
+static tg_tensor *conv_dx(tg_tensor *g, tg_tensor *w, const conv_params *p, const int64_t *xs)
 {
-    tg_op_params q = *p;
-    memcpy(q.i + OUT_SHAPE, xs, 4 * sizeof *xs);
+    conv_params q = *p;
+    memcpy(q.out_shape, xs, 4 * sizeof *xs);
     tg_tensor *in[2] = {g, w};
-    return tg__apply(TG_OP_CONV2D_DX, 2, in, &q);
+    return tg__apply(&tg__def_conv2d_dx, 2, in, &q);
 }
 
-static tg_tensor *conv_dw(tg_tensor *x, tg_tensor *g, const tg_op_params *p, const int64_t *ws)
+static tg_tensor *conv_dw(tg_tensor *x, tg_tensor *g, const conv_params *p, const int64_t *ws)
 {
-    tg_op_params q = *p;
-    memcpy(q.i + OUT_SHAPE, ws, 4 * sizeof *ws);
+    conv_params q = *p;
+    memcpy(q.out_shape, ws, 4 * sizeof *ws);
     tg_tensor *in[2] = {x, g};
-    return tg__apply(TG_OP_CONV2D_DW, 2, in, &q);
+    return tg__apply(&tg__def_conv2d_dw, 2, in, &q);
 }
 
 /* ---- backward rules (see the top of the file) ---- */
@@ -231,9 +210,9 @@ static tg_tensor *conv_dw(tg_tensor *x, tg_tensor *g, const tg_op_params *p, con
 static tg_status conv_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
 {
     tg_tensor *x = nd->in[0], *w = nd->in[1];
-    if (tg__needs_grad(nd, 0) && !(din[0] = conv_dx(gz, w, &nd->p, x->shape)))
+    if (tg__needs_grad(nd, 0) && !(din[0] = conv_dx(gz, w, CONV(nd), x->shape)))
         return tg_last_status();
-    if (tg__needs_grad(nd, 1) && !(din[1] = conv_dw(x, gz, &nd->p, w->shape)))
+    if (tg__needs_grad(nd, 1) && !(din[1] = conv_dw(x, gz, CONV(nd), w->shape)))
         return tg_last_status();
     if (nd->n_in > 2 && tg__needs_grad(nd, 2) &&
         !(din[2] = tg_sum(gz, (const int[]){0, 2, 3}, 3, false)))
@@ -244,9 +223,9 @@ static tg_status conv_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
 static tg_status dx_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
 {
     tg_tensor *g = nd->in[0], *w = nd->in[1];
-    if (tg__needs_grad(nd, 0) && !(din[0] = conv_raw(gz, w, NULL, &nd->p)))
+    if (tg__needs_grad(nd, 0) && !(din[0] = conv_raw(gz, w, NULL, CONV(nd))))
         return tg_last_status();
-    if (tg__needs_grad(nd, 1) && !(din[1] = conv_dw(gz, g, &nd->p, w->shape)))
+    if (tg__needs_grad(nd, 1) && !(din[1] = conv_dw(gz, g, CONV(nd), w->shape)))
         return tg_last_status();
     return TG_OK;
 }
@@ -254,9 +233,9 @@ static tg_status dx_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
 static tg_status dw_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
 {
     tg_tensor *x = nd->in[0], *g = nd->in[1];
-    if (tg__needs_grad(nd, 0) && !(din[0] = conv_dx(g, gz, &nd->p, x->shape)))
+    if (tg__needs_grad(nd, 0) && !(din[0] = conv_dx(g, gz, CONV(nd), x->shape)))
         return tg_last_status();
-    if (tg__needs_grad(nd, 1) && !(din[1] = conv_raw(x, gz, NULL, &nd->p)))
+    if (tg__needs_grad(nd, 1) && !(din[1] = conv_raw(x, gz, NULL, CONV(nd))))
         return tg_last_status();
     return TG_OK;
 }
@@ -273,8 +252,9 @@ static tg_status check_4d(const char *fn, const char *what, const tg_tensor *t)
 }
 
 static tg_status conv_shape(const char *fn, tg_tensor *const *in, int n_in,
-                            const tg_op_params *p, int *ndim, int64_t *shape)
+                            const void *params, int *ndim, int64_t *shape)
 {
+    const conv_params *p = params;
     const tg_tensor *x = in[0], *w = in[1];
     char xs[TG__SHAPE_STR], ws[TG__SHAPE_STR];
     if (n_in < 2 || n_in > 3)
@@ -293,27 +273,30 @@ static tg_status conv_shape(const char *fn, tg_tensor *const *in, int n_in,
         return tg__fail(TG_ESHAPE, "%s: kernel %lldx%lld (dilation %lldx%lld) does not fit the "
                                    "padded input %lldx%lld", fn, (long long)g.KH, (long long)g.KW,
                         (long long)g.DH, (long long)g.DW,
-                        (long long)(g.H + p->i[PT] + p->i[PB]),
-                        (long long)(g.W + p->i[PL] + p->i[PR]));
+                        (long long)(g.H + p->pad_top + p->pad_bottom),
+                        (long long)(g.W + p->pad_left + p->pad_right));
     shape[0] = x->shape[0], shape[1] = w->shape[0], shape[2] = g.OH, shape[3] = g.OW;
     *ndim = 4;
     return TG_OK;
 }
 
 static tg_status given_shape(const char *fn, tg_tensor *const *in, int n_in,
-                             const tg_op_params *p, int *ndim, int64_t *shape)
+                             const void *params, int *ndim, int64_t *shape)
 {
-    memcpy(shape, p->i + OUT_SHAPE, 4 * sizeof *shape);
+    memcpy(shape, ((const conv_params *)params)->out_shape, 4 * sizeof *shape);
     *ndim = 4;
     return TG_OK;
 }
 
-const tg_op_def tg__def_conv2d = {"conv2d", -1, true, false, conv_shape, conv_forward,
-                                  conv_backward};
-const tg_op_def tg__def_conv2d_dx = {"conv2d_dx", 2, true, false, given_shape, dx_forward,
-                                     dx_backward};
-const tg_op_def tg__def_conv2d_dw = {"conv2d_dw", 2, true, false, given_shape, dw_forward,
-                                     dw_backward};
+const tg_op_def tg__def_conv2d = {TG__OP_NAME(conv2d), .n_in = -1, .differentiable = true,
+                                  .params_size = sizeof(conv_params), .shape = conv_shape,
+                                  .forward = conv_forward, .backward = conv_backward};
+const tg_op_def tg__def_conv2d_dx = {TG__OP_NAME(conv2d_dx), .n_in = 2, .differentiable = true,
+                                     .params_size = sizeof(conv_params), .shape = given_shape,
+                                     .forward = dx_forward, .backward = dx_backward};
+const tg_op_def tg__def_conv2d_dw = {TG__OP_NAME(conv2d_dw), .n_in = 2, .differentiable = true,
+                                     .params_size = sizeof(conv_params), .shape = given_shape,
+                                     .forward = dw_forward, .backward = dw_backward};
 
 tg_tensor *tg_conv2d(tg_tensor *x, tg_tensor *w, tg_tensor *bias, const tg_conv2d_geom *geom)
 {
@@ -322,7 +305,7 @@ tg_tensor *tg_conv2d(tg_tensor *x, tg_tensor *w, tg_tensor *bias, const tg_conv2
         return tg__null_input(fn, x ? 1 : 0);
     if (check_4d(fn, "x (N, C, H, W)", x) || check_4d(fn, "w (OC, C, KH, KW)", w))
         return NULL;
-    tg_op_params p = {0};
+    conv_params p = {0};
     if (geometry(fn, geom, x->shape[2], x->shape[3], w->shape[2], w->shape[3], &p) != TG_OK)
         return NULL;
     return conv_raw(x, w, bias, &p);

@@ -29,17 +29,22 @@ static tg_status binary_forward(tg_node *nd, tg__binop op)
     return TG_OK;
 }
 
-static tg_tensor *binary(int op, tg_tensor *a, tg_tensor *b)
+static tg_tensor *binary(const tg_op_def *def, tg_tensor *a, tg_tensor *b)
 {
     tg_tensor *in[2] = {a, b};
-    return tg__apply(op, 2, in, NULL);
+    return tg__apply(def, 2, in, NULL);
 }
 
-static tg_tensor *with_scalar(int op, tg_tensor *x, double c)
+static tg_tensor *with_scalar(const tg_op_def *def, tg_tensor *x, double c)
 {
-    tg_op_params p = {.f = {c}};
-    return tg__apply(op, 1, &x, &p);
+    tg__scalar_params p = {c, 0};
+    return tg__apply(def, 1, &x, &p);
 }
+
+/* compare's parameter: which comparison (a tg__binop). */
+typedef struct compare_params {
+    tg__binop op;
+} compare_params;
 
 #define NEED(i) tg__needs_grad(nd, i)
 
@@ -53,8 +58,9 @@ static tg_status add_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
     din[1] = NEED(1) ? dout : NULL;
     return TG_OK;
 }
-const tg_op_def tg__def_add = {"add", 2, true, false, tg__shape_broadcast, add_forward,
-                               add_backward};
+const tg_op_def tg__def_add = {TG__OP_NAME(add), .n_in = 2, .differentiable = true,
+                               .shape = tg__shape_broadcast, .forward = add_forward,
+                               .backward = add_backward};
 
 static tg_status sub_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_SUB); }
 static tg_status sub_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
@@ -63,8 +69,9 @@ static tg_status sub_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
     din[1] = NEED(1) ? tg_neg(dout) : NULL;
     return NEED(1) && !din[1] ? tg_last_status() : TG_OK;
 }
-const tg_op_def tg__def_sub = {"sub", 2, true, false, tg__shape_broadcast, sub_forward,
-                               sub_backward};
+const tg_op_def tg__def_sub = {TG__OP_NAME(sub), .n_in = 2, .differentiable = true,
+                               .shape = tg__shape_broadcast, .forward = sub_forward,
+                               .backward = sub_backward};
 
 static tg_status mul_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_MUL); }
 static tg_status mul_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
@@ -76,8 +83,9 @@ static tg_status mul_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
         return tg_last_status();
     return TG_OK;
 }
-const tg_op_def tg__def_mul = {"mul", 2, true, false, tg__shape_broadcast, mul_forward,
-                               mul_backward};
+const tg_op_def tg__def_mul = {TG__OP_NAME(mul), .n_in = 2, .differentiable = true,
+                               .shape = tg__shape_broadcast, .forward = mul_forward,
+                               .backward = mul_backward};
 
 static tg_status div_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_DIV); }
 static tg_status div_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
@@ -90,24 +98,36 @@ static tg_status div_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
         return tg_last_status();
     return TG_OK;
 }
-const tg_op_def tg__def_div = {"div", 2, true, false, tg__shape_broadcast, div_forward,
-                               div_backward};
+const tg_op_def tg__def_div = {TG__OP_NAME(div), .n_in = 2, .differentiable = true,
+                               .shape = tg__shape_broadcast, .forward = div_forward,
+                               .backward = div_backward};
 
 /* ---- pow ---- */
 
 static tg_status pow_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_POW); }
 static tg_status pow_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
-    // d(a^b)/da = b * a^(b-1); d(a^b)/db = a^b * ln a (defined for a > 0).
+    // d(a^b)/da = b a^(b-1); d(a^b)/db = a^b ln a. Where b == 0 the first is 0
+    // (not 0 * 0^-1), and where a == 0 the second is 0 (not 0 * ln 0): the
+    // base is swapped for 1 there, so neither the value nor any higher
+    // derivative through it meets an infinity.
     tg_tensor *a = nd->in[0], *b = nd->in[1];
-    if (NEED(0) && !(din[0] = tg_mul(dout, tg_mul(b, tg_pow(a, tg_sub_scalar(b, 1.0))))))
-        return tg_last_status();
-    if (NEED(1) && !(din[1] = tg_mul(dout, tg_mul(nd->out, tg_log(a)))))
-        return tg_last_status();
+    tg_tensor *one = tg_scalar(a->dtype, 1.0), *zero = tg_scalar(a->dtype, 0.0);
+    if (NEED(0)) {
+        tg_tensor *safe_a = tg_where(tg_eq(b, zero), one, a);
+        if (!(din[0] = tg_mul(dout, tg_mul(b, tg_pow(safe_a, tg_sub_scalar(b, 1.0))))))
+            return tg_last_status();
+    }
+    if (NEED(1)) {
+        tg_tensor *safe_a = tg_where(tg_eq(a, zero), one, a);
+        if (!(din[1] = tg_mul(dout, tg_mul(nd->out, tg_log(safe_a)))))
+            return tg_last_status();
+    }
     return TG_OK;
 }
-const tg_op_def tg__def_pow = {"pow", 2, true, false, tg__shape_broadcast, pow_forward,
-                               pow_backward};
+const tg_op_def tg__def_pow = {TG__OP_NAME(pow), .n_in = 2, .differentiable = true,
+                               .shape = tg__shape_broadcast, .forward = pow_forward,
+                               .backward = pow_backward};
 
 /* ---- maximum, minimum: the mask of the winning side routes the gradient ---- */
 
@@ -127,15 +147,17 @@ static tg_status maximum_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
     return minmax_backward(nd, dout, din, true);
 }
-const tg_op_def tg__def_maximum = {"maximum", 2, true, false, tg__shape_broadcast,
-                                   maximum_forward, maximum_backward};
+const tg_op_def tg__def_maximum = {TG__OP_NAME(maximum), .n_in = 2, .differentiable = true,
+                                   .shape = tg__shape_broadcast, .forward = maximum_forward,
+                                   .backward = maximum_backward};
 static tg_status minimum_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_MIN); }
 static tg_status minimum_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
     return minmax_backward(nd, dout, din, false);
 }
-const tg_op_def tg__def_minimum = {"minimum", 2, true, false, tg__shape_broadcast,
-                                   minimum_forward, minimum_backward};
+const tg_op_def tg__def_minimum = {TG__OP_NAME(minimum), .n_in = 2, .differentiable = true,
+                                   .shape = tg__shape_broadcast, .forward = minimum_forward,
+                                   .backward = minimum_backward};
 
 /* ---- where ---- */
 
@@ -162,37 +184,40 @@ static tg_status where_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
     return TG_OK;
 }
 static tg_status where_shape(const char *fn, tg_tensor *const *in, int n_in,
-                             const tg_op_params *p, int *ndim, int64_t *shape)
+                             const void *p, int *ndim, int64_t *shape)
 {
     if (in[0]->requires_grad && tg_grad_enabled())
         return tg__fail(TG_EINVAL, "%s: the condition requires grad; pass a detached mask "
                                    "(tg_detach) since where has no gradient for it", fn);
     return tg__shape_broadcast(fn, in, n_in, p, ndim, shape);
 }
-const tg_op_def tg__def_where = {"where", 3, true, false, where_shape, where_forward,
-                                 where_backward};
+const tg_op_def tg__def_where = {TG__OP_NAME(where), .n_in = 3, .differentiable = true,
+                                 .shape = where_shape, .forward = where_forward,
+                                 .backward = where_backward};
 
 tg_tensor *tg_where(tg_tensor *cond, tg_tensor *a, tg_tensor *b)
 {
     tg_tensor *in[3] = {cond, a, b};
-    return tg__apply(TG_OP_WHERE, 3, in, NULL);
+    return tg__apply(&tg__def_where, 3, in, NULL);
 }
 
 /* ---- comparisons (not differentiable: results never require grad) ---- */
 
-static tg_status compare_forward(tg_node *nd) { return binary_forward(nd, (tg__binop)nd->p.i[0]); }
+static tg_status compare_forward(tg_node *nd) { return binary_forward(nd, TG__PARAMS(nd, compare_params)->op); }
 static tg_status no_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
     return tg__fail(TG_ESTATE, "%s has no gradient", tg__node_op_name(nd));
 }
-const tg_op_def tg__def_compare = {"compare", 2, false, false, tg__shape_broadcast,
-                                   compare_forward, no_backward};
+const tg_op_def tg__def_compare = {TG__OP_NAME(compare), .n_in = 2,
+                                   .params_size = sizeof(compare_params),
+                                   .shape = tg__shape_broadcast, .forward = compare_forward,
+                                   .backward = no_backward};
 
 static tg_tensor *compare(tg__binop op, tg_tensor *a, tg_tensor *b)
 {
     tg_tensor *in[2] = {a, b};
-    tg_op_params p = {.i = {op}, .ni = 1};
-    return tg__apply(TG_OP_COMPARE, 2, in, &p);
+    compare_params p = {op};
+    return tg__apply(&tg__def_compare, 2, in, &p);
 }
 
 tg_tensor *tg_gt(tg_tensor *a, tg_tensor *b) { TG__API_CALL("tg_gt", compare(TG__BIN_GT, a, b)); }
@@ -201,13 +226,13 @@ tg_tensor *tg_lt(tg_tensor *a, tg_tensor *b) { TG__API_CALL("tg_lt", compare(TG_
 tg_tensor *tg_le(tg_tensor *a, tg_tensor *b) { TG__API_CALL("tg_le", compare(TG__BIN_LE, a, b)); }
 tg_tensor *tg_eq(tg_tensor *a, tg_tensor *b) { TG__API_CALL("tg_eq", compare(TG__BIN_EQ, a, b)); }
 
-tg_tensor *tg_add(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_ADD, a, b); }
-tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_SUB, a, b); }
-tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_MUL, a, b); }
-tg_tensor *tg_div(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_DIV, a, b); }
-tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_POW, a, b); }
-tg_tensor *tg_maximum(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_MAXIMUM, a, b); }
-tg_tensor *tg_minimum(tg_tensor *a, tg_tensor *b) { return binary(TG_OP_MINIMUM, a, b); }
+tg_tensor *tg_add(tg_tensor *a, tg_tensor *b) { return binary(&tg__def_add, a, b); }
+tg_tensor *tg_sub(tg_tensor *a, tg_tensor *b) { return binary(&tg__def_sub, a, b); }
+tg_tensor *tg_mul(tg_tensor *a, tg_tensor *b) { return binary(&tg__def_mul, a, b); }
+tg_tensor *tg_div(tg_tensor *a, tg_tensor *b) { return binary(&tg__def_div, a, b); }
+tg_tensor *tg_pow(tg_tensor *a, tg_tensor *b) { return binary(&tg__def_pow, a, b); }
+tg_tensor *tg_maximum(tg_tensor *a, tg_tensor *b) { return binary(&tg__def_maximum, a, b); }
+tg_tensor *tg_minimum(tg_tensor *a, tg_tensor *b) { return binary(&tg__def_minimum, a, b); }
 
 /* ---- scalar operand ---- */
 
@@ -217,23 +242,27 @@ static tg_status add_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **d
     din[0] = dout;
     return TG_OK;
 }
-const tg_op_def tg__def_add_scalar = {"add_scalar", 1, true, false, tg__shape_same,
-                                      add_scalar_forward, add_scalar_backward};
+const tg_op_def tg__def_add_scalar = {TG__OP_NAME(add_scalar), .n_in = 1, .differentiable = true,
+                                      .params_size = sizeof(tg__scalar_params),
+                                      .shape = tg__shape_same, .forward = add_scalar_forward,
+                                      .backward = add_scalar_backward};
 
 static tg_status mul_scalar_forward(tg_node *nd) { return tg__map_forward(nd, TG__UN_MUL_SCALAR); }
 static tg_status mul_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
-    din[0] = tg_mul_scalar(dout, nd->p.f[0]);
+    din[0] = tg_mul_scalar(dout, TG__PARAMS(nd, tg__scalar_params)->a);
     return din[0] ? TG_OK : tg_last_status();
 }
-const tg_op_def tg__def_mul_scalar = {"mul_scalar", 1, true, false, tg__shape_same,
-                                      mul_scalar_forward, mul_scalar_backward};
+const tg_op_def tg__def_mul_scalar = {TG__OP_NAME(mul_scalar), .n_in = 1, .differentiable = true,
+                                      .params_size = sizeof(tg__scalar_params),
+                                      .shape = tg__shape_same, .forward = mul_scalar_forward,
+                                      .backward = mul_scalar_backward};
 
 static tg_status pow_scalar_forward(tg_node *nd) { return tg__map_forward(nd, TG__UN_POW_SCALAR); }
 static tg_status pow_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
     // d(x^p) = p x^(p-1); p == 1 is the identity and p == 0 a constant.
-    double p = nd->p.f[0];
+    double p = TG__PARAMS(nd, tg__scalar_params)->a;
     tg_tensor *x = nd->in[0];
     if (p == 0)
         din[0] = tg_full_like(x, 0.0);
@@ -245,8 +274,10 @@ static tg_status pow_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **d
         din[0] = tg_mul(dout, tg_mul_scalar(tg_pow_scalar(x, p - 1), p));
     return din[0] ? TG_OK : tg_last_status();
 }
-const tg_op_def tg__def_pow_scalar = {"pow_scalar", 1, true, false, tg__shape_same,
-                                      pow_scalar_forward, pow_scalar_backward};
+const tg_op_def tg__def_pow_scalar = {TG__OP_NAME(pow_scalar), .n_in = 1, .differentiable = true,
+                                      .params_size = sizeof(tg__scalar_params),
+                                      .shape = tg__shape_same, .forward = pow_scalar_forward,
+                                      .backward = pow_scalar_backward};
 
 static tg_tensor *nonfinite_scalar(const char *fn, double c)
 {
@@ -255,7 +286,7 @@ static tg_tensor *nonfinite_scalar(const char *fn, double c)
 
 tg_tensor *tg_add_scalar(tg_tensor *x, double c)
 {
-    return isfinite(c) ? with_scalar(TG_OP_ADD_SCALAR, x, c) : nonfinite_scalar("tg_add_scalar", c);
+    return isfinite(c) ? with_scalar(&tg__def_add_scalar, x, c) : nonfinite_scalar("tg_add_scalar", c);
 }
 tg_tensor *tg_sub_scalar(tg_tensor *x, double c)
 {
@@ -274,7 +305,7 @@ tg_tensor *tg_rsub_scalar(tg_tensor *x, double c)
 
 tg_tensor *tg_mul_scalar(tg_tensor *x, double c)
 {
-    return isfinite(c) ? with_scalar(TG_OP_MUL_SCALAR, x, c) : nonfinite_scalar("tg_mul_scalar", c);
+    return isfinite(c) ? with_scalar(&tg__def_mul_scalar, x, c) : nonfinite_scalar("tg_mul_scalar", c);
 }
 tg_tensor *tg_div_scalar(tg_tensor *x, double c)
 {
@@ -290,7 +321,7 @@ tg_tensor *tg_rdiv_scalar(tg_tensor *x, double c)
 }
 tg_tensor *tg_pow_scalar(tg_tensor *x, double p)
 {
-    return isfinite(p) ? with_scalar(TG_OP_POW_SCALAR, x, p) : nonfinite_scalar("tg_pow_scalar", p);
+    return isfinite(p) ? with_scalar(&tg__def_pow_scalar, x, p) : nonfinite_scalar("tg_pow_scalar", p);
 }
 tg_tensor *tg_gt_scalar(tg_tensor *x, double c)
 {

@@ -55,6 +55,16 @@ tg_tensor *tg_bce_loss(tg_tensor *prob, tg_tensor *target, tg_reduction red)
     const char *fn = "tg_bce_loss";
     if (!valid_reduction(fn, red) || same_shapes(fn, prob, target) != TG_OK)
         return NULL;
+    if (tg__check_live(fn, prob) != TG_OK)
+        return NULL;
+    // A probability outside [0, 1] (or NaN) gives a meaningless loss (p = 2
+    // would give -100): refused, as PyTorch does.
+    for (int64_t i = 0; i < prob->numel; i++) {
+        double v = tg__get(prob, i);
+        if (!(v >= 0 && v <= 1))
+            return tg__fail_null(TG_ERANGE, "%s: prob[%lld] = %g is outside [0, 1]", fn,
+                                 (long long)i, v);
+    }
     // Clamping p keeps ln p >= -100 (PyTorch's floor) so saturated outputs give a
     // large, finite loss; inside the clamp the gradient is the exact one.
     const double lo = 3.720075976020836e-44; // e^-100
@@ -90,8 +100,15 @@ static tg_status labels_ok(const char *fn, const int64_t *labels, int64_t n, int
     return TG_OK;
 }
 
+/* cross_entropy's parameters: the labels, copied to the tape. */
+typedef struct labels_params {
+    const int64_t *labels;
+} labels_params;
+
+#define LABELS(nd) (TG__PARAMS(nd, labels_params)->labels)
+
 static tg_status rows_shape(const char *fn, tg_tensor *const *in, int n_in,
-                            const tg_op_params *p, int *ndim, int64_t *shape)
+                            const void *params, int *ndim, int64_t *shape)
 {
     *ndim = 1;
     shape[0] = in[0]->shape[0];
@@ -109,7 +126,7 @@ static tg_status rows_shape(const char *fn, tg_tensor *const *in, int n_in,
         double s = 0;                                                              \
         for (int64_t k = 0; k < K; k++)                                            \
             s += exp((double)(row[k] - m));                                        \
-        y[r] = (T)((double)m + log(s) - (double)row[nd->p.idx[r]]);                \
+        y[r] = (T)((double)m + log(s) - (double)row[LABELS(nd)[r]]);                \
     }
 
 static tg_status xent_forward(tg_node *nd)
@@ -131,14 +148,52 @@ static tg_status xent_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)
     if (!onehot)
         return tg_last_status();
     for (int64_t r = 0; r < N; r++)
-        tg__set(onehot, r * K + nd->p.idx[r], 1.0);
+        tg__set(onehot, r * K + LABELS(nd)[r], 1.0);
     int axis = 1;
     din[0] = tg_mul(tg_sub(tg_softmax(x, axis), onehot), tg_reshape(g, 2, (int64_t[]){N, 1}));
     return din[0] ? TG_OK : tg_last_status();
 }
 
-const tg_op_def tg__def_cross_entropy = {"cross_entropy", 1, true, false, rows_shape,
-                                         xent_forward, xent_backward};
+/* dx[r] = (softmax(x[r]) - onehot(label[r])) g[r], one pass per row with the
+ * softmax in double as in the forward. */
+#define XENT_GRAD(T)                                                               \
+    const T *x = nd->in[0]->data, *gs = g->data;                                   \
+    T *dxs = dx->data;                                                             \
+    for (int64_t r = 0; r < N; r++) {                                              \
+        const T *row = x + r * K;                                                  \
+        T m = row[0];                                                              \
+        for (int64_t k = 1; k < K; k++)                                            \
+            m = row[k] > m ? row[k] : m;                                           \
+        double s = 0;                                                              \
+        for (int64_t k = 0; k < K; k++)                                            \
+            s += exp((double)(row[k] - m));                                        \
+        for (int64_t k = 0; k < K; k++) {                                          \
+            double p = exp((double)(row[k] - m)) / s;                              \
+            dxs[r * K + k] = (T)((p - (k == LABELS(nd)[r])) * (double)gs[r]);      \
+        }                                                                          \
+    }
+
+static tg_status xent_fused(tg_node *nd, tg_tensor *g, tg_tensor **din)
+{
+    const tg_tensor *in = nd->in[0];
+    int64_t N = in->shape[0], K = in->shape[1];
+    tg_tensor *dx = tg__tape_tensor("tg_cross_entropy", in->dtype, 2, in->shape, false);
+    if (!dx)
+        return tg_last_status();
+    if (dx->dtype == TG_F32) {
+        XENT_GRAD(float)
+    } else {
+        XENT_GRAD(double)
+    }
+    din[0] = dx;
+    return TG_OK;
+}
+
+const tg_op_def tg__def_cross_entropy = {TG__OP_NAME(cross_entropy), .n_in = 1,
+                                         .differentiable = true,
+                                         .params_size = sizeof(labels_params), .shape = rows_shape,
+                                         .forward = xent_forward, .backward = xent_backward,
+                                         .fused_backward = xent_fused};
 
 /* Checks (N, K) scores with N labels in range; copies the labels to the tape. */
 static const int64_t *scores_and_labels(const char *fn, const tg_tensor *x, const int64_t *labels)
@@ -168,8 +223,8 @@ tg_tensor *tg_cross_entropy(tg_tensor *logits, const int64_t *labels, tg_reducti
     const int64_t *copy = scores_and_labels(fn, logits, labels);
     if (!copy)
         return NULL;
-    tg_op_params p = {.idx = copy, .n_idx = logits->shape[0]};
-    TG__API_CALL(fn, reduce(fn, tg__apply(TG_OP_CROSS_ENTROPY, 1, &logits, &p), red));
+    labels_params p = {copy};
+    TG__API_CALL(fn, reduce(fn, tg__apply(&tg__def_cross_entropy, 1, &logits, &p), red));
 }
 
 tg_tensor *tg_nll_loss(tg_tensor *log_probs, const int64_t *labels, tg_reduction red)

@@ -1,11 +1,16 @@
 /* matmul.c - batched matrix product with broadcasting batch dims. Every product
  * goes through the one GEMM kernel (kernels/gemm.c). The op carries transpose
- * flags (p.i[0] for a, p.i[1] for b) so that backward needs no transposed
- * copies: the gradients are matmuls with flags, differentiable in turn. */
+ * flags so that backward needs no transposed copies: the gradients are matmuls
+ * with flags, differentiable in turn. */
 #include <string.h>
 
 #include "kernels/kernels.h"
 #include "ops/ops_internal.h"
+
+/* Whether the op reads a, b transposed. */
+typedef struct matmul_params {
+    bool ta, tb;
+} matmul_params;
 
 /* Rows and columns of op(x) for the last two dims. */
 static void mat_dims(const tg_tensor *x, bool trans, int64_t *rows, int64_t *cols)
@@ -16,16 +21,17 @@ static void mat_dims(const tg_tensor *x, bool trans, int64_t *rows, int64_t *col
 }
 
 static tg_status matmul_shape(const char *fn, tg_tensor *const *in, int n_in,
-                              const tg_op_params *p, int *ndim, int64_t *shape)
+                              const void *params, int *ndim, int64_t *shape)
 {
+    const matmul_params *p = params;
     const tg_tensor *a = in[0], *b = in[1];
     char sa[TG__SHAPE_STR], sb[TG__SHAPE_STR];
     if (a->ndim < 2 || b->ndim < 2)
         return tg__fail(TG_ESHAPE, "%s: both inputs need at least 2 dims (a %s, b %s)", fn,
                         tg__shape_str(sa, a->ndim, a->shape), tg__shape_str(sb, b->ndim, b->shape));
     int64_t m, ka, kb, n;
-    mat_dims(a, p->i[0], &m, &ka);
-    mat_dims(b, p->i[1], &kb, &n);
+    mat_dims(a, p->ta, &m, &ka);
+    mat_dims(b, p->tb, &kb, &n);
     if (ka != kb)
         return tg__fail(TG_ESHAPE, "%s: inner dims %lld vs %lld (a %s, b %s)", fn, (long long)ka,
                         (long long)kb, tg__shape_str(sa, a->ndim, a->shape),
@@ -66,7 +72,8 @@ static tg_status matmul_forward(tg_node *nd)
 {
     const tg_tensor *a = nd->in[0], *b = nd->in[1];
     tg_tensor *out = nd->out;
-    bool ta = nd->p.i[0], tb = nd->p.i[1];
+    const matmul_params *p = TG__PARAMS(nd, matmul_params);
+    bool ta = p->ta, tb = p->tb;
     int64_t m, k, n, kb;
     mat_dims(a, ta, &m, &k);
     mat_dims(b, tb, &kb, &n);
@@ -97,8 +104,8 @@ static tg_status matmul_forward(tg_node *nd)
 static tg_tensor *matmul_t(tg_tensor *a, tg_tensor *b, bool ta, bool tb)
 {
     tg_tensor *in[2] = {a, b};
-    tg_op_params p = {.i = {ta, tb}, .ni = 2};
-    return tg__apply(TG_OP_MATMUL, 2, in, &p);
+    matmul_params p = {ta, tb};
+    return tg__apply(&tg__def_matmul, 2, in, &p);
 }
 
 static tg_status matmul_backward(tg_node *nd, tg_tensor *dc, tg_tensor **din)
@@ -107,7 +114,8 @@ static tg_status matmul_backward(tg_node *nd, tg_tensor *dc, tg_tensor **din)
     //   dA = dC op(B)^T           (A plain)   or  (dC op(B)^T)^T = op(B) dC^T  (A transposed)
     //   dB = op(A)^T dC           (B plain)   or  (op(A)^T dC)^T = dC^T op(A)  (B transposed)
     tg_tensor *a = nd->in[0], *b = nd->in[1];
-    bool ta = nd->p.i[0], tb = nd->p.i[1];
+    const matmul_params *p = TG__PARAMS(nd, matmul_params);
+    bool ta = p->ta, tb = p->tb;
     if (tg__needs_grad(nd, 0)) {
         din[0] = ta ? matmul_t(b, dc, tb, true) : matmul_t(dc, b, false, !tb);
         if (!din[0])
@@ -121,7 +129,50 @@ static tg_status matmul_backward(tg_node *nd, tg_tensor *dc, tg_tensor **din)
     return TG_OK;
 }
 
-const tg_op_def tg__def_matmul = {"matmul", 2, true, false, matmul_shape, matmul_forward,
-                                  matmul_backward};
+/* The fast path for the plain 2-D product (a Dense layer's): each gradient
+ * is one GEMM straight into its result, with no nodes or headers built. */
+static tg_tensor *gemm_into(const tg_tensor *a, bool ta, const tg_tensor *b, bool tb)
+{
+    int64_t m, k, n, kb;
+    mat_dims(a, ta, &m, &k);
+    mat_dims(b, tb, &kb, &n);
+    tg_tensor *c = tg__tape_tensor("tg_matmul", a->dtype, 2, (const int64_t[]){m, n}, false);
+    if (!c)
+        return NULL;
+    if (m * n == 0)
+        return c;
+    int64_t lda = a->shape[1], ldb = b->shape[1];
+    if (a->dtype == TG_F32)
+        tg__gemm_f32(ta, tb, m, n, k, 1.0f, a->data, lda, b->data, ldb, 0.0f, c->data, n);
+    else
+        tg__gemm_f64(ta, tb, m, n, k, 1.0, a->data, lda, b->data, ldb, 0.0, c->data, n);
+    return c;
+}
+
+static tg_status matmul_fused(tg_node *nd, tg_tensor *dc, tg_tensor **din)
+{
+    tg_tensor *a = nd->in[0], *b = nd->in[1];
+    if (a->ndim != 2 || b->ndim != 2)
+        return matmul_backward(nd, dc, din);
+    const matmul_params *p = TG__PARAMS(nd, matmul_params);
+    bool ta = p->ta, tb = p->tb;
+    // The same products as matmul_backward, in the same order of arguments.
+    if (tg__needs_grad(nd, 0)) {
+        din[0] = ta ? gemm_into(b, tb, dc, true) : gemm_into(dc, false, b, !tb);
+        if (!din[0])
+            return tg_last_status();
+    }
+    if (tg__needs_grad(nd, 1)) {
+        din[1] = tb ? gemm_into(dc, true, a, ta) : gemm_into(a, !ta, dc, false);
+        if (!din[1])
+            return tg_last_status();
+    }
+    return TG_OK;
+}
+
+const tg_op_def tg__def_matmul = {TG__OP_NAME(matmul), .n_in = 2, .differentiable = true,
+                                  .params_size = sizeof(matmul_params), .shape = matmul_shape,
+                                  .forward = matmul_forward, .backward = matmul_backward,
+                                  .fused_backward = matmul_fused};
 
 tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) { return matmul_t(a, b, false, false); }

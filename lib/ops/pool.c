@@ -1,36 +1,33 @@
 /* pool.c - 2-D max and average pooling (NCHW).
  *
  * max_pool2d keeps, per output, the flat index of the chosen input element
- * (p.idx); its gradient is put_add(g, those indices), whose own gradient is a
+ * (argmax); its gradient is put_add(g, those indices), whose own gradient is a
  * take: max pooling is take(x, argmax), differentiable to any order.
  * avg_pool2d is linear; its gradient is avg_pool2d_grad (the adjoint, which
  * spreads each value over its window) and the adjoint's gradient is
- * avg_pool2d again. Geometry in p.i: kernel [0,1], stride [2,3], pads
- * top/bottom/left/right [4..7], count_include_pad [8], input shape [9..12]
- * (for the adjoint). Kernels: kernels/pool.c. */
+ * avg_pool2d again. The three share pool_params. Kernels: kernels/pool.c. */
 #include <string.h>
 
 #include "kernels/kernels.h"
 #include "ops/ops_internal.h"
 
-enum { KH, KW, SH, SW, PT, PB, PL, PR, INCLUDE_PAD, IN_SHAPE };
+typedef struct pool_params {
+    int64_t kernel_h, kernel_w, stride_h, stride_w;
+    int64_t pad_top, pad_bottom, pad_left, pad_right;
+    bool count_include_pad;
+    int64_t in_shape[4];   /* the input's shape (the adjoint's result) */
+    const int64_t *argmax; /* max_pool2d: found by forward */
+} pool_params;
+
+#define POOL(nd) TG__PARAMS(nd, pool_params)
 
 tg_pool2d_geom tg_pool2d_geom_square(int64_t k)
 {
     return (tg_pool2d_geom){.kernel_h = k, .kernel_w = k, .padding = TG_PAD_VALID};
 }
 
-static void same_pads(int64_t in, int64_t k, int64_t s, int64_t *p0, int64_t *p1)
-{
-    int64_t out = (in + s - 1) / s, total = (out - 1) * s + k - in;
-    if (total < 0)
-        total = 0;
-    *p0 = total / 2;
-    *p1 = total - *p0;
-}
-
 static tg_status geometry(const char *fn, const tg_tensor *x, const tg_pool2d_geom *geom,
-                          tg_op_params *p)
+                          pool_params *p)
 {
     char s[TG__SHAPE_STR];
     if (x->ndim != 4)
@@ -60,52 +57,51 @@ static tg_status geometry(const char *fn, const tg_tensor *x, const tg_pool2d_ge
         return tg__fail(TG_ERANGE, "%s: image, kernel, stride and padding sizes must be at "
                                    "most %lld (got %lld)", fn, (long long)INT32_MAX,
                         (long long)big);
-    int64_t *q = p->i;
-    q[KH] = g.kernel_h, q[KW] = g.kernel_w, q[SH] = g.stride_h, q[SW] = g.stride_w;
-    q[INCLUDE_PAD] = g.count_include_pad;
-    if (g.padding == TG_PAD_VALID) {
-        q[PT] = q[PB] = q[PL] = q[PR] = 0;
-    } else if (g.padding == TG_PAD_SAME) {
-        same_pads(x->shape[2], g.kernel_h, g.stride_h, &q[PT], &q[PB]);
-        same_pads(x->shape[3], g.kernel_w, g.stride_w, &q[PL], &q[PR]);
-    } else if (g.padding == TG_PAD_EXPLICIT) {
-        q[PT] = g.pad_top, q[PB] = g.pad_bottom, q[PL] = g.pad_left, q[PR] = g.pad_right;
-    } else {
+    if (g.padding != TG_PAD_VALID && g.padding != TG_PAD_SAME && g.padding != TG_PAD_EXPLICIT)
         return tg__fail(TG_EINVAL, "%s: unknown padding mode %d", fn, (int)g.padding);
-    }
+    p->kernel_h = g.kernel_h, p->kernel_w = g.kernel_w;
+    p->stride_h = g.stride_h, p->stride_w = g.stride_w;
+    p->count_include_pad = g.count_include_pad;
+    tg__window_pads(g.padding, x->shape[2], g.kernel_h, g.stride_h, 1, g.pad_top, g.pad_bottom,
+                    &p->pad_top, &p->pad_bottom);
+    tg__window_pads(g.padding, x->shape[3], g.kernel_w, g.stride_w, 1, g.pad_left, g.pad_right,
+                    &p->pad_left, &p->pad_right);
     // A window that could lie wholly in the padding would have nothing to pool.
-    if (q[PT] < 0 || q[PB] < 0 || q[PL] < 0 || q[PR] < 0 || q[PT] >= q[KH] || q[PB] >= q[KH] ||
-        q[PL] >= q[KW] || q[PR] >= q[KW])
+    if (p->pad_top < 0 || p->pad_bottom < 0 || p->pad_left < 0 || p->pad_right < 0 ||
+        p->pad_top >= p->kernel_h || p->pad_bottom >= p->kernel_h ||
+        p->pad_left >= p->kernel_w || p->pad_right >= p->kernel_w)
         return tg__fail(TG_EINVAL, "%s: padding (%lld, %lld, %lld, %lld) must be >= 0 and "
-                                   "smaller than the kernel %lldx%lld", fn, (long long)q[PT],
-                        (long long)q[PB], (long long)q[PL], (long long)q[PR], (long long)q[KH],
-                        (long long)q[KW]);
-    memcpy(q + IN_SHAPE, x->shape, 4 * sizeof *x->shape);
-    p->ni = IN_SHAPE + 4;
+                                   "smaller than the kernel %lldx%lld", fn,
+                        (long long)p->pad_top, (long long)p->pad_bottom,
+                        (long long)p->pad_left, (long long)p->pad_right,
+                        (long long)p->kernel_h, (long long)p->kernel_w);
+    memcpy(p->in_shape, x->shape, 4 * sizeof *x->shape);
     return TG_OK;
 }
 
-static tg__pool_geom kernel_geom(const tg_op_params *p)
+static tg__pool_geom kernel_geom(const pool_params *p)
 {
-    const int64_t *q = p->i, *xs = q + IN_SHAPE;
-    tg__pool_geom g = {.planes = xs[0] * xs[1], .H = xs[2], .W = xs[3], .KH = q[KH],
-                       .KW = q[KW], .SH = q[SH], .SW = q[SW], .PT = q[PT], .PL = q[PL]};
-    g.OH = (g.H + q[PT] + q[PB] - g.KH) / g.SH + 1;
-    g.OW = (g.W + q[PL] + q[PR] - g.KW) / g.SW + 1;
-    if (g.H + q[PT] + q[PB] < g.KH || g.W + q[PL] + q[PR] < g.KW)
+    const int64_t *xs = p->in_shape;
+    tg__pool_geom g = {.planes = xs[0] * xs[1], .H = xs[2], .W = xs[3], .KH = p->kernel_h,
+                       .KW = p->kernel_w, .SH = p->stride_h, .SW = p->stride_w,
+                       .PT = p->pad_top, .PL = p->pad_left};
+    g.OH = tg__window_out(g.H, g.KH, g.SH, 1, p->pad_top, p->pad_bottom);
+    g.OW = tg__window_out(g.W, g.KW, g.SW, 1, p->pad_left, p->pad_right);
+    if (g.OH < 0 || g.OW < 0)
         g.OH = g.OW = 0;
     return g;
 }
 
 static tg_status pool_shape(const char *fn, tg_tensor *const *in, int n_in,
-                            const tg_op_params *p, int *ndim, int64_t *shape)
+                            const void *params, int *ndim, int64_t *shape)
 {
+    const pool_params *p = params;
     tg__pool_geom g = kernel_geom(p);
     if (g.OH < 1 || g.OW < 1)
         return tg__fail(TG_ESHAPE, "%s: window %lldx%lld does not fit the padded input "
                                    "%lldx%lld", fn, (long long)g.KH, (long long)g.KW,
-                        (long long)(g.H + p->i[PT] + p->i[PB]),
-                        (long long)(g.W + p->i[PL] + p->i[PR]));
+                        (long long)(g.H + p->pad_top + p->pad_bottom),
+                        (long long)(g.W + p->pad_left + p->pad_right));
     shape[0] = in[0]->shape[0], shape[1] = in[0]->shape[1], shape[2] = g.OH, shape[3] = g.OW;
     *ndim = 4;
     return TG_OK;
@@ -115,7 +111,7 @@ static tg_status pool_shape(const char *fn, tg_tensor *const *in, int n_in,
 
 static tg_status max_forward(tg_node *nd)
 {
-    tg__pool_geom g = kernel_geom(&nd->p);
+    tg__pool_geom g = kernel_geom(POOL(nd));
     tg_tensor *y = nd->out;
     int64_t *argmax = tg__arena_alloc(y->tape, (size_t)y->numel * sizeof *argmax);
     if (!argmax)
@@ -124,25 +120,25 @@ static tg_status max_forward(tg_node *nd)
         tg__maxpool_f32(nd->in[0]->data, &g, y->data, argmax);
     else
         tg__maxpool_f64(nd->in[0]->data, &g, y->data, argmax);
-    nd->p.idx = argmax;
-    nd->p.n_idx = y->numel;
+    POOL(nd)->argmax = argmax;
     return TG_OK;
 }
 static tg_status max_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
 {
     tg_tensor *x = nd->in[0];
-    din[0] = tg__put_add(gz, nd->p.n_idx, nd->p.idx, x->ndim, x->shape);
+    din[0] = tg__put_add(gz, nd->out->numel, POOL(nd)->argmax, x->ndim, x->shape);
     return din[0] ? TG_OK : tg_last_status();
 }
-const tg_op_def tg__def_max_pool2d = {"max_pool2d", 1, true, false, pool_shape, max_forward,
-                                      max_backward};
+const tg_op_def tg__def_max_pool2d = {TG__OP_NAME(max_pool2d), .n_in = 1, .differentiable = true,
+                                      .params_size = sizeof(pool_params), .shape = pool_shape,
+                                      .forward = max_forward, .backward = max_backward};
 
 /* ---- average and its adjoint ---- */
 
 static tg_status avg_forward(tg_node *nd)
 {
-    tg__pool_geom g = kernel_geom(&nd->p);
-    bool inc = nd->p.i[INCLUDE_PAD];
+    tg__pool_geom g = kernel_geom(POOL(nd));
+    bool inc = POOL(nd)->count_include_pad;
     if (nd->out->dtype == TG_F32)
         tg__avgpool_f32(nd->in[0]->data, &g, inc, nd->out->data);
     else
@@ -151,23 +147,24 @@ static tg_status avg_forward(tg_node *nd)
 }
 static tg_status avg_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
 {
-    din[0] = tg__apply(TG_OP_AVG_POOL2D_GRAD, 1, &gz, &nd->p);
+    din[0] = tg__apply(&tg__def_avg_pool2d_grad, 1, &gz, POOL(nd));
     return din[0] ? TG_OK : tg_last_status();
 }
-const tg_op_def tg__def_avg_pool2d = {"avg_pool2d", 1, true, false, pool_shape, avg_forward,
-                                      avg_backward};
+const tg_op_def tg__def_avg_pool2d = {TG__OP_NAME(avg_pool2d), .n_in = 1, .differentiable = true,
+                                      .params_size = sizeof(pool_params), .shape = pool_shape,
+                                      .forward = avg_forward, .backward = avg_backward};
 
 static tg_status adjoint_shape(const char *fn, tg_tensor *const *in, int n_in,
-                               const tg_op_params *p, int *ndim, int64_t *shape)
+                               const void *params, int *ndim, int64_t *shape)
 {
-    memcpy(shape, p->i + IN_SHAPE, 4 * sizeof *shape);
+    memcpy(shape, ((const pool_params *)params)->in_shape, 4 * sizeof *shape);
     *ndim = 4;
     return TG_OK;
 }
 static tg_status adjoint_forward(tg_node *nd)
 {
-    tg__pool_geom g = kernel_geom(&nd->p);
-    bool inc = nd->p.i[INCLUDE_PAD];
+    tg__pool_geom g = kernel_geom(POOL(nd));
+    bool inc = POOL(nd)->count_include_pad;
     tg_tensor *dx = nd->out;
     memset(dx->data, 0, (size_t)dx->numel * tg_dtype_size(dx->dtype));
     if (dx->dtype == TG_F32)
@@ -178,28 +175,31 @@ static tg_status adjoint_forward(tg_node *nd)
 }
 static tg_status adjoint_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
 {
-    din[0] = tg__apply(TG_OP_AVG_POOL2D, 1, &gz, &nd->p);
+    din[0] = tg__apply(&tg__def_avg_pool2d, 1, &gz, POOL(nd));
     return din[0] ? TG_OK : tg_last_status();
 }
-const tg_op_def tg__def_avg_pool2d_grad = {"avg_pool2d_grad", 1, true, false, adjoint_shape,
-                                           adjoint_forward, adjoint_backward};
+const tg_op_def tg__def_avg_pool2d_grad = {TG__OP_NAME(avg_pool2d_grad), .n_in = 1,
+                                           .differentiable = true,
+                                           .params_size = sizeof(pool_params),
+                                           .shape = adjoint_shape, .forward = adjoint_forward,
+                                           .backward = adjoint_backward};
 
-static tg_tensor *pool(int op, const char *fn, tg_tensor *x, const tg_pool2d_geom *geom)
+static tg_tensor *pool(const tg_op_def *def, const char *fn, tg_tensor *x, const tg_pool2d_geom *geom)
 {
     if (!x)
         return tg__null_input(fn, 0);
-    tg_op_params p = {0};
+    pool_params p = {0};
     if (geometry(fn, x, geom, &p) != TG_OK)
         return NULL;
-    return tg__apply(op, 1, &x, &p);
+    return tg__apply(def, 1, &x, &p);
 }
 
 tg_tensor *tg_max_pool2d(tg_tensor *x, const tg_pool2d_geom *geom)
 {
-    return pool(TG_OP_MAX_POOL2D, "tg_max_pool2d", x, geom);
+    return pool(&tg__def_max_pool2d, "tg_max_pool2d", x, geom);
 }
 
 tg_tensor *tg_avg_pool2d(tg_tensor *x, const tg_pool2d_geom *geom)
 {
-    return pool(TG_OP_AVG_POOL2D, "tg_avg_pool2d", x, geom);
+    return pool(&tg__def_avg_pool2d, "tg_avg_pool2d", x, geom);
 }

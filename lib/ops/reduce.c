@@ -1,11 +1,21 @@
-/* reduce.c - sum, mean, max and logsumexp over a set of axes. The axes travel
- * as a bit mask in p.i[0], keepdim in p.i[1]. Kernels: kernels/reduce.c. */
+/* reduce.c - sum, mean, max and logsumexp over a set of axes. Kernels:
+ * kernels/reduce.c. */
 #include <math.h>
 #include <string.h>
 
 #include "kernels/pointwise.h"
 #include "kernels/reduce.h"
 #include "ops/ops_internal.h"
+
+/* Every reduction's parameters: the reduced axes as a bit mask, keepdim, and
+ * (max) each group's argmax, found by forward. */
+typedef struct reduce_params {
+    unsigned mask;
+    bool keepdim;
+    const int64_t *argmax;
+} reduce_params;
+
+#define MASK(nd) (TG__PARAMS(nd, reduce_params)->mask)
 
 static tg_status axes_mask(const char *fn, const tg_tensor *x, const int *axes, int n_axes,
                            unsigned *mask)
@@ -44,9 +54,10 @@ static int reduced_shape(const tg_tensor *x, unsigned mask, bool keep, int64_t *
 }
 
 static tg_status reduce_shape(const char *fn, tg_tensor *const *in, int n_in,
-                              const tg_op_params *p, int *ndim, int64_t *shape)
+                              const void *params, int *ndim, int64_t *shape)
 {
-    *ndim = reduced_shape(in[0], (unsigned)p->i[0], p->i[1], shape);
+    const reduce_params *p = params;
+    *ndim = reduced_shape(in[0], p->mask, p->keepdim, shape);
     return TG_OK;
 }
 
@@ -55,11 +66,11 @@ static tg_tensor *spread(tg_node *nd, tg_tensor *t)
 {
     int64_t keep[TG_MAX_DIMS];
     tg_tensor *x = nd->in[0];
-    int n = reduced_shape(x, (unsigned)nd->p.i[0], true, keep);
+    int n = reduced_shape(x, MASK(nd), true, keep);
     return tg_expand(tg_reshape(t, n, keep), x->ndim, x->shape);
 }
 
-static tg_tensor *reduce(int op, const char *fn, tg_tensor *x, const int *axes, int n_axes,
+static tg_tensor *reduce(const tg_op_def *def, const char *fn, tg_tensor *x, const int *axes, int n_axes,
                          bool keepdim)
 {
     if (!x)
@@ -67,8 +78,8 @@ static tg_tensor *reduce(int op, const char *fn, tg_tensor *x, const int *axes, 
     unsigned mask = 0;
     if (axes_mask(fn, x, axes, n_axes, &mask) != TG_OK)
         return NULL;
-    tg_op_params p = {.i = {mask, keepdim}, .ni = 2};
-    return tg__apply(op, 1, &x, &p);
+    reduce_params p = {mask, keepdim, NULL};
+    return tg__apply(def, 1, &x, &p);
 }
 
 /* ---- sum ---- */
@@ -76,7 +87,7 @@ static tg_tensor *reduce(int op, const char *fn, tg_tensor *x, const int *axes, 
 static tg_status sum_forward(tg_node *nd)
 {
     tg_tensor *x = nd->in[0];
-    unsigned mask = (unsigned)nd->p.i[0];
+    unsigned mask = MASK(nd);
     if (x->dtype == TG_F32)
         tg__reduce_sum_f32(x->data, x->ndim, x->shape, mask, nd->out->data);
     else
@@ -88,11 +99,13 @@ static tg_status sum_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
     din[0] = spread(nd, dout);
     return din[0] ? TG_OK : tg_last_status();
 }
-const tg_op_def tg__def_sum = {"sum", 1, true, false, reduce_shape, sum_forward, sum_backward};
+const tg_op_def tg__def_sum = {TG__OP_NAME(sum), .n_in = 1, .differentiable = true,
+                               .params_size = sizeof(reduce_params), .shape = reduce_shape,
+                               .forward = sum_forward, .backward = sum_backward};
 
 tg_tensor *tg_sum(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
 {
-    return reduce(TG_OP_SUM, "tg_sum", x, axes, n_axes, keepdim);
+    return reduce(&tg__def_sum, "tg_sum", x, axes, n_axes, keepdim);
 }
 
 tg_tensor *tg_mean(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
@@ -112,7 +125,7 @@ tg_tensor *tg_mean(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
         return tg__fail_null(TG_ESHAPE, "tg_mean: no elements to average (input %s)",
                              tg__shape_str(shape, x->ndim, x->shape));
     }
-    TG__API_CALL("tg_mean", tg_mul_scalar(reduce(TG_OP_SUM, "tg_mean", x, axes, n_axes,
+    TG__API_CALL("tg_mean", tg_mul_scalar(reduce(&tg__def_sum, "tg_mean", x, axes, n_axes,
                                                   keepdim),
                                            1.0 / (double)count));
 }
@@ -129,27 +142,29 @@ static tg_status max_forward(tg_node *nd)
         return TG_OK;
     int64_t *argmax = tg__arena_alloc(nd->out->tape, (size_t)nd->out->numel * sizeof *argmax);
     if (!argmax)
-        return tg__fail(TG_ENOMEM, "tg_max: out of memory");
-    unsigned mask = (unsigned)nd->p.i[0];
+        return tg__arena_fail("tg_max", &nd->out->tape->arena, 0) ? TG_ENOMEM : TG_ENOMEM;
+    unsigned mask = MASK(nd);
     if (x->dtype == TG_F32)
         tg__reduce_max_f32(x->data, x->ndim, x->shape, mask, nd->out->data, argmax);
     else
         tg__reduce_max_f64(x->data, x->ndim, x->shape, mask, nd->out->data, argmax);
-    nd->p.idx = argmax;
-    nd->p.n_idx = nd->out->numel;
+    TG__PARAMS(nd, reduce_params)->argmax = argmax;
     return TG_OK;
 }
 static tg_status max_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
     tg_tensor *x = nd->in[0];
-    din[0] = tg__put_add(dout, nd->p.n_idx, nd->p.idx, x->ndim, x->shape);
+    din[0] = tg__put_add(dout, nd->out->numel, TG__PARAMS(nd, reduce_params)->argmax, x->ndim,
+                         x->shape);
     return din[0] ? TG_OK : tg_last_status();
 }
-const tg_op_def tg__def_max = {"max", 1, true, false, reduce_shape, max_forward, max_backward};
+const tg_op_def tg__def_max = {TG__OP_NAME(max), .n_in = 1, .differentiable = true,
+                               .params_size = sizeof(reduce_params), .shape = reduce_shape,
+                               .forward = max_forward, .backward = max_backward};
 
 tg_tensor *tg_max(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
 {
-    return reduce(TG_OP_MAX, "tg_max", x, axes, n_axes, keepdim);
+    return reduce(&tg__def_max, "tg_max", x, axes, n_axes, keepdim);
 }
 
 /* ---- logsumexp = m + ln(sum(e^(x - m))), m the maximum ---- */
@@ -161,7 +176,7 @@ static tg_status logsumexp_forward(tg_node *nd)
         return tg__fail(TG_ESHAPE, "tg_logsumexp: empty tensor");
     if (out->numel == 0)
         return TG_OK;
-    unsigned mask = (unsigned)nd->p.i[0];
+    unsigned mask = MASK(nd);
     size_t es = tg_dtype_size(x->dtype);
     tg_tape *tape = out->tape;
     void *m = tg__arena_alloc(tape, (size_t)out->numel * es);
@@ -206,10 +221,11 @@ static tg_status logsumexp_backward(tg_node *nd, tg_tensor *dout, tg_tensor **di
     din[0] = tg_mul(spread(nd, dout), tg_exp(tg_sub(x, spread(nd, nd->out))));
     return din[0] ? TG_OK : tg_last_status();
 }
-const tg_op_def tg__def_logsumexp = {"logsumexp", 1, true, false, reduce_shape,
-                                     logsumexp_forward, logsumexp_backward};
+const tg_op_def tg__def_logsumexp = {TG__OP_NAME(logsumexp), .n_in = 1, .differentiable = true,
+                                     .params_size = sizeof(reduce_params), .shape = reduce_shape,
+                                     .forward = logsumexp_forward, .backward = logsumexp_backward};
 
 tg_tensor *tg_logsumexp(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
 {
-    return reduce(TG_OP_LOGSUMEXP, "tg_logsumexp", x, axes, n_axes, keepdim);
+    return reduce(&tg__def_logsumexp, "tg_logsumexp", x, axes, n_axes, keepdim);
 }

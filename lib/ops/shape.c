@@ -1,28 +1,37 @@
 /* shape.c - ops that rearrange elements: reshape and flatten (views),
  * permute/transpose, expand, slice (strided reads), concat, stack, and the
  * index ops take/put_add behind index_select, gather and max's gradient.
- * Kernels: kernels/layout.c.
- *
- * Strided ops keep their geometry in p.i: [0, 8) the output shape, [8, 16)
- * the strides read in the input (elements), [16] the start offset,
- * [24, 32) a permutation; p.ni is the output ndim. */
+ * Kernels: kernels/layout.c. */
 #include <string.h>
 
 #include "kernels/layout.h"
 #include "ops/ops_internal.h"
 
-#define P_SHAPE 0
-#define P_STRIDES 8
-#define P_OFFSET 16
-#define P_PERM 24
+/* The strided reads (permute, expand, slice) and slice's adjoint: the output
+ * shape first (so tg__shape_given reads it), the strides read in the input,
+ * in elements, and the start offset. permute keeps its permutation; the
+ * slice pair keeps the full (unsliced) shape. */
+typedef struct strided_params {
+    tg__shape_params out;
+    int64_t strides[TG_MAX_DIMS];
+    int64_t offset;
+    int perm[TG_MAX_DIMS];
+    int64_t full[TG_MAX_DIMS];
+} strided_params;
 
-static tg_status shape_from_params(const char *fn, tg_tensor *const *in, int n_in,
-                                   const tg_op_params *p, int *ndim, int64_t *shape)
-{
-    *ndim = p->ni;
-    memcpy(shape, p->i + P_SHAPE, (size_t)p->ni * sizeof *shape);
-    return TG_OK;
-}
+/* take and put_add: the output shape first, then the flat index list. */
+typedef struct index_params {
+    tg__shape_params out;
+    const int64_t *idx;
+    int64_t n;
+} index_params;
+
+typedef struct concat_params {
+    int axis;
+} concat_params;
+
+#define STRIDED(nd) TG__PARAMS(nd, strided_params)
+#define INDEX(nd) TG__PARAMS(nd, index_params)
 
 static tg_status result(tg_tensor **din, tg_tensor *g)
 {
@@ -41,8 +50,10 @@ static tg_status reshape_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
     return result(din, tg_reshape(dout, nd->in[0]->ndim, nd->in[0]->shape));
 }
-const tg_op_def tg__def_reshape = {"reshape", 1, true, true, shape_from_params, reshape_forward,
-                                   reshape_backward};
+const tg_op_def tg__def_reshape = {TG__OP_NAME(reshape), .n_in = 1, .differentiable = true,
+                                   .view = true, .params_size = sizeof(tg__shape_params),
+                                   .shape = tg__shape_given, .forward = reshape_forward,
+                                   .backward = reshape_backward};
 
 tg_tensor *tg_reshape(tg_tensor *x, int ndim, const int64_t *shape)
 {
@@ -50,7 +61,7 @@ tg_tensor *tg_reshape(tg_tensor *x, int ndim, const int64_t *shape)
         return tg__null_input("tg_reshape", 0);
     if (ndim < 0 || ndim > TG_MAX_DIMS || (ndim && !shape))
         return tg__fail_null(TG_EINVAL, "tg_reshape: bad shape (ndim %d)", ndim);
-    tg_op_params p = {.ni = ndim};
+    tg__shape_params p = {.ndim = ndim};
     int infer = -1;
     int64_t known = 1;
     for (int d = 0; d < ndim; d++) {
@@ -63,11 +74,11 @@ tg_tensor *tg_reshape(tg_tensor *x, int ndim, const int64_t *shape)
                                             "allowed)", d, (long long)shape[d]);
         // Saturate instead of overflowing: any product this large cannot match.
         known = shape[d] && known > INT64_MAX / shape[d] ? INT64_MAX : known * shape[d];
-        p.i[P_SHAPE + d] = shape[d];
+        p.shape[d] = shape[d];
     }
     if (infer >= 0)
-        p.i[P_SHAPE + infer] = known ? x->numel / known : 0;
-    int64_t inferred = infer >= 0 ? p.i[P_SHAPE + infer] : 1;
+        p.shape[infer] = known ? x->numel / known : 0;
+    int64_t inferred = infer >= 0 ? p.shape[infer] : 1;
     int64_t total = inferred && known > INT64_MAX / inferred ? INT64_MAX : known * inferred;
     if (total != x->numel) {
         char a[TG__SHAPE_STR], b[TG__SHAPE_STR];
@@ -75,7 +86,7 @@ tg_tensor *tg_reshape(tg_tensor *x, int ndim, const int64_t *shape)
                              tg__shape_str(a, x->ndim, x->shape), (long long)x->numel,
                              tg__shape_str(b, ndim, shape));
     }
-    return tg__apply(TG_OP_RESHAPE, 1, &x, &p);
+    return tg__apply(&tg__def_reshape, 1, &x, &p);
 }
 
 tg_tensor *tg_flatten(tg_tensor *x, int axis)
@@ -101,8 +112,9 @@ static tg_status strided_forward(tg_node *nd)
 {
     const tg_tensor *x = nd->in[0];
     size_t es = tg_dtype_size(x->dtype);
-    const char *src = (const char *)x->data + (size_t)nd->p.i[P_OFFSET] * es;
-    tg__strided_copy(es, nd->out->ndim, nd->out->shape, src, nd->p.i + P_STRIDES, nd->out->data,
+    const strided_params *p = STRIDED(nd);
+    const char *src = (const char *)x->data + (size_t)p->offset * es;
+    tg__strided_copy(es, nd->out->ndim, nd->out->shape, src, p->strides, nd->out->data,
                      nd->out->strides);
     return TG_OK;
 }
@@ -110,12 +122,14 @@ static tg_status strided_forward(tg_node *nd)
 static tg_status permute_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
     int inverse[TG_MAX_DIMS];
-    for (int d = 0; d < nd->p.ni; d++)
-        inverse[nd->p.i[P_PERM + d]] = d;
+    const strided_params *p = STRIDED(nd);
+    for (int d = 0; d < p->out.ndim; d++)
+        inverse[p->perm[d]] = d;
     return result(din, tg_permute(dout, inverse));
 }
-const tg_op_def tg__def_permute = {"permute", 1, true, false, shape_from_params,
-                                   strided_forward, permute_backward};
+const tg_op_def tg__def_permute = {TG__OP_NAME(permute), .n_in = 1, .differentiable = true,
+                                   .params_size = sizeof(strided_params), .shape = tg__shape_given,
+                                   .forward = strided_forward, .backward = permute_backward};
 
 tg_tensor *tg_permute(tg_tensor *x, const int *perm)
 {
@@ -123,7 +137,7 @@ tg_tensor *tg_permute(tg_tensor *x, const int *perm)
         return tg__null_input("tg_permute", 0);
     if (!perm && x->ndim)
         return tg__fail_null(TG_EINVAL, "tg_permute: perm is NULL");
-    tg_op_params p = {.ni = x->ndim};
+    strided_params p = {.out.ndim = x->ndim};
     unsigned seen = 0;
     for (int d = 0; d < x->ndim; d++) {
         int a = perm[d];
@@ -133,11 +147,11 @@ tg_tensor *tg_permute(tg_tensor *x, const int *perm)
             return tg__fail_null(TG_EINVAL, "tg_permute: perm is not a permutation of 0..%d "
                                             "(entry %d is %d)", x->ndim - 1, d, perm[d]);
         seen |= 1u << a;
-        p.i[P_SHAPE + d] = x->shape[a];
-        p.i[P_STRIDES + d] = x->strides[a];
-        p.i[P_PERM + d] = a;
+        p.out.shape[d] = x->shape[a];
+        p.strides[d] = x->strides[a];
+        p.perm[d] = a;
     }
-    return tg__apply(TG_OP_PERMUTE, 1, &x, &p);
+    return tg__apply(&tg__def_permute, 1, &x, &p);
 }
 
 tg_tensor *tg_transpose(tg_tensor *x, int axis0, int axis1)
@@ -159,8 +173,9 @@ static tg_status expand_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
     return result(din, tg__sum_to(dout, nd->in[0]->ndim, nd->in[0]->shape));
 }
-const tg_op_def tg__def_expand = {"expand", 1, true, false, shape_from_params, strided_forward,
-                                  expand_backward};
+const tg_op_def tg__def_expand = {TG__OP_NAME(expand), .n_in = 1, .differentiable = true,
+                                  .params_size = sizeof(strided_params), .shape = tg__shape_given,
+                                  .forward = strided_forward, .backward = expand_backward};
 
 tg_tensor *tg_expand(tg_tensor *x, int ndim, const int64_t *shape)
 {
@@ -169,7 +184,7 @@ tg_tensor *tg_expand(tg_tensor *x, int ndim, const int64_t *shape)
     if (ndim < x->ndim || ndim > TG_MAX_DIMS || (ndim && !shape))
         return tg__fail_null(TG_EINVAL, "tg_expand: target has %d dims, input %d", ndim,
                              x->ndim);
-    tg_op_params p = {.ni = ndim};
+    strided_params p = {.out.ndim = ndim};
     int lead = ndim - x->ndim;
     for (int d = 0; d < ndim; d++) {
         int64_t s = d >= lead ? x->shape[d - lead] : 1;
@@ -179,32 +194,30 @@ tg_tensor *tg_expand(tg_tensor *x, int ndim, const int64_t *shape)
                                  tg__shape_str(a, x->ndim, x->shape),
                                  tg__shape_str(b, ndim, shape));
         }
-        p.i[P_SHAPE + d] = shape[d];
-        p.i[P_STRIDES + d] = s == 1 ? 0 : x->strides[d - lead];
+        p.out.shape[d] = shape[d];
+        p.strides[d] = s == 1 ? 0 : x->strides[d - lead];
     }
-    return tg__apply(TG_OP_EXPAND, 1, &x, &p);
+    return tg__apply(&tg__def_expand, 1, &x, &p);
 }
 
 static tg_status slice_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
     // The adjoint writes dout back into zeros of the input's shape; slice_grad
-    // finds the geometry in this node's params.
-    tg_op_params p = nd->p;
-    tg_tensor *x = nd->in[0];
-    p.ni = x->ndim;
-    memcpy(p.i + P_PERM, x->shape, (size_t)x->ndim * sizeof *x->shape);
-    return result(din, tg__apply(TG_OP_SLICE_GRAD, 1, &dout, &p));
+    // takes the same geometry.
+    return result(din, tg__apply(&tg__def_slice_grad, 1, &dout, STRIDED(nd)));
 }
-const tg_op_def tg__def_slice = {"slice", 1, true, false, shape_from_params, strided_forward,
-                                 slice_backward};
+const tg_op_def tg__def_slice = {TG__OP_NAME(slice), .n_in = 1, .differentiable = true,
+                                 .params_size = sizeof(strided_params), .shape = tg__shape_given,
+                                 .forward = strided_forward, .backward = slice_backward};
 
-/* slice_grad: p.i[P_PERM..] holds the full (input) shape; P_SHAPE/P_STRIDES/
- * P_OFFSET describe where its input, the slice, sits inside it. */
+/* slice_grad: the full (input) shape is its output; shape, strides and
+ * offset describe where its input, the slice, sits inside it. */
 static tg_status slice_grad_shape(const char *fn, tg_tensor *const *in, int n_in,
-                                  const tg_op_params *p, int *ndim, int64_t *shape)
+                                  const void *params, int *ndim, int64_t *shape)
 {
-    *ndim = p->ni;
-    memcpy(shape, p->i + P_PERM, (size_t)p->ni * sizeof *shape);
+    const strided_params *p = params;
+    *ndim = p->out.ndim;
+    memcpy(shape, p->full, (size_t)p->out.ndim * sizeof *shape);
     return TG_OK;
 }
 static tg_status slice_grad_forward(tg_node *nd)
@@ -212,20 +225,19 @@ static tg_status slice_grad_forward(tg_node *nd)
     const tg_tensor *g = nd->in[0];
     size_t es = tg_dtype_size(g->dtype);
     memset(nd->out->data, 0, (size_t)nd->out->numel * es);
-    char *dst = (char *)nd->out->data + (size_t)nd->p.i[P_OFFSET] * es;
-    tg__strided_copy(es, g->ndim, g->shape, g->data, g->strides, dst, nd->p.i + P_STRIDES);
+    const strided_params *p = STRIDED(nd);
+    char *dst = (char *)nd->out->data + (size_t)p->offset * es;
+    tg__strided_copy(es, g->ndim, g->shape, g->data, g->strides, dst, p->strides);
     return TG_OK;
 }
 static tg_status slice_grad_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
-    tg_op_params p = nd->p;
-    const tg_tensor *g = nd->in[0];
-    p.ni = g->ndim;
-    memcpy(p.i + P_SHAPE, g->shape, (size_t)g->ndim * sizeof *g->shape);
-    return result(din, tg__apply(TG_OP_SLICE, 1, &dout, &p));
+    return result(din, tg__apply(&tg__def_slice, 1, &dout, STRIDED(nd)));
 }
-const tg_op_def tg__def_slice_grad = {"slice_grad", 1, true, false, slice_grad_shape,
-                                      slice_grad_forward, slice_grad_backward};
+const tg_op_def tg__def_slice_grad = {TG__OP_NAME(slice_grad), .n_in = 1, .differentiable = true,
+                                      .params_size = sizeof(strided_params),
+                                      .shape = slice_grad_shape, .forward = slice_grad_forward,
+                                      .backward = slice_grad_backward};
 
 tg_tensor *tg_slice(tg_tensor *x, int axis, int64_t start, int64_t stop, int64_t step)
 {
@@ -247,21 +259,22 @@ tg_tensor *tg_slice(tg_tensor *x, int axis, int64_t start, int64_t stop, int64_t
     // Written so that no step (up to INT64_MAX) can overflow: with two or more
     // elements, step < n and stride * step stays inside the tensor.
     int64_t len = stop > start ? 1 + (stop - start - 1) / step : 0;
-    tg_op_params p = {.ni = x->ndim};
+    strided_params p = {.out.ndim = x->ndim};
     for (int d = 0; d < x->ndim; d++) {
-        p.i[P_SHAPE + d] = d == a ? len : x->shape[d];
-        p.i[P_STRIDES + d] = d == a && len > 1 ? x->strides[d] * step : x->strides[d];
+        p.out.shape[d] = d == a ? len : x->shape[d];
+        p.strides[d] = d == a && len > 1 ? x->strides[d] * step : x->strides[d];
+        p.full[d] = x->shape[d];
     }
-    p.i[P_OFFSET] = len ? start * x->strides[a] : 0;
-    return tg__apply(TG_OP_SLICE, 1, &x, &p);
+    p.offset = len ? start * x->strides[a] : 0;
+    return tg__apply(&tg__def_slice, 1, &x, &p);
 }
 
 /* ---- concat and stack ---- */
 
 static tg_status concat_shape(const char *fn, tg_tensor *const *in, int n_in,
-                              const tg_op_params *p, int *ndim, int64_t *shape)
+                              const void *params, int *ndim, int64_t *shape)
 {
-    int a = (int)p->i[0];
+    int a = ((const concat_params *)params)->axis;
     const tg_tensor *x0 = in[0];
     *ndim = x0->ndim;
     memcpy(shape, x0->shape, (size_t)x0->ndim * sizeof *shape);
@@ -283,7 +296,7 @@ static tg_status concat_shape(const char *fn, tg_tensor *const *in, int n_in,
 }
 static tg_status concat_forward(tg_node *nd)
 {
-    int a = (int)nd->p.i[0];
+    int a = TG__PARAMS(nd, concat_params)->axis;
     size_t es = tg_dtype_size(nd->out->dtype);
     int64_t offset = 0;
     for (int k = 0; k < nd->n_in; k++) {
@@ -296,7 +309,7 @@ static tg_status concat_forward(tg_node *nd)
 }
 static tg_status concat_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
-    int a = (int)nd->p.i[0];
+    int a = TG__PARAMS(nd, concat_params)->axis;
     int64_t offset = 0;
     for (int k = 0; k < nd->n_in; k++) {
         int64_t len = nd->in[k]->shape[a];
@@ -306,8 +319,9 @@ static tg_status concat_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
     }
     return TG_OK;
 }
-const tg_op_def tg__def_concat = {"concat", -1, true, false, concat_shape, concat_forward,
-                                  concat_backward};
+const tg_op_def tg__def_concat = {TG__OP_NAME(concat), .n_in = -1, .differentiable = true,
+                                  .params_size = sizeof(concat_params), .shape = concat_shape,
+                                  .forward = concat_forward, .backward = concat_backward};
 
 tg_tensor *tg_concat(int n, tg_tensor *const *xs, int axis)
 {
@@ -320,8 +334,8 @@ tg_tensor *tg_concat(int n, tg_tensor *const *xs, int axis)
     if (tg__norm_axis("tg_concat", axis, xs[0]->ndim, &a) != TG_OK || xs[0]->ndim == 0)
         return tg__fail_null(TG_EINVAL, "tg_concat: axis %d out of range for %d dims", axis,
                              xs[0]->ndim);
-    tg_op_params p = {.i = {a}, .ni = 1};
-    return tg__apply(TG_OP_CONCAT, n, xs, &p);
+    concat_params p = {a};
+    return tg__apply(&tg__def_concat, n, xs, &p);
 }
 
 tg_tensor *tg_stack(int n, tg_tensor *const *xs, int axis)
@@ -374,47 +388,49 @@ tg_tensor *tg_stack(int n, tg_tensor *const *xs, int axis)
 static tg_status take_forward(tg_node *nd)
 {
     if (nd->out->dtype == TG_F32)
-        tg__take_f32(nd->in[0]->data, nd->p.idx, nd->p.n_idx, nd->out->data);
+        tg__take_f32(nd->in[0]->data, INDEX(nd)->idx, INDEX(nd)->n, nd->out->data);
     else
-        tg__take_f64(nd->in[0]->data, nd->p.idx, nd->p.n_idx, nd->out->data);
+        tg__take_f64(nd->in[0]->data, INDEX(nd)->idx, INDEX(nd)->n, nd->out->data);
     return TG_OK;
 }
 static tg_status take_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
     tg_tensor *x = nd->in[0];
-    return result(din, tg__put_add(dout, nd->p.n_idx, nd->p.idx, x->ndim, x->shape));
+    return result(din, tg__put_add(dout, INDEX(nd)->n, INDEX(nd)->idx, x->ndim, x->shape));
 }
-const tg_op_def tg__def_take = {"take", 1, true, false, shape_from_params, take_forward,
-                                take_backward};
+const tg_op_def tg__def_take = {TG__OP_NAME(take), .n_in = 1, .differentiable = true,
+                                .params_size = sizeof(index_params), .shape = tg__shape_given,
+                                .forward = take_forward, .backward = take_backward};
 
 static tg_status put_add_forward(tg_node *nd)
 {
     memset(nd->out->data, 0, (size_t)nd->out->numel * tg_dtype_size(nd->out->dtype));
     if (nd->out->dtype == TG_F32)
-        tg__put_add_f32(nd->in[0]->data, nd->p.idx, nd->p.n_idx, nd->out->data);
+        tg__put_add_f32(nd->in[0]->data, INDEX(nd)->idx, INDEX(nd)->n, nd->out->data);
     else
-        tg__put_add_f64(nd->in[0]->data, nd->p.idx, nd->p.n_idx, nd->out->data);
+        tg__put_add_f64(nd->in[0]->data, INDEX(nd)->idx, INDEX(nd)->n, nd->out->data);
     return TG_OK;
 }
 static tg_status put_add_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
     tg_tensor *src = nd->in[0];
-    return result(din, tg__take(dout, nd->p.n_idx, nd->p.idx, src->ndim, src->shape));
+    return result(din, tg__take(dout, INDEX(nd)->n, INDEX(nd)->idx, src->ndim, src->shape));
 }
-const tg_op_def tg__def_put_add = {"put_add", 1, true, false, shape_from_params,
-                                   put_add_forward, put_add_backward};
+const tg_op_def tg__def_put_add = {TG__OP_NAME(put_add), .n_in = 1, .differentiable = true,
+                                   .params_size = sizeof(index_params), .shape = tg__shape_given,
+                                   .forward = put_add_forward, .backward = put_add_backward};
 
-static tg_tensor *index_op(int op, tg_tensor *x, int64_t n, const int64_t *idx, int ndim,
+static tg_tensor *index_op(const tg_op_def *def, tg_tensor *x, int64_t n, const int64_t *idx, int ndim,
                            const int64_t *shape)
 {
-    tg_op_params p = {.ni = ndim, .idx = idx, .n_idx = n};
-    memcpy(p.i + P_SHAPE, shape, (size_t)ndim * sizeof *shape);
-    return tg__apply(op, 1, &x, &p);
+    index_params p = {.out.ndim = ndim, .idx = idx, .n = n};
+    memcpy(p.out.shape, shape, (size_t)ndim * sizeof *shape);
+    return tg__apply(def, 1, &x, &p);
 }
 
 tg_tensor *tg__take(tg_tensor *x, int64_t n, const int64_t *idx, int ndim, const int64_t *shape)
 {
-    return index_op(TG_OP_TAKE, x, n, idx, ndim, shape);
+    return index_op(&tg__def_take, x, n, idx, ndim, shape);
 }
 
 tg_tensor *tg__put_add(tg_tensor *src, int64_t n, const int64_t *idx, int ndim,
@@ -423,7 +439,7 @@ tg_tensor *tg__put_add(tg_tensor *src, int64_t n, const int64_t *idx, int ndim,
     if (src && src->numel != n)
         return tg__fail_null(TG_ESHAPE, "tg_put_add: %lld values for %lld indices",
                              (long long)src->numel, (long long)n);
-    return index_op(TG_OP_PUT_ADD, src, n, idx, ndim, shape);
+    return index_op(&tg__def_put_add, src, n, idx, ndim, shape);
 }
 
 /* Flat source indices for an output of (ndim, shape) that reads x at the

@@ -1,7 +1,17 @@
-/* softmax.c - softmax and log_softmax along one axis (p.i[0]), computed with
- * the maximum subtracted. Kernels: kernels/reduce.c. */
+/* softmax.c - softmax and log_softmax along one axis, computed with the
+ * maximum subtracted, and their fused backward passes. Kernels:
+ * kernels/reduce.c. */
+#include <math.h>
+#include <tgmath.h>
+
 #include "kernels/reduce.h"
 #include "ops/ops_internal.h"
+
+typedef struct axis_params {
+    int axis;
+} axis_params;
+
+#define AXIS(nd) (TG__PARAMS(nd, axis_params)->axis)
 
 static void split(const tg_tensor *x, int axis, int64_t *outer, int64_t *n, int64_t *inner)
 {
@@ -18,7 +28,7 @@ static tg_status softmax_forward_any(tg_node *nd, int take_log)
 {
     const tg_tensor *x = nd->in[0];
     int64_t outer, n, inner;
-    split(x, (int)nd->p.i[0], &outer, &n, &inner);
+    split(x, AXIS(nd), &outer, &n, &inner);
     if (x->dtype == TG_F32)
         tg__softmax_f32(x->data, nd->out->data, outer, n, inner, take_log);
     else
@@ -26,46 +36,110 @@ static tg_status softmax_forward_any(tg_node *nd, int take_log)
     return TG_OK;
 }
 
+/* One pass per group instead of the composed ops' four temporaries, with the
+ * same sums in the same order:
+ *   softmax:      dx = y (g - sum(g y))
+ *   log_softmax:  dx = g - e^y sum(g)                                  */
+#define SOFTMAX_GRAD(T, take_log)                                                      \
+    do {                                                                               \
+        const T *gs = g->data, *ys = y->data;                                          \
+        T *dxs = dx->data;                                                             \
+        for (int64_t o = 0; o < outer; o++)                                            \
+            for (int64_t i = 0; i < inner; i++) {                                      \
+                int64_t base = o * n * inner + i;                                      \
+                T acc = 0;                                                             \
+                for (int64_t k = 0; k < n; k++) {                                      \
+                    int64_t at = base + k * inner;                                     \
+                    acc += take_log ? gs[at] : gs[at] * ys[at];                        \
+                }                                                                      \
+                for (int64_t k = 0; k < n; k++) {                                      \
+                    int64_t at = base + k * inner;                                     \
+                    dxs[at] = take_log ? gs[at] - exp(ys[at]) * acc                    \
+                                       : ys[at] * (gs[at] - acc);                      \
+                }                                                                      \
+            }                                                                          \
+    } while (0)
+
+static tg_status fused_any(tg_node *nd, tg_tensor *g, tg_tensor **din, bool take_log)
+{
+    tg_tensor *y = nd->out;
+    tg_tensor *dx = tg__tape_tensor(take_log ? "tg_log_softmax" : "tg_softmax", y->dtype,
+                                    y->ndim, y->shape, y->ndim == 0);
+    if (!dx)
+        return tg_last_status();
+    if (y->ndim > 0) {
+        int64_t outer, n, inner;
+        split(y, AXIS(nd), &outer, &n, &inner);
+        if (y->dtype == TG_F32)
+            SOFTMAX_GRAD(float, take_log);
+        else
+            SOFTMAX_GRAD(double, take_log);
+    }
+    din[0] = dx;
+    return TG_OK;
+}
+static tg_status softmax_fused(tg_node *nd, tg_tensor *g, tg_tensor **din)
+{
+    return fused_any(nd, g, din, false);
+}
+static tg_status log_softmax_fused(tg_node *nd, tg_tensor *g, tg_tensor **din)
+{
+    return fused_any(nd, g, din, true);
+}
+
 static tg_status softmax_forward(tg_node *nd) { return softmax_forward_any(nd, 0); }
 static tg_status softmax_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)
 {
-    // dx = y * (g - sum(g * y)) along the axis.
-    int axis = (int)nd->p.i[0];
+    // dx = y * (g - sum(g * y)) along the axis; a 0-dim softmax is the
+    // constant 1, so its gradient is 0.
+    int axis = AXIS(nd);
     tg_tensor *y = nd->out;
-    din[0] = tg_mul(y, tg_sub(g, tg_sum(tg_mul(g, y), &axis, 1, true)));
+    if (y->ndim == 0)
+        din[0] = tg_mul_scalar(g, 0.0);
+    else
+        din[0] = tg_mul(y, tg_sub(g, tg_sum(tg_mul(g, y), &axis, 1, true)));
     return din[0] ? TG_OK : tg_last_status();
 }
-const tg_op_def tg__def_softmax = {"softmax", 1, true, false, tg__shape_same, softmax_forward,
-                                   softmax_backward};
+const tg_op_def tg__def_softmax = {TG__OP_NAME(softmax), .n_in = 1, .differentiable = true,
+                                   .params_size = sizeof(axis_params), .shape = tg__shape_same,
+                                   .forward = softmax_forward, .backward = softmax_backward,
+                                   .fused_backward = softmax_fused};
 
 static tg_status log_softmax_forward(tg_node *nd) { return softmax_forward_any(nd, 1); }
 static tg_status log_softmax_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)
 {
-    // dx = g - softmax(x) * sum(g) along the axis, softmax(x) = e^y.
-    int axis = (int)nd->p.i[0];
-    din[0] = tg_sub(g, tg_mul(tg_exp(nd->out), tg_sum(g, &axis, 1, true)));
+    // dx = g - softmax(x) * sum(g) along the axis, softmax(x) = e^y; a 0-dim
+    // log_softmax is the constant 0.
+    int axis = AXIS(nd);
+    if (nd->out->ndim == 0)
+        din[0] = tg_mul_scalar(g, 0.0);
+    else
+        din[0] = tg_sub(g, tg_mul(tg_exp(nd->out), tg_sum(g, &axis, 1, true)));
     return din[0] ? TG_OK : tg_last_status();
 }
-const tg_op_def tg__def_log_softmax = {"log_softmax", 1, true, false, tg__shape_same,
-                                       log_softmax_forward, log_softmax_backward};
+const tg_op_def tg__def_log_softmax = {TG__OP_NAME(log_softmax), .n_in = 1, .differentiable = true,
+                                       .params_size = sizeof(axis_params), .shape = tg__shape_same,
+                                       .forward = log_softmax_forward,
+                                       .backward = log_softmax_backward,
+                                       .fused_backward = log_softmax_fused};
 
-static tg_tensor *normalise(int op, const char *fn, tg_tensor *x, int axis)
+static tg_tensor *normalise(const tg_op_def *def, const char *fn, tg_tensor *x, int axis)
 {
     if (!x)
         return tg__null_input(fn, 0);
     int a = 0; // a 0-dim tensor takes axis 0 or -1, as in numpy
     if (tg__norm_axis(fn, axis, x->ndim, &a) != TG_OK)
         return NULL;
-    tg_op_params p = {.i = {a}, .ni = 1};
-    return tg__apply(op, 1, &x, &p);
+    axis_params p = {a};
+    return tg__apply(def, 1, &x, &p);
 }
 
 tg_tensor *tg_softmax(tg_tensor *x, int axis)
 {
-    return normalise(TG_OP_SOFTMAX, "tg_softmax", x, axis);
+    return normalise(&tg__def_softmax, "tg_softmax", x, axis);
 }
 
 tg_tensor *tg_log_softmax(tg_tensor *x, int axis)
 {
-    return normalise(TG_OP_LOG_SOFTMAX, "tg_log_softmax", x, axis);
+    return normalise(&tg__def_log_softmax, "tg_log_softmax", x, axis);
 }

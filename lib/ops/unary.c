@@ -1,46 +1,76 @@
-/* unary.c - one-input elementwise ops: neg, exp, log, sqrt, abs, sign, tanh,
- * sigmoid, relu, leaky_relu, softplus, clamp, copy. Kernels: kernels/pointwise.c.
- * Where the derivative is a function of the output (exp, sqrt, tanh,
- * sigmoid), backward uses the saved output instead of recomputing. */
+/* unary.c - one-input elementwise ops. The rows of TG_UNARY_OPS
+ * (include/tapegrad/unary.h) expand here into everything an op needs: its
+ * kernels, entry and public builder. The ops with parameters (leaky_relu,
+ * clamp) or without a gradient (sign) are written out below and use the
+ * kernels of kernels/pointwise.c. */
 #include <math.h>
+#include <tgmath.h>
 
 #include "kernels/pointwise.h"
 #include "ops/ops_internal.h"
 
-tg_status tg__map_forward(tg_node *nd, int op)
-{
-    const tg_tensor *x = nd->in[0];
-    if (x->dtype == TG_F32)
-        tg__unary_f32(op, x->data, nd->out->data, x->numel, nd->p.f[0], nd->p.f[1]);
-    else
-        tg__unary_f64(op, x->data, nd->out->data, x->numel, nd->p.f[0], nd->p.f[1]);
-    return TG_OK;
-}
+/* ---- generated from the rows ---- */
 
-static tg_tensor *unary(int op, tg_tensor *x, double a, double b)
-{
-    tg_op_params p = {.f = {a, b}};
-    return tg__apply(op, 1, &x, &p);
-}
+/* The forward and fused-backward loops of one row, for element type T. The
+ * (void) casts let a row's expression ignore x or y. */
+#define UNARY_KERNELS(ELEM, sfx, name, FWD, FUSED)                                     \
+    static void name##_forward_##sfx(const ELEM *xs, ELEM *ys, int64_t n)              \
+    {                                                                                  \
+        typedef ELEM T; /* the rows' expressions name the element type T */            \
+        for (int64_t i = 0; i < n; i++) {                                              \
+            T x = xs[i];                                                               \
+            ys[i] = (T)(FWD);                                                          \
+        }                                                                              \
+    }                                                                                  \
+    static void name##_fused_##sfx(const ELEM *gs, const ELEM *xs, const ELEM *ys,     \
+                                   ELEM *out, int64_t n)                               \
+    {                                                                                  \
+        typedef ELEM T;                                                                \
+        for (int64_t i = 0; i < n; i++) {                                              \
+            T g = gs[i], x = xs[i], y = ys[i];                                         \
+            (void)g, (void)x, (void)y;                                                 \
+            out[i] = (T)(FUSED);                                                       \
+        }                                                                              \
+    }
 
-/* The fast path of a backward step when no graph of it is wanted: one pass
- * of a fused kernel (g, b same shape) instead of the composed ops. With
- * TG_CREATE_GRAPH the composed form runs, so it can be differentiated again;
- * check_ops compares the two on every op. */
-static tg_tensor *fused(const char *fn, tg__binop op, tg_tensor *g, tg_tensor *b)
-{
-    tg_tensor *out = tg__tape_tensor(fn, g->dtype, g->ndim, g->shape, false);
-    if (!out)
-        return NULL;
-    tg__bcast plan;
-    const int64_t *shapes[2] = {g->shape, b->shape};
-    tg__bcast_plan(&plan, g->ndim, g->shape, 2, (const int[]){g->ndim, b->ndim}, shapes);
-    if (g->dtype == TG_F32)
-        tg__binary_f32(op, &plan, g->data, b->data, out->data);
-    else
-        tg__binary_f64(op, &plan, g->data, b->data, out->data);
-    return out;
-}
+#define UNARY_ROW(name, formula, derivative, FWD, FUSED, BACKWARD, lo, hi)             \
+    UNARY_KERNELS(float, f32, name, FWD, FUSED)                                        \
+    UNARY_KERNELS(double, f64, name, FWD, FUSED)                                       \
+    static tg_status name##_forward(tg_node *nd)                                       \
+    {                                                                                  \
+        const tg_tensor *x = nd->in[0];                                                \
+        if (x->dtype == TG_F32)                                                        \
+            name##_forward_f32(x->data, nd->out->data, x->numel);                      \
+        else                                                                           \
+            name##_forward_f64(x->data, nd->out->data, x->numel);                      \
+        return TG_OK;                                                                  \
+    }                                                                                  \
+    static tg_status name##_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)       \
+    {                                                                                  \
+        tg_tensor *x = nd->in[0], *y = nd->out;                                        \
+        (void)x, (void)y;                                                              \
+        return result(din, (BACKWARD));                                                \
+    }                                                                                  \
+    static tg_status name##_fused(tg_node *nd, tg_tensor *g, tg_tensor **din)          \
+    {                                                                                  \
+        tg_tensor *x = nd->in[0], *y = nd->out;                                        \
+        tg_tensor *dx = tg__tape_tensor("tg_" #name, x->dtype, x->ndim, x->shape, false);    \
+        if (!dx)                                                                       \
+            return tg_last_status();                                                   \
+        if (x->dtype == TG_F32)                                                        \
+            name##_fused_f32(g->data, x->data, y->data, dx->data, x->numel);           \
+        else                                                                           \
+            name##_fused_f64(g->data, x->data, y->data, dx->data, x->numel);           \
+        din[0] = dx;                                                                   \
+        return TG_OK;                                                                  \
+    }                                                                                  \
+    const tg_op_def tg__def_##name = {TG__OP_NAME(name), .n_in = 1,                    \
+                                      .differentiable = true,                         \
+                                      .shape = tg__shape_same,                         \
+                                      .forward = name##_forward,                       \
+                                      .backward = name##_backward,                     \
+                                      .fused_backward = name##_fused};                 \
+    tg_tensor *tg_##name(tg_tensor *x) { return tg__apply(&tg__def_##name, 1, &x, NULL); }
 
 static tg_status result(tg_tensor **din, tg_tensor *g)
 {
@@ -48,45 +78,27 @@ static tg_status result(tg_tensor **din, tg_tensor *g)
     return g ? TG_OK : tg_last_status();
 }
 
-/* DEFINE_UNARY(name, KERNEL_OP, backward expression in x, y (output), g (dout)) */
-#define DEFINE_UNARY(name, ID, KOP, GRAD)                                           \
-    static tg_status name##_forward(tg_node *nd) { return tg__map_forward(nd, KOP); }  \
-    static tg_status name##_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)   \
-    {                                                                              \
-        tg_tensor *x = nd->in[0], *y = nd->out;                                    \
-        (void)x;                                                                   \
-        (void)y;                                                                   \
-        return result(din, GRAD);                                                  \
-    }                                                                              \
-    const tg_op_def tg__def_##name = {#name, 1, true, false, tg__shape_same,        \
-                                      name##_forward, name##_backward};
+TG_UNARY_OPS(UNARY_ROW)
 
-/* d(-x) = -g */
-DEFINE_UNARY(neg, NEG, TG__UN_NEG, tg_mul_scalar(g, -1.0))
-/* d(e^x) = g e^x = g y */
-DEFINE_UNARY(exp, EXP, TG__UN_EXP, tg_mul(g, y))
-/* d(ln x) = g / x */
-DEFINE_UNARY(log, LOG, TG__UN_LOG, tg_div(g, x))
-/* d(sqrt x) = g / (2 sqrt x) = 0.5 g / y */
-DEFINE_UNARY(sqrt, SQRT, TG__UN_SQRT, tg_div(tg_mul_scalar(g, 0.5), y))
-/* d|x| = g sign(x) (0 at 0) */
-DEFINE_UNARY(abs, ABS, TG__UN_ABS, tg_mul(g, tg_sign(x)))
-/* d(tanh x) = g (1 - y^2) */
-DEFINE_UNARY(tanh, TANH, TG__UN_TANH,
-             tg_grad_enabled() ? tg_mul(g, tg_rsub_scalar(tg_mul(y, y), 1.0))
-                               : fused("tg_tanh", TG__BIN_TANH_GRAD, g, y))
-/* d(sigmoid x) = g y (1 - y) */
-DEFINE_UNARY(sigmoid, SIGMOID, TG__UN_SIGMOID,
-             tg_grad_enabled() ? tg_mul(g, tg_mul(y, tg_rsub_scalar(y, 1.0)))
-                               : fused("tg_sigmoid", TG__BIN_SIGMOID_GRAD, g, y))
-/* d(relu x) = g [x > 0] */
-DEFINE_UNARY(relu, RELU, TG__UN_RELU,
-             tg_grad_enabled() ? tg_mul(g, tg_gt_scalar(x, 0.0))
-                               : fused("tg_relu", TG__BIN_RELU_GRAD, g, x))
-/* d(softplus x) = g sigmoid(x) */
-DEFINE_UNARY(softplus, SOFTPLUS, TG__UN_SOFTPLUS, tg_mul(g, tg_sigmoid(x)))
-/* d(copy x) = g */
-DEFINE_UNARY(copy, COPY, TG__UN_COPY, g)
+/* ---- written out: parameters, or no gradient ---- */
+
+tg_status tg__map_forward(tg_node *nd, int op)
+{
+    const tg_tensor *x = nd->in[0];
+    const tg__scalar_params *p = TG__PARAMS(nd, tg__scalar_params);
+    double a = p ? p->a : 0, b = p ? p->b : 0;
+    if (x->dtype == TG_F32)
+        tg__unary_f32(op, x->data, nd->out->data, x->numel, a, b);
+    else
+        tg__unary_f64(op, x->data, nd->out->data, x->numel, a, b);
+    return TG_OK;
+}
+
+static tg_tensor *with_params(const tg_op_def *def, tg_tensor *x, double a, double b)
+{
+    tg__scalar_params p = {a, b};
+    return tg__apply(def, 1, &x, &p);
+}
 
 /* sign: piecewise constant, so not differentiable (never recorded). */
 static tg_status sign_forward(tg_node *nd) { return tg__map_forward(nd, TG__UN_SIGN); }
@@ -94,55 +106,51 @@ static tg_status sign_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)
 {
     return tg__fail(TG_ESTATE, "tg_sign has no gradient");
 }
-const tg_op_def tg__def_sign = {"sign", 1, false, false, tg__shape_same, sign_forward,
-                                sign_backward};
+const tg_op_def tg__def_sign = {TG__OP_NAME(sign), .n_in = 1, .shape = tg__shape_same,
+                                .forward = sign_forward, .backward = sign_backward};
 
 /* d(leaky_relu x) = g (x > 0 ? 1 : slope) = g (slope + (1 - slope)[x > 0]) */
 static tg_status leaky_relu_forward(tg_node *nd) { return tg__map_forward(nd, TG__UN_LEAKY_RELU); }
 static tg_status leaky_relu_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)
 {
-    double slope = nd->p.f[0];
+    double slope = TG__PARAMS(nd, tg__scalar_params)->a;
     tg_tensor *scale = tg_add_scalar(tg_mul_scalar(tg_gt_scalar(nd->in[0], 0.0), 1.0 - slope),
                                      slope);
     return result(din, tg_mul(g, scale));
 }
-const tg_op_def tg__def_leaky_relu = {"leaky_relu", 1, true, false, tg__shape_same,
-                                      leaky_relu_forward, leaky_relu_backward};
+const tg_op_def tg__def_leaky_relu = {TG__OP_NAME(leaky_relu), .n_in = 1,
+                                      .differentiable = true,
+                                      .params_size = sizeof(tg__scalar_params),
+                                      .shape = tg__shape_same, .forward = leaky_relu_forward,
+                                      .backward = leaky_relu_backward};
 
 /* d(clamp x) = g [lo <= x <= hi] */
 static tg_status clamp_forward(tg_node *nd) { return tg__map_forward(nd, TG__UN_CLAMP); }
 static tg_status clamp_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)
 {
     tg_tensor *x = nd->in[0];
-    tg_tensor *inside = tg_mul(tg_ge(x, tg_scalar(x->dtype, nd->p.f[0])),
-                               tg_le(x, tg_scalar(x->dtype, nd->p.f[1])));
+    const tg__scalar_params *p = TG__PARAMS(nd, tg__scalar_params);
+    tg_tensor *inside = tg_mul(tg_ge(x, tg_scalar(x->dtype, p->a)),
+                               tg_le(x, tg_scalar(x->dtype, p->b)));
     return result(din, tg_mul(g, inside));
 }
-const tg_op_def tg__def_clamp = {"clamp", 1, true, false, tg__shape_same, clamp_forward,
-                                 clamp_backward};
+const tg_op_def tg__def_clamp = {TG__OP_NAME(clamp), .n_in = 1, .differentiable = true,
+                                 .params_size = sizeof(tg__scalar_params),
+                                 .shape = tg__shape_same, .forward = clamp_forward,
+                                 .backward = clamp_backward};
 
-tg_tensor *tg_neg(tg_tensor *x) { return unary(TG_OP_NEG, x, 0, 0); }
-tg_tensor *tg_exp(tg_tensor *x) { return unary(TG_OP_EXP, x, 0, 0); }
-tg_tensor *tg_log(tg_tensor *x) { return unary(TG_OP_LOG, x, 0, 0); }
-tg_tensor *tg_sqrt(tg_tensor *x) { return unary(TG_OP_SQRT, x, 0, 0); }
-tg_tensor *tg_abs(tg_tensor *x) { return unary(TG_OP_ABS, x, 0, 0); }
-tg_tensor *tg_sign(tg_tensor *x) { return unary(TG_OP_SIGN, x, 0, 0); }
-tg_tensor *tg_tanh(tg_tensor *x) { return unary(TG_OP_TANH, x, 0, 0); }
-tg_tensor *tg_sigmoid(tg_tensor *x) { return unary(TG_OP_SIGMOID, x, 0, 0); }
-tg_tensor *tg_relu(tg_tensor *x) { return unary(TG_OP_RELU, x, 0, 0); }
-tg_tensor *tg_softplus(tg_tensor *x) { return unary(TG_OP_SOFTPLUS, x, 0, 0); }
-tg_tensor *tg_copy(tg_tensor *x) { return unary(TG_OP_COPY, x, 0, 0); }
+tg_tensor *tg_sign(tg_tensor *x) { return tg__apply(&tg__def_sign, 1, &x, NULL); }
 
 tg_tensor *tg_leaky_relu(tg_tensor *x, double slope)
 {
     if (!isfinite(slope))
         return tg__fail_null(TG_EINVAL, "tg_leaky_relu: slope %g is not finite", slope);
-    return unary(TG_OP_LEAKY_RELU, x, slope, 0);
+    return with_params(&tg__def_leaky_relu, x, slope, 0);
 }
 
 tg_tensor *tg_clamp(tg_tensor *x, double lo, double hi)
 {
     if (!(lo <= hi))
         return tg__fail_null(TG_EINVAL, "tg_clamp: need lo <= hi (got %g, %g)", lo, hi);
-    return unary(TG_OP_CLAMP, x, lo, hi);
+    return with_params(&tg__def_clamp, x, lo, hi);
 }

@@ -61,6 +61,7 @@ static void init_header(tg_tensor *t, tg_tape *tape, tg_dtype dtype)
     t->dtype = dtype;
     t->data = NULL;
     t->tape = tape;
+    t->gen = tape ? tg__tape_arena(tape)->generation : 0;
     t->owns_data = false;
     t->requires_grad = false;
     t->node = NULL;
@@ -76,9 +77,11 @@ tg_tensor *tg__tensor_alloc(tg_tape *tape, const char *fn, tg_dtype dtype, int n
     if (!esize)
         return tg__fail_null(TG_EINVAL, "%s: invalid dtype %d", fn, (int)dtype);
     // The header is filled in place (every op makes one, so no temporary copy).
-    tg_tensor *t = tape ? tg__arena_alloc(tape, sizeof *t) : tg__malloc(sizeof *t);
+    tg__arena *arena = tape ? tg__tape_arena(tape) : NULL;
+    tg_tensor *t = arena ? tg__arena_take(arena, sizeof *t) : tg__malloc(sizeof *t);
     if (!t)
-        return tg__fail_null(TG_ENOMEM, "%s: out of memory", fn);
+        return arena ? tg__arena_fail(fn, arena, sizeof *t)
+                     : tg__fail_null(TG_ENOMEM, "%s: out of memory", fn);
     init_header(t, tape, dtype);
     tg_status s = tg__init_shape(t, fn, ndim, shape);
     if (s == TG_OK && (uint64_t)t->numel > SIZE_MAX / esize)
@@ -89,10 +92,11 @@ tg_tensor *tg__tensor_alloc(tg_tape *tape, const char *fn, tg_dtype dtype, int n
         return NULL;
     }
     size_t bytes = (size_t)t->numel * esize;
-    t->data = tape ? tg__arena_alloc(tape, bytes) : tg__malloc(bytes);
+    t->data = arena ? tg__arena_take(arena, bytes) : tg__malloc(bytes);
     if (!t->data) {
-        if (!tape)
-            tg__free(t);
+        if (arena)
+            return tg__arena_fail(fn, arena, bytes);
+        tg__free(t);
         return tg__fail_null(TG_ENOMEM, "%s: out of memory for %zu bytes", fn, bytes);
     }
     t->owns_data = !tape;
@@ -109,6 +113,22 @@ void tg_tensor_free(tg_tensor *t)
     if (t->owns_data)
         tg__free(t->data);
     tg__free(t);
+}
+
+tg_status tg__check_live(const char *fn, const tg_tensor *t)
+{
+    if (!t->tape)
+        return TG_OK;
+    switch (tg__gen_check(t->gen)) {
+    case TG__GEN_LIVE:
+        return TG_OK;
+    case TG__GEN_STALE:
+        return tg__fail(TG_ESTATE, "%s: tensor from before tg_tape_reset (tape #%u); op "
+                                   "results live until the next reset", fn,
+                        tg__gen_tape_id(t->gen));
+    default:
+        return tg__fail(TG_ESTATE, "%s: tensor from a freed tape (or not a tensor)", fn);
+    }
 }
 
 bool tg__same_shape(const tg_tensor *a, const tg_tensor *b)
@@ -258,8 +278,14 @@ const int64_t *tg_tensor_shape(const tg_tensor *t) { return t ? t->shape : NULL;
 const int64_t *tg_tensor_strides(const tg_tensor *t) { return t ? t->strides : NULL; }
 int64_t tg_tensor_numel(const tg_tensor *t) { return t ? t->numel : 0; }
 bool tg_tensor_on_tape(const tg_tensor *t) { return t && t->tape; }
-void *tg_tensor_data(tg_tensor *t) { return t ? t->data : NULL; }
-const void *tg_tensor_data_const(const tg_tensor *t) { return t ? t->data : NULL; }
+void *tg_tensor_data(tg_tensor *t)
+{
+    return t && tg__check_live("tg_tensor_data", t) == TG_OK ? t->data : NULL;
+}
+const void *tg_tensor_data_const(const tg_tensor *t)
+{
+    return t && tg__check_live("tg_tensor_data_const", t) == TG_OK ? t->data : NULL;
+}
 
 int64_t tg_tensor_dim(const tg_tensor *t, int axis)
 {
@@ -277,6 +303,8 @@ static tg_status flat_index(const tg_tensor *t, const char *fn, const int64_t *i
 {
     if (!t || (!index && t->ndim > 0))
         return tg__fail(TG_EINVAL, "%s: NULL %s", fn, t ? "index" : "tensor");
+    if (tg__check_live(fn, t) != TG_OK)
+        return TG_ESTATE;
     int64_t f = 0;
     for (int i = 0; i < t->ndim; i++) {
         if (index[i] < 0 || index[i] >= t->shape[i])
@@ -292,6 +320,8 @@ static tg_status check_flat(const tg_tensor *t, const char *fn, int64_t i)
 {
     if (!t)
         return tg__fail(TG_EINVAL, "%s: NULL tensor", fn);
+    if (tg__check_live(fn, t) != TG_OK)
+        return TG_ESTATE;
     if (i < 0 || i >= t->numel)
         return tg__fail(TG_ERANGE, "%s: flat index %lld outside [0, %lld)", fn, (long long)i,
                         (long long)t->numel);
@@ -342,6 +372,8 @@ double tg_tensor_item(const tg_tensor *t)
         tg__null_input("tg_tensor_item", 0);
         return NAN;
     }
+    if (tg__check_live("tg_tensor_item", t) != TG_OK)
+        return NAN;
     if (t->numel != 1) {
         char s[TG__SHAPE_STR];
         tg__fail(TG_ESHAPE, "tg_tensor_item: tensor of shape %s has %lld elements, not 1",
@@ -355,6 +387,8 @@ tg_status tg_tensor_to_doubles(const tg_tensor *t, double *out)
 {
     if (!t || !out)
         return tg__fail(TG_EINVAL, "tg_tensor_to_doubles: NULL %s", t ? "out" : "tensor");
+    if (tg__check_live("tg_tensor_to_doubles", t) != TG_OK)
+        return TG_ESTATE;
     for (int64_t i = 0; i < t->numel; i++)
         out[i] = tg__get(t, i);
     return TG_OK;
@@ -364,6 +398,8 @@ tg_status tg_tensor_fill(tg_tensor *t, double value)
 {
     if (!t)
         return tg__fail(TG_EINVAL, "tg_tensor_fill: NULL tensor");
+    if (tg__check_live("tg_tensor_fill", t) != TG_OK)
+        return TG_ESTATE;
     if (t->dtype == TG_F32) {
         float v = (float)value, *d = t->data;
         for (int64_t i = 0; i < t->numel; i++)
@@ -380,6 +416,9 @@ tg_status tg_tensor_copy_values(tg_tensor *dst, const tg_tensor *src)
 {
     if (!dst || !src)
         return tg__fail(TG_EINVAL, "tg_tensor_copy_values: NULL %s", dst ? "src" : "dst");
+    if (tg__check_live("tg_tensor_copy_values", dst) != TG_OK ||
+        tg__check_live("tg_tensor_copy_values", src) != TG_OK)
+        return TG_ESTATE;
     if (!tg__same_shape(dst, src)) {
         char a[TG__SHAPE_STR], b[TG__SHAPE_STR];
         return tg__fail(TG_ESHAPE, "tg_tensor_copy_values: dst %s vs src %s",
@@ -398,21 +437,12 @@ tg_status tg_tensor_copy_values(tg_tensor *dst, const tg_tensor *src)
 
 /* ---- gradients ---- */
 
-tg_status tg_tensor_set_requires_grad(tg_tensor *t, bool requires_grad)
-{
-    if (!t)
-        return tg__fail(TG_EINVAL, "tg_tensor_set_requires_grad: NULL tensor");
-    if (t->node)
-        return tg__fail(TG_ESTATE, "tg_tensor_set_requires_grad: tensor was made by op '%s'; "
-                                   "only leaves can be marked (use tg_detach first)",
-                        tg__node_op_name(t->node));
-    t->requires_grad = requires_grad;
-    return TG_OK;
-}
-
 bool tg_tensor_requires_grad(const tg_tensor *t) { return t && t->requires_grad; }
 
-tg_tensor *tg_tensor_grad(const tg_tensor *t) { return t ? t->grad : NULL; }
+tg_tensor *tg_tensor_grad(const tg_tensor *t)
+{
+    return t && tg__check_live("tg_tensor_grad", t) == TG_OK ? t->grad : NULL;
+}
 
 void tg_tensor_zero_grad(tg_tensor *t)
 {

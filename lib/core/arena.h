@@ -1,0 +1,48 @@
+/* arena.h - bump allocation for a tape's tensors and nodes, and the
+ * generation numbers that let every layer tell a live tape tensor from a
+ * stale one without touching freed memory (lib/core/arena.c).
+ *
+ * A generation is (tape id << 32) | resets. Ids are unique among live arenas
+ * and each live arena publishes its current generation in a process-wide
+ * table, so a tensor header's generation answers "is my tape alive, and has it
+ * been reset since I was made?" with one atomic load. The arena never frees a
+ * chunk before tg__arena_free, so a stale header is still readable memory. */
+#ifndef TG_CORE_ARENA_H
+#define TG_CORE_ARENA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tg__arena_chunk tg__arena_chunk;
+
+typedef struct tg__arena {
+    tg__arena_chunk *first;   /* chunks in the order they were made */
+    tg__arena_chunk *current; /* the chunk being filled */
+    size_t reserved;          /* bytes held by all chunks */
+    size_t used;              /* bytes handed out since the last reset */
+    size_t high_water;        /* the most `used` has been */
+    size_t limit;             /* 0: none; else reserved may not pass it */
+    uint64_t generation;
+    int limit_hit;            /* the last failed take was refused by the limit */
+} tg__arena;
+
+/* A fresh arena with a new id; -1 when every id slot is taken. */
+int tg__arena_init(tg__arena *a);
+/* 64-byte aligned block; NULL when memory runs out or the limit would be
+ * passed (limit_hit tells which). */
+void *tg__arena_take(tg__arena *a, size_t bytes);
+/* Forgets every block (they are reused in order) and starts a new generation. */
+void tg__arena_reset(tg__arena *a);
+/* Records TG_ENOMEM for a failed take of `bytes` by fn (saying so when the
+ * limit refused it) and returns NULL. */
+void *tg__arena_fail(const char *fn, const tg__arena *a, size_t bytes);
+void tg__arena_free(tg__arena *a);
+
+typedef enum tg__gen_state { TG__GEN_LIVE, TG__GEN_STALE, TG__GEN_DEAD } tg__gen_state;
+/* LIVE: its arena lives and was not reset since; STALE: the arena lives but was
+ * reset; DEAD: no live arena has that id (freed, or not a generation). */
+tg__gen_state tg__gen_check(uint64_t generation);
+/* The id part of a generation, for messages ("tape #3"). */
+static inline unsigned tg__gen_tape_id(uint64_t generation) { return (unsigned)(generation >> 32); }
+
+#endif
