@@ -618,6 +618,48 @@ START_TEST(test_gradcheck_user_swish)
 }
 END_TEST
 
+/* A user backward that hands back a transposed gradient: gradcheck fails with
+ * the error, and the report says so (it used to be left untouched). */
+static tg_status swish_backward_transposed(tg_tensor *const *in, tg_tensor *out,
+                                           tg_tensor *dout, const bool *needs, tg_tensor **din,
+                                           void *ctx)
+{
+    tg_status s = swish_backward(in, out, dout, needs, din, ctx);
+    if (s == TG_OK)
+        din[0] = tg_transpose(din[0], 0, 1);
+    return din[0] ? s : tg_last_status();
+}
+static const tg_op_def_user SWISH_T = {.name = "swish", .n_inputs = 1, .forward = swish_forward,
+                                       .backward = swish_backward_transposed};
+static tg_tensor *swish_t_fn(tg_tensor *const *x, int n, void *ctx)
+{
+    return tg_apply(&SWISH_T, 1, x, NULL);
+}
+
+START_TEST(test_gradcheck_reports_errors)
+{
+    tg_rng rng = tg_rng_seeded(4);
+    tg_tensor *x = tg_tensor_uniform(TG_F64, TG_SHAPE(3, 4), -1, 1, &rng);
+    const char *want = "tg_apply(swish): backward gave 4x3 for input 0 of shape 3x4";
+    for (int second = 0; second < 2; second++) {
+        tg_gradcheck_report r;
+        memset(&r, 0x5a, sizeof r);
+        r.passed = true;
+        tg_status s = second ? tg_gradgradcheck(swish_t_fn, NULL, 1, &x, NULL, &r)
+                             : tg_gradcheck(swish_t_fn, NULL, 1, &x, NULL, &r);
+        ck_assert_int_eq(s, TG_ESHAPE);
+        ck_assert(!r.passed);
+        ck_assert_msg(strstr(r.message, want), "report: %s", r.message);
+        ASSERT_FAIL(s, TG_ESHAPE, want);
+        // Bad arguments fill the report too.
+        ck_assert_int_eq(tg_gradcheck(NULL, NULL, 1, &x, NULL, &r), TG_EINVAL);
+        ck_assert(!r.passed);
+        ck_assert(strstr(r.message, "need a function"));
+    }
+    tg_tensor_free(x);
+}
+END_TEST
+
 /* prod(a, b) = a * b with a wrong gradient for b (1.5 a instead of a). */
 static tg_status prod_forward(tg_tensor *out, tg_tensor *const *in, void *ctx)
 {
@@ -1042,6 +1084,22 @@ START_TEST(test_op_errors)
     // The first failure's message survives the rest of the expression.
     ASSERT_FRESH_NULL_FAIL(tg_exp(tg_add(tg_matmul(m23, m45), m23)), TG_ESHAPE,
                            "tg_matmul: inner dims");
+    // The longest broadcast message: three empty 8-dim shapes of 19-digit dims
+    // (issue 11 item 3: it overflowed a stack buffer). The first dim of 0 keeps
+    // them empty.
+    const int64_t big = 1000000000000000000;
+    tg_tensor *huge[3];
+    for (int k = 0; k < 3; k++) {
+        int64_t shape[8];
+        for (int d = 1; d < 8; d++)
+            shape[d] = big + k;
+        shape[0] = 0;
+        huge[k] = tg_full(TG_F32, 8, shape, 0);
+        ck_assert_ptr_nonnull(huge[k]);
+    }
+    ASSERT_FRESH_NULL_FAIL(tg_where(huge[0], huge[1], huge[2]), TG_ESHAPE,
+                           "tg_where: shapes 0x1000000000000000000x1000000000000000000x");
+    ck_assert_uint_lt(strlen(tg_last_error()), 512); // bounded, truncated at the end
     // No tape: a clear error, not a crash.
     tg_tape_set_current(NULL);
     ASSERT_FRESH_NULL_FAIL(tg_add(m23, m23), TG_ESTATE, "no current tape");
@@ -1049,6 +1107,58 @@ START_TEST(test_op_errors)
     tg_tensor *all[] = {m23, m45, v4, d23};
     for (int i = 0; i < 4; i++)
         tg_tensor_free(all[i]);
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* Bugs an independent check found (issue 7 item 9); each failed before its fix. */
+START_TEST(test_found_bugs)
+{
+    tg_tape *tape = tg_tape_new();
+    // softmax / log_softmax of a 0-dim tensor: axis 0 and -1, gradient 0.
+    for (int k = 0; k < 2; k++) {
+        tg_tensor *s = tg_tensor_from_doubles(TG_F64, 0, NULL, (double[]){1.5});
+        tg_tensor_set_requires_grad(s, true);
+        tg_tensor *y0 = k ? tg_log_softmax(s, 0) : tg_softmax(s, 0);
+        tg_tensor *y1 = k ? tg_log_softmax(s, -1) : tg_softmax(s, -1);
+        ck_assert_msg(y0 && y1, "%s", tg_last_error());
+        ck_assert_double_eq(tg_tensor_item(y1), k ? 0.0 : 1.0);
+        ck_assert_int_eq(tg_backward(tg_add(y0, y1)), TG_OK);
+        ck_assert_double_eq(tg_tensor_item(tg_tensor_grad(s)), 0.0);
+        tg_tensor *g;
+        tg_tensor *y2 = k ? tg_log_softmax(s, 0) : tg_softmax(s, 0);
+        ck_assert_int_eq(tg_grad(1, &y2, NULL, 1, &s, &g, TG_CREATE_GRAPH), TG_OK);
+        ck_assert_double_eq(tg_tensor_item(g), 0.0);
+        tg_tensor_free(s);
+    }
+    // pow(a, b) at a = 0: d/da is 0 for b = 0 (not NaN), and the higher
+    // derivatives of a^1 and a^2 at 0 are finite (0, 1, 2 ...).
+    double expect[3][3] = {{0, 0, 0}, {1, 0, 0}, {0, 2, 0}}; // b = 0, 1, 2: d1, d2, d3
+    for (int b = 0; b < 3; b++) {
+        tg_tensor *a = tg_tensor_from_doubles(TG_F64, 0, NULL, (double[]){0});
+        tg_tensor *e = tg_tensor_from_doubles(TG_F64, 0, NULL, (double[]){b});
+        tg_tensor_set_requires_grad(a, true);
+        tg_tensor *y = tg_pow(a, e);
+        for (int order = 0; order < 3; order++) {
+            tg_tensor *g;
+            ck_assert_int_eq(tg_grad(1, &y, NULL, 1, &a, &g, TG_CREATE_GRAPH | TG_ALLOW_UNUSED),
+                             TG_OK);
+            ck_assert_msg(tg_tensor_item(g) == expect[b][order], "d^%d/da^%d 0^%d = %g, want %g",
+                          order + 1, order + 1, b, tg_tensor_item(g), expect[b][order]);
+            y = g;
+            if (!tg_tensor_requires_grad(y))
+                break;
+        }
+        tg_tensor_free(a);
+        tg_tensor_free(e);
+    }
+    // NaN propagates through maximum and minimum, whichever side it is on.
+    tg_tensor *nan = tg_full(TG_F32, TG_SHAPE(1), NAN), *zero = tg_full(TG_F32, TG_SHAPE(1), 0);
+    ck_assert(isnan(tg_tensor_item(tg_maximum(nan, zero))));
+    ck_assert(isnan(tg_tensor_item(tg_maximum(zero, nan))));
+    ck_assert(isnan(tg_tensor_item(tg_minimum(nan, zero))));
+    ck_assert(isnan(tg_tensor_item(tg_minimum(zero, nan))));
+    ck_assert(isnan(tg_tensor_item(tg_relu(nan))));
     tg_tape_free(tape);
 }
 END_TEST
@@ -1067,6 +1177,7 @@ static Suite *ops_suite(void)
     suite_add_tcase(s, grad);
     TCase *self = tcase_create("gradcheck_self");
     tcase_add_test(self, test_gradcheck_user_swish);
+    tcase_add_test(self, test_gradcheck_reports_errors);
     tcase_add_test(self, test_gradcheck_catches_a_wrong_backward);
     suite_add_tcase(s, self);
     TCase *values = tcase_create("values");
@@ -1074,6 +1185,7 @@ static Suite *ops_suite(void)
     tcase_add_loop_test(values, test_numerical_stability, 0, 2);
     tcase_add_loop_test(values, test_forward_broadcast_and_helpers, 0, 2);
     tcase_add_test(values, test_edge_sizes);
+    tcase_add_test(values, test_found_bugs);
     tcase_add_loop_test(values, test_float32_matches_float64, 0, N_CASES);
     tcase_add_loop_test(values, test_unary_float32_and_nan, 0, N_UNARY);
     tcase_add_loop_test(values, test_unary_docs_row, 0, N_UNARY);

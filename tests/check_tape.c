@@ -11,6 +11,7 @@
 
 #include <tapegrad/tapegrad.h>
 #include "tg_check.h"
+#include "autograd/tape_internal.h"
 #include "core/alloc.h"
 
 static tg_tensor *param(tg_dtype dt, int nd, const int64_t *shape, const double *v)
@@ -754,6 +755,200 @@ START_TEST(test_explain_names_every_op)
 }
 END_TEST
 
+/* ---- the engine's seams: small nodes, stale and foreign tensors, limits,
+ * no allocation per step, anomaly mode ---- */
+
+START_TEST(test_node_is_small)
+{
+    printf("sizeof(tg_node) = %zu bytes (parameters beside it in the arena)\n", sizeof(tg_node));
+    ck_assert_uint_le(sizeof(tg_node), 96);
+}
+END_TEST
+
+/* Issue 11 item 1: an expression started on tape A and finished on B used to
+ * return TG_OK with x's gradient never filled. */
+START_TEST(test_cross_tape_expression_refused)
+{
+    tg_tensor *x = param(TG_F64, TG_SHAPE(3), (double[]){1, 2, 3});
+    tg_tape *a = tg_tape_new();
+    tg_tensor *y = tg_mul_scalar(x, 2);
+    tg_tape *b = tg_tape_new(); // now current
+    ck_assert_ptr_eq(tg_tape_current(), b);
+    tg_tensor *loss = tg_sum(tg_mul_scalar(y, 3), NULL, 0, false);
+    ck_assert_ptr_null(loss);
+    ASSERT_FAIL(tg_last_status(), TG_ESTATE, "tg_mul_scalar: input 0 requires grad and was made "
+                                             "on tape #");
+    ck_assert_msg(strstr(tg_last_error(), "but the current tape is #"), "%s", tg_last_error());
+    ck_assert_int_eq(tg_backward(loss), TG_ESTATE); // the cause is kept
+    // Finished on its own tape, the same expression works: 6, 6, 6.
+    tg_tape_set_current(a);
+    ck_assert_int_eq(tg_backward(tg_sum(tg_mul_scalar(y, 3), NULL, 0, false)), TG_OK);
+    for (int i = 0; i < 3; i++)
+        ck_assert_double_eq(at(tg_tensor_grad(x), i), 6);
+    // A constant (no grad) from another live tape may still be read.
+    tg_tensor *c = tg_full(TG_F64, TG_SHAPE(3), 1.0);
+    tg_tape_set_current(b);
+    ck_assert_ptr_nonnull(tg_add(c, c));
+    tg_tape_free(a);
+    tg_tape_free(b);
+    tg_tensor_free(x);
+}
+END_TEST
+
+/* Issue 11 item 2: ops, backward and accessors on a tensor from before a
+ * reset used to crash (NULL dereference, or freed memory with several arena
+ * chunks); they fail with TG_ESTATE. */
+START_TEST(test_stale_tensor_detected)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = param(TG_F32, TG_SHAPE(4), (double[]){1, 2, 3, 4});
+    // Enough data for several arena chunks.
+    tg_tensor *big = NULL;
+    for (int i = 0; i < 4; i++)
+        big = tg_exp(tg_full(TG_F32, TG_SHAPE(512, 512), 0.5));
+    tg_tensor *y = tg_mul(x, x);
+    tg_tensor *loss = tg_sum(y, NULL, 0, false);
+    ck_assert_ptr_nonnull(big);
+    tg_tape_reset(tape);
+    ASSERT_FRESH_NULL_FAIL(tg_relu(y), TG_ESTATE, "tg_relu: tensor from before tg_tape_reset");
+    ASSERT_FRESH_NULL_FAIL(tg_add(x, big), TG_ESTATE, "tg_add: tensor from before tg_tape_reset");
+    ck_assert_int_eq(tg_backward(loss), TG_ESTATE);
+    ASSERT_FAIL(tg_last_status(), TG_ESTATE, "tg_backward: tensor from before tg_tape_reset");
+    ck_assert(isnan(tg_tensor_item(loss)));
+    ASSERT_FAIL(tg_last_status(), TG_ESTATE, "tg_tensor_item: tensor from before tg_tape_reset");
+    ck_assert_ptr_null(tg_tensor_data(big));
+    ASSERT_FAIL(tg_last_status(), TG_ESTATE, "tg_tensor_data: tensor from before");
+    ck_assert_int_eq(tg_tensor_fill(big, 1.0), TG_ESTATE);
+    ck_assert_ptr_null(tg_detach(y));
+    // Fresh work on the same tape is fine, and so is the caller-owned leaf.
+    ck_assert_int_eq(tg_backward(tg_sum(tg_mul(x, x), NULL, 0, false)), TG_OK);
+    ck_assert_double_eq(at(tg_tensor_grad(x), 3), 8);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+END_TEST
+
+/* Issue 11 item 8: a loop that forgets tg_tape_reset grows without bound; a
+ * limit turns that into a clear TG_ENOMEM. */
+START_TEST(test_tape_limit)
+{
+    tg_tape *tape = tg_tape_new();
+    ASSERT_FAIL(tg_tape_set_limit(NULL, 1), TG_EINVAL, "tg_tape_set_limit: tape is NULL");
+    ck_assert_int_eq(tg_tape_set_limit(tape, 4u << 20), TG_OK);
+    tg_tensor *x = param(TG_F32, TG_SHAPE(16, 16), (double[256]){0});
+    tg_tensor *loss = NULL;
+    int steps = 0;
+    for (; steps < 100000; steps++) {
+        loss = tg_sum(tg_tanh(tg_matmul(x, x)), NULL, 0, false);
+        if (!loss || tg_backward(loss) != TG_OK)
+            break; // no tg_tape_reset: the bug being caught
+    }
+    ck_assert_int_lt(steps, 100000);
+    ck_assert_int_eq(tg_last_status(), TG_ENOMEM);
+    ck_assert_msg(strstr(tg_last_error(), "memory limit of 4194304 bytes is reached") &&
+                      strstr(tg_last_error(), "call tg_tape_reset after each step"),
+                  "%s", tg_last_error());
+    ck_assert_uint_le(tg_tape_bytes(tape), 4u << 20);
+    ck_assert_uint_gt(tg_tape_high_water(tape), 0);
+    // With the reset the same loop runs on.
+    tg_tape_reset(tape);
+    for (int i = 0; i < 1000; i++) {
+        ck_assert_int_eq(tg_backward(tg_sum(tg_tanh(tg_matmul(x, x)), NULL, 0, false)), TG_OK);
+        tg_tape_reset(tape);
+    }
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+END_TEST
+
+/* Issue 11 item 13: from the second step on, a training step takes no memory
+ * from the system (the leaf list of a walk used to be malloc'ed each time). */
+START_TEST(test_step_allocates_nothing)
+{
+    tg_rng rng = tg_rng_seeded(5);
+    tg_tensor *x = tg_tensor_uniform(TG_F32, TG_SHAPE(4, 2), -1, 1, &rng);
+    tg_tensor *w1 = tg_tensor_uniform(TG_F32, TG_SHAPE(2, 8), -1, 1, &rng);
+    tg_tensor *w2 = tg_tensor_uniform(TG_F32, TG_SHAPE(8, 1), -1, 1, &rng);
+    tg_tensor_set_requires_grad(w1, true);
+    tg_tensor_set_requires_grad(w2, true);
+    tg_tape *tape = tg_tape_new();
+    unsigned long before = 0;
+    for (int step = 0; step < 50; step++) {
+        if (step == 2)
+            before = tg__alloc_count();
+        tg_tensor *h = tg_relu(tg_matmul(x, w1));
+        tg_tensor *loss = tg_mean(tg_square(tg_sigmoid(tg_matmul(h, w2))), NULL, 0, false);
+        ck_assert_int_eq(tg_backward(loss), TG_OK);
+        tg_tensor_zero_grad(w1);
+        tg_tensor_zero_grad(w2);
+        tg_tape_reset(tape);
+    }
+    ck_assert_uint_eq(tg__alloc_count(), before);
+    tg_tape_free(tape);
+    tg_tensor *all[] = {x, w1, w2};
+    for (int i = 0; i < 3; i++)
+        tg_tensor_free(all[i]);
+}
+END_TEST
+
+START_TEST(test_anomaly_mode)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = param(TG_F64, TG_SHAPE(2), (double[]){-1, 2});
+    ck_assert(!tg_anomaly_mode());
+    // Off (the default): the NaN passes silently, as in plain IEEE arithmetic.
+    ck_assert_ptr_nonnull(tg_log(x));
+    ck_assert(!tg_set_anomaly_mode(true));
+    tg_tensor *sq = tg_mul(x, x);
+    ck_assert_ptr_nonnull(sq);
+    size_t recorded = tg_tape_size(tape);
+    ASSERT_FRESH_NULL_FAIL(tg_log(x), TG_ENUMERIC, "tg_log: produced ");
+    ck_assert_msg(strstr(tg_last_error(), "at element 0 from input with min -1, max 2 (node [") &&
+                      strstr(tg_last_error(), "op log)"),
+                  "%s", tg_last_error());
+    ck_assert_uint_eq(tg_tape_size(tape), recorded); // the failed call recorded nothing
+    // A composite names the public call; the node is the op inside it.
+    tg_tensor *zero = tg_full(TG_F64, TG_SHAPE(2), 0.0);
+    ASSERT_FRESH_NULL_FAIL(tg_rdiv_scalar(zero, 2.0), TG_ENUMERIC, "tg_rdiv_scalar: produced inf");
+    ck_assert_msg(strstr(tg_last_error(), "op pow_scalar, not recorded"), "%s", tg_last_error());
+    // Backward: d sqrt(u)/du at u = 0 is infinite.
+    tg_tensor *z = param(TG_F64, TG_SHAPE(2), (double[]){0, 4});
+    tg_tensor *loss = tg_sum(tg_sqrt(z), NULL, 0, false);
+    ck_assert_ptr_nonnull(loss);
+    ck_assert_int_eq(tg_backward(loss), TG_ENUMERIC);
+    ck_assert_msg(strstr(tg_last_error(), "tg_backward: the backward of sqrt (node [") &&
+                      strstr(tg_last_error(), "produced inf at element 0 of the gradient for "
+                                              "input 0 from input with min 0, max 4"),
+                  "%s", tg_last_error());
+    ck_assert(tg_set_anomaly_mode(false));
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(z);
+}
+END_TEST
+
+/* cross_entropy's fused backward (one pass) against its composed rule. */
+START_TEST(test_fused_cross_entropy_matches_composed)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_rng rng = tg_rng_seeded(9);
+    tg_tensor *x = tg_tensor_uniform(TG_F64, TG_SHAPE(4, 5), -3, 3, &rng);
+    tg_tensor_set_requires_grad(x, true);
+    const int64_t labels[] = {0, 4, 2, 2};
+    tg_tensor *w = tg_tensor_uniform(TG_F64, TG_SHAPE(4), 0.5, 2, &rng);
+    tg_tensor *loss = tg_sum(tg_mul(tg_cross_entropy(x, labels, TG_REDUCE_NONE), w), NULL, 0,
+                             false);
+    tg_tensor *fused, *composed;
+    ck_assert_int_eq(tg_grad(1, &loss, NULL, 1, &x, &fused, TG_RETAIN_GRAPH), TG_OK);
+    ck_assert_int_eq(tg_grad(1, &loss, NULL, 1, &x, &composed, TG_CREATE_GRAPH), TG_OK);
+    for (int64_t i = 0; i < 20; i++)
+        ck_assert_double_eq_tol(at(fused, i), at(composed, i), 1e-14);
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+}
+END_TEST
+
 static Suite *tape_suite(void)
 {
     Suite *s = suite_create("tape");
@@ -783,6 +978,15 @@ static Suite *tape_suite(void)
     tcase_add_test(mem, test_tape_print_lists_nodes);
     tcase_add_test(mem, test_out_of_memory_everywhere);
     suite_add_tcase(s, mem);
+    TCase *seams = tcase_create("seams");
+    tcase_add_test(seams, test_node_is_small);
+    tcase_add_test(seams, test_cross_tape_expression_refused);
+    tcase_add_test(seams, test_stale_tensor_detected);
+    tcase_add_test(seams, test_tape_limit);
+    tcase_add_test(seams, test_step_allocates_nothing);
+    tcase_add_test(seams, test_anomaly_mode);
+    tcase_add_test(seams, test_fused_cross_entropy_matches_composed);
+    suite_add_tcase(s, seams);
     TCase *user = tcase_create("user_ops");
     tcase_add_test(user, test_user_op_checks);
     tcase_add_test(user, test_user_op_errors);

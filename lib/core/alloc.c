@@ -6,7 +6,8 @@
 
 #include "core/alloc.h"
 
-static long fail_countdown = -1; /* allocations left before one fails; -1: never */
+static long fail_countdown = -1;
+static unsigned long n_allocations; /* successful or not; tests read it */ /* allocations left before one fails; -1: never */
 static int fail_sticky;
 
 void tg__alloc_fail_after(long n, int sticky)
@@ -15,8 +16,11 @@ void tg__alloc_fail_after(long n, int sticky)
     fail_sticky = sticky;
 }
 
+unsigned long tg__alloc_count(void) { return n_allocations; }
+
 static int should_fail(void)
 {
+    n_allocations++;
     if (fail_countdown < 0)
         return 0;
     if (fail_countdown > 0) {

@@ -15,5 +15,8 @@ void tg__free(void *p);
  * while `sticky`); n < 0 turns failure injection off. Not thread-safe by
  * design: tests call it from one thread. */
 void tg__alloc_fail_after(long n, int sticky);
+/* Tests only: the number of allocation calls so far (to show that a training
+ * step allocates nothing once its memory is in place). Not thread-safe. */
+unsigned long tg__alloc_count(void);
 
 #endif

@@ -292,6 +292,23 @@ static tg_status setup(check *c, const char *fn, tg_fn f, void *ctx, int n,
     return TG_OK;
 }
 
+/* The report is always written: the check's result, or, when the check could
+ * not run (bad arguments, a failing function or user backward), passed =
+ * false and the error's message. */
+static tg_status finish(const check *c, tg_status s, tg_gradcheck_report *report)
+{
+    if (!report)
+        return s;
+    if (s == TG_OK || s == TG_EGRAD) {
+        *report = c->rep;
+        return s;
+    }
+    *report = (tg_gradcheck_report){.passed = false, .worst_input = -1, .worst_index = -1,
+                                    .worst_output = -1};
+    snprintf(report->message, sizeof report->message, "%s", tg_last_error());
+    return s;
+}
+
 tg_status tg_gradcheck(tg_fn f, void *ctx, int n_inputs, tg_tensor *const *inputs,
                        const tg_gradcheck_opts *opts, tg_gradcheck_report *report)
 {
@@ -299,9 +316,7 @@ tg_status tg_gradcheck(tg_fn f, void *ctx, int n_inputs, tg_tensor *const *input
     tg_status s = setup(&c, "tg_gradcheck", f, ctx, n_inputs, inputs, opts);
     if (s == TG_OK)
         s = run_check(&c, inputs);
-    if (report && (s == TG_OK || s == TG_EGRAD))
-        *report = c.rep;
-    return s;
+    return finish(&c, s, report);
 }
 
 /* ---- second order ---- */
@@ -337,7 +352,7 @@ tg_status tg_gradgradcheck(tg_fn f, void *ctx, int n_inputs, tg_tensor *const *i
     check c;
     tg_status s = setup(&c, "tg_gradgradcheck", f, ctx, n_inputs, inputs, opts);
     if (s != TG_OK)
-        return s;
+        return finish(&c, s, report);
     // One evaluation to learn the output's shape for the weights r.
     second sc = {.f = f, .ctx = ctx};
     tg_tape *prev = tg_tape_current();
@@ -366,7 +381,5 @@ tg_status tg_gradgradcheck(tg_fn f, void *ctx, int n_inputs, tg_tensor *const *i
         s = run_check(&c, inputs);
     }
     tg_tensor_free(sc.r);
-    if (report && (s == TG_OK || s == TG_EGRAD))
-        *report = c.rep;
-    return s;
+    return finish(&c, s, report);
 }

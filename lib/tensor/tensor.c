@@ -45,11 +45,14 @@ tg_status tg__init_shape(tg_tensor *t, const char *fn, int ndim, const int64_t *
         numel *= shape[i];
     }
     t->ndim = ndim;
+    // An empty tensor may have huge other dims, whose stride product would
+    // overflow; no element is ever read through it, so it saturates instead.
     int64_t stride = 1;
     for (int i = ndim - 1; i >= 0; i--) {
         t->shape[i] = shape[i];
         t->strides[i] = stride;
-        stride *= shape[i] ? shape[i] : 1;
+        int64_t s = shape[i] ? shape[i] : 1;
+        stride = stride > INT64_MAX / s ? INT64_MAX : stride * s;
     }
     t->numel = numel;
     return TG_OK;
