@@ -21,9 +21,15 @@ static int cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-int main(void)
+/* usage: tiny_step [steps per repeat] [repeats]: fewer for valgrind, whose
+ * instruction counts do not depend on the machine's load. */
+int main(int argc, char **argv)
 {
-    enum { REPEATS = 15, STEPS = 20000 };
+    int STEPS = argc > 1 ? atoi(argv[1]) : 20000, REPEATS = argc > 2 ? atoi(argv[2]) : 15;
+    if (STEPS < 1 || REPEATS < 1 || REPEATS > 1000) {
+        fprintf(stderr, "usage: %s [steps >= 1] [repeats 1..1000]\n", argv[0]);
+        return 2;
+    }
     tg_rng rng = tg_rng_seeded(1);
     tg_tensor *x = tg_tensor_from_doubles(TG_F32, TG_SHAPE(4, 2), (double[]){0, 0, 0, 1, 1, 0, 1, 1});
     tg_tensor *y = tg_tensor_from_doubles(TG_F32, TG_SHAPE(4, 1), (double[]){0, 1, 1, 0});
@@ -34,7 +40,7 @@ int main(void)
     for (int i = 0; i < 4; i++)
         tg_tensor_set_requires_grad(p[i], true);
     tg_tape *tape = tg_tape_new();
-    double times[REPEATS], loss = 0;
+    double times[1000], loss = 0;
     for (int r = 0; r < REPEATS; r++) {
         double t0 = now();
         for (int s = 0; s < STEPS; s++) {
@@ -57,7 +63,7 @@ int main(void)
         }
         times[r] = (now() - t0) / STEPS;
     }
-    qsort(times, REPEATS, sizeof times[0], cmp);
+    qsort(times, (size_t)REPEATS, sizeof times[0], cmp);
     printf("tiny_step_ns %.0f (median of %d x %d steps; final loss %.4f)\n",
            1e9 * times[REPEATS / 2], REPEATS, STEPS, loss);
     for (int i = 0; i < 4; i++)
