@@ -6,7 +6,7 @@
 
 #include "tg_internal.h"
 
-#define ALIGNMENT 64 /* cache line: kernels get aligned rows for free */
+#define ALIGNMENT TG__ARENA_ALIGN
 #define FIRST_CHUNK (256 * 1024)
 #define ID_SLOTS 4096 /* live arenas at once */
 
@@ -47,12 +47,21 @@ static tg__arena_chunk *chunk_new(size_t size)
     return c;
 }
 
-void *tg__arena_take(tg__arena *a, size_t bytes)
+/* The chunk's own count of what it gave out catches up with the bump pointer
+ * before the arena moves on from it. */
+static void sync_current(tg__arena *a)
+{
+    if (a->current && a->next)
+        a->current->used = (size_t)(a->next - a->current->data);
+}
+
+void *tg__arena_take_slow(tg__arena *a, size_t bytes)
 {
     a->limit_hit = 0;
     if (bytes > SIZE_MAX - ALIGNMENT)
         return NULL;
     bytes = (bytes + ALIGNMENT - 1) & ~(size_t)(ALIGNMENT - 1);
+    sync_current(a);
     tg__arena_chunk *c = a->current;
     // Move on to the chunks kept from earlier steps before making a new one.
     while (c && c->size - c->used < bytes && c->next) {
@@ -84,6 +93,8 @@ void *tg__arena_take(tg__arena *a, size_t bytes)
     a->current = c;
     void *p = c->data + c->used;
     c->used += bytes;
+    a->next = c->data + c->used;
+    a->end = c->data + c->size;
     a->used += bytes;
     if (a->used > a->high_water)
         a->high_water = a->used;
@@ -104,8 +115,11 @@ void tg__arena_reset(tg__arena *a)
 {
     a->used = 0;
     a->current = a->first;
-    if (a->first)
+    if (a->first) {
         a->first->used = 0;
+        a->next = a->first->data;
+        a->end = a->first->data + a->first->size;
+    }
     uint32_t id = tg__gen_tape_id(a->generation);
     a->generation = ((uint64_t)id << 32) | (uint32_t)(a->generation + 1);
     atomic_store_explicit(&live[id % ID_SLOTS], a->generation, memory_order_relaxed);

@@ -15,9 +15,12 @@
 
 typedef struct tg__arena_chunk tg__arena_chunk;
 
+#define TG__ARENA_ALIGN 64 /* cache line: kernels get aligned rows for free */
+
 typedef struct tg__arena {
     tg__arena_chunk *first;   /* chunks in the order they were made */
     tg__arena_chunk *current; /* the chunk being filled */
+    unsigned char *next, *end; /* its free space: the bump pointer and its end */
     size_t reserved;          /* bytes held by all chunks */
     size_t used;              /* bytes handed out since the last reset */
     size_t high_water;        /* the most `used` has been */
@@ -28,9 +31,24 @@ typedef struct tg__arena {
 
 /* A fresh arena with a new id; -1 when every id slot is taken. */
 int tg__arena_init(tg__arena *a);
+/* The slow path of tg__arena_take: the next chunk, or a new one. */
+void *tg__arena_take_slow(tg__arena *a, size_t bytes);
+
 /* 64-byte aligned block; NULL when memory runs out or the limit would be
- * passed (limit_hit tells which). */
-void *tg__arena_take(tg__arena *a, size_t bytes);
+ * passed (limit_hit tells which). Inline: every op takes two blocks. */
+static inline void *tg__arena_take(tg__arena *a, size_t bytes)
+{
+    size_t rounded = (bytes + TG__ARENA_ALIGN - 1) & ~(size_t)(TG__ARENA_ALIGN - 1);
+    if (rounded >= bytes && a->next && (size_t)(a->end - a->next) >= rounded) {
+        void *p = a->next;
+        a->next += rounded;
+        a->used += rounded;
+        if (a->used > a->high_water)
+            a->high_water = a->used;
+        return p;
+    }
+    return tg__arena_take_slow(a, bytes);
+}
 /* Forgets every block (they are reused in order) and starts a new generation. */
 void tg__arena_reset(tg__arena *a);
 /* Records TG_ENOMEM for a failed take of `bytes` by fn (saying so when the

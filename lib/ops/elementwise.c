@@ -9,6 +9,18 @@
 
 static void plan_for(tg__bcast *plan, const tg_node *nd)
 {
+    bool same = true;
+    for (int k = 1; k < nd->n_in && same; k++)
+        same = tg__same_shape(nd->in[k], nd->out);
+    if (same && tg__same_shape(nd->in[0], nd->out)) {
+        // Equal shapes (the common case) are one flat run: no planning needed.
+        plan->ndim = 1;
+        plan->n_ops = nd->n_in;
+        plan->shape[0] = nd->out->numel; // 0 for an empty result: no iteration
+        for (int k = 0; k < nd->n_in; k++)
+            plan->strides[k][0] = 1;
+        return;
+    }
     int nds[3];
     const int64_t *shapes[3];
     for (int k = 0; k < nd->n_in; k++) {

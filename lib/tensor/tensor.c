@@ -34,15 +34,17 @@ tg_status tg__init_shape(tg_tensor *t, const char *fn, int ndim, const int64_t *
         return tg__fail(TG_EINVAL, "%s: ndim %d outside 0..%d", fn, ndim, TG_MAX_DIMS);
     if (ndim > 0 && !shape)
         return tg__fail(TG_EINVAL, "%s: shape is NULL", fn);
-    int64_t numel = 1;
+    // Overflow checks by the compiler's builtins: a division per dimension
+    // would cost more than the rest of a small op.
+    int64_t numel = 1, bytes;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
             return tg__fail(TG_EINVAL, "%s: dimension %d is negative (%lld)", fn, i,
                             (long long)shape[i]);
         // Keep numel * 8 bytes representable: larger tensors cannot be allocated.
-        if (shape[i] > 0 && numel > (INT64_MAX / 8) / shape[i])
+        if (__builtin_mul_overflow(numel, shape[i], &numel) ||
+            __builtin_mul_overflow(numel, (int64_t)8, &bytes))
             return tg__fail(TG_ERANGE, "%s: element count overflows at dimension %d", fn, i);
-        numel *= shape[i];
     }
     t->ndim = ndim;
     // An empty tensor may have huge other dims, whose stride product would
@@ -51,8 +53,8 @@ tg_status tg__init_shape(tg_tensor *t, const char *fn, int ndim, const int64_t *
     for (int i = ndim - 1; i >= 0; i--) {
         t->shape[i] = shape[i];
         t->strides[i] = stride;
-        int64_t s = shape[i] ? shape[i] : 1;
-        stride = stride > INT64_MAX / s ? INT64_MAX : stride * s;
+        if (__builtin_mul_overflow(stride, shape[i] ? shape[i] : 1, &stride))
+            stride = INT64_MAX;
     }
     t->numel = numel;
     return TG_OK;
@@ -79,29 +81,39 @@ tg_tensor *tg__tensor_alloc(tg_tape *tape, const char *fn, tg_dtype dtype, int n
     size_t esize = tg_dtype_size(dtype);
     if (!esize)
         return tg__fail_null(TG_EINVAL, "%s: invalid dtype %d", fn, (int)dtype);
-    // The header is filled in place (every op makes one, so no temporary copy).
-    tg__arena *arena = tape ? tg__tape_arena(tape) : NULL;
-    tg_tensor *t = arena ? tg__arena_take(arena, sizeof *t) : tg__malloc(sizeof *t);
-    if (!t)
-        return arena ? tg__arena_fail(fn, arena, sizeof *t)
-                     : tg__fail_null(TG_ENOMEM, "%s: out of memory", fn);
-    init_header(t, tape, dtype);
-    tg_status s = tg__init_shape(t, fn, ndim, shape);
-    if (s == TG_OK && (uint64_t)t->numel > SIZE_MAX / esize)
+    tg_tensor head; // checked here first, so a bad shape takes no memory
+    tg_status s = tg__init_shape(&head, fn, ndim, shape);
+    if (s == TG_OK && (uint64_t)head.numel > (SIZE_MAX - 2 * TG__ARENA_ALIGN) / esize)
         s = tg__fail(TG_ERANGE, "%s: tensor too large", fn);
-    if (s != TG_OK) {
-        if (!tape)
-            tg__free(t);
+    if (s != TG_OK)
         return NULL;
+    size_t bytes = (size_t)head.numel * esize;
+    tg_tensor *t;
+    if (tape) {
+        // Header and data in one block: one bump of the arena per tensor.
+        tg__arena *arena = tg__tape_arena(tape);
+        size_t at = (sizeof *t + TG__ARENA_ALIGN - 1) & ~(size_t)(TG__ARENA_ALIGN - 1);
+        unsigned char *block = tg__arena_take(arena, at + bytes);
+        if (!block)
+            return tg__arena_fail(fn, arena, at + bytes);
+        t = (tg_tensor *)block;
+        t->data = block + at;
+    } else {
+        t = tg__malloc(sizeof *t);
+        void *data = t ? tg__malloc(bytes) : NULL;
+        if (!data) {
+            tg__free(t);
+            return tg__fail_null(TG_ENOMEM, "%s: out of memory for %zu bytes", fn, bytes);
+        }
+        t->data = data;
     }
-    size_t bytes = (size_t)t->numel * esize;
-    t->data = arena ? tg__arena_take(arena, bytes) : tg__malloc(bytes);
-    if (!t->data) {
-        if (arena)
-            return tg__arena_fail(fn, arena, bytes);
-        tg__free(t);
-        return tg__fail_null(TG_ENOMEM, "%s: out of memory for %zu bytes", fn, bytes);
-    }
+    void *data = t->data;
+    init_header(t, tape, dtype);
+    t->data = data;
+    t->ndim = head.ndim;
+    memcpy(t->shape, head.shape, (size_t)head.ndim * sizeof *t->shape);
+    memcpy(t->strides, head.strides, (size_t)head.ndim * sizeof *t->strides);
+    t->numel = head.numel;
     t->owns_data = !tape;
     if (zero)
         memset(t->data, 0, bytes);
