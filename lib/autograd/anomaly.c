@@ -5,7 +5,8 @@
 
 #include "autograd/tape_internal.h"
 
-static _Thread_local bool anomaly_on;
+_Thread_local bool tg__anomaly_on;
+#define anomaly_on tg__anomaly_on
 
 bool tg_set_anomaly_mode(bool enabled)
 {
@@ -16,7 +17,6 @@ bool tg_set_anomaly_mode(bool enabled)
 
 bool tg_anomaly_mode(void) { return anomaly_on; }
 
-bool tg__anomaly_enabled(void) { return anomaly_on; }
 
 /* Index of the first NaN or infinity in t, or -1. */
 static int64_t first_bad(const tg_tensor *t)

@@ -112,7 +112,10 @@ static inline bool tg__needs_grad(const tg_node *nd, int i) { return nd->in[i]->
 tg_tensor *tg__sum_to(tg_tensor *g, int ndim, const int64_t *shape);
 
 /* ---- anomaly mode (anomaly.c) ---- */
-bool tg__anomaly_enabled(void);
+/* Read inline by the builder and the walk: off, anomaly mode costs one
+ * thread-local load per op. */
+extern _Thread_local bool tg__anomaly_on;
+static inline bool tg__anomaly_enabled(void) { return tg__anomaly_on; }
 /* TG_ENUMERIC naming fn and the node when nd->out holds a NaN or an Inf. */
 tg_status tg__anomaly_check_forward(const char *fn, const tg_node *nd, bool recorded);
 /* The same for the gradient din that nd's backward gave input i. */
