@@ -177,14 +177,14 @@ static const int64_t NINE[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
       "tg_reshape: dimension 1 is -1 (only one -1 allowed)")                                    \
     X(reshape_negative, tg_reshape(f->a, TG_SHAPE(-2, -3)), TG_EINVAL,                          \
       "tg_reshape: dimension 0 is -2")                                                          \
-    X(reshape_ndim9, tg_reshape(f->a, 9, NINE), TG_EINVAL, "tg_reshape: bad shape (ndim 9)")    \
-    X(reshape_null_shape, tg_reshape(f->a, 2, NULL), TG_EINVAL, "tg_reshape: bad shape")        \
+    X(reshape_ndim9, tg_reshape(f->a, 9, NINE), TG_EINVAL, "tg_reshape: ndim 9 outside 0..8")   \
+    X(reshape_null_shape, tg_reshape(f->a, 2, NULL), TG_EINVAL, "tg_reshape: shape is NULL")     \
     X(reshape_huge, tg_reshape(f->a, TG_SHAPE(1LL << 40, 1LL << 40, 0)), TG_ESHAPE,             \
       "tg_reshape: cannot view 2x3")                                                            \
     X(expand_shape, tg_expand(f->a, TG_SHAPE(2, 4)), TG_ESHAPE,                                 \
       "tg_expand: cannot broadcast 2x3 to 2x4")                                                 \
     X(expand_fewer, tg_expand(f->a, TG_SHAPE(6)), TG_EINVAL, "tg_expand: target has 1 dims")    \
-    X(expand_null_shape, tg_expand(f->a, 2, NULL), TG_EINVAL, "tg_expand: target")              \
+    X(expand_null_shape, tg_expand(f->a, 2, NULL), TG_EINVAL, "tg_expand: shape is NULL")       \
     X(expand_overflow, tg_expand(f->s, TG_SHAPE(1LL << 40, 1LL << 40)), TG_ERANGE,              \
       "tg_expand: element count overflows")                                                     \
     X(concat_shape, tg_concat(2, (tg_tensor *[]){f->a, f->m45}, 0), TG_ESHAPE,                  \
@@ -201,14 +201,18 @@ static const int64_t NINE[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
       "tg_gather: index[1] = 5 outside [0, 3)")                                                 \
     X(gather_null_index, tg_gather(f->a, 1, TG_SHAPE(2, 1), NULL), TG_EINVAL,                   \
       "tg_gather: index is NULL")                                                               \
+    X(concat_null_array, tg_concat(2, NULL, 0), TG_EINVAL, "tg_concat: xs is NULL (n 2)")          \
+    X(stack_null_array, tg_stack(2, NULL, 0), TG_EINVAL, "tg_stack: xs is NULL (n 2)")             \
+    X(gather_null_shape, tg_gather(f->a, 1, 2, NULL, IDX0), TG_EINVAL,                          \
+      "tg_gather: shape is NULL (ndim 2)")                                                      \
     X(index_select_range, tg_index_select(f->a, 1, 2, IDX03), TG_ERANGE,                        \
       "tg_index_select: index[1] = 3 outside [0, 3)")                                           \
     X(index_select_negative, tg_index_select(f->a, 0, 1, IDXM1), TG_ERANGE,                     \
       "tg_index_select: index[0] = -1 outside [0, 2)")                                          \
     X(index_select_count, tg_index_select(f->a, 0, -1, IDX0), TG_EINVAL,                        \
-      "tg_index_select: bad index list (n -1)")                                                 \
+      "tg_index_select: n is -1 (need n >= 0)")                                                 \
     X(index_select_null_list, tg_index_select(f->a, 0, 2, NULL), TG_EINVAL,                     \
-      "tg_index_select: bad index list (n 2)")                                                  \
+      "tg_index_select: idx is NULL (n 2)")                                                     \
     /* Axes. */                                                                                 \
     X(sum_axis, tg_sum(f->a, AX2, 1, false), TG_EINVAL, "tg_sum: axis 2 out of range for 2 dims") \
     X(sum_axis_negative, tg_sum(f->a, AXM3, 1, true), TG_EINVAL,                                \

@@ -697,6 +697,20 @@ START_TEST(test_loss_errors)
     tg_clear_error();
     ck_assert(isnan(tg_accuracy(x, NULL, 4)));
     ASSERT_FAIL(tg_last_status(), TG_EINVAL, "tg_accuracy: NULL labels");
+    // Probabilities outside [0, 1] gave a meaningless loss (p = 2: -100; issue 11
+    // item 7): refused, naming the first bad element.
+    tg_tensor *p2 = tg_tensor_from_doubles(TG_F32, TG_SHAPE(3), (double[]){0.5, 2, 1.5});
+    tg_tensor *t3 = tg_tensor_from_doubles(TG_F32, TG_SHAPE(3), (double[]){1, 1, 0});
+    ASSERT_FRESH_NULL_FAIL(tg_bce_loss(p2, t3, TG_REDUCE_MEAN), TG_ERANGE,
+                           "tg_bce_loss: prob[1] = 2 is outside [0, 1]");
+    tg_tensor_set_flat(p2, 1, NAN);
+    ASSERT_FRESH_NULL_FAIL(tg_bce_loss(p2, t3, TG_REDUCE_MEAN), TG_ERANGE, "prob[1] = nan");
+    tg_tensor_free(p2);
+    tg_tensor_free(t3);
+    // An out-of-range label was counted as a miss (issue 11 item 12): refused.
+    tg_clear_error();
+    ck_assert(isnan(tg_accuracy(x, bad, 4)));
+    ASSERT_FAIL(tg_last_status(), TG_ERANGE, "tg_accuracy: labels[1]");
     tg_tensor_free(x);
     tg_tensor_free(y);
     tg_tensor_free(v);

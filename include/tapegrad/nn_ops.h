@@ -106,8 +106,8 @@ TG_API tg_tensor *tg_cross_entropy_soft(tg_tensor *logits, tg_tensor *target, tg
 TG_API tg_tensor *tg_nll_loss(tg_tensor *log_probs, const int64_t *labels, tg_reduction red);
 
 /* Fraction of rows of scores (N, K) whose first maximal entry is labels[n];
- * n must equal N >= 1. A plain function (no tape). NaN with TG_EINVAL (NULL)
- * or TG_ESHAPE on bad input. */
+ * n must equal N >= 1. A plain function (no tape). NaN with TG_EINVAL (NULL),
+ * TG_ESHAPE (bad shape) or TG_ERANGE (a label outside [0, K)). */
 TG_API double tg_accuracy(const tg_tensor *scores, const int64_t *labels, int64_t n);
 
 #ifdef __cplusplus

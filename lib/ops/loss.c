@@ -277,7 +277,12 @@ double tg_accuracy(const tg_tensor *scores, const int64_t *labels, int64_t n)
                  (long long)n, tg__shape_str(s, scores->ndim, scores->shape));
         return NAN;
     }
+    if (tg__check_live(fn, scores) != TG_OK)
+        return NAN;
     int64_t K = scores->shape[1], correct = 0;
+    // A label outside [0, K) is a caller's bug, not a miss.
+    if (labels_ok(fn, labels, n, K) != TG_OK)
+        return NAN;
     for (int64_t r = 0; r < n; r++) {
         int64_t best = 0;
         for (int64_t k = 1; k < K; k++)

@@ -59,8 +59,10 @@ tg_tensor *tg_reshape(tg_tensor *x, int ndim, const int64_t *shape)
 {
     if (!x)
         return tg__null_input("tg_reshape", 0);
-    if (ndim < 0 || ndim > TG_MAX_DIMS || (ndim && !shape))
-        return tg__fail_null(TG_EINVAL, "tg_reshape: bad shape (ndim %d)", ndim);
+    if (ndim && !shape)
+        return tg__fail_null(TG_EINVAL, "tg_reshape: shape is NULL (ndim %d)", ndim);
+    if (ndim < 0 || ndim > TG_MAX_DIMS)
+        return tg__fail_null(TG_EINVAL, "tg_reshape: ndim %d outside 0..%d", ndim, TG_MAX_DIMS);
     tg__shape_params p = {.ndim = ndim};
     int infer = -1;
     int64_t known = 1;
@@ -181,7 +183,9 @@ tg_tensor *tg_expand(tg_tensor *x, int ndim, const int64_t *shape)
 {
     if (!x)
         return tg__null_input("tg_expand", 0);
-    if (ndim < x->ndim || ndim > TG_MAX_DIMS || (ndim && !shape))
+    if (ndim && !shape)
+        return tg__fail_null(TG_EINVAL, "tg_expand: shape is NULL (ndim %d)", ndim);
+    if (ndim < x->ndim || ndim > TG_MAX_DIMS)
         return tg__fail_null(TG_EINVAL, "tg_expand: target has %d dims, input %d", ndim,
                              x->ndim);
     strided_params p = {.out.ndim = ndim};
@@ -325,7 +329,9 @@ const tg_op_def tg__def_concat = {TG__OP_NAME(concat), .n_in = -1, .differentiab
 
 tg_tensor *tg_concat(int n, tg_tensor *const *xs, int axis)
 {
-    if (n < 1 || !xs)
+    if (n >= 1 && !xs)
+        return tg__fail_null(TG_EINVAL, "tg_concat: xs is NULL (n %d)", n);
+    if (n < 1)
         return tg__fail_null(TG_EINVAL, "tg_concat: need n >= 1 tensors (got %d)", n);
     for (int k = 0; k < n; k++)
         if (!xs[k])
@@ -340,7 +346,9 @@ tg_tensor *tg_concat(int n, tg_tensor *const *xs, int axis)
 
 tg_tensor *tg_stack(int n, tg_tensor *const *xs, int axis)
 {
-    if (n < 1 || !xs)
+    if (n >= 1 && !xs)
+        return tg__fail_null(TG_EINVAL, "tg_stack: xs is NULL (n %d)", n);
+    if (n < 1)
         return tg__fail_null(TG_EINVAL, "tg_stack: need n >= 1 tensors (got %d)", n);
     for (int k = 0; k < n; k++)
         if (!xs[k])
@@ -491,8 +499,10 @@ tg_tensor *tg_index_select(tg_tensor *x, int axis, int64_t n, const int64_t *idx
     if (x->ndim == 0 || tg__norm_axis(fn, axis, x->ndim, &a) != TG_OK)
         return tg__fail_null(TG_EINVAL, "%s: axis %d out of range for %d dims", fn, axis,
                              x->ndim);
-    if (n < 0 || (n > 0 && !idx))
-        return tg__fail_null(TG_EINVAL, "%s: bad index list (n %lld)", fn, (long long)n);
+    if (n > 0 && !idx)
+        return tg__fail_null(TG_EINVAL, "%s: idx is NULL (n %lld)", fn, (long long)n);
+    if (n < 0)
+        return tg__fail_null(TG_EINVAL, "%s: n is %lld (need n >= 0)", fn, (long long)n);
     if (check_index_values(fn, idx, n, x->shape[a]) != TG_OK)
         return NULL;
     tg_tape *tape = tg__tape_for(fn);
@@ -517,7 +527,9 @@ tg_tensor *tg_gather(tg_tensor *x, int axis, int ndim, const int64_t *shape, con
     if (x->ndim == 0 || tg__norm_axis(fn, axis, x->ndim, &a) != TG_OK)
         return tg__fail_null(TG_EINVAL, "%s: axis %d out of range for %d dims", fn, axis,
                              x->ndim);
-    if (ndim != x->ndim || !shape)
+    if (ndim > 0 && !shape)
+        return tg__fail_null(TG_EINVAL, "%s: shape is NULL (ndim %d)", fn, ndim);
+    if (ndim != x->ndim)
         return tg__fail_null(TG_ESHAPE, "%s: index has %d dims, x has %d", fn, ndim, x->ndim);
     int64_t n = 1;
     for (int d = 0; d < ndim; d++) {
