@@ -105,8 +105,8 @@ tg_status tg__afile_open(tg__afile *af, const char *fn, const char *path)
     }
     if (fd < 0) {
         tg__free(tmp);
-        return tg__fail(TG_EIO, "%s: %s: cannot create a temporary file in its directory: %s",
-                        fn, path, strerror(err));
+        return tg__fail(TG_EIO, "%s: %s: cannot create a temporary file in its directory: %s "
+                        "(the previous file, if any, is unchanged)", fn, path, strerror(err));
     }
     af->tmp = tmp;
     af->fd = fd;

@@ -241,7 +241,7 @@ static bool in_list(const plist *l, const char *name)
 /* Every entry of l must be in f with its dtype and shape, and f must hold
  * nothing else. The first difference is the message; the others are counted. */
 static tg_status compare(const char *fn, const char *path, const tg_safetensors *f,
-                         const plist *l)
+                         const plist *l, const char *here)
 {
     char first[400] = "";
     tg_status code = TG_OK;
@@ -259,15 +259,15 @@ static tg_status compare(const char *fn, const char *path, const tg_safetensors 
             snprintf(msg, sizeof msg, "'%s' is missing from the file", l->names[i]);
         } else if (tg_tensor_dtype(got) != tg_tensor_dtype(want)) {
             c = TG_EDTYPE;
-            snprintf(msg, sizeof msg, "'%s' is %s in the file but %s in the model", l->names[i],
-                     tg_dtype_name(tg_tensor_dtype(got)), tg_dtype_name(tg_tensor_dtype(want)));
+            snprintf(msg, sizeof msg, "'%s' is %s in the file but %s in %s", l->names[i],
+                     tg_dtype_name(tg_tensor_dtype(got)), tg_dtype_name(tg_tensor_dtype(want)), here);
         } else if (tg_tensor_ndim(got) != tg_tensor_ndim(want) ||
                    memcmp(tg_tensor_shape(got), tg_tensor_shape(want),
                           (size_t)tg_tensor_ndim(got) * sizeof(int64_t)) != 0) {
             c = TG_ESHAPE;
-            snprintf(msg, sizeof msg, "'%s' is %s in the file but %s in the model", l->names[i],
+            snprintf(msg, sizeof msg, "'%s' is %s in the file but %s in %s", l->names[i],
                      tg__shape_str(a, tg_tensor_ndim(got), tg_tensor_shape(got)),
-                     tg__shape_str(b, tg_tensor_ndim(want), tg_tensor_shape(want)));
+                     tg__shape_str(b, tg_tensor_ndim(want), tg_tensor_shape(want)), here);
         }
         if (c != TG_OK && diffs++ == 0) {
             code = c;
@@ -278,7 +278,7 @@ static tg_status compare(const char *fn, const char *path, const tg_safetensors 
         const char *name = tg_safetensors_name(f, k);
         if (!in_list(l, name) && diffs++ == 0) {
             code = TG_EFORMAT;
-            snprintf(first, sizeof first, "the file has '%s', which the model does not", name);
+            snprintf(first, sizeof first, "the file has '%s', which %s does not", name, here);
         }
     }
     if (!diffs)
@@ -307,6 +307,18 @@ static double scalar_of(const tg_safetensors *f, const char *name)
 
 /* ---- model files ---- */
 
+/* tg_safetensors_write, with its message prefixed by the caller's name. */
+static tg_status write_as(const char *fn, const char *path, const plist *l, const meta *md)
+{
+    tg_status st = tg_safetensors_write(path, l->n, (const char *const *)l->names, l->ts, md->kv);
+    if (st != TG_OK) {
+        char why[400];
+        snprintf(why, sizeof why, "%s", tg_last_error());
+        tg__fail(st, "%s: %s", fn, why);
+    }
+    return st;
+}
+
 tg_status tg_model_save(const tg_model *model, const char *path)
 {
     static const char fn[] = "tg_model_save";
@@ -325,7 +337,7 @@ tg_status tg_model_save(const tg_model *model, const char *path)
     if (st == TG_OK && md.failed)
         st = tg__fail(TG_ENOMEM, "%s: out of memory", fn);
     if (st == TG_OK)
-        st = tg_safetensors_write(path, l.n, (const char *const *)l.names, l.ts, md.kv);
+        st = write_as(fn, path, &l, &md);
     meta_free(&md);
     plist_free(&l);
     return st;
@@ -354,7 +366,7 @@ tg_status tg_model_load(tg_model *model, const char *path)
     plist l = {0};
     tg_status st = add_model(&l, fn, model, "");
     if (st == TG_OK)
-        st = compare(fn, path, f, &l);
+        st = compare(fn, path, f, &l, "the model");
     if (st == TG_OK)
         copy_in(f, &l);
     plist_free(&l);
@@ -449,7 +461,7 @@ tg_status tg_checkpoint_save(const char *path, const tg_train_state *state)
     if (st == TG_OK && md.failed)
         st = tg__fail(TG_ENOMEM, "%s: out of memory", fn);
     if (st == TG_OK)
-        st = tg_safetensors_write(path, l.n, (const char *const *)l.names, l.ts, md.kv);
+        st = write_as(fn, path, &l, &md);
     meta_free(&md);
     plist_free(&l);
     return st;
@@ -646,7 +658,7 @@ tg_status tg_checkpoint_load(const char *path, tg_train_state *state)
                       fn, path, tm.has_sched ? "has" : "has no", live_sched ? "has one" : "not");
     }
     if (st == TG_OK)
-        st = compare(fn, path, f, &l);
+        st = compare(fn, path, f, &l, "state");
     double lr = 0;
     if (st == TG_OK && o) {
         lr = scalar_of(f, "optim.lr");
