@@ -288,7 +288,8 @@ static int by_name(const void *a, const void *b)
 /* Entries sorted by offset must tile the data section exactly. */
 static tg_status check_layout(reader *r, tg_safetensors *f)
 {
-    qsort(f->e, (size_t)f->n, sizeof *f->e, by_offset);
+    if (f->n > 1) // qsort's array may not be NULL, even when empty
+        qsort(f->e, (size_t)f->n, sizeof *f->e, by_offset);
     uint64_t at = 0;
     for (int i = 0; i < f->n; i++) {
         const entry *e = &f->e[i];
@@ -438,7 +439,8 @@ tg_safetensors *tg_safetensors_read(const char *path)
     if (st == TG_OK) {
         for (int i = 0; i < f->n; i++)
             f->by_name[i] = (struct name_ref){f->e[i].name, i};
-        qsort(f->by_name, (size_t)f->n, sizeof *f->by_name, by_name);
+        if (f->n > 1)
+            qsort(f->by_name, (size_t)f->n, sizeof *f->by_name, by_name);
         return f;
     }
     tg_safetensors_free(f);
