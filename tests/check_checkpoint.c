@@ -264,6 +264,9 @@ START_TEST(test_json_depth_and_budget)
     ASSERT_OK(tg__json_parse("t", many, n, &lim, &j));
     ck_assert_uint_eq(j->len, 1000000);
     tg__json_free(j);
+    lim.max_array = 1000;
+    ASSERT_FAIL(tg__json_parse("t", many, n, &lim, &j), TG_EFORMAT,
+                "offset 2001: array longer than 1000 elements");
     free(many);
 }
 END_TEST
@@ -489,6 +492,8 @@ static const struct {
      "shape is string, expected an array"},
     {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
      TG_EFORMAT, "9 dimensions; tapegrad tensors have at most 8"},
+    {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
+     TG_EFORMAT, "header: offset 47: array longer than 9 elements"},
     {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}}", 4,
      TG_EFORMAT, "the shape's size overflows"},
     {"{\"a\":{\"dtype\":\"F64\",\"shape\":[9223372036854775807],\"data_offsets\":[0,4]}}", 4,

@@ -16,7 +16,7 @@
  *
  * Reading never trusts the file: every length, offset, shape and string is
  * checked before it is used, and no allocation is larger than the file
- * (plus a fixed multiple of its header for the parsed JSON). A damaged file
+ * (plus at most 8 bytes per header byte for the parsed JSON). A damaged file
  * gives TG_EFORMAT with a message that names the file and the problem.
  *
  *     const char *names[] = {"w", "b"};

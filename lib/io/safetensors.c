@@ -315,9 +315,12 @@ static tg_status parse_header(reader *r, tg_safetensors *f, const char *text)
         return bad(r, "the header does not start with '{' (not a safetensors file?)");
     char prefix[320];
     snprintf(prefix, sizeof prefix, "%s: header", r->prefix);
-    // Depth 3 is all a header has (root, entry, shape); one more leaves room.
-    // 16 bytes of tree per header byte is more than any real header needs.
-    tg__json_limits lim = {.max_depth = 4, .max_bytes = 16 * (size_t)r->header_len + 4096};
+    // Depth 3 is all a header has (root, entry, shape), and its longest array
+    // is a shape; one more of each is refused below with a clearer message.
+    // A real header's tree takes under 4 bytes per header byte; with arrays
+    // capped, hostile JSON cannot do much worse than that either.
+    tg__json_limits lim = {.max_depth = 4, .max_bytes = 8 * (size_t)r->header_len + 4096,
+                           .max_array = TG_MAX_DIMS + 1};
     tg__json *root = NULL;
     tg_status st = tg__json_parse(prefix, text, (size_t)r->header_len, &lim, &root);
     if (st != TG_OK)
