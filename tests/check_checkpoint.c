@@ -498,6 +498,8 @@ static const struct {
      TG_EFORMAT, "the shape's size overflows"},
     {"{\"a\":{\"dtype\":\"F64\",\"shape\":[9223372036854775807],\"data_offsets\":[0,4]}}", 4,
      TG_EFORMAT, "the shape's size overflows"},
+    {"{\"a\":{\"dtype\":\"F32\",\"shape\":[0,9223372036854775807,2],\"data_offsets\":[0,0]}}",
+     0, TG_EFORMAT, "the shape's size overflows"},
     {"{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,16]}}", 16, TG_EFORMAT,
      "data_offsets [0, 16] hold 16 bytes but shape 3 of F32 needs 12"},
     {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}", 4, TG_EFORMAT,

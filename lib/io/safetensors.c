@@ -204,24 +204,22 @@ static tg_status parse_entry(reader *r, const tg__json *key, const tg__json *val
         return bad(r, "tensor \"%s\": %u dimensions; tapegrad tensors have at most %d", name,
                    (unsigned)sh->len, TG_MAX_DIMS);
     e->ndim = (int)sh->len;
-    // Bytes, not elements, are bounded: with a zero dimension a product of
-    // huge dimensions is still 0 and harmless, but it must not overflow first.
-    uint64_t bytes = e->dt->size;
+    // The product of the nonzero dimensions is bounded even when another one
+    // is 0 (and the tensor empty): its strides are still that large, and the
+    // bound keeps every stride and byte count representable.
+    uint64_t span = e->dt->size;
     bool zero = false;
     for (int i = 0; i < e->ndim; i++) {
         int64_t d;
         if (!tg__json_int64(&sh->u.items[i], &d) || d < 0)
             return bad(r, "tensor \"%s\": dimension %d is not a non-negative integer", name, i);
         e->shape[i] = d;
-        if (d == 0)
-            zero = true;
-        else if (!zero && bytes > UINT64_MAX / (uint64_t)d)
+        zero = zero || d == 0;
+        if (d > 0 && span > ((uint64_t)INT64_MAX / 8) / (uint64_t)d)
             return bad(r, "tensor \"%s\": the shape's size overflows", name);
-        else if (!zero)
-            bytes *= (uint64_t)d;
+        span *= d > 0 ? (uint64_t)d : 1;
     }
-    if (zero)
-        bytes = 0;
+    uint64_t bytes = zero ? 0 : span;
     if (off->kind != TG__JSON_ARRAY || off->len != 2)
         return bad(r, "tensor \"%s\": data_offsets must be an array of 2 integers", name);
     int64_t b, en;
