@@ -117,7 +117,8 @@ TG_API const char *tg_safetensors_metadata_value(const tg_safetensors *f, int i)
 TG_API tg_status tg_model_save(const tg_model *model, const char *path);
 
 /* Loads parameters saved by tg_model_save (or any safetensors file with the
- * same names) into model, which must have the same architecture. Every
+ * same names), or the model part of a training checkpoint (its "model."
+ * tensors), into model, which must have the same architecture. Every
  * parameter must be in the file with the model's dtype and shape, and the
  * file must hold nothing else; the message names the first difference and
  * counts the others, e.g. "tg_model_load: m.safetensors: 'dense.weight' is

@@ -241,9 +241,10 @@ static bool in_list(const plist *l, const char *name)
 }
 
 /* Every entry of l must be in f with its dtype and shape, and f must hold
- * nothing else. The first difference is the message; the others are counted. */
+ * nothing else whose name starts with `only` ("" for everything). The first
+ * difference is the message; the others are counted. */
 static tg_status compare(const char *fn, const char *path, const tg_safetensors *f,
-                         const plist *l, const char *here)
+                         const plist *l, const char *here, const char *only)
 {
     char first[400] = "";
     tg_status code = TG_OK;
@@ -278,7 +279,7 @@ static tg_status compare(const char *fn, const char *path, const tg_safetensors 
     }
     for (int k = 0; k < tg_safetensors_count(f); k++) {
         const char *name = tg_safetensors_name(f, k);
-        if (!in_list(l, name) && diffs++ == 0) {
+        if (strncmp(name, only, strlen(only)) == 0 && !in_list(l, name) && diffs++ == 0) {
             code = TG_EFORMAT;
             snprintf(first, sizeof first, "the file has '%s', which %s does not", name, here);
         }
@@ -365,10 +366,13 @@ tg_status tg_model_load(tg_model *model, const char *path)
     tg_safetensors *f = read_as(fn, path);
     if (!f)
         return tg_last_status();
+    // A training checkpoint holds a model too, under "model.": take that.
+    const char *kind = tg_safetensors_metadata(f, "tapegrad.kind");
+    const char *prefix = kind && strcmp(kind, "training") == 0 ? "model." : "";
     plist l = {0};
-    tg_status st = add_model(&l, fn, model, "");
+    tg_status st = add_model(&l, fn, model, prefix);
     if (st == TG_OK)
-        st = compare(fn, path, f, &l, "the model");
+        st = compare(fn, path, f, &l, "the model", prefix);
     if (st == TG_OK)
         copy_in(f, &l);
     plist_free(&l);
@@ -660,7 +664,7 @@ tg_status tg_checkpoint_load(const char *path, tg_train_state *state)
                       fn, path, tm.has_sched ? "has" : "has no", live_sched ? "has one" : "not");
     }
     if (st == TG_OK)
-        st = compare(fn, path, f, &l, "state");
+        st = compare(fn, path, f, &l, "state", "");
     double lr = 0;
     if (st == TG_OK && o) {
         lr = scalar_of(f, "optim.lr");
