@@ -769,6 +769,26 @@ START_TEST(test_schedule_warmup)
 END_TEST
 
 /* Attached to SGD with g = 1, each step moves p by exactly the lr it used. */
+/* A schedule that drives the rate to infinity used to write -inf into every
+ * parameter and return TG_OK (issue 11 item 12). */
+START_TEST(test_schedule_to_infinity_refused)
+{
+    tg_tensor *p = param(TG_F64, TG_SHAPE(2), (double[]){1, 2});
+    tg_optim *opt = tg_optim_sgd(&p, 1, NULL);
+    tg_schedule s = tg_schedule_exponential(1.0, 1e300);
+    ASSERT_OK(tg_optim_set_schedule(opt, &s));
+    set_grad_all(p, 1);
+    ASSERT_OK(tg_optim_step(opt));  // lr 1
+    ASSERT_OK(tg_optim_step(opt));  // lr 1e300
+    double before[2] = {flat(p, 0), flat(p, 1)};
+    ASSERT_FAIL(tg_optim_step(opt), TG_ERANGE, "tg_optim_step: the schedule gives lr inf at step 2");
+    ck_assert(flat(p, 0) == before[0] && flat(p, 1) == before[1]);
+    ck_assert_int_eq(tg_optim_step_count(opt), 2);
+    tg_optim_free(opt);
+    tg_tensor_free(p);
+}
+END_TEST
+
 START_TEST(test_schedule_attached)
 {
     tg_tensor *p = param(TG_F64, TG_SHAPE(1), (double[]){0});
@@ -1251,6 +1271,7 @@ static Suite *optim_suite(void)
     tcase_add_test(tc, test_schedule_values);
     tcase_add_test(tc, test_schedule_warmup);
     tcase_add_test(tc, test_schedule_attached);
+    tcase_add_test(tc, test_schedule_to_infinity_refused);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("clip");

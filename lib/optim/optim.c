@@ -124,6 +124,12 @@ tg_status tg_optim_step(tg_optim *opt)
     if (!opt)
         return tg__fail(TG_EINVAL, "tg_optim_step: opt is NULL");
     double lr = opt->has_schedule ? tg__schedule_eval(&opt->schedule, opt->step_count) : opt->lr;
+    // A schedule can drive the rate out of range (an exponential one past
+    // overflow): nothing is written rather than -inf into every parameter.
+    if (!tg__nonneg_finite(lr))
+        return tg__fail(TG_ERANGE, "tg_optim_step: the schedule gives lr %g at step %lld; "
+                                   "it must be >= 0 and finite", lr,
+                        (long long)opt->step_count);
     opt->vt->step(opt, lr);
     opt->step_count++;
     return TG_OK;
