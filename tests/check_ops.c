@@ -421,6 +421,128 @@ START_TEST(test_unary_docs_row)
 }
 END_TEST
 
+/* ---- the two-input rows of TG_BINARY_OPS (include/tapegrad/binary.h), with
+ * broadcasting: a (3, 4) against b (4) ---- */
+
+typedef struct binary_row {
+    const char *name, *formula, *da, *db;
+    tg_tensor *(*f)(tg_tensor *a, tg_tensor *b);
+    double lo, hi;
+} binary_row;
+
+#define BINARY_TEST_ROW(name, formula, da, db, fwd, fa, fb, ba, bb, lo, hi) \
+    {#name, formula, da, db, tg_##name, lo, hi},
+static const binary_row binary_rows[] = {TG_BINARY_OPS(BINARY_TEST_ROW)};
+#define N_BINARY (int)(sizeof binary_rows / sizeof binary_rows[0])
+
+static void binary_inputs(const binary_row *r, tg_dtype dt, uint64_t seed, tg_tensor **ab)
+{
+    tg_rng rng = tg_rng_seeded(seed);
+    ab[0] = tg_tensor_uniform(dt, TG_SHAPE(3, 4), r->lo, r->hi, &rng);
+    ab[1] = tg_tensor_uniform(dt, TG_SHAPE(4), r->lo, r->hi, &rng);
+}
+
+static tg_tensor *binary_fn(tg_tensor *const *x, int n, void *ctx)
+{
+    (void)n;
+    return ((const binary_row *)ctx)->f(x[0], x[1]);
+}
+
+START_TEST(test_binary_gradcheck)
+{
+    const binary_row *r = &binary_rows[_i];
+    tg_tensor *ab[2];
+    binary_inputs(r, TG_F64, 600 + (uint64_t)_i, ab);
+    tg_gradcheck_report rep = {0};
+    ck_assert_msg(tg_gradcheck(binary_fn, (void *)r, 2, ab, NULL, &rep) == TG_OK, "tg_%s: %s",
+                  r->name, rep.message);
+    ck_assert_msg(tg_gradgradcheck(binary_fn, (void *)r, 2, ab, NULL, &rep) == TG_OK,
+                  "tg_%s (second order): %s", r->name, rep.message);
+    tg_tensor_free(ab[0]);
+    tg_tensor_free(ab[1]);
+}
+END_TEST
+
+START_TEST(test_binary_fused_matches_composed)
+{
+    const binary_row *r = &binary_rows[_i / 2];
+    tg_dtype dt = _i % 2 ? TG_F32 : TG_F64;
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *ab[2];
+    binary_inputs(r, dt, 700 + (uint64_t)_i, ab);
+    tg_tensor_set_requires_grad(ab[0], true);
+    tg_tensor_set_requires_grad(ab[1], true);
+    tg_tensor *y = tg_sum(tg_mul(r->f(ab[0], ab[1]), ab[0]), NULL, 0, false);
+    tg_tensor *fused[2], *composed[2];
+    ck_assert_int_eq(tg_grad(1, &y, NULL, 2, ab, fused, TG_RETAIN_GRAPH), TG_OK);
+    ck_assert_int_eq(tg_grad(1, &y, NULL, 2, ab, composed, TG_CREATE_GRAPH), TG_OK);
+    double tol = dt == TG_F32 ? 1e-5 : 1e-13;
+    for (int k = 0; k < 2; k++)
+        for (int64_t i = 0; i < tg_tensor_numel(ab[k]); i++) {
+            double u, v;
+            tg_tensor_get_flat(fused[k], i, &u);
+            tg_tensor_get_flat(composed[k], i, &v);
+            ck_assert_msg(fabs(u - v) <= tol * (1 + fabs(v)), "tg_%s input %d element %lld: "
+                          "fused %.17g, composed %.17g", r->name, k, (long long)i, u, v);
+        }
+    tg_tensor_free(ab[0]);
+    tg_tensor_free(ab[1]);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_binary_values_and_errors)
+{
+    const binary_row *r = &binary_rows[_i];
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *a[2], *b[2];
+    binary_inputs(r, TG_F64, 800 + (uint64_t)_i, a);
+    b[0] = tg_tensor_clone_as(a[0], TG_F32);
+    b[1] = tg_tensor_clone_as(a[1], TG_F32);
+    tg_tensor *ya = r->f(a[0], a[1]), *yb = r->f(b[0], b[1]);
+    ck_assert_msg(ya && yb, "tg_%s: %s", r->name, tg_last_error());
+    for (int64_t i = 0; i < 12; i++) {
+        double u, v;
+        tg_tensor_get_flat(ya, i, &u);
+        tg_tensor_get_flat(yb, i, &v);
+        ck_assert_msg(fabs(u - v) <= 1e-5 * (1 + fabs(u)), "tg_%s at %lld: %g vs %g", r->name,
+                      (long long)i, u, v);
+    }
+    tg_tensor *nan = tg_full(TG_F64, TG_SHAPE(1), NAN);
+    ck_assert(isnan(tg_tensor_item(r->f(nan, tg_full(TG_F64, TG_SHAPE(1), 1)))));
+    ck_assert(isnan(tg_tensor_item(r->f(tg_full(TG_F64, TG_SHAPE(1), 1), nan))));
+    char want[96];
+    snprintf(want, sizeof want, "tg_%s: input 1 is NULL", r->name);
+    ASSERT_FRESH_NULL_FAIL(r->f(a[0], NULL), TG_EINVAL, want);
+    snprintf(want, sizeof want, "tg_%s: dtype mismatch, input 0 is float64", r->name);
+    ASSERT_FRESH_NULL_FAIL(r->f(a[0], b[1]), TG_EDTYPE, want);
+    snprintf(want, sizeof want, "tg_%s: shapes 3x4 vs 3 do not broadcast", r->name);
+    ASSERT_FRESH_NULL_FAIL(r->f(a[0], tg_full(TG_F64, TG_SHAPE(3), 1)), TG_ESHAPE, want);
+    for (int k = 0; k < 2; k++) {
+        tg_tensor_free(a[k]);
+        tg_tensor_free(b[k]);
+    }
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_binary_docs_row)
+{
+    const binary_row *r = &binary_rows[_i];
+    FILE *f = fopen(OPS_DOC, "r");
+    ck_assert_msg(f, "cannot open %s", OPS_DOC);
+    char want[512], line[512];
+    snprintf(want, sizeof want, "| `tg_%s(a, b)` | %s | %s | %s |\n", r->name, r->formula,
+             r->da, r->db);
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strcmp(line, want) == 0;
+    fclose(f);
+    ck_assert_msg(found, "docs/ops.md lacks the row of tg_%s (run ninja -C build ops-doc): %s",
+                  r->name, want);
+}
+END_TEST
+
 START_TEST(test_every_op_has_a_case)
 {
     // Ops checked in their own suites: nn ops (check_nn_ops), user ops
@@ -435,6 +557,8 @@ START_TEST(test_every_op_has_a_case)
         bool found = strstr(elsewhere, padded) != NULL;
         for (int k = 0; k < N_UNARY && !found; k++)
             found = strcmp(unary_rows[k].name, name) == 0;
+        for (int k = 0; k < N_BINARY && !found; k++)
+            found = strcmp(binary_rows[k].name, name) == 0;
         for (int k = 0; k < N_CASES && !found; k++) {
             char covers[128];
             snprintf(covers, sizeof covers, " %s ", cases[k].covers);
@@ -1173,6 +1297,8 @@ static Suite *ops_suite(void)
     tcase_add_test(grad, test_every_op_has_a_case);
     tcase_add_loop_test(grad, test_unary_gradcheck, 0, N_UNARY);
     tcase_add_loop_test(grad, test_unary_fused_matches_composed, 0, 2 * N_UNARY);
+    tcase_add_loop_test(grad, test_binary_gradcheck, 0, N_BINARY);
+    tcase_add_loop_test(grad, test_binary_fused_matches_composed, 0, 2 * N_BINARY);
     tcase_add_test(grad, test_every_public_op_has_a_case);
     suite_add_tcase(s, grad);
     TCase *self = tcase_create("gradcheck_self");
@@ -1189,6 +1315,8 @@ static Suite *ops_suite(void)
     tcase_add_loop_test(values, test_float32_matches_float64, 0, N_CASES);
     tcase_add_loop_test(values, test_unary_float32_and_nan, 0, N_UNARY);
     tcase_add_loop_test(values, test_unary_docs_row, 0, N_UNARY);
+    tcase_add_loop_test(values, test_binary_values_and_errors, 0, N_BINARY);
+    tcase_add_loop_test(values, test_binary_docs_row, 0, N_BINARY);
     suite_add_tcase(s, values);
     TCase *errors = tcase_create("errors");
     tcase_add_test(errors, test_op_errors);

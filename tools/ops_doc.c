@@ -1,20 +1,33 @@
-/* ops_doc.c - writes docs/ops.md's table of the one-input ops from the rows of
- * TG_UNARY_OPS (include/tapegrad/unary.h), between its two marker lines, so
- * the docs cannot drift from the code. Run through `ninja -C build ops-doc`;
+/* ops_doc.c - writes docs/ops.md's tables of the row-defined elementwise ops
+ * from TG_UNARY_OPS and TG_BINARY_OPS (include/tapegrad/unary.h, binary.h),
+ * each between its marker lines, so the docs cannot drift from the code. Run through `ninja -C build ops-doc`;
  * check_ops fails when a row's line is missing. */
+#define _POSIX_C_SOURCE 200809L /* fmemopen */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <tapegrad/tapegrad.h>
 
-#define BEGIN "<!-- generated from include/tapegrad/unary.h by ninja ops-doc: do not edit -->\n"
 #define END "<!-- end of generated rows -->\n"
 
-#define DOC_ROW(name, formula, derivative, ...) \
+#define UNARY_DOC_ROW(name, formula, derivative, ...) \
     fprintf(out, "| `tg_" #name "(x)` | %s | %s |\n", formula, derivative);
+#define BINARY_DOC_ROW(name, formula, da, db, ...) \
+    fprintf(out, "| `tg_" #name "(a, b)` | %s | %s | %s |\n", formula, da, db);
 
-static void write_rows(FILE *out) { TG_UNARY_OPS(DOC_ROW) }
+static void unary_rows(FILE *out) { TG_UNARY_OPS(UNARY_DOC_ROW) }
+static void binary_rows(FILE *out) { TG_BINARY_OPS(BINARY_DOC_ROW) }
+
+static const struct block {
+    const char *begin;
+    void (*write)(FILE *out);
+} blocks[] = {
+    {"<!-- generated from include/tapegrad/unary.h by ninja ops-doc: do not edit -->\n",
+     unary_rows},
+    {"<!-- generated from include/tapegrad/binary.h by ninja ops-doc: do not edit -->\n",
+     binary_rows},
+};
 
 int main(int argc, char **argv)
 {
@@ -27,23 +40,36 @@ int main(int argc, char **argv)
         perror(argv[1]);
         return 1;
     }
-    static char text[1 << 20];
+    static char text[1 << 20], result[1 << 21];
     size_t n = fread(text, 1, sizeof text - 1, f);
     fclose(f);
     text[n] = '\0';
-    char *begin = strstr(text, BEGIN), *end = begin ? strstr(begin, END) : NULL;
-    if (!begin || !end) {
-        fprintf(stderr, "%s: marker lines not found\n", argv[1]);
-        return 1;
+    // Each block's rows are replaced in turn; the rest of the text is kept.
+    for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
+        char *begin = strstr(text, blocks[b].begin), *end = begin ? strstr(begin, END) : NULL;
+        if (!begin || !end) {
+            fprintf(stderr, "%s: marker lines of block %zu not found\n", argv[1], b);
+            return 1;
+        }
+        FILE *mem = fmemopen(result, sizeof result, "w");
+        if (!mem)
+            return 1;
+        fwrite(text, 1, (size_t)(begin - text) + strlen(blocks[b].begin), mem);
+        blocks[b].write(mem);
+        fputs(end, mem);
+        long len = ftell(mem);
+        fclose(mem);
+        if (len < 0 || (size_t)len >= sizeof text)
+            return 1;
+        memcpy(text, result, (size_t)len);
+        text[len] = '\0';
     }
     f = fopen(argv[1], "w");
     if (!f) {
         perror(argv[1]);
         return 1;
     }
-    fwrite(text, 1, (size_t)(begin - text) + strlen(BEGIN), f);
-    write_rows(f);
-    fputs(end, f);
+    fputs(text, f);
     if (fclose(f) != 0) {
         perror(argv[1]);
         return 1;

@@ -22,6 +22,7 @@
 
 #include "autograd.h"
 #include "tensor.h"
+#include "binary.h"
 #include "unary.h"
 
 #ifdef __cplusplus

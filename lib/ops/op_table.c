@@ -8,7 +8,8 @@
 #define TG__REGISTER(name) &tg__def_##name,
 #define TG__REGISTER_UNARY(name, ...) &tg__def_##name,
 const tg_op_def *const tg__op_registry[] = {
-    TG_UNARY_OPS(TG__REGISTER_UNARY) TG_OP_ENTRIES(TG__REGISTER) NULL,
+    TG_UNARY_OPS(TG__REGISTER_UNARY) TG_BINARY_OPS(TG__REGISTER_UNARY)
+    TG_OP_ENTRIES(TG__REGISTER) NULL,
 };
 #undef TG__REGISTER
 #undef TG__REGISTER_UNARY

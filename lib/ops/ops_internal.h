@@ -3,10 +3,11 @@
  * the interface), the registry that lists them for tests and docs, the shape
  * rules several ops share, and the internal index ops.
  *
- * The one-input elementwise ops are not written here: each is one row of
- * TG_UNARY_OPS in include/tapegrad/unary.h, which generates its entry, kernel,
- * fused backward, public builder, gradient-check row, error row and docs row
- * (unary.c expands it; docs/hacking.md walks through adding one). */
+ * The row-defined elementwise ops are not written here: each is one row of
+ * TG_UNARY_OPS (include/tapegrad/unary.h) or TG_BINARY_OPS (binary.h), which
+ * generates its entry, kernels, fused backward, public builder, gradient-check
+ * row, error row and docs row (unary.c and binary.c expand them;
+ * docs/hacking.md walks through adding one). */
 #ifndef TG_OPS_INTERNAL_H
 #define TG_OPS_INTERNAL_H
 
@@ -29,6 +30,7 @@
 TG_OP_ENTRIES(TG__OP_EXTERN)
 #define TG__UNARY_EXTERN(name, ...) extern const tg_op_def tg__def_##name;
 TG_UNARY_OPS(TG__UNARY_EXTERN)
+TG_BINARY_OPS(TG__UNARY_EXTERN)
 #undef TG__OP_EXTERN
 #undef TG__UNARY_EXTERN
 
