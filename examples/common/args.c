@@ -30,6 +30,8 @@ static void usage(FILE *f, const char *prog, const char *what, const example_arg
             "(default %d)\n"
             "  --validation-split X   hold out this fraction of the training data "
             "(default %g)\n"
+            "  --patience N           stop when val_loss has not improved for N epochs\n"
+            "                         (needs --validation-split; default: no early stopping)\n"
             "  --data DIR             directory with the four MNIST-format IDX files, raw or\n"
             "                         .gz (default: the 10,000 digits shipped with tapegrad,\n"
             "                         found next to the program, in $TAPEGRAD_DATA or in\n"
@@ -119,7 +121,10 @@ static int apply(example_args *a, const char *name, const char *value, char *why
     else if (!strcmp(name, "--validation-split"))
         rc = parse_real(value, 0, 1, true, "a number in [0, 1)", &a->validation_split, why,
                         size);
-    else if (!strcmp(name, "--seed"))
+    else if (!strcmp(name, "--patience")) {
+        if ((rc = example_parse_int(value, 0, 1000000, &v, why, size)) == 0)
+            a->patience = (int)v;
+    } else if (!strcmp(name, "--seed"))
         rc = parse_u64(value, &a->seed, why, size);
     else if (!strcmp(name, "--data")) {
         rc = *value ? 0 : -1;
@@ -137,7 +142,7 @@ static int apply(example_args *a, const char *name, const char *value, char *why
 static bool known(const char *name)
 {
     static const char *const names[] = {"--epochs", "--batch", "--lr", "--seed", "--verbose",
-                                        "--validation-split", "--data"};
+                                        "--validation-split", "--patience", "--data"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(name, names[i]))
             return true;

@@ -14,12 +14,14 @@ typedef struct example_args {
     uint64_t seed;
     int verbose;             /* tg_fit_opts.verbose */
     double validation_split; /* tg_fit_opts.validation_split */
+    int patience;            /* early stopping on val_loss; -1: none */
     const char *data;        /* directory with the four IDX files; NULL: the default */
     bool bench;              /* machine-readable timing lines for tools/bench */
 } example_args;
 
 /* Parses the flags over the defaults in *a: --epochs N --batch N --lr X
- * --seed N --verbose N --validation-split X --data DIR --bench --help, each
+ * --seed N --verbose N --validation-split X --patience N
+ * --data DIR --bench --help, each
  * value as "--flag value" or "--flag=value". Integers must be whole numbers
  * in range; a bad value is reported with the reason:
  *     mnist_cnn: --epochs: expected a positive integer, got 2.5

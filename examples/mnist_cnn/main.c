@@ -44,7 +44,8 @@ static tg_model *build_model(const tg_dataset *ds, uint64_t seed)
 
 int main(int argc, char **argv)
 {
-    example_args a = {.epochs = 5, .batch = 32, .lr = 1e-3, .seed = 1, .verbose = 1};
+    example_args a = {.epochs = 5, .batch = 32, .lr = 1e-3, .seed = 1, .verbose = 1,
+                      .patience = -1};
     int parsed = example_parse_args(argc, argv, "Trains the Keras MNIST CNN.", &a);
     if (parsed != 0)
         return parsed > 0 ? 0 : 2;
@@ -80,9 +81,19 @@ int main(int argc, char **argv)
     fit.seed = a.seed;
     fit.verbose = a.verbose;
     fit.validation_split = a.validation_split;
+    tg_early_stopping es = tg_early_stopping_defaults();
+    es.patience = a.patience;
+    tg_callback stop = tg_early_stopping_callback(&es);
+    if (a.patience >= 0) {
+        fit.callbacks = &stop;
+        fit.n_callbacks = 1;
+    }
     tg_history *history = NULL;
     double loss, acc;
     tg_status s = tg_fit(model, opt, &train, &fit, &history);
+    if (s == TG_OK && es.stopped_epoch)
+        printf("Epoch %d: early stopping (best val_loss %.4f at epoch %d)\n", es.stopped_epoch,
+               es.best, es.best_epoch);
     if (s == TG_OK)
         s = tg_evaluate(model, &test, &fit, &loss, &acc);
     if (s == TG_OK)
