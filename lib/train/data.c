@@ -31,22 +31,22 @@ static bool rest_equal(const tg_tensor *t, int ndim, const int64_t *shape)
     return true;
 }
 
-tg_status tg__check_x(const char *fn, const char *what, const tg_model *m, const tg_tensor *x)
+tg_status tg__check_x(const char *fn, const char *name, const tg_model *m, const tg_tensor *x)
 {
     char got[TG__SHAPE_STR], want[TG__SHAPE_STR];
     if (!x)
-        return tg__fail(TG_EINVAL, "%s: %s.x is NULL", fn, what);
+        return tg__fail(TG_EINVAL, "%s: %s is NULL", fn, name);
     if (tg_tensor_dtype(x) != tg_model_dtype(m))
-        return tg__fail(TG_EDTYPE, "%s: %s.x is %s but the model is %s", fn, what,
+        return tg__fail(TG_EDTYPE, "%s: %s is %s but the model is %s", fn, name,
                         tg_dtype_name(tg_tensor_dtype(x)), tg_dtype_name(tg_model_dtype(m)));
     int in_ndim;
     const int64_t *in = tg_model_input_shape(m, &in_ndim);
     if (!rest_equal(x, in_ndim, in))
-        return tg__fail(TG_ESHAPE, "%s: %s.x is %s, expected %s", fn, what,
+        return tg__fail(TG_ESHAPE, "%s: %s is %s, expected %s", fn, name,
                         tg__shape_str(got, tg_tensor_ndim(x), tg_tensor_shape(x)),
                         batch_shape_str(want, sizeof want, "N", in_ndim, in));
     if (tg_tensor_dim(x, 0) < 1)
-        return tg__fail(TG_EINVAL, "%s: %s.x has 0 samples", fn, what);
+        return tg__fail(TG_EINVAL, "%s: %s has 0 samples", fn, name);
     return TG_OK;
 }
 
@@ -91,7 +91,9 @@ tg_status tg__check_data(const char *fn, const char *what, const tg_model *m, co
 {
     if (!d)
         return tg__fail(TG_EINVAL, "%s: NULL %s", fn, what);
-    tg_status st = tg__check_x(fn, what, m, d->x);
+    char name[64];
+    snprintf(name, sizeof name, "%s.x", what);
+    tg_status st = tg__check_x(fn, name, m, d->x);
     if (st != TG_OK)
         return st;
     if (!d->labels == !d->targets)

@@ -149,7 +149,7 @@ tg_status tg_predict(tg_model *model, const tg_tensor *x, int64_t batch_size, tg
     if (st == TG_OK && batch_size < 1)
         st = tg__fail(TG_EINVAL, "%s: batch_size %lld < 1", fn, (long long)batch_size);
     if (st == TG_OK)
-        st = tg__check_x(fn, "data", model, x);
+        st = tg__check_x(fn, "x", model, x);
     if (st != TG_OK)
         return st;
 

@@ -66,10 +66,12 @@ static tg_status make_sets(const tg_model *m, const tg_data *data, const tg_fit_
         return st;
     *has_val = false;
     if (o->validation_data) {
-        st = tg__check_data("tg_fit", "validation_data", m, o->validation_data, val);
-        if (st == TG_OK && !val->labels != !all.labels)
-            st = tg__fail(TG_EINVAL, "tg_fit: data has %s but validation_data has %s",
-                          all.labels ? "labels" : "targets", val->labels ? "labels" : "targets");
+        // The kinds first: a label/target mix-up explains any shape error that follows.
+        const tg_data *vd = o->validation_data;
+        if (!vd->labels != !vd->targets && !vd->labels != !all.labels)
+            return tg__fail(TG_EINVAL, "tg_fit: data has %s but validation_data has %s",
+                            all.labels ? "labels" : "targets", vd->labels ? "labels" : "targets");
+        st = tg__check_data("tg_fit", "validation_data", m, vd, val);
         if (st != TG_OK)
             return st;
         *train = all;

@@ -22,8 +22,9 @@ typedef struct tg__fitset {
  * data in messages ("data", "validation_data"). On success fills *out. */
 tg_status tg__check_data(const char *fn, const char *what, const tg_model *m, const tg_data *d,
                          tg__fitset *out);
-/* Checks that x is (N >= 1, input_shape...) in the model's dtype. */
-tg_status tg__check_x(const char *fn, const char *what, const tg_model *m, const tg_tensor *x);
+/* Checks that x is (N >= 1, input_shape...) in the model's dtype; name is
+ * how messages call it ("data.x"). */
+tg_status tg__check_x(const char *fn, const char *name, const tg_model *m, const tg_tensor *x);
 /* The first n_train samples of all as *train (borrowing all's storage) and the
  * rest as *val (copies). Nothing is allocated on failure. */
 tg_status tg__split(const char *fn, const tg__fitset *all, int64_t n_train, tg__fitset *train,
