@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building tapegrad needs when it is missing: a C compiler,
-# meson, ninja, pkg-config and Check. Debian/Ubuntu (apt-get); elsewhere it only
+# meson, ninja, pkg-config and Check (and, for the tests, python3-numpy when
+# it can). Debian/Ubuntu (apt-get); elsewhere it only
 # reports what is missing. Sourced by run-tests.sh and run-example.sh.
 set -euo pipefail
 
@@ -16,9 +17,27 @@ tg_missing_packages() {
     echo "${missing[@]:-}"
 }
 
+# Optional for the tests: python3-numpy, which tools/safetensors_interop.py
+# needs (its test is skipped without it). Best effort: never fails the caller.
+tg_install_optional() {
+    command -v /usr/bin/python3 >/dev/null 2>&1 && /usr/bin/python3 -c 'import numpy' \
+        >/dev/null 2>&1 && return 0
+    command -v apt-get >/dev/null 2>&1 || return 0
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "==> installing (optional): python3-numpy"
+    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+        $sudo apt-get install -y -qq python3-numpy; } >/dev/null 2>&1 ||
+        echo "note: python3-numpy could not be installed; the interop test will be skipped"
+    return 0
+}
+
 tg_install_deps() {
     local missing
     missing=$(tg_missing_packages "${1:-}")
+    if [ "${1:-}" = "with-check" ]; then
+        tg_install_optional
+    fi
     [ -z "${missing// /}" ] && return 0
     echo "==> installing: $missing"
     if ! command -v apt-get >/dev/null 2>&1; then

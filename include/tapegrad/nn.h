@@ -259,6 +259,11 @@ TG_API tg_tensor *tg_model_forward(tg_model *m, tg_tensor *x, bool logits);
 TG_API void tg_model_set_training(tg_model *m, bool training);
 TG_API bool tg_model_training(const tg_model *m);
 
+/* The generator the model drew its initial values from and draws dropout
+ * masks from, for saving and restoring it (checkpoint.h). Borrowed, valid
+ * until tg_model_free; writable. NULL for NULL. */
+TG_API tg_rng *tg_model_rng(tg_model *m);
+
 /* Every parameter of every layer, in layer order (kernel before bias), for an
  * optimizer. *n receives the count. The array is borrowed and valid until the
  * next tg_model_add; the tensors until tg_model_free. NULL model: NULL, *n 0. */

@@ -222,6 +222,21 @@ TG_API const char *tg_optim_state_name(const tg_optim *opt, int k);
  * keep: the message lists the valid names) or TG_ERANGE (bad index). */
 TG_API tg_tensor *tg_optim_state(tg_optim *opt, int param_index, const char *name);
 
+/* Hyperparameters other than lr, by name, as doubles (flags as 0 or 1):
+ *   sgd:          momentum, dampening, weight_decay, nesterov
+ *   adam, adamw:  beta1, beta2, eps, weight_decay, form (TG_ADAM_PYTORCH 0,
+ *                 TG_ADAM_KERAS 1)
+ *   rmsprop:      alpha, eps, weight_decay, momentum, centered
+ * tg_optim_hparam_name gives the k-th name, NULL past the last (loop until
+ * NULL, like tg_optim_state_name). get: TG_EINVAL for NULL arguments or an
+ * unknown name (the message lists the valid ones; *out untouched). set: the
+ * same, TG_EINVAL for a value the constructor would refuse, and TG_ESTATE for
+ * a change that would add or drop a state buffer (SGD momentum 0 <-> nonzero,
+ * RMSprop momentum or centered); nothing changes on failure. */
+TG_API const char *tg_optim_hparam_name(const tg_optim *opt, int k);
+TG_API tg_status tg_optim_get_hparam(const tg_optim *opt, const char *name, double *out);
+TG_API tg_status tg_optim_set_hparam(tg_optim *opt, const char *name, double value);
+
 /* ---- learning-rate schedules -------------------------------------------------
  * A schedule maps a step s = 0, 1, 2, ... (the number of optimizer steps
  * already taken) to a learning rate. With warmup_steps W > 0 the first W
@@ -274,6 +289,10 @@ TG_API double tg_schedule_lr(const tg_schedule *sched, int64_t step);
  * sched NULL detaches, leaving the fixed lr at the value the next step would
  * have used. TG_EINVAL for NULL opt or an invalid schedule (nothing changes). */
 TG_API tg_status tg_optim_set_schedule(tg_optim *opt, const tg_schedule *sched);
+
+/* True, with a copy of the attached schedule in *out (out may be NULL),
+ * when one is attached; false (out untouched) otherwise or for NULL opt. */
+TG_API bool tg_optim_get_schedule(const tg_optim *opt, tg_schedule *out);
 
 /* ---- gradient clipping -------------------------------------------------------
  * Both work on any caller's tensors, not only an optimizer's (tg_optim_param

@@ -10,6 +10,7 @@
 #include "io.h"
 #include "nn.h"
 #include "optim.h"
+#include "checkpoint.h"
 #include "train.h"
 
 #endif

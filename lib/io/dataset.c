@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "io/io_internal.h"
+#include "tapegrad/checkpoint.h"
 #include "tapegrad/io.h"
 
 /* ---- MNIST ------------------------------------------------------------- */
@@ -221,6 +222,7 @@ struct tg_batcher {
     int64_t n, batch_size, pos;
     bool shuffle;
     tg_rng rng;
+    tg_rng epoch_rng;  /* rng before this epoch's shuffle (tg_batcher_get_state) */
     int64_t *order;    /* sample index of each position in the epoch */
     size_t row_bytes;  /* bytes of one sample */
     tg_tensor *full;   /* (batch_size, ...) or NULL when n < batch_size */
@@ -232,6 +234,7 @@ struct tg_batcher {
  * generator's state, not on the previous epoch's order. */
 static void new_order(tg_batcher *b)
 {
+    b->epoch_rng = b->rng;
     for (int64_t i = 0; i < b->n; i++)
         b->order[i] = i;
     if (!b->shuffle)
@@ -354,4 +357,33 @@ void tg_batcher_free(tg_batcher *b)
     tg__free(b->order);
     tg__free(b->ybuf);
     tg__free(b);
+}
+
+/* Resumable position (checkpoint.h): the order is redrawn from the saved
+ * generator, so only a few integers need saving. */
+tg_status tg_batcher_get_state(const tg_batcher *b, tg_batcher_state *out)
+{
+    if (!b || !out)
+        return tg__fail(TG_EINVAL, "tg_batcher_get_state: %s is NULL", !b ? "batcher" : "out");
+    *out = (tg_batcher_state){b->n, b->batch_size, b->shuffle, b->pos, b->epoch_rng};
+    return TG_OK;
+}
+
+tg_status tg_batcher_set_state(tg_batcher *b, const tg_batcher_state *s)
+{
+    static const char fn[] = "tg_batcher_set_state";
+    if (!b || !s)
+        return tg__fail(TG_EINVAL, "%s: %s is NULL", fn, !b ? "batcher" : "state");
+    if (s->n != b->n || s->batch_size != b->batch_size || s->shuffle != b->shuffle)
+        return tg__fail(TG_ESTATE, "%s: the state is for n %lld, batch_size %lld, shuffle %d; "
+                        "this batcher has n %lld, batch_size %lld, shuffle %d", fn,
+                        (long long)s->n, (long long)s->batch_size, (int)s->shuffle,
+                        (long long)b->n, (long long)b->batch_size, (int)b->shuffle);
+    if (s->pos < 0 || s->pos > b->n)
+        return tg__fail(TG_ESTATE, "%s: pos %lld outside 0..%lld", fn, (long long)s->pos,
+                        (long long)b->n);
+    b->rng = s->epoch_rng;
+    new_order(b);
+    b->pos = s->pos;
+    return TG_OK;
 }

@@ -306,6 +306,8 @@ void tg_model_set_training(tg_model *m, bool training)
 
 bool tg_model_training(const tg_model *m) { return m && m->training; }
 
+tg_rng *tg_model_rng(tg_model *m) { return m ? &m->rng : NULL; }
+
 tg_tensor *const *tg_model_params(const tg_model *m, int *n)
 {
     int count = m ? m->n_params : 0;

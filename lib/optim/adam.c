@@ -14,6 +14,16 @@ typedef struct adam_coef {
     bool keras;
 } adam_coef;
 
+/* Adam's own part of the handle (opt->impl). The cache holds beta1^t,
+ * beta2^t and the bias corrections 1 - beta1^t and sqrt(1 - beta2^t) for the
+ * per-parameter step count t = bc_t, reused by every parameter at that count
+ * (see advance_powers); bc_t -1: nothing cached yet. */
+typedef struct adam_impl {
+    tg_adam_opts o;
+    bool adamw;
+    double bc_t, pow1, pow2, bc1, bc2_sqrt;
+} adam_impl;
+
 /* p, g, m, v (n). The PyTorch form mirrors torch's operation order (v/bc2
  * before adding eps, step_size applied to m/denom) so that float64 results
  * agree to the last few bits; the Keras form mirrors keras.optimizers.Adam
@@ -63,7 +73,7 @@ ADAM_KERNEL(adam_f64, double, sqrt)
  * result. Sets opt->bc_t = t and the powers and corrections for it. */
 enum { SYNC = 64 };
 
-static void advance_powers(tg_optim *opt, double beta1, double beta2, double t)
+static void advance_powers(adam_impl *opt, double beta1, double beta2, double t)
 {
     // A step count restored from a checkpoint could be anything: only whole
     // positive counts take the fast path.
@@ -90,10 +100,11 @@ static void advance_powers(tg_optim *opt, double beta1, double beta2, double t)
     opt->bc2_sqrt = sqrt(1 - opt->pow2);
 }
 
-void tg__adam_step(tg_optim *opt, double lr)
+static void adam_step(tg_optim *opt, double lr)
 {
-    const tg_adam_opts *o = &opt->opts.adam;
-    const bool adamw = opt->kind == TG__OPTIM_ADAMW;
+    adam_impl *a = opt->impl;
+    const tg_adam_opts *o = &a->o;
+    const bool adamw = a->adamw;
     adam_coef c = {
         .beta1 = o->beta1,
         .beta2 = o->beta2,
@@ -109,11 +120,11 @@ void tg__adam_step(tg_optim *opt, double lr)
             continue;
         double *step = tg__optim_buf(opt, i, 0);
         double t = *step + 1;
-        if (t != opt->bc_t)
-            advance_powers(opt, o->beta1, o->beta2, t);
-        c.step_size = lr / opt->bc1;
-        c.bc2_sqrt = opt->bc2_sqrt;
-        c.alpha = lr * c.bc2_sqrt / opt->bc1;
+        if (t != a->bc_t)
+            advance_powers(a, o->beta1, o->beta2, t);
+        c.step_size = lr / a->bc1;
+        c.bc2_sqrt = a->bc2_sqrt;
+        c.alpha = lr * c.bc2_sqrt / a->bc1;
         if (p->dtype == TG_F32)
             adam_f32(p->data, g->data, tg__optim_buf(opt, i, 1), tg__optim_buf(opt, i, 2),
                      p->numel, &c);
@@ -145,41 +156,93 @@ tg_adam_opts tg_adam_keras_defaults(void)
     return o;
 }
 
-static tg_optim *create(const char *fn, tg__optim_kind kind, tg_tensor *const *params, int n,
-                        const tg_adam_opts *o)
+/* The constructor's checks, shared with tg_optim_set_hparam. */
+static tg_status check_opts(const char *fn, const tg_adam_opts *o)
 {
-    if (tg__optim_check_params(fn, params, n) != TG_OK)
-        return NULL;
     if (!tg__nonneg_finite(o->lr))
-        return tg__fail_null(TG_EINVAL, "%s: lr %g must be >= 0 and finite", fn, o->lr);
+        return tg__fail(TG_EINVAL, "%s: lr %g must be >= 0 and finite", fn, o->lr);
     // beta = 1 would make 1 - beta^t zero: the bias correction divides by it.
     if (!(o->beta1 >= 0 && o->beta1 < 1))
-        return tg__fail_null(TG_EINVAL, "%s: beta1 %g outside [0, 1)", fn, o->beta1);
+        return tg__fail(TG_EINVAL, "%s: beta1 %g outside [0, 1)", fn, o->beta1);
     if (!(o->beta2 >= 0 && o->beta2 < 1))
-        return tg__fail_null(TG_EINVAL, "%s: beta2 %g outside [0, 1)", fn, o->beta2);
+        return tg__fail(TG_EINVAL, "%s: beta2 %g outside [0, 1)", fn, o->beta2);
     if (!(o->eps > 0 && isfinite(o->eps)))
-        return tg__fail_null(TG_EINVAL, "%s: eps %g must be > 0 and finite", fn, o->eps);
+        return tg__fail(TG_EINVAL, "%s: eps %g must be > 0 and finite", fn, o->eps);
     if (!tg__nonneg_finite(o->weight_decay))
-        return tg__fail_null(TG_EINVAL, "%s: weight_decay %g must be >= 0 and finite", fn,
-                             o->weight_decay);
+        return tg__fail(TG_EINVAL, "%s: weight_decay %g must be >= 0 and finite", fn,
+                        o->weight_decay);
     if (o->form != TG_ADAM_PYTORCH && o->form != TG_ADAM_KERAS)
-        return tg__fail_null(TG_EINVAL, "%s: unknown form %d (TG_ADAM_PYTORCH or "
-                             "TG_ADAM_KERAS)", fn, (int)o->form);
+        return tg__fail(TG_EINVAL, "%s: unknown form %d (TG_ADAM_PYTORCH or TG_ADAM_KERAS)",
+                        fn, (int)o->form);
+    return TG_OK;
+}
+
+static const char *const hparams[] = {"beta1", "beta2", "eps", "weight_decay", "form", NULL};
+
+static double adam_get(const tg_optim *opt, int k)
+{
+    const tg_adam_opts *o = &((const adam_impl *)opt->impl)->o;
+    const double v[] = {o->beta1, o->beta2, o->eps, o->weight_decay, (double)o->form};
+    return v[k];
+}
+
+static tg_status adam_set(tg_optim *opt, int k, double value, const char *fn)
+{
+    adam_impl *a = opt->impl;
+    tg_adam_opts n = a->o;
+    if (k == 4 && value != TG_ADAM_PYTORCH && value != TG_ADAM_KERAS)
+        return tg__fail(TG_EINVAL, "%s: form %g must be %d (TG_ADAM_PYTORCH) or %d "
+                        "(TG_ADAM_KERAS)", fn, value, TG_ADAM_PYTORCH, TG_ADAM_KERAS);
+    switch (k) {
+    case 0: n.beta1 = value; break;
+    case 1: n.beta2 = value; break;
+    case 2: n.eps = value; break;
+    case 3: n.weight_decay = value; break;
+    default: n.form = value == TG_ADAM_KERAS ? TG_ADAM_KERAS : TG_ADAM_PYTORCH; break;
+    }
+    tg_status st = check_opts(fn, &n);
+    if (st != TG_OK)
+        return st;
+    a->o = n;
+    a->bc_t = -1; // the cached powers belong to the old betas
+    return TG_OK;
+}
+
+static const tg__optim_vtable adam_vt = {
+    .name = "adam",
+    .step = adam_step,
+    .hparams = hparams,
+    .get_hparam = adam_get,
+    .set_hparam = adam_set,
+};
+
+/* AdamW differs only in how adam_step applies weight_decay (impl.adamw). */
+static const tg__optim_vtable adamw_vt = {
+    .name = "adamw",
+    .step = adam_step,
+    .hparams = hparams,
+    .get_hparam = adam_get,
+    .set_hparam = adam_set,
+};
+
+static tg_optim *create(const char *fn, const tg__optim_vtable *vt, tg_tensor *const *params,
+                        int n, const tg_adam_opts *o)
+{
+    if (tg__optim_check_params(fn, params, n) != TG_OK || check_opts(fn, o) != TG_OK)
+        return NULL;
     static const char *const names[] = {"exp_avg", "exp_avg_sq"};
-    tg_optim *opt = tg__optim_create(fn, kind, params, n, 2, names, o->lr);
-    if (opt)
-        opt->opts.adam = *o;
-    return opt;
+    adam_impl a = {.o = *o, .adamw = vt == &adamw_vt, .bc_t = -1};
+    return tg__optim_create(fn, vt, &a, sizeof a, params, n, 2, names, o->lr);
 }
 
 tg_optim *tg_optim_adam(tg_tensor *const *params, int n, const tg_adam_opts *opts)
 {
     tg_adam_opts o = opts ? *opts : tg_adam_defaults();
-    return create("tg_optim_adam", TG__OPTIM_ADAM, params, n, &o);
+    return create("tg_optim_adam", &adam_vt, params, n, &o);
 }
 
 tg_optim *tg_optim_adamw(tg_tensor *const *params, int n, const tg_adam_opts *opts)
 {
     tg_adam_opts o = opts ? *opts : tg_adamw_defaults();
-    return create("tg_optim_adamw", TG__OPTIM_ADAMW, params, n, &o);
+    return create("tg_optim_adamw", &adamw_vt, params, n, &o);
 }

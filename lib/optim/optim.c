@@ -13,17 +13,6 @@
 
 static size_t align_up(size_t x) { return (x + (ALIGN - 1)) & ~(size_t)(ALIGN - 1); }
 
-static const char *kind_name(tg__optim_kind kind)
-{
-    switch (kind) {
-    case TG__OPTIM_SGD: return "sgd";
-    case TG__OPTIM_ADAM: return "adam";
-    case TG__OPTIM_ADAMW: return "adamw";
-    case TG__OPTIM_RMSPROP: return "rmsprop";
-    }
-    return "?";
-}
-
 tg_status tg__optim_check_params(const char *fn, tg_tensor *const *params, int n)
 {
     if (!params)
@@ -69,12 +58,14 @@ static void init_header(tg_tensor *h, tg_dtype dtype, int ndim, const int64_t *s
     // tape NULL, owns_data false: the data is a slice of the optimizer's block.
 }
 
-tg_optim *tg__optim_create(const char *fn, tg__optim_kind kind, tg_tensor *const *params,
-                           int n, int n_buffers, const char *const *buffer_names, double lr)
+tg_optim *tg__optim_create(const char *fn, const tg__optim_vtable *vt, const void *impl,
+                           size_t impl_size, tg_tensor *const *params, int n, int n_buffers,
+                           const char *const *buffer_names, double lr)
 {
     int n_state = 1 + n_buffers;
-    // Layout: handle | params[n] | headers[n*n_state] | steps[n] | pad | buffers.
-    size_t off_params = align_up(sizeof(tg_optim));
+    // Layout: handle | impl | params[n] | headers[n*n_state] | steps[n] | pad | buffers.
+    size_t off_impl = align_up(sizeof(tg_optim));
+    size_t off_params = align_up(off_impl + impl_size);
     size_t off_headers = align_up(off_params + (size_t)n * sizeof(tg_tensor *));
     size_t off_steps = align_up(off_headers + (size_t)n * (size_t)n_state * sizeof(tg_tensor));
     size_t off_data = align_up(off_steps + (size_t)n * sizeof(double));
@@ -93,7 +84,9 @@ tg_optim *tg__optim_create(const char *fn, tg__optim_kind kind, tg_tensor *const
                              off_data + data_bytes);
     tg_optim *opt = (tg_optim *)(void *)block;
     memset(opt, 0, sizeof *opt);
-    opt->kind = kind;
+    opt->vt = vt;
+    opt->impl = block + off_impl;
+    memcpy(opt->impl, impl, impl_size);
     opt->n_params = n;
     opt->n_state = n_state;
     opt->state_names[0] = "step";
@@ -102,7 +95,6 @@ tg_optim *tg__optim_create(const char *fn, tg__optim_kind kind, tg_tensor *const
     opt->params = (tg_tensor **)(void *)(block + off_params);
     opt->state = (tg_tensor *)(void *)(block + off_headers);
     opt->lr = lr;
-    opt->bc_t = -1; // no step count is negative: nothing cached yet
     double *steps = (double *)(void *)(block + off_steps);
     char *data = (char *)(((uintptr_t)(block + off_data) + (ALIGN - 1)) & ~(uintptr_t)(ALIGN - 1));
     memset(data, 0, data_bytes);
@@ -132,12 +124,7 @@ tg_status tg_optim_step(tg_optim *opt)
     if (!opt)
         return tg__fail(TG_EINVAL, "tg_optim_step: opt is NULL");
     double lr = opt->has_schedule ? tg__schedule_eval(&opt->schedule, opt->step_count) : opt->lr;
-    switch (opt->kind) {
-    case TG__OPTIM_SGD: tg__sgd_step(opt, lr); break;
-    case TG__OPTIM_ADAM:
-    case TG__OPTIM_ADAMW: tg__adam_step(opt, lr); break;
-    case TG__OPTIM_RMSPROP: tg__rmsprop_step(opt, lr); break;
-    }
+    opt->vt->step(opt, lr);
     opt->step_count++;
     return TG_OK;
 }
@@ -194,7 +181,7 @@ tg_status tg_optim_set_schedule(tg_optim *opt, const tg_schedule *sched)
     return TG_OK;
 }
 
-const char *tg_optim_name(const tg_optim *opt) { return opt ? kind_name(opt->kind) : "?"; }
+const char *tg_optim_name(const tg_optim *opt) { return opt ? opt->vt->name : "?"; }
 
 int tg_optim_num_params(const tg_optim *opt) { return opt ? opt->n_params : 0; }
 
@@ -248,5 +235,66 @@ tg_tensor *tg_optim_state(tg_optim *opt, int param_index, const char *name)
         len += w > 0 ? (size_t)w : 0;
     }
     return tg__fail_null(TG_EINVAL, "tg_optim_state: %s has no state \"%s\" (it keeps: %s)",
-                         kind_name(opt->kind), name, names);
+                         opt->vt->name, name, names);
+}
+
+/* ---- hyperparameters and the schedule, for checkpoints ---- */
+
+const char *tg_optim_hparam_name(const tg_optim *opt, int k)
+{
+    if (!opt || k < 0)
+        return NULL;
+    for (int i = 0; opt->vt->hparams && opt->vt->hparams[i]; i++)
+        if (i == k)
+            return opt->vt->hparams[i];
+    return NULL;
+}
+
+/* Index of hyperparameter name, or -1 with the valid names in the message. */
+static int hparam_index(const tg_optim *opt, const char *name, const char *fn)
+{
+    char names[160] = "";
+    size_t len = 0;
+    for (int i = 0; opt->vt->hparams && opt->vt->hparams[i]; i++) {
+        if (strcmp(opt->vt->hparams[i], name) == 0)
+            return i;
+        int w = snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "",
+                         opt->vt->hparams[i]);
+        len += w > 0 && (size_t)w < sizeof names - len ? (size_t)w : 0;
+    }
+    tg__fail(TG_EINVAL, "%s: %s has no hyperparameter \"%s\" (it has: %s)", fn, opt->vt->name,
+             name, names);
+    return -1;
+}
+
+tg_status tg_optim_get_hparam(const tg_optim *opt, const char *name, double *out)
+{
+    static const char fn[] = "tg_optim_get_hparam";
+    if (!opt || !name || !out)
+        return tg__fail(TG_EINVAL, "%s: %s is NULL", fn, !opt ? "opt" : !name ? "name" : "out");
+    int k = hparam_index(opt, name, fn);
+    if (k < 0)
+        return TG_EINVAL;
+    *out = opt->vt->get_hparam(opt, k);
+    return TG_OK;
+}
+
+tg_status tg_optim_set_hparam(tg_optim *opt, const char *name, double value)
+{
+    static const char fn[] = "tg_optim_set_hparam";
+    if (!opt || !name)
+        return tg__fail(TG_EINVAL, "%s: %s is NULL", fn, !opt ? "opt" : "name");
+    int k = hparam_index(opt, name, fn);
+    if (k < 0)
+        return TG_EINVAL;
+    return opt->vt->set_hparam(opt, k, value, fn);
+}
+
+bool tg_optim_get_schedule(const tg_optim *opt, tg_schedule *out)
+{
+    if (!opt || !opt->has_schedule)
+        return false;
+    if (out)
+        *out = opt->schedule;
+    return true;
 }

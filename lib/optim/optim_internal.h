@@ -1,7 +1,8 @@
 /* optim_internal.h - the optimizer handle shared by the lib/optim sources. The
- * handle, the params array, the state tensor headers and all state data live
- * in one allocation made by tg__optim_create; each optimizer file adds only
- * its option checks and its update kernels. Never installed. */
+ * handle, the params array, the state tensor headers, the algorithm's own
+ * options and all state data live in one allocation made by
+ * tg__optim_create; each optimizer file adds only its vtable, its option
+ * checks and its update kernels. Never installed. */
 #ifndef TG_OPTIM_INTERNAL_H
 #define TG_OPTIM_INTERNAL_H
 
@@ -10,20 +11,32 @@
 #include "tapegrad/optim.h"
 #include "tg_internal.h"
 
-typedef enum tg__optim_kind {
-    TG__OPTIM_SGD,
-    TG__OPTIM_ADAM,
-    TG__OPTIM_ADAMW,
-    TG__OPTIM_RMSPROP,
-} tg__optim_kind;
-
 /* Slot 0 of every parameter's state is "step"; the others hold buffers shaped
  * like the parameter. Four is the most any optimizer here keeps (RMSprop
  * centered with momentum: step, square_avg, momentum_buffer, grad_avg). */
 #define TG__OPTIM_MAX_STATE 4
 
+/* What makes an optimizer an optimizer, like a layer's tg__layer_vtable: a
+ * new algorithm is one file that defines one of these and a constructor that
+ * calls tg__optim_create. Nothing shared switches on the algorithm. */
+typedef struct tg__optim_vtable {
+    const char *name; /* "sgd", "adam", ... (tg_optim_name) */
+    /* One update of every parameter with a grad, at learning rate lr; the
+     * common code advances the step count. */
+    void (*step)(tg_optim *opt, double lr);
+    /* Hyperparameters other than lr, as doubles (flags as 0 or 1), for
+     * checkpoints: NULL-terminated names, and the k-th one's value. */
+    const char *const *hparams;
+    double (*get_hparam)(const tg_optim *opt, int k);
+    /* Validates and sets hyperparameter k: TG_EINVAL for a value the
+     * constructor would refuse, TG_ESTATE for one that would change which
+     * state buffers exist (momentum 0 <-> nonzero); fn prefixes the message.
+     * Nothing changes on failure. */
+    tg_status (*set_hparam)(tg_optim *opt, int k, double value, const char *fn);
+} tg__optim_vtable;
+
 struct tg_optim {
-    tg__optim_kind kind;
+    const tg__optim_vtable *vt;
     int n_params;
     int n_state; /* slots per parameter, including "step" */
     const char *state_names[TG__OPTIM_MAX_STATE];
@@ -33,15 +46,7 @@ struct tg_optim {
     int64_t step_count;  /* completed tg_optim_step calls */
     bool has_schedule;
     tg_schedule schedule;
-    union {
-        tg_sgd_opts sgd;
-        tg_adam_opts adam;
-        tg_rmsprop_opts rmsprop;
-    } opts;
-    /* Adam's beta1^t, beta2^t and bias corrections 1 - beta1^t and
-     * sqrt(1 - beta2^t) for the per-parameter step count t = bc_t, reused by
-     * every parameter at that count (see adam.c). bc_t -1: none yet. */
-    double bc_t, pow1, pow2, bc1, bc2_sqrt;
+    void *impl;          /* the algorithm's own options and caches, inside the block */
 };
 
 /* Checks the params array (non-NULL, n > 0, caller-owned leaves requiring
@@ -50,9 +55,11 @@ tg_status tg__optim_check_params(const char *fn, tg_tensor *const *params, int n
 
 /* Allocates and initialises the handle for already-checked params: state
  * slot 0 is "step", slots 1..n_buffers are zeroed buffers named
- * buffer_names[0..n_buffers). NULL with TG_ENOMEM. */
-tg_optim *tg__optim_create(const char *fn, tg__optim_kind kind, tg_tensor *const *params,
-                           int n, int n_buffers, const char *const *buffer_names, double lr);
+ * buffer_names[0..n_buffers); impl[0..impl_size) is copied into the same
+ * block (opt->impl, aligned for any type). NULL with TG_ENOMEM. */
+tg_optim *tg__optim_create(const char *fn, const tg__optim_vtable *vt, const void *impl,
+                           size_t impl_size, tg_tensor *const *params, int n, int n_buffers,
+                           const char *const *buffer_names, double lr);
 
 /* Data pointer of state slot k of param i (the "step" double for k = 0). */
 static inline void *tg__optim_buf(tg_optim *opt, int i, int k)
@@ -67,10 +74,5 @@ static inline bool tg__nonneg_finite(double x) { return x >= 0 && isfinite(x); }
 tg_status tg__schedule_check(const char *fn, const tg_schedule *s);
 /* The lr of a checked schedule at step >= 0. */
 double tg__schedule_eval(const tg_schedule *s, int64_t step);
-
-/* One update of every parameter with a grad, at learning rate lr. */
-void tg__sgd_step(tg_optim *opt, double lr);
-void tg__adam_step(tg_optim *opt, double lr);
-void tg__rmsprop_step(tg_optim *opt, double lr);
 
 #endif

@@ -53,9 +53,9 @@ typedef struct rms_coef {
 RMSPROP_KERNEL(rmsprop_f32, float, sqrtf)
 RMSPROP_KERNEL(rmsprop_f64, double, sqrt)
 
-void tg__rmsprop_step(tg_optim *opt, double lr)
+static void rmsprop_step(tg_optim *opt, double lr)
 {
-    const tg_rmsprop_opts *o = &opt->opts.rmsprop;
+    const tg_rmsprop_opts *o = opt->impl;
     const rms_coef c = {lr, o->alpha, o->eps, o->weight_decay, o->momentum};
     // Slots after "step" and "square_avg" are created in this order (see below).
     const int k_buf = o->momentum > 0 ? 2 : 0;
@@ -76,6 +76,64 @@ void tg__rmsprop_step(tg_optim *opt, double lr)
     }
 }
 
+/* The constructor's checks, shared with tg_optim_set_hparam. */
+static tg_status check_opts(const char *fn, const tg_rmsprop_opts *o)
+{
+    if (!tg__nonneg_finite(o->lr))
+        return tg__fail(TG_EINVAL, "%s: lr %g must be >= 0 and finite", fn, o->lr);
+    if (!(o->alpha >= 0 && o->alpha <= 1))
+        return tg__fail(TG_EINVAL, "%s: alpha %g outside [0, 1]", fn, o->alpha);
+    if (!(o->eps > 0 && isfinite(o->eps)))
+        return tg__fail(TG_EINVAL, "%s: eps %g must be > 0 and finite", fn, o->eps);
+    if (!tg__nonneg_finite(o->weight_decay))
+        return tg__fail(TG_EINVAL, "%s: weight_decay %g must be >= 0 and finite", fn,
+                        o->weight_decay);
+    if (!tg__nonneg_finite(o->momentum))
+        return tg__fail(TG_EINVAL, "%s: momentum %g must be >= 0 and finite", fn, o->momentum);
+    return TG_OK;
+}
+
+static const char *const hparams[] = {"alpha", "eps", "weight_decay", "momentum", "centered",
+                                      NULL};
+
+static double rmsprop_get(const tg_optim *opt, int k)
+{
+    const tg_rmsprop_opts *o = opt->impl;
+    const double v[] = {o->alpha, o->eps, o->weight_decay, o->momentum, o->centered ? 1 : 0};
+    return v[k];
+}
+
+static tg_status rmsprop_set(tg_optim *opt, int k, double value, const char *fn)
+{
+    tg_rmsprop_opts *o = opt->impl, n = *o;
+    if (k == 4 && value != 0 && value != 1)
+        return tg__fail(TG_EINVAL, "%s: centered %g must be 0 or 1", fn, value);
+    switch (k) {
+    case 0: n.alpha = value; break;
+    case 1: n.eps = value; break;
+    case 2: n.weight_decay = value; break;
+    case 3: n.momentum = value; break;
+    default: n.centered = value != 0; break;
+    }
+    tg_status st = check_opts(fn, &n);
+    if (st != TG_OK)
+        return st;
+    // Which buffers exist was fixed at creation.
+    if ((n.momentum > 0) != (o->momentum > 0) || n.centered != o->centered)
+        return tg__fail(TG_ESTATE, "%s: %s %g would add or drop a state buffer; make a new "
+                        "optimizer", fn, hparams[k], value);
+    *o = n;
+    return TG_OK;
+}
+
+static const tg__optim_vtable rmsprop_vt = {
+    .name = "rmsprop",
+    .step = rmsprop_step,
+    .hparams = hparams,
+    .get_hparam = rmsprop_get,
+    .set_hparam = rmsprop_set,
+};
+
 tg_rmsprop_opts tg_rmsprop_defaults(void)
 {
     return (tg_rmsprop_opts){.lr = 1e-2, .alpha = 0.99, .eps = 1e-8, .weight_decay = 0,
@@ -88,18 +146,8 @@ tg_optim *tg_optim_rmsprop(tg_tensor *const *params, int n, const tg_rmsprop_opt
     if (tg__optim_check_params(fn, params, n) != TG_OK)
         return NULL;
     tg_rmsprop_opts o = opts ? *opts : tg_rmsprop_defaults();
-    if (!tg__nonneg_finite(o.lr))
-        return tg__fail_null(TG_EINVAL, "%s: lr %g must be >= 0 and finite", fn, o.lr);
-    if (!(o.alpha >= 0 && o.alpha <= 1))
-        return tg__fail_null(TG_EINVAL, "%s: alpha %g outside [0, 1]", fn, o.alpha);
-    if (!(o.eps > 0 && isfinite(o.eps)))
-        return tg__fail_null(TG_EINVAL, "%s: eps %g must be > 0 and finite", fn, o.eps);
-    if (!tg__nonneg_finite(o.weight_decay))
-        return tg__fail_null(TG_EINVAL, "%s: weight_decay %g must be >= 0 and finite", fn,
-                             o.weight_decay);
-    if (!tg__nonneg_finite(o.momentum))
-        return tg__fail_null(TG_EINVAL, "%s: momentum %g must be >= 0 and finite", fn,
-                             o.momentum);
+    if (check_opts(fn, &o) != TG_OK)
+        return NULL;
     const char *names[3];
     int nb = 0;
     names[nb++] = "square_avg";
@@ -107,8 +155,5 @@ tg_optim *tg_optim_rmsprop(tg_tensor *const *params, int n, const tg_rmsprop_opt
         names[nb++] = "momentum_buffer";
     if (o.centered)
         names[nb++] = "grad_avg";
-    tg_optim *opt = tg__optim_create(fn, TG__OPTIM_RMSPROP, params, n, nb, names, o.lr);
-    if (opt)
-        opt->opts.rmsprop = o;
-    return opt;
+    return tg__optim_create(fn, &rmsprop_vt, &o, sizeof o, params, n, nb, names, o.lr);
 }

@@ -44,9 +44,9 @@ typedef struct sgd_coef {
 SGD_KERNEL(sgd_f32, float)
 SGD_KERNEL(sgd_f64, double)
 
-void tg__sgd_step(tg_optim *opt, double lr)
+static void sgd_step(tg_optim *opt, double lr)
 {
-    const tg_sgd_opts *o = &opt->opts.sgd;
+    const tg_sgd_opts *o = opt->impl;
     const sgd_coef c = {lr, o->weight_decay, o->momentum, o->dampening, o->nesterov};
     const bool momentum = opt->n_state > 1;
     for (int i = 0; i < opt->n_params; i++) {
@@ -65,6 +65,64 @@ void tg__sgd_step(tg_optim *opt, double lr)
     }
 }
 
+/* The constructor's checks, shared with tg_optim_set_hparam. */
+static tg_status check_opts(const char *fn, const tg_sgd_opts *o)
+{
+    if (!tg__nonneg_finite(o->lr))
+        return tg__fail(TG_EINVAL, "%s: lr %g must be >= 0 and finite", fn, o->lr);
+    if (!tg__nonneg_finite(o->momentum))
+        return tg__fail(TG_EINVAL, "%s: momentum %g must be >= 0 and finite", fn, o->momentum);
+    if (!isfinite(o->dampening))
+        return tg__fail(TG_EINVAL, "%s: dampening %g must be finite", fn, o->dampening);
+    if (!tg__nonneg_finite(o->weight_decay))
+        return tg__fail(TG_EINVAL, "%s: weight_decay %g must be >= 0 and finite", fn,
+                        o->weight_decay);
+    // torch's rule: Nesterov needs a momentum term and undamped momentum.
+    if (o->nesterov && (o->momentum <= 0 || o->dampening != 0))
+        return tg__fail(TG_EINVAL, "%s: nesterov needs momentum > 0 and dampening 0 "
+                        "(momentum %g, dampening %g)", fn, o->momentum, o->dampening);
+    return TG_OK;
+}
+
+static const char *const hparams[] = {"momentum", "dampening", "weight_decay", "nesterov", NULL};
+
+static double sgd_get(const tg_optim *opt, int k)
+{
+    const tg_sgd_opts *o = opt->impl;
+    const double v[] = {o->momentum, o->dampening, o->weight_decay, o->nesterov ? 1 : 0};
+    return v[k];
+}
+
+static tg_status sgd_set(tg_optim *opt, int k, double value, const char *fn)
+{
+    tg_sgd_opts *o = opt->impl, n = *o;
+    if (k == 3 && value != 0 && value != 1)
+        return tg__fail(TG_EINVAL, "%s: nesterov %g must be 0 or 1", fn, value);
+    switch (k) {
+    case 0: n.momentum = value; break;
+    case 1: n.dampening = value; break;
+    case 2: n.weight_decay = value; break;
+    default: n.nesterov = value != 0; break;
+    }
+    tg_status st = check_opts(fn, &n);
+    if (st != TG_OK)
+        return st;
+    // The momentum buffer exists only when momentum was nonzero at creation.
+    if ((n.momentum != 0) != (o->momentum != 0))
+        return tg__fail(TG_ESTATE, "%s: momentum %g -> %g would add or drop the momentum "
+                        "buffer; make a new optimizer", fn, o->momentum, n.momentum);
+    *o = n;
+    return TG_OK;
+}
+
+static const tg__optim_vtable sgd_vt = {
+    .name = "sgd",
+    .step = sgd_step,
+    .hparams = hparams,
+    .get_hparam = sgd_get,
+    .set_hparam = sgd_set,
+};
+
 tg_sgd_opts tg_sgd_defaults(void)
 {
     return (tg_sgd_opts){.lr = 0.01, .momentum = 0, .dampening = 0, .weight_decay = 0,
@@ -77,24 +135,9 @@ tg_optim *tg_optim_sgd(tg_tensor *const *params, int n, const tg_sgd_opts *opts)
     if (tg__optim_check_params(fn, params, n) != TG_OK)
         return NULL;
     tg_sgd_opts o = opts ? *opts : tg_sgd_defaults();
-    if (!tg__nonneg_finite(o.lr))
-        return tg__fail_null(TG_EINVAL, "%s: lr %g must be >= 0 and finite", fn, o.lr);
-    if (!tg__nonneg_finite(o.momentum))
-        return tg__fail_null(TG_EINVAL, "%s: momentum %g must be >= 0 and finite", fn,
-                             o.momentum);
-    if (!isfinite(o.dampening))
-        return tg__fail_null(TG_EINVAL, "%s: dampening %g must be finite", fn, o.dampening);
-    if (!tg__nonneg_finite(o.weight_decay))
-        return tg__fail_null(TG_EINVAL, "%s: weight_decay %g must be >= 0 and finite", fn,
-                             o.weight_decay);
-    // torch's rule: Nesterov needs a momentum term and undamped momentum.
-    if (o.nesterov && (o.momentum <= 0 || o.dampening != 0))
-        return tg__fail_null(TG_EINVAL, "%s: nesterov needs momentum > 0 and dampening 0 "
-                             "(momentum %g, dampening %g)", fn, o.momentum, o.dampening);
+    if (check_opts(fn, &o) != TG_OK)
+        return NULL;
     static const char *const names[] = {"momentum_buffer"};
-    tg_optim *opt = tg__optim_create(fn, TG__OPTIM_SGD, params, n, o.momentum != 0 ? 1 : 0,
-                                     names, o.lr);
-    if (opt)
-        opt->opts.sgd = o;
-    return opt;
+    return tg__optim_create(fn, &sgd_vt, &o, sizeof o, params, n, o.momentum != 0 ? 1 : 0,
+                            names, o.lr);
 }
