@@ -587,9 +587,6 @@ START_TEST(test_save_best)
                       "failed: cannot write best.safetensors");
     // Bad settings, before anything trains.
     snapshot before = snap(m, opt);
-    sb.save = NULL;
-    ASSERT_FRESH_FAIL(tg_fit(m, opt, &d, &o, NULL), TG_EINVAL, "tg_save_best: NULL save function");
-    sb.save = save_fn;
     sb.path = NULL;
     ASSERT_FRESH_FAIL(tg_fit(m, opt, &d, &o, NULL), TG_EINVAL, "tg_save_best: NULL path");
     sb.path = "best.safetensors";
@@ -599,6 +596,102 @@ START_TEST(test_save_best)
     assert_unchanged(&before, m, opt);
     tg_optim_free(opt);
     tg_model_free(m);
+    tg_tensor_free(x);
+    tg_tensor_free(y);
+}
+END_TEST
+
+/* With no save function the best model goes to a safetensors file
+ * (tg_model_save) that tg_model_load reads back. */
+START_TEST(test_save_best_default_writes_safetensors)
+{
+    tg_tensor *x, *y;
+    regression(64, 22, &x, &y);
+    tg_model *m = mlp(1, TG_ACT_NONE);
+    tg_optim *opt = adam(m, 0.01);
+    const char *path = TG_TEST_BUILD_DIR "/check_train_best.safetensors";
+    remove(path);
+    tg_save_best sb = tg_save_best_defaults(path, NULL, NULL);
+    sb.monitor = TG_MONITOR_LOSS;
+    tg_callback cb = tg_save_best_callback(&sb);
+    tg_fit_opts o = quiet(2);
+    o.callbacks = &cb;
+    o.n_callbacks = 1;
+    ASSERT_OK(tg_fit(m, opt, &(tg_data){.x = x, .targets = y}, &o, NULL));
+    ck_assert_int_eq(sb.best_epoch, 2);
+    tg_model *back = mlp(1, TG_ACT_NONE);
+    ASSERT_OK(tg_model_load(back, path));
+    tg_tensor *p1 = NULL, *p2 = NULL;
+    ASSERT_OK(tg_predict(m, x, 64, &p1));
+    ASSERT_OK(tg_predict(back, x, 64, &p2));
+    ck_assert_mem_eq(tg_tensor_data(p1), tg_tensor_data(p2), 64 * sizeof(float));
+    remove(path);
+    tg_tensor_free(p1);
+    tg_tensor_free(p2);
+    tg_model_free(back);
+    tg_optim_free(opt);
+    tg_model_free(m);
+    tg_tensor_free(x);
+    tg_tensor_free(y);
+}
+END_TEST
+
+/* ---- resuming ---------------------------------------------------------------------- */
+
+static tg_model *dropout_mlp(void)
+{
+    tg_model *m = tg_model_new(TG_F32, TG_SHAPE(2), TG_SCHEME_KERAS, 9);
+    ASSERT_OK(tg_model_add(m, tg_layer_dense(8, TG_ACT_RELU)));
+    ASSERT_OK(tg_model_add(m, tg_layer_dropout(0.25)));
+    ASSERT_OK(tg_model_add(m, tg_layer_dense(1, TG_ACT_NONE)));
+    return m;
+}
+
+/* Three epochs in one go equal one epoch, a training checkpoint, and two
+ * more epochs with initial_epoch 1 on freshly made objects, bit for bit
+ * (shuffling, dropout and Adam's state included). */
+START_TEST(test_fit_resume_bitwise)
+{
+    tg_tensor *x, *y;
+    regression(40, 23, &x, &y);
+    tg_data d = {.x = x, .targets = y};
+    tg_fit_opts o = quiet(3);
+    tg_model *whole = dropout_mlp();
+    tg_optim *whole_opt = adam(whole, 0.01);
+    tg_history *hw = NULL;
+    ASSERT_OK(tg_fit(whole, whole_opt, &d, &o, &hw));
+
+    const char *path = TG_TEST_BUILD_DIR "/check_train_resume.safetensors";
+    tg_model *first = dropout_mlp();
+    tg_optim *first_opt = adam(first, 0.01);
+    o.epochs = 1;
+    ASSERT_OK(tg_fit(first, first_opt, &d, &o, NULL));
+    ASSERT_OK(tg_checkpoint_save(path, &(tg_train_state){.model = first, .optim = first_opt,
+                                                         .epoch = 1}));
+    tg_model *rest = dropout_mlp();
+    tg_optim *rest_opt = adam(rest, 0.01);
+    tg_train_state st = {.model = rest, .optim = rest_opt};
+    ASSERT_OK(tg_checkpoint_load(path, &st));
+    ck_assert_int_eq(st.epoch, 1);
+    o.epochs = 3;
+    o.initial_epoch = (int)st.epoch;
+    tg_history *hr = NULL;
+    ASSERT_OK(tg_fit(rest, rest_opt, &d, &o, &hr));
+    ck_assert_int_eq(tg_history_len(hr), 2);
+    ck_assert_int_eq(tg_history_epoch(hr, 0)->epoch, 2);
+    ck_assert(tg_history_epoch(hr, 1)->loss == tg_history_epoch(hw, 2)->loss);
+    snapshot a = snap(whole, whole_opt), b = snap(rest, rest_opt);
+    ck_assert_int_eq(a.steps, b.steps);
+    ck_assert_mem_eq(a.values, b.values, (size_t)a.count * sizeof a.values[0]);
+    remove(path);
+    tg_history_free(hw);
+    tg_history_free(hr);
+    tg_optim_free(whole_opt);
+    tg_optim_free(first_opt);
+    tg_optim_free(rest_opt);
+    tg_model_free(whole);
+    tg_model_free(first);
+    tg_model_free(rest);
     tg_tensor_free(x);
     tg_tensor_free(y);
 }
@@ -807,6 +900,8 @@ START_TEST(test_fit_errors)
         FIT_FAILS(m, opt, &d, TG_EINVAL, text);                                              \
     } while (0)
     OPT_FAILS(epochs, 0, "tg_fit: opts.epochs 0 < 1");
+    OPT_FAILS(initial_epoch, 1, "tg_fit: opts.initial_epoch 1 outside 0..0 (epochs - 1)");
+    OPT_FAILS(initial_epoch, -1, "tg_fit: opts.initial_epoch -1 outside 0..0");
     OPT_FAILS(batch_size, -3, "tg_fit: opts.batch_size -3 < 1");
     OPT_FAILS(metric, (tg_metric)4, "tg_fit: opts.metric 4 unknown");
     OPT_FAILS(validation_split, 1.0, "tg_fit: opts.validation_split 1 outside [0, 1)");
@@ -1154,7 +1249,11 @@ static Suite *train_suite(void)
     tcase_add_test(es, test_early_stopping_accuracy_mode);
     tcase_add_test(es, test_early_stopping_errors);
     tcase_add_test(es, test_save_best);
+    tcase_add_test(es, test_save_best_default_writes_safetensors);
     suite_add_tcase(s, es);
+    TCase *resume = tcase_create("resume");
+    tcase_add_test(resume, test_fit_resume_bitwise);
+    suite_add_tcase(s, resume);
     TCase *ev = tcase_create("evaluate_predict");
     tcase_add_test(ev, test_evaluate_and_predict_restore_modes);
     tcase_add_test(ev, test_predict_matches_forward);

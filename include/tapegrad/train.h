@@ -98,7 +98,7 @@ typedef enum tg_fit_event {
 
 typedef struct tg_fit_state {
     tg_fit_event event;
-    int epoch;            /* 1-based; 0 at TG_FIT_BEGIN */
+    int epoch;            /* 1-based; opts.initial_epoch (0) at TG_FIT_BEGIN */
     int epochs;           /* planned */
     int64_t batch;        /* 1-based batch of the epoch (TG_FIT_BATCH_END) */
     int64_t batches;      /* per epoch */
@@ -153,18 +153,18 @@ TG_API tg_callback tg_early_stopping_callback(tg_early_stopping *es);
 /* Keeps the best model (keras.callbacks.ModelCheckpoint with
  * save_best_only): after each epoch whose monitored value beats the best so
  * far by more than min_delta (the first epoch always does), calls
- * save(model, path, save_ctx). save is the caller's function (write the
- * parameters however you like); a failing save (negative status) makes tg_fit
+ * save(model, path, save_ctx): by default (save NULL) tg_model_save, which
+ * writes the parameters as a safetensors file atomically (checkpoint.h), or
+ * a function of the caller's. A failing save (negative status) makes tg_fit
  * fail with its message. Fields after save_ctx are filled in. Errors at
- * TG_FIT_BEGIN as tg_early_stopping, plus TG_EINVAL for a NULL path or
- * save. */
+ * TG_FIT_BEGIN as tg_early_stopping, plus TG_EINVAL for a NULL path. */
 typedef tg_status (*tg_save_fn)(tg_model *model, const char *path, void *ctx);
 
 typedef struct tg_save_best {
     tg_monitor monitor;  /* default TG_MONITOR_VAL_LOSS */
     double min_delta;    /* >= 0 (default 0) */
     const char *path;    /* borrowed */
-    tg_save_fn save;
+    tg_save_fn save;     /* NULL: tg_model_save */
     void *save_ctx;
     /* filled in by the callback */
     double best;
@@ -190,7 +190,14 @@ typedef enum tg_tty {
 } tg_tty;
 
 typedef struct tg_fit_opts {
-    int epochs;               /* >= 1 (default 1) */
+    int epochs;               /* the last epoch's number, >= 1 (default 1) */
+    /* Epochs already done (Keras's initial_epoch, default 0): training runs
+     * epochs initial_epoch + 1 .. epochs, and the shuffling is first moved on
+     * by initial_epoch epochs, so that a run resumed from a checkpoint taken
+     * after epoch k (tg_checkpoint_save of the model and optimizer, with
+     * initial_epoch = k) visits the batches the uninterrupted run would have,
+     * and gives the same numbers bit for bit. 0 <= initial_epoch < epochs. */
+    int initial_epoch;
     int64_t batch_size;       /* >= 1 (default 32); also the validation batch */
     bool shuffle;             /* reshuffle the training samples every epoch (default true) */
     uint64_t seed;            /* for the shuffling (default 0): tg_batcher's order */
@@ -209,7 +216,7 @@ typedef struct tg_fit_opts {
     int n_callbacks;
 } tg_fit_opts;
 
-/* epochs 1, batch_size 32, shuffle true, seed 0, TG_METRIC_AUTO, no
+/* epochs 1, initial_epoch 0, batch_size 32, shuffle true, seed 0, TG_METRIC_AUTO, no
  * validation, verbose 1 on stdout, TG_TTY_AUTO, no callbacks. */
 TG_API tg_fit_opts tg_fit_defaults(void);
 

@@ -2,7 +2,7 @@
  * interface alone (nothing here reaches into tg_fit): early stopping and
  * keeping the best model. Each keeps its settings and its running state in
  * the caller's struct, reset at TG_FIT_BEGIN so that one struct can serve
- * several runs. */
+ * several runs. Saving defaults to lib/io's tg_model_save. */
 #include <math.h>
 #include <string.h>
 
@@ -133,8 +133,6 @@ static int save_best(const tg_fit_state *s, void *ctx)
         tg_status st = check_monitor("tg_save_best", sb->monitor, sb->min_delta, s);
         if (st == TG_OK && !sb->path)
             st = tg__fail(TG_EINVAL, "tg_save_best: NULL path");
-        if (st == TG_OK && !sb->save)
-            st = tg__fail(TG_EINVAL, "tg_save_best: NULL save function");
         if (st != TG_OK)
             return st;
         sb->best = higher_is_better(sb->monitor, s->metric_name) ? -INFINITY : INFINITY;
@@ -146,7 +144,8 @@ static int save_best(const tg_fit_state *s, void *ctx)
     double v = monitored(sb->monitor, s->log);
     if (!improves(v, sb->best, sb->min_delta, higher_is_better(sb->monitor, s->metric_name)))
         return TG_FIT_CONTINUE;
-    tg_status st = sb->save(s->model, sb->path, sb->save_ctx);
+    tg_status st = sb->save ? sb->save(s->model, sb->path, sb->save_ctx)
+                            : tg_model_save(s->model, sb->path);
     if (st != TG_OK) {
         char msg[300];
         snprintf(msg, sizeof msg, "%s", tg_last_status() == st ? tg_last_error() : "");

@@ -17,6 +17,9 @@ static tg_status check_opts(const tg_fit_opts *o)
 {
     if (o->epochs < 1)
         return tg__fail(TG_EINVAL, "tg_fit: opts.epochs %d < 1", o->epochs);
+    if (o->initial_epoch < 0 || o->initial_epoch >= o->epochs)
+        return tg__fail(TG_EINVAL, "tg_fit: opts.initial_epoch %d outside 0..%d (epochs - 1)",
+                        o->initial_epoch, o->epochs - 1);
     if (o->batch_size < 1)
         return tg__fail(TG_EINVAL, "tg_fit: opts.batch_size %lld < 1",
                         (long long)o->batch_size);
@@ -202,8 +205,15 @@ static tg_status train(run *r, tg_tape *tape)
                               .loss = NAN, .metric = NAN, .has_validation = r->has_val,
                               .metric_name = tg_history_metric_name(r->history),
                               .model = r->model, .optim = r->optim};
+    // The shuffled order depends only on the seed and the epoch count, so
+    // skipping initial_epoch epochs' orders puts a resumed run where the
+    // uninterrupted one would be.
+    for (int e = 0; e < r->o->initial_epoch; e++)
+        tg__batches_reset(&r->batches);
+    r->state.epoch = r->o->initial_epoch;
     tg_status st = notify(r);
-    for (int epoch = 1; st == TG_OK && !r->stop && epoch <= r->o->epochs; epoch++)
+    for (int epoch = r->o->initial_epoch + 1; st == TG_OK && !r->stop && epoch <= r->o->epochs;
+         epoch++)
         st = run_epoch(r, epoch, tape);
     if (st == TG_OK) {
         r->state.event = TG_FIT_END;
@@ -236,7 +246,7 @@ tg_status tg_fit(tg_model *model, tg_optim *optim, const tg_data *data, const tg
     r.progress = (tg__progress){.f = f, .tty = tg__is_tty(f, o.tty), .verbose = o.verbose,
                                 .metric = r.want_metric ? metric : NULL, .val = r.has_val};
     st = tg__batches_open(&r.train, o.batch_size, o.shuffle, o.seed, &r.batches);
-    if (st == TG_OK && !(r.history = tg__history_new(o.epochs, metric)))
+    if (st == TG_OK && !(r.history = tg__history_new(o.epochs - o.initial_epoch, metric)))
         st = tg_last_status();
     tg_tape *prev_tape = tg_tape_current();
     tg_tape *tape = st == TG_OK ? tg_tape_new() : NULL;
