@@ -37,11 +37,18 @@ static void usage(FILE *f, const char *prog, const char *what, const example_arg
             "                         found next to the program, in $TAPEGRAD_DATA or in\n"
             "                         %s;\n"
             "                         full Fashion-MNIST: /usr/share/datasets/fashion-mnist)\n"
-            "  --bench                also print epoch_seconds and max_rss_kib lines\n"
-            "  --help                 this text\n"
-            "Values may also be given as --flag=value.\n",
+            "  --bench                also print epoch_seconds and max_rss_kib lines\n",
             prog, what, d->epochs, (long long)d->batch, d->lr, (unsigned long long)d->seed,
             d->verbose, d->validation_split, EXAMPLES_INSTALLED_DATA);
+    if (d->extras & EXAMPLE_CHECKPOINTS)
+        fprintf(f, "  --save PATH            write a training checkpoint (model, optimizer, epoch)\n"
+                   "                         to PATH after every epoch\n"
+                   "  --resume PATH          go on from such a checkpoint, up to --epochs\n");
+    if (d->extras & EXAMPLE_MODEL_FILE)
+        fprintf(f, "  --model PATH           the model file (safetensors; default %s)\n",
+                d->model_file ? d->model_file : "none");
+    fprintf(f, "  --help                 this text\n"
+               "Values may also be given as --flag=value.\n");
 }
 
 /* What a range means in words, for the messages. */
@@ -126,7 +133,17 @@ static int apply(example_args *a, const char *name, const char *value, char *why
             a->patience = (int)v;
     } else if (!strcmp(name, "--seed"))
         rc = parse_u64(value, &a->seed, why, size);
-    else if (!strcmp(name, "--data")) {
+    else if (!strcmp(name, "--save") || !strcmp(name, "--resume") || !strcmp(name, "--model")) {
+        rc = *value ? 0 : -1;
+        if (rc != 0)
+            snprintf(why, size, "expected a path, got ''");
+        else if (name[2] == 's')
+            a->save = value;
+        else if (name[2] == 'r')
+            a->resume = value;
+        else
+            a->model_file = value;
+    } else if (!strcmp(name, "--data")) {
         rc = *value ? 0 : -1;
         if (rc == 0)
             a->data = value;
@@ -139,8 +156,12 @@ static int apply(example_args *a, const char *name, const char *value, char *why
     return rc;
 }
 
-static bool known(const char *name)
+static bool known(const char *name, unsigned extras)
 {
+    if (!strcmp(name, "--save") || !strcmp(name, "--resume"))
+        return extras & EXAMPLE_CHECKPOINTS;
+    if (!strcmp(name, "--model"))
+        return extras & EXAMPLE_MODEL_FILE;
     static const char *const names[] = {"--epochs", "--batch", "--lr", "--seed", "--verbose",
                                         "--validation-split", "--patience", "--data"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
@@ -185,7 +206,7 @@ int example_parse_args(int argc, char **argv, const char *what, example_args *a)
         }
         if (!strcmp(name, "--bench") || !strcmp(name, "--help"))
             return bad(prog, what, &d, name, "takes no value");
-        if (!known(name))
+        if (!known(name, a->extras))
             return bad(prog, what, &d, name, "unknown option");
         if (!value)
             return bad(prog, what, &d, name, "missing value");
@@ -235,6 +256,22 @@ static bool program_dir(const char *argv0, char *buf, size_t size)
     return true;
 }
 
+/* dir + "/" + rel with each leading "../" of rel taken off dir instead, so
+ * that messages show build/examples/data/mnist-10k, not .../mnist_cnn/../data. */
+static void join_relative(char *out, size_t size, const char *dir, const char *rel)
+{
+    snprintf(out, size, "%s", dir);
+    while (!strncmp(rel, "../", 3)) {
+        char *slash = strrchr(out, '/');
+        if (!slash || slash == out)
+            break;
+        *slash = '\0';
+        rel += 3;
+    }
+    size_t len = strlen(out);
+    snprintf(out + len, size - len, "/%s", rel);
+}
+
 const char *example_find_data(const char *argv0, char *buf, size_t size)
 {
     const char *env = getenv("TAPEGRAD_DATA");
@@ -249,7 +286,7 @@ const char *example_find_data(const char *argv0, char *buf, size_t size)
     buf[0] = '\0';
     if (program_dir(argv0, dir, sizeof dir))
         for (size_t i = 0; i < sizeof relative / sizeof relative[0]; i++) {
-            snprintf(path, sizeof path, "%s/%s", dir, relative[i]);
+            join_relative(path, sizeof path, dir, relative[i]);
             if (has_images(path)) {
                 snprintf(buf, size, "%s", path);
                 return buf;

@@ -17,7 +17,15 @@ typedef struct example_args {
     int patience;            /* early stopping on val_loss; -1: none */
     const char *data;        /* directory with the four IDX files; NULL: the default */
     bool bench;              /* machine-readable timing lines for tools/bench */
+    /* Set by the program before parsing: which of the flags below it takes
+     * (the others are unknown options). */
+    unsigned extras;         /* EXAMPLE_CHECKPOINTS | EXAMPLE_MODEL_FILE */
+    const char *save;        /* --save PATH: a training checkpoint after every epoch */
+    const char *resume;      /* --resume PATH: go on from such a checkpoint */
+    const char *model_file;  /* --model PATH: a model file (tg_model_save) */
 } example_args;
+
+enum { EXAMPLE_CHECKPOINTS = 1u << 0, EXAMPLE_MODEL_FILE = 1u << 1 };
 
 /* Parses the flags over the defaults in *a: --epochs N --batch N --lr X
  * --seed N --verbose N --validation-split X --patience N
