@@ -264,6 +264,9 @@ START_TEST(test_json_depth_and_budget)
     ASSERT_OK(tg__json_parse("t", many, n, &lim, &j));
     ck_assert_uint_eq(j->len, 1000000);
     tg__json_free(j);
+    lim.max_array = 1000;
+    ASSERT_FAIL(tg__json_parse("t", many, n, &lim, &j), TG_EFORMAT,
+                "offset 2001: array longer than 1000 elements");
     free(many);
 }
 END_TEST
@@ -489,6 +492,8 @@ static const struct {
      "shape is string, expected an array"},
     {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
      TG_EFORMAT, "9 dimensions; tapegrad tensors have at most 8"},
+    {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
+     TG_EFORMAT, "header: offset 47: array longer than 9 elements"},
     {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}}", 4,
      TG_EFORMAT, "the shape's size overflows"},
     {"{\"a\":{\"dtype\":\"F64\",\"shape\":[9223372036854775807],\"data_offsets\":[0,4]}}", 4,
@@ -642,6 +647,32 @@ START_TEST(test_st_random_damage)
     free(raw);
     tg_tensor_free(a);
     tg_tensor_free(b);
+    drop_scratch();
+}
+END_TEST
+
+/* Many small tensors with 8-dim shapes: the densest real header there is
+ * stays well within the parser's budget of 16 bytes per header byte. */
+START_TEST(test_st_many_tensors)
+{
+    make_scratch();
+    enum { N = 3000 };
+    tg_tensor *t = tg_tensor_zeros(TG_F32, TG_SHAPE(1, 1, 1, 1, 1, 1, 1, 1));
+    static char buf[N][8];
+    const char *names[N];
+    tg_tensor *ts[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(buf[i], sizeof buf[i], "%x", i);
+        names[i] = buf[i];
+        ts[i] = t;
+    }
+    ASSERT_OK(tg_safetensors_write(spath("many.st"), N, names, ts, NULL));
+    tg_safetensors *f = tg_safetensors_read(spath("many.st"));
+    ck_assert_msg(f != NULL, "%s", tg_last_error());
+    ck_assert_int_eq(tg_safetensors_count(f), N);
+    ck_assert_ptr_eq(tg_safetensors_find(f, "bb8"), tg_safetensors_tensor(f, 0xbb8));
+    tg_safetensors_free(f);
+    tg_tensor_free(t);
     drop_scratch();
 }
 END_TEST
@@ -1414,6 +1445,7 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tc, test_st_flipped_bit);
     tcase_add_test(tc, test_st_random_damage);
     tcase_add_test(tc, test_st_reference_layout);
+    tcase_add_test(tc, test_st_many_tensors);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("atomic");

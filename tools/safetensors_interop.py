@@ -16,7 +16,8 @@ ST_EXPORT is the tools/st_export program (built with the library). The script
  4. the reverse: writes fresh weights with a reference writer (numpy, laid out
     as the safetensors package lays out files: tensors sorted by dtype size
     and name, header padded with spaces, no CRC), has tapegrad load them with
-    tg_model_load and predict, and compares with numpy.
+    tg_model_load and predict, and compares with numpy; with torch, the same
+    for a torch.nn model's own weights, compared with torch's predictions.
 
 Exit status 0 when everything agrees, 1 when not, 77 (meson's "skipped")
 when numpy is missing.
@@ -113,6 +114,22 @@ def forward_torch(p, x):
         return model(t(x)).numpy()
 
 
+def torch_model_to_file(path):
+    """A torch.nn model of its own (torch's default init), saved in tapegrad's
+    layout by the reference writer; returns the model."""
+    import torch
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+        torch.nn.Linear(36, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10), torch.nn.Softmax(dim=1))
+    sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    write_safetensors(path, {
+        "conv2d.weight": sd["0.weight"], "conv2d.bias": sd["0.bias"],
+        "dense.weight": sd["4.weight"].T, "dense.bias": sd["4.bias"],
+        "dense_1.weight": sd["6.weight"].T, "dense_1.bias": sd["6.bias"]}, {"format": "pt"})
+    return model
+
+
 def compare(what, got, want, atol=2e-6):
     err = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64))))
     ok = err <= atol
@@ -152,6 +169,19 @@ def main():
     subprocess.run([exe, "import", weights, os.path.join(work, "x.safetensors"), out], check=True)
     theirs = read_safetensors(out)[0]["preds"]
     ok &= compare("reference writer -> tapegrad forward", theirs, forward_numpy(mine, x))
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        weights = os.path.join(work, "from_torch.safetensors")
+        model = torch_model_to_file(weights)
+        subprocess.run([exe, "import", weights, os.path.join(work, "x.safetensors"), out],
+                       check=True)
+        with torch.no_grad():
+            want = model(torch.from_numpy(np.array(x))).numpy()
+        ok &= compare("torch.nn weights -> tapegrad forward", read_safetensors(out)[0]["preds"],
+                      want)
     print("interop: %s" % ("all predictions agree" if ok else "FAILED"))
     return 0 if ok else 1
 

@@ -16,7 +16,7 @@
  *
  * Reading never trusts the file: every length, offset, shape and string is
  * checked before it is used, and no allocation is larger than the file
- * (plus a fixed multiple of its header for the parsed JSON). A damaged file
+ * (plus at most 8 bytes per header byte for the parsed JSON). A damaged file
  * gives TG_EFORMAT with a message that names the file and the problem.
  *
  *     const char *names[] = {"w", "b"};
@@ -147,13 +147,14 @@ typedef struct tg_train_state {
  * "optim.<i>.<state>" for optimizer parameter i ("optim.0.exp_avg",
  * "optim.0.step"), "optim.lr", "optim.hparam.<name>" (0-dim float64); the
  * integers and generator states are in __metadata__ (docs/checkpoints.md
- * lists every key). Errors: TG_EINVAL (NULL state, path or model), TG_ERANGE
- * (a step count beyond 2^53), and those of tg_safetensors_write. */
+ * lists every key). Errors: TG_EINVAL (NULL state, path or model), and those
+ * of tg_safetensors_write (messages prefixed with "tg_checkpoint_save: "). */
 TG_API tg_status tg_checkpoint_save(const char *path, const tg_train_state *state);
 
 /* Restores a checkpoint into the objects of state, which must match what
  * was saved: the same model architecture, the same optimizer algorithm with
- * the same state buffers over parameters of the same shapes, a batcher over
+ * the same state buffers over parameters of the same shapes, a schedule
+ * attached exactly when one was saved (its values are restored), a batcher over
  * as many samples with the same batch size and shuffle flag, and the same
  * set of optional parts (an optimizer, a batcher and an rng must be given
  * exactly when the file has them). Everything is checked before anything
@@ -162,8 +163,7 @@ TG_API tg_status tg_checkpoint_save(const char *path, const tg_train_state *stat
  * TG_ENOMEM. */
 TG_API tg_status tg_checkpoint_load(const char *path, tg_train_state *state);
 
-/* The generator the model draws dropout masks from (and drew its initial
- * values from); borrowed, valid until tg_model_free. NULL for NULL. (nn.h) */
+/* (The model's generator is reached with tg_model_rng, in nn.h.) */
 
 /* ---- batcher position ------------------------------------------------------
  * Where a tg_batcher is: its configuration, which is checked on restore, the

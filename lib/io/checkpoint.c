@@ -132,7 +132,9 @@ static void meta_put(meta *m, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void meta_put(meta *m, const char *key, const char *fmt, ...)
 {
-    if (m->failed || m->n_owned == 32 || m->n == 31)
+    if (m->n_owned == 32 || m->n == 31)
+        m->failed = true; // more keys than this file ever writes: an internal error
+    if (m->failed)
         return;
     va_list ap;
     va_start(ap, fmt);

@@ -19,6 +19,7 @@ typedef struct parser {
     size_t len, pos;
     int depth, max_depth;
     size_t used, max_bytes;
+    uint32_t max_array;
 } parser;
 
 static tg_status fail_at(parser *p, size_t at, tg_status code, const char *fmt, ...)
@@ -36,7 +37,8 @@ static tg_status fail_at(parser *p, size_t at, tg_status code, const char *fmt, 
 
 /* Every allocation of the tree is charged against max_bytes, so that hostile
  * input (a million tiny arrays) cannot make the tree much larger than the
- * text. Freed bytes are not given back: the cap bounds the total. */
+ * text. Only the slack a container gives back when it is closed is credited:
+ * the cap bounds what the tree holds at any time. */
 static void *charge(parser *p, size_t old_bytes, void *old, size_t bytes)
 {
     size_t extra = bytes > old_bytes ? bytes - old_bytes : 0;
@@ -468,6 +470,11 @@ static tg_status parse_container(parser *p, tg__json *node, bool object)
                 }
                 p->pos++;
             }
+            if (!object && p->max_array && count >= p->max_array) {
+                st = fail_at(p, p->pos, TG_EFORMAT, "array longer than %u elements",
+                             (unsigned)p->max_array);
+                break;
+            }
             tg__json *val = push(p, &items, &count, &cap);
             if (!val) {
                 st = tg_last_status();
@@ -507,8 +514,10 @@ static tg_status parse_container(parser *p, tg__json *node, bool object)
     // Give back the doubling slack; keeping it when the shrink fails is harmless.
     if (count && count < cap) {
         tg__json *q = tg__realloc(items, count * sizeof *items);
-        if (q)
+        if (q) {
             items = q;
+            p->used -= (cap - count) * sizeof *items;
+        }
     }
     node->kind = object ? TG__JSON_OBJECT : TG__JSON_ARRAY;
     node->len = (uint32_t)members;
@@ -554,7 +563,8 @@ tg_status tg__json_parse(const char *prefix, const char *text, size_t len,
 {
     parser p = {.prefix = prefix ? prefix : "json", .s = (const uint8_t *)text, .len = len,
                 .max_depth = lim ? lim->max_depth : 64,
-                .max_bytes = lim ? lim->max_bytes : SIZE_MAX};
+                .max_bytes = lim ? lim->max_bytes : SIZE_MAX,
+                .max_array = lim ? lim->max_array : 0};
     if (!text && len)
         return tg__fail(TG_EINVAL, "%s: text is NULL", p.prefix);
     tg__json *root = charge(&p, 0, NULL, sizeof *root);

@@ -49,12 +49,14 @@ typedef struct tg__json {
 typedef struct tg__json_limits {
     int max_depth;      /* nesting of arrays and objects; 1 allows only a flat one */
     size_t max_bytes;   /* heap bytes the tree may hold (nodes and decoded strings) */
+    uint32_t max_array; /* elements per array (0: no limit) */
 } tg__json_limits;
 
 /* Parses text[0..len). On success *out receives the root (free it with
  * tg__json_free). Errors are recorded as "<prefix>: offset N: what" with
  * TG_EFORMAT (bad JSON, duplicate key, a number out of double range, too
- * deep), TG_ERANGE (max_bytes exceeded) or TG_ENOMEM; *out is untouched. */
+ * deep, an array longer than max_array), TG_ERANGE (max_bytes exceeded) or
+ * TG_ENOMEM; *out is untouched. */
 tg_status tg__json_parse(const char *prefix, const char *text, size_t len,
                          const tg__json_limits *lim, tg__json **out);
 

@@ -288,7 +288,8 @@ static int by_name(const void *a, const void *b)
 /* Entries sorted by offset must tile the data section exactly. */
 static tg_status check_layout(reader *r, tg_safetensors *f)
 {
-    qsort(f->e, (size_t)f->n, sizeof *f->e, by_offset);
+    if (f->n > 1) // qsort's array may not be NULL, even when empty
+        qsort(f->e, (size_t)f->n, sizeof *f->e, by_offset);
     uint64_t at = 0;
     for (int i = 0; i < f->n; i++) {
         const entry *e = &f->e[i];
@@ -314,9 +315,12 @@ static tg_status parse_header(reader *r, tg_safetensors *f, const char *text)
         return bad(r, "the header does not start with '{' (not a safetensors file?)");
     char prefix[320];
     snprintf(prefix, sizeof prefix, "%s: header", r->prefix);
-    // Depth 3 is all a header has (root, entry, shape); one more leaves room.
-    // 16 bytes of tree per header byte is more than any real header needs.
-    tg__json_limits lim = {.max_depth = 4, .max_bytes = 16 * (size_t)r->header_len + 4096};
+    // Depth 3 is all a header has (root, entry, shape), and its longest array
+    // is a shape; one more of each is refused below with a clearer message.
+    // A real header's tree takes under 4 bytes per header byte; with arrays
+    // capped, hostile JSON cannot do much worse than that either.
+    tg__json_limits lim = {.max_depth = 4, .max_bytes = 8 * (size_t)r->header_len + 4096,
+                           .max_array = TG_MAX_DIMS + 1};
     tg__json *root = NULL;
     tg_status st = tg__json_parse(prefix, text, (size_t)r->header_len, &lim, &root);
     if (st != TG_OK)
@@ -438,7 +442,8 @@ tg_safetensors *tg_safetensors_read(const char *path)
     if (st == TG_OK) {
         for (int i = 0; i < f->n; i++)
             f->by_name[i] = (struct name_ref){f->e[i].name, i};
-        qsort(f->by_name, (size_t)f->n, sizeof *f->by_name, by_name);
+        if (f->n > 1)
+            qsort(f->by_name, (size_t)f->n, sizeof *f->by_name, by_name);
         return f;
     }
     tg_safetensors_free(f);
