@@ -1020,6 +1020,10 @@ START_TEST(test_progress_exact_text)
     ck_assert_str_eq(s, "250/250 [==============================] - 0s 400us/step - loss: 0.4663 "
                         "- accuracy: 0.8621\n");
     free(s);
+    s = capture_final(&p, 1000, 1000, 0.9996, &log);
+    ck_assert_str_eq(s, "1000/1000 [==============================] - 1s 1ms/step - loss: 0.4663 "
+                        "- accuracy: 0.8621\n");
+    free(s);
     p.val = true;
     s = capture_final(&p, 250, 250, 2.75, &log);
     ck_assert_str_eq(s, "250/250 [==============================] - 3s 11ms/step - loss: 0.4663 "

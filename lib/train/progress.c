@@ -62,10 +62,11 @@ static void print_bar(const tg__progress *p, int64_t done, int64_t total, bool f
             bar);
 }
 
-/* "11ms/step", or "640us/step" below a millisecond. */
+/* "11ms/step", or "640us/step" below a millisecond ("1ms", not "1000us",
+ * for what rounds to a millisecond). */
 static void print_per_step(const tg__progress *p, double per_step)
 {
-    if (per_step >= 1e-3)
+    if (per_step >= 0.9995e-3)
         fprintf(p->f, "%.0fms/step", 1e3 * per_step);
     else
         fprintf(p->f, "%.0fus/step", 1e6 * per_step);
