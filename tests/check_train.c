@@ -148,6 +148,34 @@ START_TEST(test_fit_regression_decreases_loss)
 }
 END_TEST
 
+/* The loop is dtype-agnostic: a float64 model on float64 data trains too. */
+START_TEST(test_fit_float64)
+{
+    tg_tensor *x32, *y32;
+    regression(32, 24, &x32, &y32);
+    tg_tensor *x = tg_tensor_clone_as(x32, TG_F64), *y = tg_tensor_clone_as(y32, TG_F64);
+    tg_model *m = tg_model_new(TG_F64, TG_SHAPE(2), TG_SCHEME_KERAS, 7);
+    ASSERT_OK(tg_model_add(m, tg_layer_dense(4, TG_ACT_TANH)));
+    ASSERT_OK(tg_model_add(m, tg_layer_dense(1, TG_ACT_NONE)));
+    tg_optim *opt = adam(m, 0.02);
+    tg_fit_opts o = quiet(10);
+    tg_history *h = NULL;
+    ASSERT_OK(tg_fit(m, opt, &(tg_data){.x = x, .targets = y}, &o, &h));
+    ck_assert(tg_history_epoch(h, 9)->loss < tg_history_epoch(h, 0)->loss);
+    tg_tensor *p = NULL;
+    ASSERT_OK(tg_predict(m, x, 5, &p));
+    ck_assert_int_eq(tg_tensor_dtype(p), TG_F64);
+    tg_tensor_free(p);
+    tg_history_free(h);
+    tg_optim_free(opt);
+    tg_model_free(m);
+    tg_tensor_free(x);
+    tg_tensor_free(y);
+    tg_tensor_free(x32);
+    tg_tensor_free(y32);
+}
+END_TEST
+
 START_TEST(test_fit_classification_learns)
 {
     tg_tensor *x;
@@ -1234,6 +1262,7 @@ static Suite *train_suite(void)
     TCase *fit = tcase_create("fit");
     tcase_add_test(fit, test_fit_regression_decreases_loss);
     tcase_add_test(fit, test_fit_classification_learns);
+    tcase_add_test(fit, test_fit_float64);
     tcase_add_test(fit, test_fit_deterministic_and_history_optional);
     tcase_add_test(fit, test_fit_validation_split_and_data);
     tcase_add_test(fit, test_fit_metric_none);
