@@ -1,13 +1,17 @@
 /* check_examples.c - golden checks of the examples' numbers: the worked 3-2-1
  * backprop example against its closed-form gradients, and a short MLP
  * training run on the embedded digits reaching a stated accuracy. */
+#define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <tapegrad/tapegrad.h>
 
+#include "../examples/common/args.h"
 #include "../examples/worked_backprop/worked.h"
 #include "tg_check.h"
 
@@ -95,6 +99,143 @@ START_TEST(test_mlp_learns_embedded_digits)
 }
 END_TEST
 
+/* example_parse_args on argv, with what it printed to stderr in err. */
+static int parse(example_args *a, char *err, size_t size, int argc, const char **argv)
+{
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fileno(f), 2);
+    int rc = example_parse_args(argc, (char **)argv, "test", a);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    long n = ftell(f);
+    rewind(f);
+    size_t got = fread(err, 1, n < (long)size - 1 ? (size_t)n : size - 1, f);
+    err[got] = '\0';
+    fclose(f);
+    return rc;
+}
+
+#define PARSE(a, err, ...)                                                                   \
+    parse(a, err, sizeof err, (int)(sizeof((const char *[]){"prog", __VA_ARGS__}) /          \
+                                    sizeof(const char *)),                                   \
+          (const char *[]){"prog", __VA_ARGS__})
+
+START_TEST(test_args_accepts_both_forms)
+{
+    example_args a = {.epochs = 5, .batch = 32, .lr = 0.01, .seed = 1, .patience = -1,
+                      .data = "somewhere"};
+    char err[4096];
+    ck_assert_int_eq(PARSE(&a, err, "--epochs=3", "--batch", "64", "--lr=0.5", "--seed",
+                           "18446744073709551615", "--verbose=2", "--validation-split", "0.1",
+                           "--patience=0", "--bench", "--data=/tmp/x"), 0);
+    ck_assert_str_eq(err, "");
+    ck_assert_int_eq(a.epochs, 3);
+    ck_assert_int_eq(a.batch, 64);
+    ck_assert_double_eq(a.lr, 0.5);
+    ck_assert(a.seed == UINT64_MAX);
+    ck_assert_int_eq(a.verbose, 2);
+    ck_assert_double_eq(a.validation_split, 0.1);
+    ck_assert_int_eq(a.patience, 0);
+    ck_assert(a.bench);
+    ck_assert_str_eq(a.data, "/tmp/x");
+}
+END_TEST
+
+START_TEST(test_args_extras)
+{
+    example_args a = {.epochs = 5, .batch = 32, .data = "d", .extras = EXAMPLE_CHECKPOINTS};
+    char err[4096];
+    ck_assert_int_eq(PARSE(&a, err, "--save", "c.st", "--resume=old.st"), 0);
+    ck_assert_str_eq(a.save, "c.st");
+    ck_assert_str_eq(a.resume, "old.st");
+    ck_assert_int_eq(PARSE(&a, err, "--model", "m"), -1);
+    ck_assert_msg(strstr(err, "--model: unknown option"), "%s", err);
+    ck_assert_int_eq(PARSE(&a, err, "--save="), -1);
+    ck_assert_msg(strstr(err, "prog: --save: expected a path, got ''"), "%s", err);
+    a.extras = EXAMPLE_MODEL_FILE;
+    ck_assert_int_eq(PARSE(&a, err, "--model=m.st"), 0);
+    ck_assert_str_eq(a.model_file, "m.st");
+    ck_assert_int_eq(PARSE(&a, err, "--help"), 1);
+}
+END_TEST
+
+/* Each bad value is refused with the reason, nothing else is changed. */
+START_TEST(test_args_say_why)
+{
+    static const struct {
+        const char *argv[2];
+        const char *message;
+    } cases[] = {
+        {{"--epochs", "-1"}, "prog: --epochs: expected a positive integer, got -1\n"},
+        {{"--epochs", "2.5"}, "prog: --epochs: expected a positive integer, got 2.5\n"},
+        {{"--epochs=0", NULL}, "prog: --epochs: expected a positive integer, got 0\n"},
+        {{"--epochs", "1e3"}, "prog: --epochs: expected a positive integer, got 1e3\n"},
+        {{"--epochs", " 4"}, "prog: --epochs: expected a positive integer, got  4\n"},
+        {{"--epochs", "9999999"},
+         "prog: --epochs: expected a positive integer up to 1000000, got 9999999\n"},
+        {{"--epochs=", NULL}, "prog: --epochs: expected a positive integer, got ''\n"},
+        {{"--batch", "99999999999999999999"},
+         "prog: --batch: expected a positive integer, got 99999999999999999999\n"},
+        {{"--lr", "abc"}, "prog: --lr: expected a non-negative number, got abc\n"},
+        {{"--lr=-0.1", NULL}, "prog: --lr: expected a non-negative number, got -0.1\n"},
+        {{"--lr", "nan"}, "prog: --lr: expected a non-negative number, got nan\n"},
+        {{"--seed", "-3"}, "prog: --seed: expected a non-negative integer, got -3\n"},
+        {{"--seed", "1.5"}, "prog: --seed: expected a non-negative integer, got 1.5\n"},
+        {{"--seed", "18446744073709551616"},
+         "prog: --seed: expected a non-negative integer below 2^64, got 18446744073709551616\n"},
+        {{"--verbose", "3"}, "prog: --verbose: expected 0, 1 or 2, got 3\n"},
+        {{"--validation-split", "1"},
+         "prog: --validation-split: expected a number in [0, 1), got 1\n"},
+        {{"--patience", "-2"}, "prog: --patience: expected a non-negative integer, got -2\n"},
+        {{"--epochs", NULL}, "prog: --epochs: missing value\n"},
+        {{"--frobnicate", "3"}, "prog: --frobnicate: unknown option\n"},
+        {{"--bench=1", NULL}, "prog: --bench: takes no value\n"},
+        {{"epochs", NULL}, "prog: epochs: not an option (options start with --)\n"},
+        // Only programs that ask for them take these.
+        {{"--save", "c.safetensors"}, "prog: --save: unknown option\n"},
+        {{"--resume=c", NULL}, "prog: --resume: unknown option\n"},
+        {{"--model", "m"}, "prog: --model: unknown option\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        example_args a = {.epochs = 5, .batch = 32, .data = "d"};
+        char err[4096];
+        const char *argv[3] = {"prog", cases[i].argv[0], cases[i].argv[1]};
+        int argc = cases[i].argv[1] ? 3 : 2;
+        ck_assert_int_eq(parse(&a, err, sizeof err, argc, argv), -1);
+        // The reason, a blank line, then the usage.
+        size_t len = strlen(cases[i].message);
+        ck_assert_msg(!strncmp(err, cases[i].message, len), "case %zu: got '%s'", i, err);
+        ck_assert_msg(!strncmp(err + len, "\nusage: prog", 12), "case %zu: '%s'", i, err);
+        ck_assert_int_eq(a.epochs, 5);
+    }
+}
+END_TEST
+
+/* Without --data the shipped digits are found next to the program in the
+ * build tree (copied to build/examples/data/mnist-10k), or via TAPEGRAD_DATA. */
+START_TEST(test_args_find_data)
+{
+    char buf[4096];
+    setenv("TAPEGRAD_DATA", "/some/where", 1);
+    ck_assert_str_eq(example_find_data(NULL, buf, sizeof buf), "/some/where");
+    unsetenv("TAPEGRAD_DATA");
+    // This test runs as build/tests/check_examples: ../data is not there, so
+    // the lookup lists what it tried, unless the install directory has it.
+    const char *found = example_find_data(NULL, buf, sizeof buf);
+    if (!found) {
+        // build/tests/../data is tried, spelled without the "..".
+        ck_assert_msg(strstr(buf, "/data/mnist-10k, "), "%s", buf);
+        ck_assert_msg(!strstr(buf, "/../"), "%s", buf);
+    }
+    // From a program in build/examples/<name>/ it is found: the test
+    // mnist_mlp_default_data runs one so.
+}
+END_TEST
+
 static Suite *examples_suite(void)
 {
     Suite *s = suite_create("examples");
@@ -106,6 +247,12 @@ static Suite *examples_suite(void)
     tcase_set_timeout(mlp, 120);
     tcase_add_test(mlp, test_mlp_learns_embedded_digits);
     suite_add_tcase(s, mlp);
+    TCase *args = tcase_create("args");
+    tcase_add_test(args, test_args_accepts_both_forms);
+    tcase_add_test(args, test_args_say_why);
+    tcase_add_test(args, test_args_find_data);
+    tcase_add_test(args, test_args_extras);
+    suite_add_tcase(s, args);
     return s;
 }
 

@@ -11,5 +11,6 @@
 #include "nn.h"
 #include "optim.h"
 #include "checkpoint.h"
+#include "train.h"
 
 #endif
