@@ -16,7 +16,7 @@
 START_TEST(test_worked_gradients_match_closed_forms)
 {
     worked_result r;
-    ck_assert_int_eq(worked_run(NULL, 0, &r), 0);
+    ck_assert_int_eq(worked_run(NULL, 0, NULL, &r), 0);
     // delta2 = y_hat - y for a sigmoid output under binary cross-entropy.
     ck_assert_double_eq_tol(r.delta2, r.y_hat - 1.0, CLOSE);
     ck_assert_double_eq_tol(r.db2, r.f_db2, CLOSE);
@@ -38,7 +38,7 @@ START_TEST(test_worked_walkthrough_prints_every_step)
     FILE *f = tmpfile();
     ck_assert_ptr_nonnull(f);
     worked_result r;
-    ck_assert_int_eq(worked_run(f, 1, &r), 0);
+    ck_assert_int_eq(worked_run(f, 1, NULL, &r), 0);
     long size = ftell(f);
     rewind(f);
     char *text = calloc((size_t)size + 1, 1);
