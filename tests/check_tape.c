@@ -863,8 +863,8 @@ START_TEST(test_explain_options_tg_grad_and_reset)
                           "    seed       tensor(1.00, dtype=float64)",
                           "[0] add <- leaf #0 2, constant 2x1",
                           "      contribution 2 of 2 to leaf #0 2",
-                          "tg_grad returns:\n  for inputs[0], leaf #0 2:\n"
-                          "    grads[0]   tensor([ 8.00, 12.00], dtype=float64)\n"};
+                          ("tg_grad returns:\n  for inputs[0], leaf #0 2:\n"
+                           "    grads[0]   tensor([ 8.00, 12.00], dtype=float64)\n")};
     for (int i = 0; i < 5; i++)
         ck_assert_msg(strstr(text, want[i]), "missing '%s' in:\n%s", want[i], text);
     ck_assert_ptr_null(strstr(text, "tg_backward"));
@@ -919,14 +919,14 @@ START_TEST(test_dot_structure)
     char *whole;
     char *text = dot_text(0, 1, &whole);
     const char *want[] = {"digraph tape {",
-                          "leaf0 [shape=ellipse, style=filled, fillcolor=\"#dbe9f6\", "
-                          "label=\"leaf #0\\n2\\nrequires grad\"];",
+                          ("leaf0 [shape=ellipse, style=filled, fillcolor=\"#dbe9f6\", "
+                           "label=\"leaf #0\\n2\\nrequires grad\"];"),
                           "const0 [shape=ellipse, style=dashed, label=\"constant\\n2x1\"];",
                           "op1 [shape=box, style=rounded, label=\"[1] add\\n2x2\"];",
                           "leaf0 -> op1 [label=\"0\"];", "const0 -> op1 [label=\"1\"];",
                           "op1 -> op2 [label=\"0\"];", "leaf0 -> op2 [label=\"1\"];",
-                          "op3 [shape=box, style=rounded, peripheries=2, label=\"[3] sum\\n"
-                          "scalar\"];",
+                          ("op3 [shape=box, style=rounded, peripheries=2, label=\"[3] sum\\n"
+                           "scalar\"];"),
                           "op2 -> op3;"};
     for (int i = 0; i < 10; i++)
         ck_assert_msg(strstr(text, want[i]), "missing '%s' in:\n%s", want[i], text);
@@ -941,10 +941,10 @@ START_TEST(test_dot_structure)
     // Values and grads: numbers without tensor(...), rows left-justified.
     text = dot_text(TG_DOT_VALUES | TG_DOT_GRADS, 1, NULL);
     const char *more[] = {"fontname=\"Courier\"",
-                          "label=\"leaf #0\\n2\\nrequires grad\\nvalue\\n[1.0000, 2.0000]\\l"
-                          "\\ngrad\\n[ 8.0000, 12.0000]\\l\"];",
-                          "label=\"[1] add\\n2x2\\nvalue\\n[[2.0000, 3.0000],\\l [4.0000, "
-                          "5.0000]]\\l\"];",
+                          ("label=\"leaf #0\\n2\\nrequires grad\\nvalue\\n[1.0000, 2.0000]\\l"
+                           "\\ngrad\\n[ 8.0000, 12.0000]\\l\"];"),
+                          ("label=\"[1] add\\n2x2\\nvalue\\n[[2.0000, 3.0000],\\l [4.0000, "
+                           "5.0000]]\\l\"];"),
                           "label=\"[3] sum\\nscalar\\nvalue\\n22.0000\\l\"];"};
     for (int i = 0; i < 4; i++)
         ck_assert_msg(strstr(text, more[i]), "missing '%s' in:\n%s", more[i], text);
