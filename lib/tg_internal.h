@@ -78,4 +78,11 @@ static inline void tg__set(tg_tensor *t, int64_t i, double v)
 }
 bool tg__same_shape(const tg_tensor *a, const tg_tensor *b);
 
+/* ---- printing (lib/tensor/print.c) ---- */
+#define TG__PRINT_DIGITS 4      /* decimals tg_tensor_print and tg_tensor_format show */
+#define TG__PRINT_MAX_DIGITS 17 /* enough to tell any two doubles apart */
+/* tg_tensor_format with digits decimals (clamped to 0..TG__PRINT_MAX_DIGITS);
+ * t must not be NULL. Returns the length the full text needs. */
+int tg__tensor_format_digits(const tg_tensor *t, char *buf, size_t size, int digits);
+
 #endif

@@ -20,7 +20,7 @@
 START_TEST(test_worked_gradients_match_closed_forms)
 {
     worked_result r;
-    ck_assert_int_eq(worked_run(NULL, 0, &r), 0);
+    ck_assert_int_eq(worked_run(NULL, 0, NULL, &r), 0);
     // delta2 = y_hat - y for a sigmoid output under binary cross-entropy.
     ck_assert_double_eq_tol(r.delta2, r.y_hat - 1.0, CLOSE);
     ck_assert_double_eq_tol(r.db2, r.f_db2, CLOSE);
@@ -42,13 +42,37 @@ START_TEST(test_worked_walkthrough_prints_every_step)
     FILE *f = tmpfile();
     ck_assert_ptr_nonnull(f);
     worked_result r;
-    ck_assert_int_eq(worked_run(f, 1, &r), 0);
+    ck_assert_int_eq(worked_run(f, 1, NULL, &r), 0);
     long size = ftell(f);
     rewind(f);
     char *text = calloc((size_t)size + 1, 1);
     ck_assert_uint_eq(fread(text, 1, (size_t)size, f), (size_t)size);
-    const char *expected[] = {"matmul", "sigmoid", "grad out", "grad in[1]", "dL/dW1[2][1]",
-                              "delta1[1]", "One gradient-descent step"};
+    // docs/worked-backprop.md quotes these lines of the tape's explanation.
+    const char *expected[] = {"[0] matmul <- constant 1x3, leaf #0 3x2", "grad out",
+                              "grad in[1]", "      contribution 2 of 2 to [5] sigmoid 1x1",
+                              "    summed     tensor([-0.0490,  0.0729], dtype=float64)",
+                              "    leaf #3    tensor([-0.4908], dtype=float64)",
+                              "dL/dW1[2][1]", "delta1[1]", "One gradient-descent step"};
+    for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++)
+        ck_assert_msg(strstr(text, expected[i]), "missing '%s'", expected[i]);
+    free(text);
+    fclose(f);
+}
+END_TEST
+
+/* --dot: the source of docs/worked-backprop.svg. */
+START_TEST(test_worked_writes_its_graph)
+{
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    worked_result r;
+    ck_assert_int_eq(worked_run(NULL, 0, f, &r), 0);
+    long size = ftell(f);
+    rewind(f);
+    char *text = calloc((size_t)size + 1, 1);
+    ck_assert_uint_eq(fread(text, 1, (size_t)size, f), (size_t)size);
+    const char *expected[] = {"digraph tape {", "label=\"[0] matmul\\n1x2",
+                              "leaf3 -> op4 [label=\"1\"];", "peripheries=2, label=\"[14] reshape"};
     for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++)
         ck_assert_msg(strstr(text, expected[i]), "missing '%s'", expected[i]);
     free(text);
@@ -242,6 +266,7 @@ static Suite *examples_suite(void)
     TCase *worked = tcase_create("worked_backprop");
     tcase_add_test(worked, test_worked_gradients_match_closed_forms);
     tcase_add_test(worked, test_worked_walkthrough_prints_every_step);
+    tcase_add_test(worked, test_worked_writes_its_graph);
     suite_add_tcase(s, worked);
     TCase *mlp = tcase_create("mnist_mlp");
     tcase_set_timeout(mlp, 120);

@@ -110,7 +110,7 @@ static void sgd_step(tg_tensor *p)
         w[i] -= LR * g[i];
 }
 
-int worked_run(FILE *out, int explain, worked_result *r)
+int worked_run(FILE *out, int explain, FILE *dot, worked_result *r)
 {
     tg_tape *tape = tg_tape_new();
     net n = {
@@ -158,6 +158,9 @@ int worked_run(FILE *out, int explain, worked_result *r)
     }
     r->db2 = tg_tensor_item(tg_tensor_grad(n.b2));
     closed_forms(r);
+    // After backward, so that the picture shows each weight's gradient too.
+    if (dot && tg_tape_dot(tape, dot, 1, &loss, TG_DOT_VALUES | TG_DOT_GRADS) != TG_OK)
+        goto done;
 
     for (int i = 0; i < 4; i++)
         sgd_step(params[i]);

@@ -18,8 +18,10 @@ typedef struct worked_result {
 } worked_result;
 
 /* Runs the example. Writes the walkthrough to out (NULL: silent), with the
- * tape's own account of its backward pass when explain is nonzero. Returns 0
- * on success, -1 with a message on stderr otherwise. */
-int worked_run(FILE *out, int explain, worked_result *r);
+ * tape's own account of its backward pass when explain is nonzero, and the
+ * graph as Graphviz DOT with values and gradients to dot (NULL: none; this is
+ * how docs/worked-backprop.svg is made). Returns 0 on success, -1 with a
+ * message on stderr otherwise. */
+int worked_run(FILE *out, int explain, FILE *dot, worked_result *r);
 
 #endif

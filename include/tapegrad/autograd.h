@@ -104,12 +104,61 @@ TG_API tg_status tg_grad(int n_outs, tg_tensor *const *outs, tg_tensor *const *s
                          unsigned flags);
 
 /* ---- explaining a backward pass ---- */
-/* While a stream is set, every backward walk on this tape prints, for each
- * recorded op it visits, the op, its inputs, its output, the gradient arriving
- * at the output and the gradient it passes to each input. NULL turns it off. */
+/* While a stream is set, every backward walk (tg_backward, tg_backward_ex,
+ * tg_grad) on this tape tells on it what it does, for learners:
+ *   - the call and its roots, and the seed each root starts with;
+ *   - for each recorded op it visits, "[3] matmul <- [2] sigmoid 1x2, leaf #2 2x1":
+ *     where each input came from (a recorded op by id, a leaf that requires
+ *     grad, numbered by first use on the tape, or a constant, with shapes),
+ *     then the inputs' values, the output, the gradient arriving at the
+ *     output ("grad out") and the gradient passed to each input ("grad in[i]");
+ *   - when that gradient has the broadcast shape, both shapes and the
+ *     gradient after the engine sums it back to the input's shape;
+ *   - for a tensor that receives several gradients (used more than once),
+ *     each contribution and the running total;
+ *   - at the end, the .grad of every leaf reached (tg_backward) or the
+ *     gradients tg_grad returns.
+ * NULL turns it off. The setting belongs to the tape and persists across
+ * tg_tape_reset, so a training loop explains every step until it is turned
+ * off. The stream is borrowed and must stay open while it is set. Costs one
+ * branch per step when off. A NULL tape is ignored. */
 TG_API void tg_tape_explain(tg_tape *tape, FILE *stream);
+
+typedef struct tg_explain_opts {
+    int digits; /* decimals of every number shown, 0..17 (default 4) */
+} tg_explain_opts;
+
+/* Defaults: 4 digits, as tg_tensor_print shows. */
+TG_API tg_explain_opts tg_explain_defaults(void);
+/* tg_tape_explain with options (NULL: defaults); replaces earlier options.
+ * Errors: TG_EINVAL (NULL tape, digits out of range), leaving the setting
+ * as it was. */
+TG_API tg_status tg_tape_explain_ex(tg_tape *tape, FILE *stream, const tg_explain_opts *opts);
+
 /* Prints the recorded nodes in order (op, input ids, output shape, value). */
 TG_API tg_status tg_tape_print(const tg_tape *tape, FILE *stream);
+
+/* Flags for tg_tape_dot. */
+enum {
+    /* Show every tensor's value (4 decimals) in its box. */
+    TG_DOT_VALUES = 1u << 0,
+    /* Show each leaf's accumulated .grad, when it has one. */
+    TG_DOT_GRADS = 1u << 1,
+};
+/* Writes the recorded graph behind roots[0..n_roots) to stream as Graphviz
+ * DOT (render with `dot -Tsvg graph.dot -o graph.svg`): a box per recorded
+ * op with its id, name and output shape, an ellipse per leaf ("leaf #k",
+ * shape, "requires grad", numbered as tg_tape_explain numbers them) and per
+ * constant, an arrow from each input to the op using it (labelled with the
+ * input's position when the op has several), and the roots drawn with a
+ * double border. n_roots == 0 (roots may be NULL) writes the whole tape.
+ * flags: TG_DOT_VALUES, TG_DOT_GRADS, or 0. Nothing is recorded; the tape
+ * is not changed. Errors: TG_EINVAL (NULL tape or stream, n_roots < 0, NULL
+ * roots or roots[i], a root recorded on another tape, unknown flags),
+ * TG_ESTATE (a root from before a reset), TG_ENOMEM, TG_EIO (a write to
+ * stream failed; what was written is incomplete). */
+TG_API tg_status tg_tape_dot(const tg_tape *tape, FILE *stream, int n_roots,
+                             tg_tensor *const *roots, unsigned flags);
 
 /* ---- gradient checking ---- */
 /* A function of tensors to check: builds its result from inputs with ops

@@ -17,6 +17,7 @@ typedef struct walk {
     bool create_graph;
     tg_tensor **leaves; /* leaves reached, in first-reached order */
     size_t n_leaves, cap_leaves;
+    tg__explain *ex; /* NULL unless the tape is explaining (explain.c) */
 } walk;
 
 static tg_status note_leaf(walk *w, tg_tensor *t)
@@ -42,11 +43,14 @@ static tg_status deliver(walk *w, tg_tensor *t, tg_tensor *g)
 {
     if (!g)
         return tg_last_status() != TG_OK ? tg_last_status() : TG_EINVAL;
+    tg_tensor *given = g;
     if (!tg__same_shape(g, t)) {
         g = tg__sum_to(g, t->ndim, t->shape);
         if (!g)
             return tg_last_status();
     }
+    if (w->ex)
+        tg__explain_deliver(w->ex, t, given, g);
     if (t->walk_id == w->id) {
         g = tg_add(t->walk_grad, g);
         if (!g)
@@ -57,26 +61,6 @@ static tg_status deliver(walk *w, tg_tensor *t, tg_tensor *g)
     t->walk_id = w->id;
     t->walk_grad = g;
     return t->node ? TG_OK : note_leaf(w, t);
-}
-
-static void explain_node(const walk *w, const tg_node *nd, const tg_tensor *dout,
-                         tg_tensor *const *din)
-{
-    FILE *f = w->tape->explain;
-    fprintf(f, "[%zu] %s\n", nd->seq, tg__node_op_name(nd));
-    char label[32];
-    for (int i = 0; i < nd->n_in; i++) {
-        snprintf(label, sizeof label, "in[%d]", i);
-        tg__print_labelled(f, label, nd->in[i]);
-    }
-    tg__print_labelled(f, "out", nd->out);
-    tg__print_labelled(f, "grad out", dout);
-    for (int i = 0; i < nd->n_in; i++) {
-        if (!din[i])
-            continue;
-        snprintf(label, sizeof label, "grad in[%d]", i);
-        tg__print_labelled(f, label, din[i]);
-    }
 }
 
 static tg_status visit(walk *w, tg_node *nd)
@@ -109,8 +93,8 @@ static tg_status visit(walk *w, tg_node *nd)
                 s = tg__anomaly_check_backward(w->fn, nd, i, din[i]);
     if (s != TG_OK)
         return s;
-    if (w->tape->explain)
-        explain_node(w, nd, dout, din);
+    if (w->ex)
+        tg__explain_step(w->ex, nd, dout);
     for (int i = 0; i < nd->n_in && s == TG_OK; i++)
         if (tg__needs_grad(nd, i))
             s = deliver(w, nd->in[i], din[i]);
@@ -157,6 +141,7 @@ static tg_status run_walk(walk *w, const char *fn, int n_outs, tg_tensor *const 
         return TG_ESTATE;
     w->id = ++walk_counter;
     w->create_graph = flags & TG_CREATE_GRAPH;
+    w->ex = w->tape->explain ? tg__explain_begin(w->tape, fn, w->id, n_outs, outs) : NULL;
     bool prev_mode = tg_set_grad_enabled(w->create_graph);
     tg_status s = TG_OK;
     size_t top = 0;
@@ -222,6 +207,8 @@ tg_status tg_backward_ex(tg_tensor *out, tg_tensor *seed, unsigned flags)
     for (size_t i = 0; i < w.n_leaves && s == TG_OK; i++)
         if (w.leaves[i]->requires_grad)
             s = accumulate_leaf(w.leaves[i]);
+    if (s == TG_OK && w.ex)
+        tg__explain_end(w.ex, 0, NULL, NULL);
     return s;
 }
 
@@ -262,6 +249,8 @@ tg_status tg_grad(int n_outs, tg_tensor *const *outs, tg_tensor *const *seeds, i
     }
     if (s == TG_OK)
         memcpy(grads, res, (size_t)n_inputs * sizeof *grads);
+    if (s == TG_OK && w.ex)
+        tg__explain_end(w.ex, n_inputs, inputs, grads);
     if (res != result)
         tg__free(res);
     return s;

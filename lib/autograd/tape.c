@@ -69,12 +69,6 @@ tg_status tg_tape_set_limit(tg_tape *tape, size_t bytes)
     return TG_OK;
 }
 
-void tg_tape_explain(tg_tape *tape, FILE *stream)
-{
-    if (tape)
-        tape->explain = stream;
-}
-
 tg_status tg__tape_push(tg_tape *tape, tg_node *node)
 {
     if (tape->n_nodes == tape->cap_nodes) {

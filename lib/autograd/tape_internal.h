@@ -63,7 +63,8 @@ struct tg_tape {
     tg__arena arena;       /* first: see tg__tape_arena */
     tg_node **nodes;
     size_t n_nodes, cap_nodes;
-    FILE *explain;         /* tg_tape_explain stream */
+    FILE *explain;         /* tg_tape_explain stream, kept across resets */
+    int explain_digits;    /* decimals explain prints (tg_explain_opts) */
 };
 
 /* 64-byte aligned block from the tape's arena; NULL on exhausted memory or a
@@ -122,7 +123,61 @@ tg_status tg__anomaly_check_forward(const char *fn, const tg_node *nd, bool reco
 tg_status tg__anomaly_check_backward(const char *fn, const tg_node *nd, int i,
                                      const tg_tensor *din);
 
-/* "    label      tensor(...)" with matrix rows aligned (tape_print.c). */
+/* "    label      tensor(...)" with matrix rows aligned (tape_print.c), with
+ * the printer's 4 decimals or with digits. */
 void tg__print_labelled(FILE *f, const char *label, const tg_tensor *t);
+void tg__print_labelled_digits(FILE *f, const char *label, const tg_tensor *t, int digits);
+
+/* ---- the recorded graph behind a set of roots (tape_graph.c) ---- */
+/* What explain and DOT export know about one tensor of the graph. */
+typedef struct tg__graph_entry {
+    const tg_tensor *t;    /* NULL: free slot */
+    int id;                /* not recorded: leaf or constant number, by first use; else -1 */
+    int uses;              /* gradients a backward walk from the roots delivers to it */
+    int seen;              /* scratch for the user: explain counts deliveries, DOT marks */
+} tg__graph_entry;
+
+typedef struct tg__graph {
+    const tg_tape *tape;
+    size_t top;            /* nodes [0, top) may be reached */
+    bool *reach;           /* reach[k]: node k lies on a path to a root */
+    tg__graph_entry *tab;  /* inputs of reached nodes and the roots, by pointer */
+    size_t cap;            /* slots in tab, a power of two */
+    const tg_tensor **leaves; /* leaves (not recorded, requires grad) by number */
+    int n_leaves, n_constants;
+} tg__graph;
+
+/* Bytes tg__graph_build needs (n_roots == 0: the whole tape). */
+size_t tg__graph_bytes(const tg_tape *tape, int n_roots, tg_tensor *const *roots);
+/* Fills g, its arrays in mem (tg__graph_bytes bytes, pointer-aligned). With
+ * grad_only it follows only inputs that require grad, as a backward walk
+ * does; otherwise every input. roots that are not recorded on tape are kept
+ * as lone tensors. */
+void tg__graph_build(tg__graph *g, void *mem, const tg_tape *tape, int n_roots,
+                     tg_tensor *const *roots, bool grad_only);
+/* t's entry, or NULL when t is not an input of a reached node nor a root. */
+tg__graph_entry *tg__graph_find(const tg__graph *g, const tg_tensor *t);
+/* The node that produced t, when it is recorded on the tape below top. */
+const tg_node *tg__graph_producer(const tg__graph *g, const tg_tensor *t);
+/* "[3] matmul 1x2", "leaf #0 3x2" or "constant 2" into buf. */
+void tg__graph_describe(const tg__graph *g, const tg_tensor *t, char *buf, size_t size);
+
+/* ---- explaining a walk (explain.c); the walk calls these only while the
+ * tape's explain stream is set, so they cost nothing otherwise ---- */
+typedef struct tg__explain tg__explain;
+/* Starts explaining a walk of fn from outs; NULL (after saying so on the
+ * stream) when the bookkeeping does not fit in the tape's arena. */
+tg__explain *tg__explain_begin(tg_tape *tape, const char *fn, uint64_t walk_id, int n_outs,
+                               tg_tensor *const *outs);
+/* Node nd is about to pass its gradient dout on to its inputs. */
+void tg__explain_step(tg__explain *ex, const tg_node *nd, const tg_tensor *dout);
+/* The gradient given (from a backward or a seed) arrives at t as reduced
+ * (given summed to t's shape, or given itself); called before it is added to
+ * what t already holds. */
+void tg__explain_deliver(tg__explain *ex, tg_tensor *t, const tg_tensor *given,
+                         const tg_tensor *reduced);
+/* The walk succeeded: prints the leaves' .grad (n == 0, tg_backward) or the n
+ * gradients tg_grad returns for inputs. */
+void tg__explain_end(tg__explain *ex, int n, tg_tensor *const *inputs, tg_tensor *const *grads);
 
 #endif

@@ -8,8 +8,19 @@
 
 void tg__print_labelled(FILE *f, const char *label, const tg_tensor *t)
 {
-    char buf[4096];
-    tg_tensor_format(t, buf, sizeof buf);
+    tg__print_labelled_digits(f, label, t, TG__PRINT_DIGITS);
+}
+
+void tg__print_labelled_digits(FILE *f, const char *label, const tg_tensor *t, int digits)
+{
+    char small[4096], *buf = small;
+    size_t need = (size_t)tg__tensor_format_digits(t, small, sizeof small, digits) + 1;
+    // More digits make a summarised tensor outgrow the stack buffer; print it
+    // whole rather than cut it off mid-row.
+    if (need > sizeof small && (buf = tg__malloc(need)) != NULL)
+        tg__tensor_format_digits(t, buf, need, digits);
+    if (!buf)
+        buf = small;
     fprintf(f, "    %-10s ", label);
     // Continuation rows of a matrix line up under its first row.
     for (const char *c = buf; *c; c++) {
@@ -18,6 +29,8 @@ void tg__print_labelled(FILE *f, const char *label, const tg_tensor *t)
             fprintf(f, "%15s", "");
     }
     fputc('\n', f);
+    if (buf != small)
+        tg__free(buf);
 }
 
 /* "[3]" for a recorded input, "leaf 2x3" or "constant 2x3" otherwise. */

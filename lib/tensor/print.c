@@ -41,6 +41,7 @@ static void emit(writer *w, const char *fmt, ...)
 typedef struct style {
     bool scientific;
     int width;
+    int digits; /* after the decimal point */
 } style;
 
 static bool summarised(const tg_tensor *t, int d)
@@ -51,12 +52,12 @@ static bool summarised(const tg_tensor *t, int d)
 static void format_value(char *out, size_t size, double v, style st)
 {
     if (st.scientific)
-        snprintf(out, size, "%.4e", v);
+        snprintf(out, size, "%.*e", st.digits, v);
     else
-        snprintf(out, size, "%.4f", v);
+        snprintf(out, size, "%.*f", st.digits, v);
 }
 
-static style choose_style(const tg_tensor *t)
+static style choose_style(const tg_tensor *t, int digits)
 {
     double big = 0, small = INFINITY;
     for (int64_t i = 0; i < t->numel; i++) {
@@ -68,7 +69,8 @@ static style choose_style(const tg_tensor *t)
         if (a > 0 && a < small)
             small = a;
     }
-    style st = {.scientific = big >= 1e5 || (small < 1e-4 && small != INFINITY), .width = 1};
+    style st = {.scientific = big >= 1e5 || (small < 1e-4 && small != INFINITY), .width = 1,
+                .digits = digits};
     char tmp[64];
     for (int64_t i = 0; i < t->numel; i++) {
         format_value(tmp, sizeof tmp, tg__get(t, i), st);
@@ -118,7 +120,7 @@ static void print_dim(writer *w, const tg_tensor *t, int d, int64_t offset, styl
     emit(w, "]");
 }
 
-static void write_tensor(writer *w, const tg_tensor *t)
+static void write_tensor(writer *w, const tg_tensor *t, int digits)
 {
     const char *prefix = "tensor(";
     emit(w, "%s", prefix);
@@ -129,7 +131,7 @@ static void write_tensor(writer *w, const tg_tensor *t)
             emit(w, d ? ", %lld" : "%lld", (long long)t->shape[d]);
         emit(w, t->ndim == 1 ? ",)" : ")");
     } else {
-        print_dim(w, t, 0, 0, choose_style(t), (int)strlen(prefix));
+        print_dim(w, t, 0, 0, choose_style(t, digits), (int)strlen(prefix));
     }
     emit(w, ", dtype=%s%s)", tg_dtype_name(t->dtype),
          t->requires_grad ? ", requires_grad=true" : "");
@@ -140,7 +142,7 @@ tg_status tg_tensor_print(const tg_tensor *t, FILE *stream)
     if (!t || !stream)
         return tg__fail(TG_EINVAL, "tg_tensor_print: NULL %s", t ? "stream" : "tensor");
     writer w = {.stream = stream};
-    write_tensor(&w, t);
+    write_tensor(&w, t, TG__PRINT_DIGITS);
     emit(&w, "\n");
     return TG_OK;
 }
@@ -152,6 +154,18 @@ int tg_tensor_format(const tg_tensor *t, char *buf, size_t size)
     writer w = {.buf = buf, .size = size};
     if (buf && size)
         buf[0] = '\0';
-    write_tensor(&w, t);
+    write_tensor(&w, t, TG__PRINT_DIGITS);
+    return (int)w.len;
+}
+
+int tg__tensor_format_digits(const tg_tensor *t, char *buf, size_t size, int digits)
+{
+    writer w = {.buf = buf, .size = size};
+    if (buf && size)
+        buf[0] = '\0';
+    // The callers (explain, DOT export) check the range; clamp anyway so a
+    // bad value cannot reach printf as a huge precision.
+    write_tensor(&w, t, digits < 0 ? 0 : digits > TG__PRINT_MAX_DIGITS ? TG__PRINT_MAX_DIGITS
+                                                                       : digits);
     return (int)w.len;
 }
