@@ -68,8 +68,10 @@ TG_API uint64_t tg_rng_below(tg_rng *rng, uint64_t n);
 
 /* ---- constructors: the caller owns the result ----------------------------
  * All return NULL on failure: TG_EINVAL (bad dtype, ndim outside 0..8, a
- * negative dimension, NULL shape with ndim > 0), TG_ERANGE (element count
- * overflows), TG_ENOMEM. A 0-dim tensor (ndim 0) is a scalar. */
+ * negative dimension, NULL shape with ndim > 0), TG_ERANGE (the product of
+ * the dims, with zero dims counted as 1, exceeds INT64_MAX / 8: more elements
+ * than memory can hold, or strides too large for byte offsets even when the
+ * tensor is empty), TG_ENOMEM. A 0-dim tensor (ndim 0) is a scalar. */
 TG_API tg_tensor *tg_tensor_zeros(tg_dtype dtype, int ndim, const int64_t *shape);
 TG_API tg_tensor *tg_tensor_ones(tg_dtype dtype, int ndim, const int64_t *shape);
 TG_API tg_tensor *tg_tensor_full(tg_dtype dtype, int ndim, const int64_t *shape, double value);

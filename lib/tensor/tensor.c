@@ -34,15 +34,30 @@ tg_status tg__init_shape(tg_tensor *t, const char *fn, int ndim, const int64_t *
         return tg__fail(TG_EINVAL, "%s: ndim %d outside 0..%d", fn, ndim, TG_MAX_DIMS);
     if (ndim > 0 && !shape)
         return tg__fail(TG_EINVAL, "%s: shape is NULL", fn);
-    int64_t numel = 1;
+    bool empty = false;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
             return tg__fail(TG_EINVAL, "%s: dimension %d is negative (%lld)", fn, i,
                             (long long)shape[i]);
-        // Keep numel * 8 bytes representable: larger tensors cannot be allocated.
-        if (shape[i] > 0 && numel > (INT64_MAX / 8) / shape[i])
-            return tg__fail(TG_ERANGE, "%s: element count overflows at dimension %d", fn, i);
-        numel *= shape[i];
+        empty |= shape[i] == 0;
+    }
+    // Strides count a zero dim as 1, so an empty tensor's strides can overflow
+    // even though numel is 0, e.g. (0, 1e12, 1e12). One rule covers both: the
+    // product with zeros taken as 1 (the span of the strides) must keep 8 bytes
+    // per element representable; numel is at most that, so it fits too.
+    int64_t span = 1;
+    for (int i = 0; i < ndim; i++) {
+        int64_t d = shape[i] ? shape[i] : 1;
+        if (span > (INT64_MAX / 8) / d) {
+            char s[TG__SHAPE_STR];
+            tg__shape_str(s, ndim, shape);
+            if (empty)
+                return tg__fail(TG_ERANGE, "%s: strides overflow at dimension %d of empty shape "
+                                "%s (a zero dim counts as 1 in strides)", fn, i, s);
+            return tg__fail(TG_ERANGE, "%s: element count overflows at dimension %d (shape %s)",
+                            fn, i, s);
+        }
+        span *= d;
     }
     t->ndim = ndim;
     int64_t stride = 1;
@@ -51,7 +66,7 @@ tg_status tg__init_shape(tg_tensor *t, const char *fn, int ndim, const int64_t *
         t->strides[i] = stride;
         stride *= shape[i] ? shape[i] : 1;
     }
-    t->numel = numel;
+    t->numel = empty ? 0 : span;
     return TG_OK;
 }
 
