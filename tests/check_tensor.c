@@ -289,6 +289,25 @@ START_TEST(test_print_summarised_exact)
                       "tg_tensor_format: NULL tensor");
     ASSERT_FRESH_FAIL(tg_tensor_format(c, NULL, 8), TG_EINVAL, "tg_tensor_format: NULL buffer");
     ASSERT_FRESH_FAIL(tg_tensor_print(c, NULL), TG_EINVAL, "tg_tensor_print: NULL stream");
+    // Issue 11 item 6: a stream that cannot be written is reported, not TG_OK.
+    // A read-only stream fails at once; /dev/full only when the buffer is flushed.
+    FILE *ro = tmpfile();
+    ck_assert_ptr_nonnull(ro);
+    char ro_path[64];
+    snprintf(ro_path, sizeof ro_path, "/proc/self/fd/%d", fileno(ro));
+    FILE *rd = fopen(ro_path, "r");
+    if (rd) { // /proc may be missing; then only /dev/full is tried
+        ASSERT_FRESH_FAIL(tg_tensor_print(c, rd), TG_EIO,
+                          "tg_tensor_print: writing to the stream failed: ");
+        fclose(rd);
+    }
+    fclose(ro);
+    FILE *full = fopen("/dev/full", "w");
+    if (full) {
+        ASSERT_FRESH_FAIL(tg_tensor_print(m, full), TG_EIO,
+                          "tg_tensor_print: writing to the stream failed: No space left");
+        fclose(full);
+    }
     tg_tensor *all[] = {a, m, c, s, e, nf};
     for (int i = 0; i < 6; i++)
         tg_tensor_free(all[i]);

@@ -152,6 +152,9 @@ TG_API void tg_tensor_zero_grad(tg_tensor *t);
  * Large tensors (over 1000 elements) show 3 entries at each end of a
  * dimension with "..." between; an empty tensor prints as
  * tensor([], shape=(0, 3), dtype=float64). */
+/* The text and a newline go to stream, which is then flushed: TG_EIO when a
+ * write or the flush fails (a full disk, a read-only stream), with strerror in
+ * the message; TG_EINVAL for NULL. */
 TG_API tg_status tg_tensor_print(const tg_tensor *t, FILE *stream);
 /* The same text into buf (truncated to size-1, always terminated); returns the
  * length the full text needs, like snprintf, or a negative status. */
