@@ -59,7 +59,8 @@ typedef struct tg_idx tg_idx;
  * shorter or longer than the product of the dims, corrupt gzip),
  * TG_ERANGE (the product of the dims overflows), TG_ENOMEM. */
 TG_API tg_idx *tg_idx_load(const char *path);
-/* NULL is ignored. */
+/* NULL is ignored. The getters below given NULL (or a bad split) return
+ * 0/NULL and record TG_EINVAL ("tg_idx_ndim: idx is NULL"). */
 TG_API void tg_idx_free(tg_idx *idx);
 /* Number of dimensions (1..4), 0 for NULL. */
 TG_API int tg_idx_ndim(const tg_idx *idx);
@@ -138,7 +139,7 @@ TG_API tg_batcher *tg_batcher_new(const tg_tensor *images, const int64_t *labels
 TG_API bool tg_batcher_next(tg_batcher *b, tg_tensor **x, const int64_t **y, int64_t *count);
 
 /* Starts the next epoch: rewinds and, with shuffle, draws a new permutation.
- * NULL is ignored. */
+ * NULL records TG_EINVAL and does nothing else. */
 TG_API void tg_batcher_reset_epoch(tg_batcher *b);
 
 /* ceil(n / batch_size); 0 for NULL. */

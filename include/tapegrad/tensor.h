@@ -100,13 +100,17 @@ TG_API tg_tensor *tg_tensor_clone(const tg_tensor *t);
  * ignored (the tape releases those). */
 TG_API void tg_tensor_free(tg_tensor *t);
 
-/* ---- inspection ----------------------------------------------------------*/
+/* ---- inspection ----------------------------------------------------------
+ * Given NULL, each getter returns TG_F32, 0, false, NULL or -1 (as fits) and
+ * records TG_EINVAL ("tg_tensor_ndim: tensor is NULL"), unless a failure is
+ * already pending: then its message is kept, as ops do. */
 TG_API tg_dtype tg_tensor_dtype(const tg_tensor *t);
 TG_API int tg_tensor_ndim(const tg_tensor *t);
 /* Borrowed arrays of ndim entries, valid as long as t. */
 TG_API const int64_t *tg_tensor_shape(const tg_tensor *t);
 TG_API const int64_t *tg_tensor_strides(const tg_tensor *t);
-/* Size of dimension `axis` (negative counts from the end); -1 if out of range. */
+/* Size of dimension `axis` (negative counts from the end); -1 with TG_ERANGE
+ * if out of range. */
 TG_API int64_t tg_tensor_dim(const tg_tensor *t, int axis);
 TG_API int64_t tg_tensor_numel(const tg_tensor *t);
 /* True when t belongs to a tape (was made by an op). */
@@ -142,7 +146,8 @@ TG_API bool tg_tensor_requires_grad(const tg_tensor *t);
 /* The accumulated gradient (same shape and dtype as t), or NULL before the
  * first backward reached t. Borrowed: owned by t. */
 TG_API tg_tensor *tg_tensor_grad(const tg_tensor *t);
-/* Sets t's gradient to zero (keeps the buffer). No-op when it has none. */
+/* Sets t's gradient to zero (keeps the buffer). No-op when it has none;
+ * NULL records TG_EINVAL. */
 TG_API void tg_tensor_zero_grad(tg_tensor *t);
 
 /* ---- printing ------------------------------------------------------------

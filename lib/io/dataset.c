@@ -191,27 +191,43 @@ void tg_dataset_free(tg_dataset *ds)
     tg__free(ds);
 }
 
-static bool valid_split(const tg_dataset *ds, tg_split split)
+/* Getters record TG_EINVAL for a NULL dataset or a split that is neither
+ * train nor test, besides returning NULL/0. */
+static bool valid_split(const tg_dataset *ds, tg_split split, const char *fn)
 {
-    return ds && (split == TG_SPLIT_TRAIN || split == TG_SPLIT_TEST);
+    if (!ds) {
+        tg__null_arg(fn, "dataset");
+        return false;
+    }
+    if (split != TG_SPLIT_TRAIN && split != TG_SPLIT_TEST) {
+        tg__fail(TG_EINVAL, "%s: split %d is neither TG_SPLIT_TRAIN nor TG_SPLIT_TEST", fn,
+                 (int)split);
+        return false;
+    }
+    return true;
 }
 
 tg_tensor *tg_dataset_images(const tg_dataset *ds, tg_split split)
 {
-    return valid_split(ds, split) ? ds->images[split] : NULL;
+    return valid_split(ds, split, "tg_dataset_images") ? ds->images[split] : NULL;
 }
 
 const int64_t *tg_dataset_labels(const tg_dataset *ds, tg_split split)
 {
-    return valid_split(ds, split) ? ds->labels[split] : NULL;
+    return valid_split(ds, split, "tg_dataset_labels") ? ds->labels[split] : NULL;
 }
 
 int64_t tg_dataset_count(const tg_dataset *ds, tg_split split)
 {
-    return valid_split(ds, split) ? ds->count[split] : 0;
+    return valid_split(ds, split, "tg_dataset_count") ? ds->count[split] : 0;
 }
 
-int tg_dataset_num_classes(const tg_dataset *ds) { return ds ? ds->num_classes : 0; }
+int tg_dataset_num_classes(const tg_dataset *ds)
+{
+    if (!ds)
+        tg__null_arg("tg_dataset_num_classes", "dataset");
+    return ds ? ds->num_classes : 0;
+}
 
 /* ---- mini-batches ------------------------------------------------------ */
 
@@ -334,14 +350,18 @@ bool tg_batcher_next(tg_batcher *b, tg_tensor **x, const int64_t **y, int64_t *c
 
 void tg_batcher_reset_epoch(tg_batcher *b)
 {
-    if (!b)
+    if (!b) {
+        tg__null_arg("tg_batcher_reset_epoch", "batcher");
         return;
+    }
     b->pos = 0;
     new_order(b);
 }
 
 int64_t tg_batcher_num_batches(const tg_batcher *b)
 {
+    if (!b)
+        tg__null_arg("tg_batcher_num_batches", "batcher");
     return b ? (b->n + b->batch_size - 1) / b->batch_size : 0;
 }
 

@@ -202,10 +202,24 @@ void tg_idx_free(tg_idx *idx)
     tg__free(idx);
 }
 
-int tg_idx_ndim(const tg_idx *idx) { return idx ? idx->ndim : 0; }
+/* Getters given NULL record TG_EINVAL (see tg__null_arg) besides returning 0/NULL. */
+static bool have(const tg_idx *idx, const char *fn)
+{
+    if (!idx)
+        tg__null_arg(fn, "idx");
+    return idx != NULL;
+}
 
-const int64_t *tg_idx_dims(const tg_idx *idx) { return idx ? idx->dims : NULL; }
+int tg_idx_ndim(const tg_idx *idx) { return have(idx, "tg_idx_ndim") ? idx->ndim : 0; }
 
-size_t tg_idx_size(const tg_idx *idx) { return idx ? idx->size : 0; }
+const int64_t *tg_idx_dims(const tg_idx *idx)
+{
+    return have(idx, "tg_idx_dims") ? idx->dims : NULL;
+}
 
-const uint8_t *tg_idx_data(const tg_idx *idx) { return idx ? idx->data : NULL; }
+size_t tg_idx_size(const tg_idx *idx) { return have(idx, "tg_idx_size") ? idx->size : 0; }
+
+const uint8_t *tg_idx_data(const tg_idx *idx)
+{
+    return have(idx, "tg_idx_data") ? idx->data : NULL;
+}

@@ -267,22 +267,46 @@ tg_tensor *tg_tensor_clone(const tg_tensor *t)
 
 /* ---- inspection ---- */
 
-tg_dtype tg_tensor_dtype(const tg_tensor *t) { return t ? t->dtype : TG_F32; }
-int tg_tensor_ndim(const tg_tensor *t) { return t ? t->ndim : 0; }
-const int64_t *tg_tensor_shape(const tg_tensor *t) { return t ? t->shape : NULL; }
-const int64_t *tg_tensor_strides(const tg_tensor *t) { return t ? t->strides : NULL; }
-int64_t tg_tensor_numel(const tg_tensor *t) { return t ? t->numel : 0; }
-bool tg_tensor_on_tape(const tg_tensor *t) { return t && t->tape; }
-void *tg_tensor_data(tg_tensor *t) { return t ? t->data : NULL; }
-const void *tg_tensor_data_const(const tg_tensor *t) { return t ? t->data : NULL; }
+/* Getters given NULL return a neutral value and record TG_EINVAL, so that
+ * "tg_tensor_dtype(NULL) is TG_F32" is not a silent answer. */
+#define GETTER(fn, t, value, fallback)                          \
+    do {                                                        \
+        if (t)                                                  \
+            return value;                                       \
+        tg__null_arg(fn, "tensor");                             \
+        return fallback;                                        \
+    } while (0)
+
+tg_dtype tg_tensor_dtype(const tg_tensor *t) { GETTER("tg_tensor_dtype", t, t->dtype, TG_F32); }
+int tg_tensor_ndim(const tg_tensor *t) { GETTER("tg_tensor_ndim", t, t->ndim, 0); }
+const int64_t *tg_tensor_shape(const tg_tensor *t)
+{
+    GETTER("tg_tensor_shape", t, t->shape, NULL);
+}
+const int64_t *tg_tensor_strides(const tg_tensor *t)
+{
+    GETTER("tg_tensor_strides", t, t->strides, NULL);
+}
+int64_t tg_tensor_numel(const tg_tensor *t) { GETTER("tg_tensor_numel", t, t->numel, 0); }
+bool tg_tensor_on_tape(const tg_tensor *t) { GETTER("tg_tensor_on_tape", t, t->tape, false); }
+void *tg_tensor_data(tg_tensor *t) { GETTER("tg_tensor_data", t, t->data, NULL); }
+const void *tg_tensor_data_const(const tg_tensor *t)
+{
+    GETTER("tg_tensor_data_const", t, t->data, NULL);
+}
 
 int64_t tg_tensor_dim(const tg_tensor *t, int axis)
 {
-    if (!t)
+    if (!t) {
+        tg__null_arg("tg_tensor_dim", "tensor");
         return -1;
-    if (axis < 0)
-        axis += t->ndim;
-    return axis >= 0 && axis < t->ndim ? t->shape[axis] : -1;
+    }
+    int a = axis < 0 ? axis + t->ndim : axis;
+    if (a < 0 || a >= t->ndim) {
+        tg__fail(TG_ERANGE, "tg_tensor_dim: axis %d out of range for %d dims", axis, t->ndim);
+        return -1;
+    }
+    return t->shape[a];
 }
 
 /* ---- element access ---- */
@@ -425,12 +449,17 @@ tg_status tg_tensor_set_requires_grad(tg_tensor *t, bool requires_grad)
     return TG_OK;
 }
 
-bool tg_tensor_requires_grad(const tg_tensor *t) { return t && t->requires_grad; }
+bool tg_tensor_requires_grad(const tg_tensor *t)
+{
+    GETTER("tg_tensor_requires_grad", t, t->requires_grad, false);
+}
 
-tg_tensor *tg_tensor_grad(const tg_tensor *t) { return t ? t->grad : NULL; }
+tg_tensor *tg_tensor_grad(const tg_tensor *t) { GETTER("tg_tensor_grad", t, t->grad, NULL); }
 
 void tg_tensor_zero_grad(tg_tensor *t)
 {
-    if (t && t->grad)
+    if (!t)
+        tg__null_arg("tg_tensor_zero_grad", "tensor");
+    else if (t->grad)
         tg_tensor_fill(t->grad, 0.0);
 }
