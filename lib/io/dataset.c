@@ -1,9 +1,11 @@
 /* dataset.c - MNIST-style datasets as tensors, and the mini-batch iterator.
  * Reading IDX files (and gzip) is idx.c's job; this file only turns the bytes
  * into caller-facing tensors and label arrays, and gathers batches. */
+#define _POSIX_C_SOURCE 200809L /* stat */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "io/io_internal.h"
 #include "tapegrad/io.h"
@@ -31,9 +33,17 @@ static char *join_path(const char *dir, const char *name, const char *suffix)
     return p;
 }
 
-/* 0 when path can be opened for reading, else the errno of the attempt. */
+/* 0 when path can be opened for reading, else the errno of the attempt. A
+ * path that exists but is not a regular file also gives 0, without being
+ * opened (a FIFO would block): tg_idx_load then refuses it by name. */
 static int open_errno(const char *path)
 {
+    struct stat st;
+    errno = 0;
+    if (stat(path, &st) != 0)
+        return errno ? errno : ENOENT;
+    if (!S_ISREG(st.st_mode))
+        return 0;
     errno = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
