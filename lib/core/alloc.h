@@ -15,5 +15,9 @@ void tg__free(void *p);
  * while `sticky`); n < 0 turns failure injection off. Not thread-safe by
  * design: tests call it from one thread. */
 void tg__alloc_fail_after(long n, int sticky);
+/* Tests and fuzzers only: every single request above `bytes` fails (0: no
+ * limit), so huge-tensor requests take the TG_ENOMEM paths without reserving
+ * memory a sanitizer or libFuzzer would count. Set it before starting threads. */
+void tg__alloc_set_max(size_t bytes);
 
 #endif
