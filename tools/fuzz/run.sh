@@ -5,9 +5,11 @@
 # seed corpus, tools/fuzz/corpus/<name>/. A new fuzz_<name>.c is picked up
 # without changes here (give it a corpus directory; an empty one is made).
 #
-# usage: tools/fuzz/run.sh [-t SECONDS] [-j N] [-b] [NAME...]
+# usage: tools/fuzz/run.sh [-t SECONDS] [-j N] [-s SEED] [-b] [NAME...]
 #   -t  seconds per harness (default 30)
 #   -j  harnesses run at once (default 1; each is one process)
+#   -s  libFuzzer's random seed (default: a new one each run; CI fixes it
+#       so that a failure there can be replayed)
 #   -b  build only
 #   NAME...  run only these (fuzz_NAME.c), e.g. idx ops
 # env: FUZZ_BUILD (default build-fuzz), CC (default clang), FUZZ_ARGS (more
@@ -19,13 +21,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tools/clang-lib.sh
 
-seconds=30 jobs=1 build_only=0
-while getopts "t:j:b" opt; do
+seconds=30 jobs=1 build_only=0 seed=""
+while getopts "t:j:s:b" opt; do
     case $opt in
     t) seconds=$OPTARG ;;
     j) jobs=$OPTARG ;;
+    s) seed="-seed=$OPTARG" ;;
     b) build_only=1 ;;
-    *) sed -n '2,20p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,23p' "$0" >&2; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -70,7 +73,7 @@ run_one() { # name -> log in $build/fuzz_<name>.log
     local n=$1 seeds="tools/fuzz/corpus/$1" work="$build/corpus/$1"
     mkdir -p "$work" "$seeds"
     "$build/fuzz_$n" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2560 \
-        -print_final_stats=1 -artifact_prefix="$build/artifacts/$n-" ${FUZZ_ARGS:-} \
+        -print_final_stats=1 -artifact_prefix="$build/artifacts/$n-" $seed ${FUZZ_ARGS:-} \
         "$work" "$seeds" >"$build/fuzz_$n.log" 2>&1
 }
 
