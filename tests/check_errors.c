@@ -515,11 +515,13 @@ START_TEST(test_status_codes)
     ck_assert_uint_lt(strlen(tg_last_error()), sizeof longer - 1);
     ck_assert_uint_gt(strlen(tg_last_error()), 100);
     // Issue 11 item 5: a NULL format crashed in vsnprintf. The code is kept and
-    // the message says what happened. (Through a variable: the literal warns.)
+    // the message says what happened. (Through a pointer without the format
+    // attribute: compilers rightly warn about a NULL format.)
+    tg_status (*set_error)(tg_status, const char *, ...) = tg_set_error;
     const char *volatile no_format = NULL;
-    ck_assert_int_eq(tg_set_error(TG_ERANGE, no_format), TG_ERANGE);
+    ck_assert_int_eq(set_error(TG_ERANGE, no_format), TG_ERANGE);
     ASSERT_FAIL(tg_last_status(), TG_ERANGE, "tg_set_error: NULL format (code -6, index or size");
-    ck_assert_int_eq(tg_set_error(TG_OK, no_format), TG_EINVAL);
+    ck_assert_int_eq(set_error(TG_OK, no_format), TG_EINVAL);
     tg_clear_error();
 }
 END_TEST
