@@ -11,6 +11,7 @@
  * message). */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1124,6 +1125,32 @@ START_TEST(test_getter_range)
 }
 END_TEST
 
+/* Issue 11 item 6: every function that writes to a stream reports a failed
+ * write (a read-only stream fails at once, /dev/full when flushed). */
+START_TEST(test_stream_write_errors)
+{
+    tg_tensor *t = tg_tensor_zeros(TG_F32, TG_SHAPE(2, 2));
+    tg_model *m = tg_model_new(TG_F32, TG_SHAPE(3), TG_SCHEME_KERAS, 1);
+    ck_assert_ptr_nonnull(m);
+    ASSERT_OK(tg_model_add(m, tg_layer_dense(2, TG_ACT_NONE)));
+    FILE *full = fopen("/dev/full", "w");
+    if (full) {
+        ASSERT_FRESH_FAIL(tg_tensor_print(t, full), TG_EIO, "tg_tensor_print: writing");
+        clearerr(full);
+        ASSERT_FRESH_FAIL(tg_model_summary(m, full), TG_EIO, "tg_model_summary: writing");
+        fclose(full);
+    }
+    FILE *rd = fopen("/dev/null", "r");
+    ck_assert_ptr_nonnull(rd);
+    ASSERT_FRESH_FAIL(tg_tensor_print(t, rd), TG_EIO, "tg_tensor_print: writing");
+    clearerr(rd);
+    ASSERT_FRESH_FAIL(tg_model_summary(m, rd), TG_EIO, "tg_model_summary: writing");
+    fclose(rd);
+    tg_model_free(m);
+    tg_tensor_free(t);
+}
+END_TEST
+
 static Suite *errors_suite(void)
 {
     Suite *s = suite_create("errors");
@@ -1144,6 +1171,7 @@ static Suite *errors_suite(void)
     TCase *getters = tcase_create("getters");
     tcase_add_loop_test(getters, test_getter_null, 0, N_GETTERS);
     tcase_add_test(getters, test_getter_range);
+    tcase_add_test(getters, test_stream_write_errors);
     suite_add_tcase(s, getters);
     TCase *autograd = tcase_create("autograd");
     tcase_add_test(autograd, test_tape_function_errors);

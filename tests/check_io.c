@@ -1372,6 +1372,64 @@ START_TEST(test_mnist_errors)
 }
 END_TEST
 
+/* Every allocation of the loaders may fail: the call then returns NULL with
+ * TG_ENOMEM and frees what it had (the ASan job's LeakSanitizer checks). The
+ * gzip file is large enough for the size hook to run and grow the buffer. */
+START_TEST(test_loaders_out_of_memory)
+{
+    static uint8_t plain[5000], stored[5200], gz[5300];
+    size_t n = make_idx(plain, 3, (const uint32_t[]){3, 40, 40}, 4800);
+    size_t sn = make_stored(stored, plain, n);
+    size_t gn = make_gzip(gz, 0, stored, sn, plain, n);
+    const char *path = scratch("oom.idx.gz");
+    write_file(path, gz, gn);
+    write_tiny_mnist(5, 5, 3, 3);
+    bool idx_through = false, mnist_through = false;
+    for (int sticky = 0; sticky < 2; sticky++)
+        for (long k = 0; k < 60; k++) {
+            tg_clear_error();
+            tg__alloc_fail_after(k, sticky);
+            tg_idx *idx = tg_idx_load(path);
+            tg__alloc_fail_after(-1, 0);
+            if (idx) {
+                ck_assert_uint_eq(tg_idx_size(idx), 4800);
+                ck_assert(memcmp(tg_idx_data(idx), plain + 16, 4800) == 0);
+                idx_through |= sticky;
+            } else {
+                ASSERT_FAIL(tg_last_status(), TG_ENOMEM, "memory");
+            }
+            tg_idx_free(idx);
+            tg_clear_error();
+            tg__alloc_fail_after(k, sticky);
+            tg_dataset *ds = tg_mnist_load(TG_TEST_BUILD_DIR, TG_F64);
+            tg__alloc_fail_after(-1, 0);
+            if (ds)
+                mnist_through |= sticky;
+            else
+                ASSERT_FAIL(tg_last_status(), TG_ENOMEM, "memory");
+            tg_dataset_free(ds);
+        }
+    ck_assert_msg(idx_through && mnist_through, "a loader makes more than 60 allocations");
+}
+END_TEST
+
+/* Issue 11 item 12: a split that is neither train nor test was a silent NULL. */
+START_TEST(test_dataset_bad_split)
+{
+    write_tiny_mnist(5, 5, 3, 3);
+    tg_dataset *ds = tg_mnist_load(TG_TEST_BUILD_DIR, TG_F32);
+    ck_assert_msg(ds != NULL, "%s", tg_last_error());
+    ASSERT_FRESH_NULL_FAIL(tg_dataset_images(ds, (tg_split)5), TG_EINVAL,
+                           "tg_dataset_images: split 5 is neither TG_SPLIT_TRAIN nor");
+    ASSERT_FRESH_NULL_FAIL(tg_dataset_labels(ds, (tg_split)-1), TG_EINVAL,
+                           "tg_dataset_labels: split -1");
+    tg_clear_error();
+    ck_assert_int_eq(tg_dataset_count(ds, (tg_split)2), 0);
+    ASSERT_FAIL(tg_last_status(), TG_EINVAL, "tg_dataset_count: split 2");
+    tg_dataset_free(ds);
+}
+END_TEST
+
 /* ---- batcher ------------------------------------------------------------ */
 
 /* Sample i of a (n, 2) tensor is (i, -i); its label is 100 + i. */
@@ -1604,6 +1662,8 @@ static Suite *io_suite(void)
     tcase_add_test(tc, test_mnist_f64);
     tcase_add_test(tc, test_mnist_tiny_raw);
     tcase_add_test(tc, test_mnist_errors);
+    tcase_add_test(tc, test_loaders_out_of_memory);
+    tcase_add_test(tc, test_dataset_bad_split);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("batcher");
