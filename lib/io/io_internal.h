@@ -55,8 +55,10 @@ uint32_t tg__crc32(uint32_t crc, const uint8_t *p, size_t n);
  * larger than max bytes (also when it grows past max while read), TG_ENOMEM. */
 tg_status tg__read_file_max(const char *fn, const char *path, size_t max, uint8_t **data,
                             size_t *len);
-/* tg__read_file_max with TG__FILE_MAX. */
-#define TG__FILE_MAX ((size_t)1 << 32)
+/* tg__read_file_max with TG__FILE_MAX: 4 GiB (half the address space where
+ * size_t is 32 bits). */
+#define TG__FILE_MAX \
+    (SIZE_MAX / 2 < UINT64_C(1) << 32 ? SIZE_MAX / 2 : (size_t)(UINT64_C(1) << 32))
 tg_status tg__read_file(const char *fn, const char *path, uint8_t **data, size_t *len);
 
 #endif
