@@ -17,7 +17,7 @@
  * pass arrays (labels, indices, values) shorter than the call reads.
  * Two switches (CFLAGS) explore what issue 11 items 1 and 2 make detectable,
  * once they land: -DFUZZ_STALE=1 keeps tape tensors in their slots after a
- * reset or free, -DFUZZ_CROSS_TAPE=1 lets one expression use tensors of two
+ * reset, -DFUZZ_CROSS_TAPE=1 lets one expression use tensors of two
  * tapes. Both report crashes today (see docs/reliability.md). */
 #include "fuzz_common.h" /* first: it sets _POSIX_C_SOURCE */
 
@@ -175,11 +175,12 @@ static void status_ok_or_failed(tg_status st, const char *what)
         fuzz_check_failure(st, what);
 }
 
-/* After a reset or free, tape tensors must not be used: forget them all
- * (whichever tape made them: the harness does not track it). */
-static void drop_tape_tensors(state *s)
+/* After a reset or free, tape tensors must not be used: forget them all.
+ * With FUZZ_STALE, tensors from before a reset stay (the library is to
+ * detect them); after tg_tape_free their memory is gone, so they always go. */
+static void drop_tape_tensors(state *s, bool freed)
 {
-    if (FUZZ_STALE)
+    if (FUZZ_STALE && !freed)
         return;
     for (int i = 0; i < NSLOT; i++)
         if (s->tape_of[i])
@@ -459,7 +460,7 @@ static void tape_step(state *s, reader *r)
     case 0:
         if (cur) {
             tg_tape_reset(cur);
-            drop_tape_tensors(s);
+            drop_tape_tensors(s, false);
         }
         break;
     case 1: // make tape k current, creating it if needed
@@ -477,7 +478,7 @@ static void tape_step(state *s, reader *r)
         if (s->tapes[k]) {
             tg_tape_free(s->tapes[k]);
             s->tapes[k] = NULL;
-            drop_tape_tensors(s);
+            drop_tape_tensors(s, true);
         }
         break;
     case 4:
