@@ -39,6 +39,10 @@ void *tg__fail_null(tg_status code, const char *fmt, ...) __attribute__((format(
 /* An op got a NULL input: keep a pending failure's message (the first one) or
  * report this one. Returns NULL. */
 void *tg__null_input(const char *fn, int which);
+/* A getter or other non-op call got NULL for `what` ("tensor", "model"):
+ * records TG_EINVAL "fn: what is NULL" unless a failure is pending, whose
+ * message is kept (as above). Returns TG_EINVAL. */
+tg_status tg__null_arg(const char *fn, const char *what);
 /* "2x3x4" (or "scalar") into buf of at least TG__SHAPE_STR bytes. */
 #define TG__SHAPE_STR 192 /* the longest 8-dim shape: 8 x 19 digits + 7 x "x" */
 const char *tg__shape_str(char *buf, int ndim, const int64_t *shape);

@@ -11,6 +11,7 @@
  * message). */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -519,6 +520,14 @@ START_TEST(test_status_codes)
     ck_assert_int_eq(tg_set_error(TG_EIO, "%s", longer), TG_EIO);
     ck_assert_uint_lt(strlen(tg_last_error()), sizeof longer - 1);
     ck_assert_uint_gt(strlen(tg_last_error()), 100);
+    // Issue 11 item 5: a NULL format crashed in vsnprintf. The code is kept and
+    // the message says what happened. (Through a pointer without the format
+    // attribute: compilers rightly warn about a NULL format.)
+    tg_status (*set_error)(tg_status, const char *, ...) = tg_set_error;
+    const char *volatile no_format = NULL;
+    ck_assert_int_eq(set_error(TG_ERANGE, no_format), TG_ERANGE);
+    ASSERT_FAIL(tg_last_status(), TG_ERANGE, "tg_set_error: NULL format (code -6, index or size");
+    ck_assert_int_eq(set_error(TG_OK, no_format), TG_EINVAL);
     tg_clear_error();
 }
 END_TEST
@@ -1024,6 +1033,128 @@ START_TEST(test_failed_calls_record_nothing)
 }
 END_TEST
 
+/* ---- getters given NULL (issue 11 item 12) ----
+ * Each returned a neutral value (tg_tensor_dtype(NULL) is TG_F32) without
+ * recording anything, so a caller could not tell an answer from a mistake.
+ * One line per getter: the call and the message it must record. */
+#define GETTER_CASES(X)                                                                   \
+    X(tg_tensor_dtype(NULL), "tg_tensor_dtype: tensor is NULL")                          \
+    X(tg_tensor_ndim(NULL), "tg_tensor_ndim: tensor is NULL")                            \
+    X(tg_tensor_shape(NULL), "tg_tensor_shape: tensor is NULL")                          \
+    X(tg_tensor_strides(NULL), "tg_tensor_strides: tensor is NULL")                      \
+    X(tg_tensor_dim(NULL, 0), "tg_tensor_dim: tensor is NULL")                           \
+    X(tg_tensor_numel(NULL), "tg_tensor_numel: tensor is NULL")                          \
+    X(tg_tensor_on_tape(NULL), "tg_tensor_on_tape: tensor is NULL")                      \
+    X(tg_tensor_data(NULL), "tg_tensor_data: tensor is NULL")                            \
+    X(tg_tensor_data_const(NULL), "tg_tensor_data_const: tensor is NULL")                \
+    X(tg_tensor_requires_grad(NULL), "tg_tensor_requires_grad: tensor is NULL")          \
+    X(tg_tensor_grad(NULL), "tg_tensor_grad: tensor is NULL")                            \
+    X(tg_tensor_zero_grad(NULL), "tg_tensor_zero_grad: tensor is NULL")                  \
+    X(tg_idx_ndim(NULL), "tg_idx_ndim: idx is NULL")                                     \
+    X(tg_idx_dims(NULL), "tg_idx_dims: idx is NULL")                                     \
+    X(tg_idx_size(NULL), "tg_idx_size: idx is NULL")                                     \
+    X(tg_idx_data(NULL), "tg_idx_data: idx is NULL")                                     \
+    X(tg_dataset_images(NULL, TG_SPLIT_TRAIN), "tg_dataset_images: dataset is NULL")     \
+    X(tg_dataset_labels(NULL, TG_SPLIT_TEST), "tg_dataset_labels: dataset is NULL")      \
+    X(tg_dataset_count(NULL, TG_SPLIT_TRAIN), "tg_dataset_count: dataset is NULL")       \
+    X(tg_dataset_num_classes(NULL), "tg_dataset_num_classes: dataset is NULL")           \
+    X(tg_batcher_num_batches(NULL), "tg_batcher_num_batches: batcher is NULL")           \
+    X(tg_batcher_reset_epoch(NULL), "tg_batcher_reset_epoch: batcher is NULL")           \
+    X(tg_layer_name(NULL), "tg_layer_name: layer is NULL")                               \
+    X(tg_layer_type(NULL), "tg_layer_type: layer is NULL")                               \
+    X(tg_layer_output_shape(NULL, &n), "tg_layer_output_shape: layer is NULL")           \
+    X(tg_layer_params(NULL, &n), "tg_layer_params: layer is NULL")                       \
+    X(tg_layer_param_count(NULL), "tg_layer_param_count: layer is NULL")                 \
+    X(tg_model_set_training(NULL, true), "tg_model_set_training: model is NULL")         \
+    X(tg_model_training(NULL), "tg_model_training: model is NULL")                       \
+    X(tg_model_params(NULL, &n), "tg_model_params: model is NULL")                       \
+    X(tg_model_param_count(NULL), "tg_model_param_count: model is NULL")                 \
+    X(tg_model_layer_count(NULL), "tg_model_layer_count: model is NULL")                 \
+    X(tg_model_layer(NULL, 0), "tg_model_layer: model is NULL")                          \
+    X(tg_model_input_shape(NULL, &n), "tg_model_input_shape: model is NULL")             \
+    X(tg_model_output_shape(NULL, &n), "tg_model_output_shape: model is NULL")           \
+    X(tg_model_dtype(NULL), "tg_model_dtype: model is NULL")
+#define GETTER_COUNT(call, msg) +1
+enum { N_GETTERS = 0 GETTER_CASES(GETTER_COUNT) };
+
+START_TEST(test_getter_null)
+{
+    int n = 7, k = 0;
+    const char *want = NULL;
+    tg_clear_error();
+#define GETTER_RUN(call, msg)                                                             \
+    if (k++ == _i) {                                                                      \
+        (void)(call);                                                                     \
+        want = msg;                                                                       \
+    }
+    GETTER_CASES(GETTER_RUN)
+#undef GETTER_RUN
+    ASSERT_FAIL(tg_last_status(), TG_EINVAL, want);
+    (void)n;
+    // A pending failure keeps its message, as ops given NULL do.
+    tg_set_error(TG_ESHAPE, "earlier failure");
+    k = 0;
+#define GETTER_RUN(call, msg)                                                             \
+    if (k++ == _i)                                                                        \
+        (void)(call);
+    GETTER_CASES(GETTER_RUN)
+#undef GETTER_RUN
+    ASSERT_FAIL(tg_last_status(), TG_ESHAPE, "earlier failure");
+    tg_clear_error();
+}
+END_TEST
+
+/* Out-of-range indices to getters are failures too, not silent -1/NULL. */
+START_TEST(test_getter_range)
+{
+    tg_tensor *t = tg_tensor_zeros(TG_F32, TG_SHAPE(2, 3));
+    ck_assert_int_eq(tg_tensor_dim(t, -2), 2);
+    ck_assert_int_eq(tg_tensor_dim(t, 1), 3);
+    tg_clear_error();
+    ck_assert_int_eq(tg_tensor_dim(t, 2), -1);
+    ASSERT_FAIL(tg_last_status(), TG_ERANGE, "tg_tensor_dim: axis 2 out of range for 2 dims");
+    tg_clear_error();
+    ck_assert_int_eq(tg_tensor_dim(t, -3), -1);
+    ASSERT_FAIL(tg_last_status(), TG_ERANGE, "tg_tensor_dim: axis -3 out of range");
+    tg_tensor_free(t);
+    tg_model *m = tg_model_new(TG_F32, TG_SHAPE(4), TG_SCHEME_KERAS, 1);
+    ck_assert_ptr_nonnull(m);
+    ASSERT_FRESH_NULL_FAIL(tg_model_layer(m, 0), TG_ERANGE,
+                           "tg_model_layer: index 0 outside 0..-1");
+    ASSERT_OK(tg_model_add(m, tg_layer_dense(2, TG_ACT_NONE)));
+    ck_assert_ptr_nonnull(tg_model_layer(m, 0));
+    ASSERT_FRESH_NULL_FAIL(tg_model_layer(m, -1), TG_ERANGE,
+                           "tg_model_layer: index -1 outside 0..0");
+    tg_model_free(m);
+}
+END_TEST
+
+/* Issue 11 item 6: every function that writes to a stream reports a failed
+ * write (a read-only stream fails at once, /dev/full when flushed). */
+START_TEST(test_stream_write_errors)
+{
+    tg_tensor *t = tg_tensor_zeros(TG_F32, TG_SHAPE(2, 2));
+    tg_model *m = tg_model_new(TG_F32, TG_SHAPE(3), TG_SCHEME_KERAS, 1);
+    ck_assert_ptr_nonnull(m);
+    ASSERT_OK(tg_model_add(m, tg_layer_dense(2, TG_ACT_NONE)));
+    FILE *full = fopen("/dev/full", "w");
+    if (full) {
+        ASSERT_FRESH_FAIL(tg_tensor_print(t, full), TG_EIO, "tg_tensor_print: writing");
+        clearerr(full);
+        ASSERT_FRESH_FAIL(tg_model_summary(m, full), TG_EIO, "tg_model_summary: writing");
+        fclose(full);
+    }
+    FILE *rd = fopen("/dev/null", "r");
+    ck_assert_ptr_nonnull(rd);
+    ASSERT_FRESH_FAIL(tg_tensor_print(t, rd), TG_EIO, "tg_tensor_print: writing");
+    clearerr(rd);
+    ASSERT_FRESH_FAIL(tg_model_summary(m, rd), TG_EIO, "tg_model_summary: writing");
+    fclose(rd);
+    tg_model_free(m);
+    tg_tensor_free(t);
+}
+END_TEST
+
 static Suite *errors_suite(void)
 {
     Suite *s = suite_create("errors");
@@ -1041,6 +1172,11 @@ static Suite *errors_suite(void)
     tcase_add_test(tensor, test_tensor_function_errors);
     tcase_add_test(tensor, test_rng_null);
     suite_add_tcase(s, tensor);
+    TCase *getters = tcase_create("getters");
+    tcase_add_loop_test(getters, test_getter_null, 0, N_GETTERS);
+    tcase_add_test(getters, test_getter_range);
+    tcase_add_test(getters, test_stream_write_errors);
+    suite_add_tcase(s, getters);
     TCase *autograd = tcase_create("autograd");
     tcase_add_test(autograd, test_tape_function_errors);
     tcase_add_test(autograd, test_gradcheck_errors);

@@ -20,11 +20,14 @@
  * lcg_bytes / lcg_text are reproduced in C below so the expected output need
  * not be embedded. Crafted invalid streams are built with a small bit writer.
  */
+#define _POSIX_C_SOURCE 200809L /* mkfifo, mkdir, truncate: non-regular and huge files */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "io/io_internal.h"
 #include "tapegrad/tapegrad.h"
@@ -1046,21 +1049,168 @@ START_TEST(test_idx_huge_dims)
                                                    0xffffffffu}, 8);
     write_file(path, buf, n);
     ASSERT_NULL_FAIL(tg_idx_load(path), TG_ERANGE,
-                     "dims 4294967295x4294967295x4294967295x4294967295 overflow");
-    // Large but representable: the file is simply far too short, and nothing
-    // that size gets allocated.
+                     "dims 4294967295x4294967295x4294967295x4294967295 exceed the limit of "
+                     "1073741824 bytes (TG_IDX_MAX_BYTES)");
+    // Representable but past the cap: refused before anything is read or decoded.
     n = make_idx(buf, 3, (const uint32_t[]){0xffffffffu, 0xffffffffu, 1}, 8);
     write_file(path, buf, n);
+    ASSERT_NULL_FAIL(tg_idx_load(path), TG_ERANGE, "dims 4294967295x4294967295x1 exceed");
+    // Exactly the cap is allowed by the dims (the file is then simply too short).
+    n = make_idx(buf, 2, (const uint32_t[]){1u << 15, 1u << 15}, 8);
+    write_file(path, buf, n);
     ASSERT_NULL_FAIL(tg_idx_load(path), TG_EFORMAT,
-                     "truncated: header says 4294967295x4294967295x1 = 18446744065119617025 "
-                     "bytes, file has 8");
-    // A zero dim makes the product 0 even past a would-be overflow.
-    n = make_idx(buf, 3, (const uint32_t[]){0, 0xffffffffu, 0xffffffffu}, 0);
+                     "truncated: header says 32768x32768 = 1073741824 bytes, file has 8");
+    n = make_idx(buf, 2, (const uint32_t[]){1u << 15, (1u << 15) + 1}, 8);
+    write_file(path, buf, n);
+    ASSERT_NULL_FAIL(tg_idx_load(path), TG_ERANGE, "dims 32768x32769 exceed the limit");
+    // A zero dim beside small ones is an empty array.
+    n = make_idx(buf, 3, (const uint32_t[]){0, 1000, 1000}, 0);
     write_file(path, buf, n);
     tg_idx *idx = tg_idx_load(path);
     ck_assert_msg(idx != NULL, "%s", tg_last_error());
     ck_assert_uint_eq(tg_idx_size(idx), 0);
     tg_idx_free(idx);
+}
+END_TEST
+
+/* Issue 11 item 10: FFFFFFFF x FFFFFFFF x FFFFFFFF x 0 gave TG_ERANGE while
+ * 0 x FFFFFFFF x ... was accepted. One rule now: zero dims count as 1, so both
+ * orders (and any other) are refused alike. */
+START_TEST(test_idx_dims_one_rule)
+{
+    uint8_t buf[64];
+    const char *path = scratch("zero-dims.idx");
+    const uint32_t orders[4][4] = {{0xffffffffu, 0xffffffffu, 0xffffffffu, 0},
+                                   {0, 0xffffffffu, 0xffffffffu, 0xffffffffu},
+                                   {0xffffffffu, 0, 0xffffffffu, 0xffffffffu},
+                                   {0, 0xffffffffu, 0xffffffffu, 0}};
+    for (int k = 0; k < 4; k++) {
+        size_t n = make_idx(buf, 4, orders[k], 0);
+        write_file(path, buf, n);
+        ASSERT_FRESH_NULL_FAIL(tg_idx_load(path), TG_ERANGE,
+                               "(TG_IDX_MAX_BYTES), zero dims counted as 1");
+    }
+    // Two orders of 0 x 70000 x 70000: refused alike (70000^2 bytes is over the cap).
+    const uint32_t pairs[2][3] = {{0, 70000, 70000}, {70000, 70000, 0}};
+    for (int k = 0; k < 2; k++) {
+        size_t n = make_idx(buf, 3, pairs[k], 0);
+        write_file(path, buf, n);
+        ASSERT_FRESH_NULL_FAIL(tg_idx_load(path), TG_ERANGE, "zero dims counted as 1");
+    }
+}
+END_TEST
+
+/* A fixed-Huffman deflate stream of `lit` literal bytes and then `runs` copies
+ * of 258 bytes at distance 1 (13 bits each): a bomb of 258 bytes per 13 bits. */
+static size_t make_bomb_deflate(uint8_t **out, const uint8_t *lit, size_t nlit, size_t runs)
+{
+    size_t cap = 64 + nlit * 2 + runs * 2;
+    uint8_t *d = calloc(cap, 1);
+    ck_assert_ptr_nonnull(d);
+    size_t bitpos = 0;
+#define BOMB_PUT(v, nbits)                                                              \
+    for (unsigned i_ = 0; i_ < (nbits); i_++, bitpos++)                                  \
+        d[bitpos >> 3] |= (uint8_t)((((v) >> i_) & 1u) << (bitpos & 7));
+#define BOMB_CODE(code, nbits)                                                          \
+    for (unsigned j_ = (nbits); j_-- > 0;)                                               \
+        BOMB_PUT(((code) >> j_) & 1u, 1)
+    BOMB_PUT(1u, 1); // BFINAL
+    BOMB_PUT(1u, 2); // fixed Huffman
+    for (size_t i = 0; i < nlit; i++) {
+        if (lit[i] < 144)
+            BOMB_CODE(0x30u + lit[i], 8)
+        else
+            BOMB_CODE(0x190u + lit[i] - 144, 9)
+    }
+    for (size_t r = 0; r < runs; r++) {
+        BOMB_CODE(0xc0u + 285 - 280, 8) // length 258
+        BOMB_CODE(0u, 5)                // distance code 0: distance 1
+    }
+    BOMB_CODE(0u, 7) // end of block (256)
+#undef BOMB_CODE
+#undef BOMB_PUT
+    *out = d;
+    return (bitpos + 7) / 8;
+}
+
+/* Issue 11 item 9: the whole gzip was decoded before the header was checked
+ * (an 8 MiB bomb took 8.2 GB). Now decoding stops once the content passes the
+ * size the header states. The bomb's trailer CRC is wrong on purpose: a
+ * decoder that ran to the end would report the CRC, not the header. */
+START_TEST(test_idx_gzip_bomb)
+{
+    uint8_t head[64];
+    size_t hn = make_idx(head, 2, (const uint32_t[]){10, 5}, 0); // states 50 bytes
+    head[hn++] = 0; // the first byte of content; the runs repeat it
+    uint8_t *deflate;
+    size_t runs = (size_t)1 << 18; // 64 MiB of zeros from about 420 KiB
+    size_t dn = make_bomb_deflate(&deflate, head, hn, runs);
+    uint8_t *gz = malloc(dn + 32);
+    ck_assert_ptr_nonnull(gz);
+    static const uint8_t gz_head[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+    memcpy(gz, gz_head, 10);
+    memcpy(gz + 10, deflate, dn);
+    memset(gz + 10 + dn, 0, 8); // CRC 0 (wrong) and size 0 (wrong)
+    const char *path = scratch("bomb.idx.gz");
+    write_file(path, gz, 10 + dn + 8);
+    ASSERT_NULL_FAIL(tg_idx_load(path), TG_EFORMAT,
+                     "oversized: the header states 62 bytes in all, the gzip data decodes to "
+                     "more");
+    // A bad header stops the bomb as soon as its bytes are out, and is what is reported.
+    free(deflate);
+    head[2] = 0x0d; // float32 elements: unsupported
+    dn = make_bomb_deflate(&deflate, head, hn, runs);
+    memcpy(gz + 10, deflate, dn);
+    memset(gz + 10 + dn, 0, 8);
+    write_file(path, gz, 10 + dn + 8);
+    ASSERT_NULL_FAIL(tg_idx_load(path), TG_EFORMAT, "unsupported element type 0x0d");
+    // The same stream through tg_gunzip with a cap is refused as before.
+    uint8_t *out = (uint8_t *)&head; // must stay untouched
+    size_t out_len = 99;
+    ASSERT_FRESH_FAIL(tg_gunzip(gz, 10 + dn + 8, &out, &out_len, 1 << 20), TG_ERANGE,
+                      "tg_gunzip: member 1: output exceeds the limit of 1048576 bytes");
+    ck_assert_ptr_eq(out, (uint8_t *)&head);
+    ck_assert_uint_eq(out_len, 99);
+    free(deflate);
+    free(gz);
+}
+END_TEST
+
+/* Issue 11 item 9: a /dev/zero path read until memory ran out. Only regular
+ * files are read now; a FIFO is refused without blocking (the test would time
+ * out), and a file past the size cap without being read (a sparse file). */
+START_TEST(test_idx_not_regular)
+{
+    FILE *probe = fopen("/dev/zero", "rb");
+    if (probe) {
+        fclose(probe);
+        ASSERT_FRESH_NULL_FAIL(tg_idx_load("/dev/zero"), TG_EIO,
+                               "tg_idx_load: /dev/zero: not a regular file (a device)");
+    }
+    ASSERT_FRESH_NULL_FAIL(tg_idx_load(TG_TEST_BUILD_DIR), TG_EIO,
+                           "not a regular file (a directory)");
+    const char *fifo = scratch("fifo.idx");
+    unlink(fifo);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ASSERT_FRESH_NULL_FAIL(tg_idx_load(fifo), TG_EIO, "not a regular file (a FIFO)");
+    unlink(fifo);
+    // A dataset directory whose train images are a FIFO: refused by name, no hang.
+    char dir[1100], name[1200];
+    snprintf(dir, sizeof dir, "%s", scratch("fifo-mnist"));
+    mkdir(dir, 0700);
+    snprintf(name, sizeof name, "%s/train-images-idx3-ubyte.gz", dir);
+    unlink(name);
+    ck_assert_int_eq(mkfifo(name, 0600), 0);
+    ASSERT_FRESH_NULL_FAIL(tg_mnist_load(dir, TG_F32), TG_EIO,
+                           "train-images-idx3-ubyte.gz: not a regular file (a FIFO)");
+    unlink(name);
+    // Sparse: costs no disk, but its size is past the cap.
+    const char *big = scratch("big.idx");
+    write_file(big, (const uint8_t *)"", 0);
+    ck_assert_int_eq(truncate(big, (off_t)TG_IDX_MAX_BYTES * 2), 0);
+    ASSERT_FRESH_NULL_FAIL(tg_idx_load(big), TG_ERANGE, "file of 2147483648 bytes, over the "
+                           "limit of");
+    unlink(big);
 }
 END_TEST
 
@@ -1219,6 +1369,64 @@ START_TEST(test_mnist_errors)
     ASSERT_NULL_FAIL(tg_mnist_load(TG_TEST_BUILD_DIR, TG_F32), TG_EFORMAT,
                      "tg_mnist_load: tg_idx_load: ");
     ck_assert_ptr_nonnull(strstr(tg_last_error(), "t10k-labels-idx1-ubyte: truncated"));
+}
+END_TEST
+
+/* Every allocation of the loaders may fail: the call then returns NULL with
+ * TG_ENOMEM and frees what it had (the ASan job's LeakSanitizer checks). The
+ * gzip file is large enough for the size hook to run and grow the buffer. */
+START_TEST(test_loaders_out_of_memory)
+{
+    static uint8_t plain[5000], stored[5200], gz[5300];
+    size_t n = make_idx(plain, 3, (const uint32_t[]){3, 40, 40}, 4800);
+    size_t sn = make_stored(stored, plain, n);
+    size_t gn = make_gzip(gz, 0, stored, sn, plain, n);
+    const char *path = scratch("oom.idx.gz");
+    write_file(path, gz, gn);
+    write_tiny_mnist(5, 5, 3, 3);
+    bool idx_through = false, mnist_through = false;
+    for (int sticky = 0; sticky < 2; sticky++)
+        for (long k = 0; k < 60; k++) {
+            tg_clear_error();
+            tg__alloc_fail_after(k, sticky);
+            tg_idx *idx = tg_idx_load(path);
+            tg__alloc_fail_after(-1, 0);
+            if (idx) {
+                ck_assert_uint_eq(tg_idx_size(idx), 4800);
+                ck_assert(memcmp(tg_idx_data(idx), plain + 16, 4800) == 0);
+                idx_through |= sticky;
+            } else {
+                ASSERT_FAIL(tg_last_status(), TG_ENOMEM, "memory");
+            }
+            tg_idx_free(idx);
+            tg_clear_error();
+            tg__alloc_fail_after(k, sticky);
+            tg_dataset *ds = tg_mnist_load(TG_TEST_BUILD_DIR, TG_F64);
+            tg__alloc_fail_after(-1, 0);
+            if (ds)
+                mnist_through |= sticky;
+            else
+                ASSERT_FAIL(tg_last_status(), TG_ENOMEM, "memory");
+            tg_dataset_free(ds);
+        }
+    ck_assert_msg(idx_through && mnist_through, "a loader makes more than 60 allocations");
+}
+END_TEST
+
+/* Issue 11 item 12: a split that is neither train nor test was a silent NULL. */
+START_TEST(test_dataset_bad_split)
+{
+    write_tiny_mnist(5, 5, 3, 3);
+    tg_dataset *ds = tg_mnist_load(TG_TEST_BUILD_DIR, TG_F32);
+    ck_assert_msg(ds != NULL, "%s", tg_last_error());
+    ASSERT_FRESH_NULL_FAIL(tg_dataset_images(ds, (tg_split)5), TG_EINVAL,
+                           "tg_dataset_images: split 5 is neither TG_SPLIT_TRAIN nor");
+    ASSERT_FRESH_NULL_FAIL(tg_dataset_labels(ds, (tg_split)-1), TG_EINVAL,
+                           "tg_dataset_labels: split -1");
+    tg_clear_error();
+    ck_assert_int_eq(tg_dataset_count(ds, (tg_split)2), 0);
+    ASSERT_FAIL(tg_last_status(), TG_EINVAL, "tg_dataset_count: split 2");
+    tg_dataset_free(ds);
 }
 END_TEST
 
@@ -1442,6 +1650,9 @@ static Suite *io_suite(void)
     tcase_add_test(tc, test_idx_size_mismatch);
     tcase_add_test(tc, test_idx_bad_magic);
     tcase_add_test(tc, test_idx_huge_dims);
+    tcase_add_test(tc, test_idx_dims_one_rule);
+    tcase_add_test(tc, test_idx_gzip_bomb);
+    tcase_add_test(tc, test_idx_not_regular);
     tcase_add_test(tc, test_idx_errors);
     suite_add_tcase(s, tc);
 
@@ -1451,6 +1662,8 @@ static Suite *io_suite(void)
     tcase_add_test(tc, test_mnist_f64);
     tcase_add_test(tc, test_mnist_tiny_raw);
     tcase_add_test(tc, test_mnist_errors);
+    tcase_add_test(tc, test_loaders_out_of_memory);
+    tcase_add_test(tc, test_dataset_bad_split);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("batcher");

@@ -289,6 +289,25 @@ START_TEST(test_print_summarised_exact)
                       "tg_tensor_format: NULL tensor");
     ASSERT_FRESH_FAIL(tg_tensor_format(c, NULL, 8), TG_EINVAL, "tg_tensor_format: NULL buffer");
     ASSERT_FRESH_FAIL(tg_tensor_print(c, NULL), TG_EINVAL, "tg_tensor_print: NULL stream");
+    // Issue 11 item 6: a stream that cannot be written is reported, not TG_OK.
+    // A read-only stream fails at once; /dev/full only when the buffer is flushed.
+    FILE *ro = tmpfile();
+    ck_assert_ptr_nonnull(ro);
+    char ro_path[64];
+    snprintf(ro_path, sizeof ro_path, "/proc/self/fd/%d", fileno(ro));
+    FILE *rd = fopen(ro_path, "r");
+    if (rd) { // /proc may be missing; then only /dev/full is tried
+        ASSERT_FRESH_FAIL(tg_tensor_print(c, rd), TG_EIO,
+                          "tg_tensor_print: writing to the stream failed: ");
+        fclose(rd);
+    }
+    fclose(ro);
+    FILE *full = fopen("/dev/full", "w");
+    if (full) {
+        ASSERT_FRESH_FAIL(tg_tensor_print(m, full), TG_EIO,
+                          "tg_tensor_print: writing to the stream failed: No space left");
+        fclose(full);
+    }
     tg_tensor *all[] = {a, m, c, s, e, nf};
     for (int i = 0; i < 6; i++)
         tg_tensor_free(all[i]);
@@ -338,11 +357,13 @@ START_TEST(test_shapes_and_strides)
     ck_assert_int_eq(tg_tensor_set(e, last, -7), TG_OK);
     ck_assert_int_eq(tg_tensor_get_flat(e, 239, &v), TG_OK);
     ck_assert_double_eq(v, -7);
-    // An empty dimension is fine even beside a huge one: no elements, no overflow.
-    tg_tensor *z = tg_tensor_zeros(TG_F32, TG_SHAPE(0, 1LL << 62));
+    // An empty dimension is fine beside a large one: no elements, and strides
+    // (zero dims count as 1) that stay representable as byte offsets.
+    tg_tensor *z = tg_tensor_zeros(TG_F32, TG_SHAPE(0, 1LL << 57));
     ck_assert_ptr_nonnull(z);
     ck_assert_int_eq(tg_tensor_numel(z), 0);
-    ck_assert_int_eq(tg_tensor_dim(z, 1), 1LL << 62);
+    ck_assert_int_eq(tg_tensor_dim(z, 1), 1LL << 57);
+    ck_assert_int_eq(tg_tensor_strides(z)[0], 1LL << 57);
     // Errors: ndim outside 0..8 and products that overflow, for each constructor.
     int64_t nine[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
     tg_rng rng = tg_rng_seeded(3);
@@ -356,6 +377,19 @@ START_TEST(test_shapes_and_strides)
                            "tg_tensor_ones: element count overflows");
     ASSERT_FRESH_NULL_FAIL(tg_tensor_uniform(TG_F64, TG_SHAPE(1LL << 40, 1LL << 40), 0, 1, &rng),
                            TG_ERANGE, "tg_tensor_uniform: element count overflows");
+    // Issue 11 item 4: numel is 0 here, but the strides (1e24, 1e12, 1) overflowed
+    // int64 (signed overflow, UB) before the strides got the same check as numel.
+    ASSERT_FRESH_NULL_FAIL(tg_tensor_zeros(TG_F32, TG_SHAPE(0, 1000000000000, 1000000000000)),
+                           TG_ERANGE, "tg_tensor_zeros: strides overflow at dimension 2 of "
+                           "empty shape 0x1000000000000x1000000000000");
+    ASSERT_FRESH_NULL_FAIL(tg_tensor_ones(TG_F64, TG_SHAPE(1LL << 62, 0)), TG_ERANGE,
+                           "tg_tensor_ones: strides overflow at dimension 0");
+    ASSERT_FRESH_NULL_FAIL(tg_tensor_zeros(TG_F32, TG_SHAPE(0, 1LL << 62)), TG_ERANGE,
+                           "tg_tensor_zeros: strides overflow at dimension 1");
+    tg_tape *tape = tg_tape_new(); // tape tensors go through the same check
+    ASSERT_FRESH_NULL_FAIL(tg_full(TG_F32, TG_SHAPE(3, 0, 1LL << 31, 1LL << 31), 0), TG_ERANGE,
+                           "tg_full: strides overflow at dimension 3");
+    tg_tape_free(tape);
     ASSERT_FRESH_NULL_FAIL(tg_tensor_normal(TG_F64, TG_SHAPE(3, -1), 0, 1, &rng), TG_EINVAL,
                            "tg_tensor_normal: dimension 1 is negative (-1)");
     ASSERT_FRESH_NULL_FAIL(tg_tensor_from_doubles(TG_F64, TG_SHAPE(-2), (const double[]){1}),

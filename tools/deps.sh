@@ -50,3 +50,37 @@ tg_install_deps() {
     # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
 }
+
+# Best effort, for the fuzzing and ThreadSanitizer steps: clang and its
+# sanitizer runtimes (libclang-rt-<major>-dev on Debian 12 and later; older
+# releases ship them with clang). Never fails: those steps skip themselves
+# when the tools are missing. TG_NO_CLANG_INSTALL=1 turns it off.
+tg_install_clang_runtime() {
+    [ -n "${TG_NO_CLANG_INSTALL:-}" ] && return 0
+    command -v apt-get >/dev/null 2>&1 || return 0
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null || return 0
+        sudo="sudo -n"
+    fi
+    local updated=0
+    if ! command -v clang >/dev/null 2>&1; then
+        echo "==> installing (optional): clang"
+        $sudo apt-get update -qq >/dev/null 2>&1 && updated=1
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq clang >/dev/null 2>&1 ||
+            return 0
+    fi
+    local major rt
+    major=$(clang --version 2>/dev/null | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -1)
+    rt="libclang-rt-${major}-dev"
+    [ -n "$major" ] || return 0
+    dpkg -s "$rt" >/dev/null 2>&1 && return 0
+    if ! apt-cache show "$rt" >/dev/null 2>&1; then
+        [ "$updated" = 1 ] && return 0
+        $sudo apt-get update -qq >/dev/null 2>&1 || return 0
+        apt-cache show "$rt" >/dev/null 2>&1 || return 0 # older releases: in clang itself
+    fi
+    echo "==> installing (optional): $rt"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$rt" >/dev/null 2>&1 || true
+    return 0
+}

@@ -2,11 +2,16 @@
 # Builds tapegrad and runs every Check suite: a plain build with warnings as
 # errors, one with AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer
 # included), and, when clang is installed, a clang build with warnings as errors.
-# Installs meson, ninja, pkg-config and Check first when they are missing.
+# Then, when clang and its sanitizer runtimes are there, every libFuzzer
+# harness for FUZZ_SECONDS (default 30) each, two at a time with a fixed seed
+# (tools/fuzz/run.sh), and the ThreadSanitizer run (tools/tsan.sh).
+# Installs meson, ninja, pkg-config and Check first when they are missing, and
+# tries to install clang and its runtimes (TG_NO_CLANG_INSTALL=1: don't).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/deps.sh
 tg_install_deps with-check
+tg_install_clang_runtime
 
 passed=0
 failed=0
@@ -39,5 +44,19 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 if command -v clang >/dev/null 2>&1; then
     CC=clang run_suite clang build-tests-clang -Dwerror=true || overall=1
 fi
-echo "suites: $passed passed, $failed failed"
+# Fuzzing and TSan: 77 means the toolchain is missing, which is not a failure.
+extra=""
+step() { # name, command...
+    local name=$1 status=0
+    shift
+    "$@" || status=$?
+    case $status in
+    0) extra="$extra, $name ok" ;;
+    77) extra="$extra, $name skipped" ;;
+    *) extra="$extra, $name FAILED"; overall=1 ;;
+    esac
+}
+step fuzz tools/fuzz/run.sh -t "${FUZZ_SECONDS:-30}" -j 2 -s 1
+step tsan tools/tsan.sh
+echo "suites: $passed passed, $failed failed$extra"
 exit $overall

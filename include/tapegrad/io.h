@@ -52,14 +52,25 @@ TG_API void tg_buffer_free(void *p);
  * 0x00000801 its N labels. */
 typedef struct tg_idx tg_idx;
 
+/* The most content an IDX file may describe, 1 GiB (MNIST's largest file is
+ * 47 MB). The product of the dims, with zero dims counted as 1, must not
+ * exceed it, whatever their order; the file read and the gzip decode are
+ * capped by it too. */
+#define TG_IDX_MAX_BYTES ((size_t)1 << 30)
+
 /* Loads an IDX file, raw or gzip-compressed (recognised by its 1f 8b magic,
  * whatever the file's name). Returns an owned handle (tg_idx_free), or NULL:
  * TG_EINVAL (NULL path), TG_EIO (cannot open or read: "tg_idx_load: path:
- * strerror"), TG_EFORMAT (bad magic, unsupported type, 0 or > 4 dims, payload
- * shorter or longer than the product of the dims, corrupt gzip),
- * TG_ERANGE (the product of the dims overflows), TG_ENOMEM. */
+ * strerror"; not a regular file, such as a FIFO, a device or a directory,
+ * which is refused without reading), TG_EFORMAT (bad magic, unsupported
+ * type, 0 or > 4 dims, payload shorter or longer than the product of the
+ * dims, corrupt gzip), TG_ERANGE (dims or file past TG_IDX_MAX_BYTES),
+ * TG_ENOMEM. A gzip file is checked against its IDX header as soon as the
+ * header is decoded, and decoding stops once the content exceeds the size
+ * the header states ("oversized"), so memory use follows the header. */
 TG_API tg_idx *tg_idx_load(const char *path);
-/* NULL is ignored. */
+/* NULL is ignored. The getters below given NULL (or a bad split) return
+ * 0/NULL and record TG_EINVAL ("tg_idx_ndim: idx is NULL"). */
 TG_API void tg_idx_free(tg_idx *idx);
 /* Number of dimensions (1..4), 0 for NULL. */
 TG_API int tg_idx_ndim(const tg_idx *idx);
@@ -138,7 +149,7 @@ TG_API tg_batcher *tg_batcher_new(const tg_tensor *images, const int64_t *labels
 TG_API bool tg_batcher_next(tg_batcher *b, tg_tensor **x, const int64_t **y, int64_t *count);
 
 /* Starts the next epoch: rewinds and, with shuffle, draws a new permutation.
- * NULL is ignored. */
+ * NULL records TG_EINVAL and does nothing else. */
 TG_API void tg_batcher_reset_epoch(tg_batcher *b);
 
 /* ceil(n / batch_size); 0 for NULL. */

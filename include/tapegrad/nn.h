@@ -202,7 +202,9 @@ TG_API tg_layer *tg_layer_activation(tg_activation act);
 TG_API void tg_layer_free(tg_layer *layer);
 
 /* Layer inspection. All strings and arrays are borrowed (valid as long as the
- * layer). */
+ * layer). Given NULL, these and the model getters below return "?", NULL, 0
+ * or false (*ndim / *n set to 0) and record TG_EINVAL ("tg_layer_name: layer
+ * is NULL"), keeping a pending failure's message as ops do. */
 /* Unique name within its model, Keras style: "conv2d", "conv2d_1", "dense",
  * "max_pooling2d_1", ...; before tg_model_add, the type's base name. */
 TG_API const char *tg_layer_name(const tg_layer *layer);
@@ -271,7 +273,8 @@ TG_API tg_tensor *const *tg_model_params(const tg_model *m, int *n);
 /* Total number of scalar parameters. */
 TG_API int64_t tg_model_param_count(const tg_model *m);
 
-/* Number of layers and the i-th one (borrowed; NULL when out of range). */
+/* Number of layers and the i-th one (borrowed; NULL with TG_ERANGE when out
+ * of range). */
 TG_API int tg_model_layer_count(const tg_model *m);
 TG_API tg_layer *tg_model_layer(const tg_model *m, int i);
 /* Per-sample input and output shapes (borrowed; the output is the input

@@ -68,8 +68,10 @@ TG_API uint64_t tg_rng_below(tg_rng *rng, uint64_t n);
 
 /* ---- constructors: the caller owns the result ----------------------------
  * All return NULL on failure: TG_EINVAL (bad dtype, ndim outside 0..8, a
- * negative dimension, NULL shape with ndim > 0), TG_ERANGE (element count
- * overflows), TG_ENOMEM. A 0-dim tensor (ndim 0) is a scalar. */
+ * negative dimension, NULL shape with ndim > 0), TG_ERANGE (the product of
+ * the dims, with zero dims counted as 1, exceeds INT64_MAX / 8: more elements
+ * than memory can hold, or strides too large for byte offsets even when the
+ * tensor is empty), TG_ENOMEM. A 0-dim tensor (ndim 0) is a scalar. */
 TG_API tg_tensor *tg_tensor_zeros(tg_dtype dtype, int ndim, const int64_t *shape);
 TG_API tg_tensor *tg_tensor_ones(tg_dtype dtype, int ndim, const int64_t *shape);
 TG_API tg_tensor *tg_tensor_full(tg_dtype dtype, int ndim, const int64_t *shape, double value);
@@ -98,13 +100,17 @@ TG_API tg_tensor *tg_tensor_clone(const tg_tensor *t);
  * ignored (the tape releases those). */
 TG_API void tg_tensor_free(tg_tensor *t);
 
-/* ---- inspection ----------------------------------------------------------*/
+/* ---- inspection ----------------------------------------------------------
+ * Given NULL, each getter returns TG_F32, 0, false, NULL or -1 (as fits) and
+ * records TG_EINVAL ("tg_tensor_ndim: tensor is NULL"), unless a failure is
+ * already pending: then its message is kept, as ops do. */
 TG_API tg_dtype tg_tensor_dtype(const tg_tensor *t);
 TG_API int tg_tensor_ndim(const tg_tensor *t);
 /* Borrowed arrays of ndim entries, valid as long as t. */
 TG_API const int64_t *tg_tensor_shape(const tg_tensor *t);
 TG_API const int64_t *tg_tensor_strides(const tg_tensor *t);
-/* Size of dimension `axis` (negative counts from the end); -1 if out of range. */
+/* Size of dimension `axis` (negative counts from the end); -1 with TG_ERANGE
+ * if out of range. */
 TG_API int64_t tg_tensor_dim(const tg_tensor *t, int axis);
 TG_API int64_t tg_tensor_numel(const tg_tensor *t);
 /* True when t belongs to a tape (was made by an op). */
@@ -140,7 +146,8 @@ TG_API bool tg_tensor_requires_grad(const tg_tensor *t);
 /* The accumulated gradient (same shape and dtype as t), or NULL before the
  * first backward reached t. Borrowed: owned by t. */
 TG_API tg_tensor *tg_tensor_grad(const tg_tensor *t);
-/* Sets t's gradient to zero (keeps the buffer). No-op when it has none. */
+/* Sets t's gradient to zero (keeps the buffer). No-op when it has none;
+ * NULL records TG_EINVAL. */
 TG_API void tg_tensor_zero_grad(tg_tensor *t);
 
 /* ---- printing ------------------------------------------------------------
@@ -150,6 +157,9 @@ TG_API void tg_tensor_zero_grad(tg_tensor *t);
  * Large tensors (over 1000 elements) show 3 entries at each end of a
  * dimension with "..." between; an empty tensor prints as
  * tensor([], shape=(0, 3), dtype=float64). */
+/* The text and a newline go to stream, which is then flushed: TG_EIO when a
+ * write or the flush fails (a full disk, a read-only stream), with strerror in
+ * the message; TG_EINVAL for NULL. */
 TG_API tg_status tg_tensor_print(const tg_tensor *t, FILE *stream);
 /* The same text into buf (truncated to size-1, always terminated); returns the
  * length the full text needs, like snprintf, or a negative status. */

@@ -19,4 +19,9 @@ void tg__alloc_fail_after(long n, int sticky);
  * step allocates nothing once its memory is in place). Not thread-safe. */
 unsigned long tg__alloc_count(void);
 
+/* Tests and fuzzers only: every single request above `bytes` fails (0: no
+ * limit), so huge-tensor requests take the TG_ENOMEM paths without reserving
+ * memory a sanitizer or libFuzzer would count. Set it before starting threads. */
+void tg__alloc_set_max(size_t bytes);
+
 #endif

@@ -64,6 +64,15 @@ void *tg__null_input(const char *fn, int which)
     return tg__fail_null(TG_EINVAL, "%s: input %d is NULL", fn, which);
 }
 
+tg_status tg__null_arg(const char *fn, const char *what)
+{
+    // Same rule as tg__null_input: tg_tensor_ndim(tg_matmul(a, b)) should
+    // report why the matmul failed, not that the getter saw NULL.
+    if (last_status != TG_OK)
+        return TG_EINVAL;
+    return tg__fail(TG_EINVAL, "%s: %s is NULL", fn, what);
+}
+
 const char *tg__shape_str(char *buf, int ndim, const int64_t *shape)
 {
     if (ndim == 0) {

@@ -1,9 +1,11 @@
 /* dataset.c - MNIST-style datasets as tensors, and the mini-batch iterator.
  * Reading IDX files (and gzip) is idx.c's job; this file only turns the bytes
  * into caller-facing tensors and label arrays, and gathers batches. */
+#define _POSIX_C_SOURCE 200809L /* stat */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "io/io_internal.h"
 #include "tapegrad/checkpoint.h"
@@ -32,9 +34,17 @@ static char *join_path(const char *dir, const char *name, const char *suffix)
     return p;
 }
 
-/* 0 when path can be opened for reading, else the errno of the attempt. */
+/* 0 when path can be opened for reading, else the errno of the attempt. A
+ * path that exists but is not a regular file also gives 0, without being
+ * opened (a FIFO would block): tg_idx_load then refuses it by name. */
 static int open_errno(const char *path)
 {
+    struct stat st;
+    errno = 0;
+    if (stat(path, &st) != 0)
+        return errno ? errno : ENOENT;
+    if (!S_ISREG(st.st_mode))
+        return 0;
     errno = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -192,27 +202,43 @@ void tg_dataset_free(tg_dataset *ds)
     tg__free(ds);
 }
 
-static bool valid_split(const tg_dataset *ds, tg_split split)
+/* Getters record TG_EINVAL for a NULL dataset or a split that is neither
+ * train nor test, besides returning NULL/0. */
+static bool valid_split(const tg_dataset *ds, tg_split split, const char *fn)
 {
-    return ds && (split == TG_SPLIT_TRAIN || split == TG_SPLIT_TEST);
+    if (!ds) {
+        tg__null_arg(fn, "dataset");
+        return false;
+    }
+    if (split != TG_SPLIT_TRAIN && split != TG_SPLIT_TEST) {
+        tg__fail(TG_EINVAL, "%s: split %d is neither TG_SPLIT_TRAIN nor TG_SPLIT_TEST", fn,
+                 (int)split);
+        return false;
+    }
+    return true;
 }
 
 tg_tensor *tg_dataset_images(const tg_dataset *ds, tg_split split)
 {
-    return valid_split(ds, split) ? ds->images[split] : NULL;
+    return valid_split(ds, split, "tg_dataset_images") ? ds->images[split] : NULL;
 }
 
 const int64_t *tg_dataset_labels(const tg_dataset *ds, tg_split split)
 {
-    return valid_split(ds, split) ? ds->labels[split] : NULL;
+    return valid_split(ds, split, "tg_dataset_labels") ? ds->labels[split] : NULL;
 }
 
 int64_t tg_dataset_count(const tg_dataset *ds, tg_split split)
 {
-    return valid_split(ds, split) ? ds->count[split] : 0;
+    return valid_split(ds, split, "tg_dataset_count") ? ds->count[split] : 0;
 }
 
-int tg_dataset_num_classes(const tg_dataset *ds) { return ds ? ds->num_classes : 0; }
+int tg_dataset_num_classes(const tg_dataset *ds)
+{
+    if (!ds)
+        tg__null_arg("tg_dataset_num_classes", "dataset");
+    return ds ? ds->num_classes : 0;
+}
 
 /* ---- mini-batches ------------------------------------------------------ */
 
@@ -337,14 +363,18 @@ bool tg_batcher_next(tg_batcher *b, tg_tensor **x, const int64_t **y, int64_t *c
 
 void tg_batcher_reset_epoch(tg_batcher *b)
 {
-    if (!b)
+    if (!b) {
+        tg__null_arg("tg_batcher_reset_epoch", "batcher");
         return;
+    }
     b->pos = 0;
     new_order(b);
 }
 
 int64_t tg_batcher_num_batches(const tg_batcher *b)
 {
+    if (!b)
+        tg__null_arg("tg_batcher_num_batches", "batcher");
     return b ? (b->n + b->batch_size - 1) / b->batch_size : 0;
 }
 

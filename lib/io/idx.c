@@ -1,15 +1,26 @@
 /* idx.c - IDX files (the MNIST container), raw or gzip-compressed, and the
  * whole-file reader the io/ loaders share. DEFLATE itself is in inflate.c;
- * turning IDX arrays into tensors is dataset.c's job. */
+ * turning IDX arrays into tensors is dataset.c's job.
+ *
+ * Untrusted input is bounded three ways: only regular files are read (a FIFO
+ * or /dev/zero would block or never end), files and decoded contents are
+ * capped (TG_IDX_MAX_BYTES), and a gzip stream stops as soon as it exceeds
+ * the size its IDX header states, so a bomb costs what its header admits. */
+#define _POSIX_C_SOURCE 200809L /* stat, fstat, fileno */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "io/io_internal.h"
 #include "tapegrad/io.h"
 
 #define IDX_MAX_DIMS 4
+#define IDX_MAX_HEADER (4 + 4 * IDX_MAX_DIMS)
 #define IDX_UBYTE 0x08
+/* A gzip file may be a little larger than its content (stored blocks add 5
+ * bytes per 64 KiB), so the file cap leaves room above the content cap. */
+#define IDX_MAX_FILE (TG_IDX_MAX_BYTES + TG_IDX_MAX_BYTES / 1024 + 4096)
 
 struct tg_idx {
     uint8_t *buf;        /* the whole (decompressed) file */
@@ -21,15 +32,29 @@ struct tg_idx {
 
 /* ---- whole-file reading ----------------------------------------------- */
 
-/* The size from fseek/ftell when the stream is seekable: only a first guess,
- * since the file may change while it is read (the loop below decides). */
-static size_t size_guess(FILE *f)
+static const char *file_kind(mode_t mode)
 {
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0)
-        n = ftell(f);
-    rewind(f);
-    return n > 0 ? (size_t)n : 0;
+    if (S_ISDIR(mode))
+        return "a directory";
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISCHR(mode) || S_ISBLK(mode))
+        return "a device";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    return "not a regular file";
+}
+
+static tg_status not_regular(const char *fn, const char *path, mode_t mode)
+{
+    return tg__fail(TG_EIO, "%s: %s: not a regular file (%s)", fn, path, file_kind(mode));
+}
+
+static tg_status too_large(const char *fn, const char *path, const char *what,
+                           unsigned long long size, size_t max)
+{
+    return tg__fail(TG_ERANGE, "%s: %s: %s %llu bytes, over the limit of %zu", fn, path, what,
+                    size, max);
 }
 
 static tg_status read_error(const char *fn, const char *path, int err, uint8_t *buf)
@@ -39,52 +64,76 @@ static tg_status read_error(const char *fn, const char *path, int err, uint8_t *
                     err ? strerror(err) : "unknown error");
 }
 
-static tg_status read_all(const char *fn, const char *path, FILE *f, uint8_t **data,
-                          size_t *len)
+/* Reads f to its end into a buffer of at most max bytes. guess is the size
+ * fstat reported: only a first guess, since the file may change while it is
+ * read (the loop decides, and refuses to grow past max). */
+static tg_status read_all(const char *fn, const char *path, FILE *f, size_t guess, size_t max,
+                          uint8_t **data, size_t *len)
 {
-    size_t guess = size_guess(f);
-    // Probe one byte before trusting the guess: a directory opens on Linux and
-    // may report an absurd size, but reading it fails (EISDIR).
-    errno = 0;
-    int c = fgetc(f);
-    if (c == EOF && ferror(f))
-        return read_error(fn, path, errno, NULL);
-    size_t cap = c == EOF ? 1 : guess + 1; // +1: reaching EOF then needs no growth
-    if (cap < 4096 && c != EOF)
-        cap = 4096;
+    // +1: reaching EOF then needs no growth, and reading max + 1 bytes detects
+    // a file that grew past the cap.
+    size_t cap = guess < max ? guess + 1 : max + 1;
+    if (cap < 4096)
+        cap = max < 4096 ? max + 1 : 4096;
     size_t n = 0;
     uint8_t *buf = tg__malloc(cap);
     while (buf) {
-        if (n == 0 && c != EOF)
-            buf[n++] = (uint8_t)c;
         n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
+        if (n < cap || n > max)
             break;
-        uint8_t *grown = cap > SIZE_MAX / 2 ? NULL : tg__realloc(buf, cap * 2);
+        size_t grown_cap = cap > max / 2 ? max + 1 : cap * 2;
+        uint8_t *grown = tg__realloc(buf, grown_cap);
         if (!grown)
             tg__free(buf);
         buf = grown;
-        cap *= 2;
+        cap = grown_cap;
     }
     if (!buf)
         return tg__fail(TG_ENOMEM, "%s: %s: out of memory reading the file", fn, path);
     if (ferror(f))
         return read_error(fn, path, errno, buf);
+    if (n > max) {
+        tg__free(buf);
+        return too_large(fn, path, "file grew past", (unsigned long long)max, max);
+    }
     *data = buf;
     *len = n;
     return TG_OK;
 }
 
-tg_status tg__read_file(const char *fn, const char *path, uint8_t **data, size_t *len)
+tg_status tg__read_file_max(const char *fn, const char *path, size_t max, uint8_t **data,
+                            size_t *len)
 {
+    // stat before fopen: opening a FIFO for reading blocks until a writer comes.
+    struct stat st;
+    errno = 0;
+    if (stat(path, &st) != 0)
+        return tg__fail(TG_EIO, "%s: %s: cannot open: %s", fn, path,
+                        errno ? strerror(errno) : "unknown error");
+    if (!S_ISREG(st.st_mode))
+        return not_regular(fn, path, st.st_mode);
+    if ((unsigned long long)st.st_size > max)
+        return too_large(fn, path, "file of", (unsigned long long)st.st_size, max);
     errno = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
         return tg__fail(TG_EIO, "%s: %s: cannot open: %s", fn, path,
                         errno ? strerror(errno) : "unknown error");
-    tg_status st = read_all(fn, path, f, data, len);
+    // The path may have been replaced between stat and fopen: check what was opened.
+    tg_status status = TG_OK;
+    if (fstat(fileno(f), &st) != 0)
+        status = read_error(fn, path, errno, NULL);
+    else if (!S_ISREG(st.st_mode))
+        status = not_regular(fn, path, st.st_mode);
+    else
+        status = read_all(fn, path, f, (size_t)st.st_size, max, data, len);
     fclose(f);
-    return st;
+    return status;
+}
+
+tg_status tg__read_file(const char *fn, const char *path, uint8_t **data, size_t *len)
+{
+    return tg__read_file_max(fn, path, TG__FILE_MAX, data, len);
 }
 
 /* ---- IDX parsing ------------------------------------------------------ */
@@ -123,27 +172,76 @@ static tg_status parse_header(const char *path, const uint8_t *buf, size_t len, 
     return TG_OK;
 }
 
+/* One rule for the dims, whatever their order: their product with zero dims
+ * counted as 1 must stay within TG_IDX_MAX_BYTES. That bounds the content
+ * and also the strides of the tensor the array becomes (a zero dim empties
+ * the tensor but leaves the other dims' strides in place). *size receives
+ * the real product (0 when a dim is 0). */
+static tg_status payload_size(const char *path, const tg_idx *idx, size_t *size)
+{
+    bool empty = false;
+    for (int i = 0; i < idx->ndim; i++)
+        empty |= idx->dims[i] == 0;
+    size_t span = 1;
+    for (int i = 0; i < idx->ndim; i++) {
+        size_t d = idx->dims[i] ? (size_t)idx->dims[i] : 1;
+        if (span > TG_IDX_MAX_BYTES / d) {
+            char shape[TG__SHAPE_STR];
+            tg__shape_str(shape, idx->ndim, idx->dims);
+            return tg__fail(TG_ERANGE, "tg_idx_load: %s: dims %s exceed the limit of %zu bytes "
+                            "(TG_IDX_MAX_BYTES)%s", path, shape, (size_t)TG_IDX_MAX_BYTES,
+                            empty ? ", zero dims counted as 1" : "");
+        }
+        span *= d;
+    }
+    *size = empty ? 0 : span;
+    return TG_OK;
+}
+
 /* The payload must hold exactly the product of the dims: a short file is a
  * truncated download, a long one a wrong header, and both would silently
  * shift every later sample. */
 static tg_status check_payload(const char *path, tg_idx *idx, size_t payload)
 {
-    static const char fn[] = "tg_idx_load";
-    char shape[TG__SHAPE_STR];
-    tg__shape_str(shape, idx->ndim, idx->dims);
-    size_t prod = 1;
-    for (int i = 0; i < idx->ndim; i++) {
-        size_t d = (size_t)idx->dims[i];
-        if (d != 0 && prod > SIZE_MAX / d)
-            return tg__fail(TG_ERANGE, "%s: %s: dims %s overflow the size of memory", fn, path,
-                            shape);
-        prod *= d;
+    size_t prod = 0;
+    tg_status st = payload_size(path, idx, &prod);
+    if (st != TG_OK)
+        return st;
+    if (payload != prod) {
+        char shape[TG__SHAPE_STR];
+        tg__shape_str(shape, idx->ndim, idx->dims);
+        return tg__fail(TG_EFORMAT, "tg_idx_load: %s: %s: header says %s = %zu bytes, file has "
+                        "%zu", path, payload < prod ? "truncated" : "oversized", shape, prod,
+                        payload);
     }
-    if (payload != prod)
-        return tg__fail(TG_EFORMAT, "%s: %s: %s: header says %s = %zu bytes, file has %zu", fn,
-                        path, payload < prod ? "truncated" : "oversized", shape, prod, payload);
     idx->size = prod;
     return TG_OK;
+}
+
+/* What the gzip decoder learns from the IDX header once its bytes are out. */
+typedef struct header_peek {
+    const char *path;
+    bool seen;       /* the hook ran */
+    tg_status st;    /* the header's verdict */
+    size_t limit;    /* header + payload size it states */
+    char msg[400];   /* the verdict's message when st != TG_OK */
+} header_peek;
+
+static size_t peek_header(void *ctx, const uint8_t *data, size_t len)
+{
+    header_peek *p = ctx;
+    tg_idx tmp = {0};
+    size_t hdr = 0, prod = 0;
+    p->seen = true;
+    p->st = parse_header(p->path, data, len, &tmp, &hdr);
+    if (p->st == TG_OK)
+        p->st = payload_size(p->path, &tmp, &prod);
+    if (p->st != TG_OK) {
+        snprintf(p->msg, sizeof p->msg, "%s", tg_last_error());
+        return 0; // a bad header: stop decoding at once
+    }
+    p->limit = hdr + prod;
+    return p->limit;
 }
 
 /* Replaces buf by its gzip-decoded content when it starts with 1f 8b. */
@@ -153,8 +251,16 @@ static tg_status maybe_gunzip(const char *path, uint8_t **buf, size_t *len)
         return TG_OK;
     uint8_t *out;
     size_t out_len;
-    tg_status st = tg_gunzip(*buf, *len, &out, &out_len, 0);
+    header_peek peek = {.path = path};
+    tg_status st = tg__gunzip_limited(*buf, *len, TG_IDX_MAX_BYTES + IDX_MAX_HEADER,
+                                      IDX_MAX_HEADER, peek_header, &peek, &out, &out_len);
     if (st != TG_OK) {
+        // The decoder stopped because of what the header said: report that.
+        if (peek.seen && peek.st != TG_OK)
+            return tg__fail(peek.st, "%s", peek.msg);
+        if (peek.seen && st == TG_ERANGE)
+            return tg__fail(TG_EFORMAT, "tg_idx_load: %s: oversized: the header states %zu "
+                            "bytes in all, the gzip data decodes to more", path, peek.limit);
         char msg[256];
         snprintf(msg, sizeof msg, "%s", tg_last_error());
         return tg__fail(st, "tg_idx_load: %s: %s", path, msg);
@@ -171,7 +277,7 @@ tg_idx *tg_idx_load(const char *path)
         return tg__fail_null(TG_EINVAL, "tg_idx_load: NULL path");
     uint8_t *buf;
     size_t len, hdr = 0;
-    if (tg__read_file("tg_idx_load", path, &buf, &len) != TG_OK)
+    if (tg__read_file_max("tg_idx_load", path, IDX_MAX_FILE, &buf, &len) != TG_OK)
         return NULL;
     tg_idx *idx = NULL;
     tg_status st = maybe_gunzip(path, &buf, &len);
@@ -202,10 +308,24 @@ void tg_idx_free(tg_idx *idx)
     tg__free(idx);
 }
 
-int tg_idx_ndim(const tg_idx *idx) { return idx ? idx->ndim : 0; }
+/* Getters given NULL record TG_EINVAL (see tg__null_arg) besides returning 0/NULL. */
+static bool have(const tg_idx *idx, const char *fn)
+{
+    if (!idx)
+        tg__null_arg(fn, "idx");
+    return idx != NULL;
+}
 
-const int64_t *tg_idx_dims(const tg_idx *idx) { return idx ? idx->dims : NULL; }
+int tg_idx_ndim(const tg_idx *idx) { return have(idx, "tg_idx_ndim") ? idx->ndim : 0; }
 
-size_t tg_idx_size(const tg_idx *idx) { return idx ? idx->size : 0; }
+const int64_t *tg_idx_dims(const tg_idx *idx)
+{
+    return have(idx, "tg_idx_dims") ? idx->dims : NULL;
+}
 
-const uint8_t *tg_idx_data(const tg_idx *idx) { return idx ? idx->data : NULL; }
+size_t tg_idx_size(const tg_idx *idx) { return have(idx, "tg_idx_size") ? idx->size : 0; }
+
+const uint8_t *tg_idx_data(const tg_idx *idx)
+{
+    return have(idx, "tg_idx_data") ? idx->data : NULL;
+}

@@ -194,10 +194,23 @@ static tg_status out_reserve(const char *fn, tg__outbuf *o, size_t n)
 {
     if (n <= o->cap - o->len)
         return TG_OK;
+    // The limit hook sits on this slow path only: growth is rare, literals are not.
+    bool limited = false;
+    if (o->limit && o->len >= o->limit_at) {
+        size_t m = o->limit(o->limit_ctx, o->data, o->len);
+        o->limit = NULL;
+        if (m < o->len)
+            m = o->len;
+        if (m < o->max) {
+            o->max = m;
+            limited = true;
+        }
+    }
     if (n > o->max - o->len)
         return tg__fail(TG_ERANGE, "%s: output exceeds the limit of %zu bytes", fn, o->max);
     size_t need = o->len + n;
-    size_t cap = o->cap > o->max / 2 ? o->max : o->cap * 2;
+    // Once the container has said how large it is, grow to that in one step.
+    size_t cap = limited || o->cap > o->max / 2 ? o->max : o->cap * 2;
     if (cap < need)
         cap = need < 4096 && o->max >= 4096 ? 4096 : need;
     uint8_t *p = tg__realloc(o->data, cap);
@@ -717,15 +730,11 @@ static size_t gzip_size_hint(const uint8_t *in, size_t in_len, size_t max)
     return hint < max ? hint : max;
 }
 
-tg_status tg_gunzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len,
-                    size_t max_out)
+/* The members of in[0..in_len) onto o (already initialised); hands the
+ * result over or frees it. */
+static tg_status gunzip_into(const char *fn, const uint8_t *in, size_t in_len, tg__outbuf *o,
+                             tg_status st, uint8_t **out, size_t *out_len)
 {
-    static const char fn[] = "tg_gunzip";
-    tg_status st = check_args(fn, in, out, out_len);
-    if (st != TG_OK)
-        return st;
-    tg__outbuf o;
-    st = out_init(fn, &o, gzip_size_hint(in, in_len, max_out ? max_out : SIZE_MAX), max_out);
     size_t pos = 0;
     for (int member = 1; st == TG_OK && (member == 1 || pos < in_len); member++) {
         // gzip(1) warns about and ignores trailing garbage; a dataset loader
@@ -736,15 +745,44 @@ tg_status tg_gunzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out
             break;
         }
         size_t used = 0;
-        st = gzip_member(fn, in + pos, in_len - pos, member, &o, &used);
+        st = gzip_member(fn, in + pos, in_len - pos, member, o, &used);
         if (st == TG_OK)
             pos += used;
     }
     if (st != TG_OK) {
-        tg__free(o.data);
+        tg__free(o->data);
         return st;
     }
-    return finish(fn, &o, out, out_len);
+    return finish(fn, o, out, out_len);
+}
+
+tg_status tg_gunzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len,
+                    size_t max_out)
+{
+    static const char fn[] = "tg_gunzip";
+    tg_status st = check_args(fn, in, out, out_len);
+    if (st != TG_OK)
+        return st;
+    tg__outbuf o;
+    st = out_init(fn, &o, gzip_size_hint(in, in_len, max_out ? max_out : SIZE_MAX), max_out);
+    return gunzip_into(fn, in, in_len, &o, st, out, out_len);
+}
+
+tg_status tg__gunzip_limited(const uint8_t *in, size_t in_len, size_t max_out, size_t limit_at,
+                             tg__out_limit_fn limit, void *ctx, uint8_t **out, size_t *out_len)
+{
+    static const char fn[] = "tg_gunzip";
+    tg_status st = check_args(fn, in, out, out_len);
+    if (st != TG_OK)
+        return st;
+    tg__outbuf o;
+    // Small at first: the trailer's size hint is exactly what a bomb forges.
+    size_t first = limit_at > 4096 ? limit_at : 4096;
+    st = out_init(fn, &o, first, max_out);
+    o.limit = limit;
+    o.limit_ctx = ctx;
+    o.limit_at = limit_at;
+    return gunzip_into(fn, in, in_len, &o, st, out, out_len);
 }
 
 void tg_buffer_free(void *p) { tg__free(p); }

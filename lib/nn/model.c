@@ -78,13 +78,28 @@ static void layer_destroy(tg_layer *layer)
     tg_layer_free(layer);
 }
 
-const char *tg_layer_name(const tg_layer *layer) { return layer ? layer->name : "?"; }
+/* Getters given NULL record TG_EINVAL (see tg__null_arg) besides returning
+ * their documented neutral value; true when `p` is usable. */
+static bool have(const void *p, const char *fn, const char *what)
+{
+    if (!p)
+        tg__null_arg(fn, what);
+    return p != NULL;
+}
 
-const char *tg_layer_type(const tg_layer *layer) { return layer ? layer->vt->type : "?"; }
+const char *tg_layer_name(const tg_layer *layer)
+{
+    return have(layer, "tg_layer_name", "layer") ? layer->name : "?";
+}
+
+const char *tg_layer_type(const tg_layer *layer)
+{
+    return have(layer, "tg_layer_type", "layer") ? layer->vt->type : "?";
+}
 
 const int64_t *tg_layer_output_shape(const tg_layer *layer, int *ndim)
 {
-    if (!layer || !layer->built) {
+    if (!have(layer, "tg_layer_output_shape", "layer") || !layer->built) {
         if (ndim)
             *ndim = 0;
         return NULL;
@@ -96,7 +111,7 @@ const int64_t *tg_layer_output_shape(const tg_layer *layer, int *ndim)
 
 tg_tensor *const *tg_layer_params(const tg_layer *layer, int *n)
 {
-    int count = layer ? layer->n_params : 0;
+    int count = have(layer, "tg_layer_params", "layer") ? layer->n_params : 0;
     if (n)
         *n = count;
     return count ? layer->params : NULL;
@@ -105,6 +120,7 @@ tg_tensor *const *tg_layer_params(const tg_layer *layer, int *n)
 int64_t tg_layer_param_count(const tg_layer *layer)
 {
     int64_t total = 0;
+    have(layer, "tg_layer_param_count", "layer");
     for (int i = 0; layer && i < layer->n_params; i++)
         total += layer->params[i]->numel;
     return total;
@@ -284,17 +300,20 @@ tg_tensor *tg_model_forward(tg_model *m, tg_tensor *x, bool logits)
 
 void tg_model_set_training(tg_model *m, bool training)
 {
-    if (m)
+    if (have(m, "tg_model_set_training", "model"))
         m->training = training;
 }
 
-bool tg_model_training(const tg_model *m) { return m && m->training; }
+bool tg_model_training(const tg_model *m)
+{
+    return have(m, "tg_model_training", "model") && m->training;
+}
 
 tg_rng *tg_model_rng(tg_model *m) { return m ? &m->rng : NULL; }
 
 tg_tensor *const *tg_model_params(const tg_model *m, int *n)
 {
-    int count = m ? m->n_params : 0;
+    int count = have(m, "tg_model_params", "model") ? m->n_params : 0;
     if (n)
         *n = count;
     return count ? m->params : NULL;
@@ -303,30 +322,38 @@ tg_tensor *const *tg_model_params(const tg_model *m, int *n)
 int64_t tg_model_param_count(const tg_model *m)
 {
     int64_t total = 0;
+    have(m, "tg_model_param_count", "model");
     for (int i = 0; m && i < m->n_params; i++)
         total += m->params[i]->numel;
     return total;
 }
 
-int tg_model_layer_count(const tg_model *m) { return m ? m->n_layers : 0; }
+int tg_model_layer_count(const tg_model *m)
+{
+    return have(m, "tg_model_layer_count", "model") ? m->n_layers : 0;
+}
 
 tg_layer *tg_model_layer(const tg_model *m, int i)
 {
-    if (!m || i < 0 || i >= m->n_layers)
+    if (!have(m, "tg_model_layer", "model"))
         return NULL;
+    if (i < 0 || i >= m->n_layers)
+        return tg__fail_null(TG_ERANGE, "tg_model_layer: index %d outside 0..%d", i,
+                             m->n_layers - 1);
     return m->layers[i];
 }
 
 const int64_t *tg_model_input_shape(const tg_model *m, int *ndim)
 {
+    bool ok = have(m, "tg_model_input_shape", "model");
     if (ndim)
-        *ndim = m ? m->in_ndim : 0;
-    return m ? m->in_shape : NULL;
+        *ndim = ok ? m->in_ndim : 0;
+    return ok ? m->in_shape : NULL;
 }
 
 const int64_t *tg_model_output_shape(const tg_model *m, int *ndim)
 {
-    if (!m) {
+    if (!have(m, "tg_model_output_shape", "model")) {
         if (ndim)
             *ndim = 0;
         return NULL;
@@ -339,7 +366,10 @@ const int64_t *tg_model_output_shape(const tg_model *m, int *ndim)
     return shape;
 }
 
-tg_dtype tg_model_dtype(const tg_model *m) { return m ? m->dtype : TG_F32; }
+tg_dtype tg_model_dtype(const tg_model *m)
+{
+    return have(m, "tg_model_dtype", "model") ? m->dtype : TG_F32;
+}
 
 /* ---- summary ---- */
 

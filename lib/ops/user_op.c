@@ -109,12 +109,13 @@ tg_tensor *tg_apply(const tg_op_def_user *def, int n_inputs, tg_tensor *const *i
 
 tg_status tg_set_error(tg_status code, const char *fmt, ...)
 {
-    char msg[512] = "(no message)";
-    if (fmt) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-    }
+    if (!fmt) // user input: keep the code, say why there is no message
+        return tg__fail(code == TG_OK ? TG_EINVAL : code, "tg_set_error: NULL format (code %d, "
+                        "%s)", (int)code, tg_status_str(code));
+    va_list ap;
+    va_start(ap, fmt);
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
     return tg__fail(code == TG_OK ? TG_EINVAL : code, "%s", msg);
 }

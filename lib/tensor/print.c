@@ -1,5 +1,6 @@
 /* print.c - numpy-like text for tensors: nested brackets, aligned columns,
  * "..." past 6 entries per dimension. One writer serves both FILE* and buffers. */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@ typedef struct writer {
     char *buf;
     size_t size;
     size_t len; /* total length the full text needs */
+    int err;    /* errno of the first failed write to stream (-1: unknown), else 0 */
 } writer;
 
 static void emit(writer *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -27,8 +29,11 @@ static void emit(writer *w, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return;
-    if (w->stream)
-        fputs(tmp, w->stream);
+    if (w->stream && !w->err) {
+        errno = 0;
+        if (fputs(tmp, w->stream) == EOF)
+            w->err = errno ? errno : -1;
+    }
     if (w->buf && w->len < w->size) {
         size_t room = w->size - 1 - w->len;
         size_t take = (size_t)n < room ? (size_t)n : room;
@@ -144,6 +149,16 @@ tg_status tg_tensor_print(const tg_tensor *t, FILE *stream)
     writer w = {.stream = stream};
     write_tensor(&w, t, TG__PRINT_DIGITS);
     emit(&w, "\n");
+    // A full disk or a read-only stream often shows only when the buffer is
+    // flushed, so the text is not reported as written before that succeeds.
+    if (!w.err) {
+        errno = 0;
+        if (fflush(stream) != 0)
+            w.err = errno ? errno : -1;
+    }
+    if (w.err)
+        return tg__fail(TG_EIO, "tg_tensor_print: writing to the stream failed: %s",
+                        w.err > 0 ? strerror(w.err) : "unknown error");
     return TG_OK;
 }
 

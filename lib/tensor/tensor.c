@@ -34,29 +34,41 @@ tg_status tg__init_shape(tg_tensor *t, const char *fn, int ndim, const int64_t *
         return tg__fail(TG_EINVAL, "%s: ndim %d outside 0..%d", fn, ndim, TG_MAX_DIMS);
     if (ndim > 0 && !shape)
         return tg__fail(TG_EINVAL, "%s: shape is NULL", fn);
-    // Overflow checks by the compiler's builtins: a division per dimension
+    // Strides count a zero dim as 1, so an empty tensor's strides can overflow
+    // even though numel is 0, e.g. (0, 1e12, 1e12). One rule covers both: the
+    // product with zeros taken as 1 (the span of the strides) must keep 8 bytes
+    // per element representable; numel is at most that, so it fits too. The
+    // checks use the compiler's overflow builtins: a division per dimension
     // would cost more than the rest of a small op.
-    int64_t numel = 1, bytes;
+    bool empty = false;
+    int64_t span = 1, bytes;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
             return tg__fail(TG_EINVAL, "%s: dimension %d is negative (%lld)", fn, i,
                             (long long)shape[i]);
-        // Keep numel * 8 bytes representable: larger tensors cannot be allocated.
-        if (__builtin_mul_overflow(numel, shape[i], &numel) ||
-            __builtin_mul_overflow(numel, (int64_t)8, &bytes))
-            return tg__fail(TG_ERANGE, "%s: element count overflows at dimension %d", fn, i);
+        empty |= shape[i] == 0;
+        if (__builtin_mul_overflow(span, shape[i] ? shape[i] : 1, &span) ||
+            __builtin_mul_overflow(span, (int64_t)8, &bytes)) {
+            char s[TG__SHAPE_STR];
+            tg__shape_str(s, ndim, shape);
+            bool zero_seen = false;
+            for (int k = 0; k < ndim; k++)
+                zero_seen |= shape[k] == 0;
+            if (zero_seen)
+                return tg__fail(TG_ERANGE, "%s: strides overflow at dimension %d of empty shape "
+                                "%s (a zero dim counts as 1 in strides)", fn, i, s);
+            return tg__fail(TG_ERANGE, "%s: element count overflows at dimension %d (shape %s)",
+                            fn, i, s);
+        }
     }
     t->ndim = ndim;
-    // An empty tensor may have huge other dims, whose stride product would
-    // overflow; no element is ever read through it, so it saturates instead.
     int64_t stride = 1;
     for (int i = ndim - 1; i >= 0; i--) {
         t->shape[i] = shape[i];
         t->strides[i] = stride;
-        if (__builtin_mul_overflow(stride, shape[i] ? shape[i] : 1, &stride))
-            stride = INT64_MAX;
+        stride *= shape[i] ? shape[i] : 1; // bounded by span: cannot overflow
     }
-    t->numel = numel;
+    t->numel = empty ? 0 : span;
     return TG_OK;
 }
 
@@ -287,28 +299,51 @@ tg_tensor *tg_tensor_clone(const tg_tensor *t)
 
 /* ---- inspection ---- */
 
-tg_dtype tg_tensor_dtype(const tg_tensor *t) { return t ? t->dtype : TG_F32; }
-int tg_tensor_ndim(const tg_tensor *t) { return t ? t->ndim : 0; }
-const int64_t *tg_tensor_shape(const tg_tensor *t) { return t ? t->shape : NULL; }
-const int64_t *tg_tensor_strides(const tg_tensor *t) { return t ? t->strides : NULL; }
-int64_t tg_tensor_numel(const tg_tensor *t) { return t ? t->numel : 0; }
-bool tg_tensor_on_tape(const tg_tensor *t) { return t && t->tape; }
+/* Getters given NULL return a neutral value and record TG_EINVAL, so that
+ * "tg_tensor_dtype(NULL) is TG_F32" is not a silent answer. */
+#define GETTER(fn, t, value, fallback)                          \
+    do {                                                        \
+        if (t)                                                  \
+            return value;                                       \
+        tg__null_arg(fn, "tensor");                             \
+        return fallback;                                        \
+    } while (0)
+
+tg_dtype tg_tensor_dtype(const tg_tensor *t) { GETTER("tg_tensor_dtype", t, t->dtype, TG_F32); }
+int tg_tensor_ndim(const tg_tensor *t) { GETTER("tg_tensor_ndim", t, t->ndim, 0); }
+const int64_t *tg_tensor_shape(const tg_tensor *t)
+{
+    GETTER("tg_tensor_shape", t, t->shape, NULL);
+}
+const int64_t *tg_tensor_strides(const tg_tensor *t)
+{
+    GETTER("tg_tensor_strides", t, t->strides, NULL);
+}
+int64_t tg_tensor_numel(const tg_tensor *t) { GETTER("tg_tensor_numel", t, t->numel, 0); }
+bool tg_tensor_on_tape(const tg_tensor *t) { GETTER("tg_tensor_on_tape", t, t->tape, false); }
 void *tg_tensor_data(tg_tensor *t)
 {
-    return t && tg__check_live("tg_tensor_data", t) == TG_OK ? t->data : NULL;
+    GETTER("tg_tensor_data", t, tg__check_live("tg_tensor_data", t) == TG_OK ? t->data : NULL,
+           NULL);
 }
 const void *tg_tensor_data_const(const tg_tensor *t)
 {
-    return t && tg__check_live("tg_tensor_data_const", t) == TG_OK ? t->data : NULL;
+    GETTER("tg_tensor_data_const", t,
+           tg__check_live("tg_tensor_data_const", t) == TG_OK ? t->data : NULL, NULL);
 }
 
 int64_t tg_tensor_dim(const tg_tensor *t, int axis)
 {
-    if (!t)
+    if (!t) {
+        tg__null_arg("tg_tensor_dim", "tensor");
         return -1;
-    if (axis < 0)
-        axis += t->ndim;
-    return axis >= 0 && axis < t->ndim ? t->shape[axis] : -1;
+    }
+    int a = axis < 0 ? axis + t->ndim : axis;
+    if (a < 0 || a >= t->ndim) {
+        tg__fail(TG_ERANGE, "tg_tensor_dim: axis %d out of range for %d dims", axis, t->ndim);
+        return -1;
+    }
+    return t->shape[a];
 }
 
 /* ---- element access ---- */
@@ -452,15 +487,21 @@ tg_status tg_tensor_copy_values(tg_tensor *dst, const tg_tensor *src)
 
 /* ---- gradients ---- */
 
-bool tg_tensor_requires_grad(const tg_tensor *t) { return t && t->requires_grad; }
+bool tg_tensor_requires_grad(const tg_tensor *t)
+{
+    GETTER("tg_tensor_requires_grad", t, t->requires_grad, false);
+}
 
 tg_tensor *tg_tensor_grad(const tg_tensor *t)
 {
-    return t && tg__check_live("tg_tensor_grad", t) == TG_OK ? t->grad : NULL;
+    GETTER("tg_tensor_grad", t, tg__check_live("tg_tensor_grad", t) == TG_OK ? t->grad : NULL,
+           NULL);
 }
 
 void tg_tensor_zero_grad(tg_tensor *t)
 {
-    if (t && t->grad)
+    if (!t)
+        tg__null_arg("tg_tensor_zero_grad", "tensor");
+    else if (t->grad)
         tg_tensor_fill(t->grad, 0.0);
 }
