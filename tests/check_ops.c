@@ -1285,6 +1285,27 @@ START_TEST(test_found_bugs)
     ck_assert(isnan(tg_tensor_item(tg_minimum(nan, zero))));
     ck_assert(isnan(tg_tensor_item(tg_minimum(zero, nan))));
     ck_assert(isnan(tg_tensor_item(tg_relu(nan))));
+    // Found by the fuzzer (tools/fuzz/fuzz_ops.c): slicing a 0-dim tensor read
+    // past its shape; a batched product with K = 0 divided by zero.
+    tg_tensor *s0 = tg_full(TG_F32, 0, NULL, 1);
+    ASSERT_FRESH_NULL_FAIL(tg_slice(s0, 0, 0, -1, 5), TG_EINVAL,
+                           "tg_slice: a 0-dim tensor has no axis to slice");
+    tg_tensor *a0 = tg_tensor_zeros(TG_F64, TG_SHAPE(2, 3, 0));
+    tg_tensor *b0 = tg_tensor_zeros(TG_F64, TG_SHAPE(2, 0, 4));
+    tg_tensor_set_requires_grad(a0, true);
+    tg_tensor_set_requires_grad(b0, true);
+    tg_tensor *c0 = tg_matmul(a0, b0);
+    ck_assert_msg(c0, "%s", tg_last_error());
+    ck_assert_int_eq(tg_tensor_numel(c0), 24);
+    for (int64_t i = 0; i < 24; i++) {
+        double v = -1;
+        tg_tensor_get_flat(c0, i, &v);
+        ck_assert(v == 0);
+    }
+    ck_assert_int_eq(tg_backward(tg_sum(c0, NULL, 0, false)), TG_OK);
+    ck_assert_int_eq(tg_tensor_numel(tg_tensor_grad(a0)), 0);
+    tg_tensor_free(a0);
+    tg_tensor_free(b0);
     tg_tape_free(tape);
 }
 END_TEST

@@ -789,6 +789,26 @@ START_TEST(test_schedule_to_infinity_refused)
 }
 END_TEST
 
+START_TEST(test_getters_record_null)
+{
+    tg_clear_error();
+    ck_assert_str_eq(tg_optim_name(NULL), "?");
+    ASSERT_FAIL(tg_last_status(), TG_EINVAL, "tg_optim_name");
+    tg_clear_error();
+    ck_assert_int_eq(tg_optim_num_params(NULL), 0);
+    ASSERT_FAIL(tg_last_status(), TG_EINVAL, "tg_optim_num_params");
+    tg_clear_error();
+    ck_assert_int_eq(tg_optim_step_count(NULL), 0);
+    ASSERT_FAIL(tg_last_status(), TG_EINVAL, "tg_optim_step_count");
+    tg_clear_error();
+    ck_assert_ptr_null(tg_optim_state_name(NULL, 0));
+    ASSERT_FAIL(tg_last_status(), TG_EINVAL, "tg_optim_state_name");
+    tg_clear_error();
+    tg_optim_zero_grad(NULL);
+    ASSERT_FAIL(tg_last_status(), TG_EINVAL, "tg_optim_zero_grad");
+}
+END_TEST
+
 START_TEST(test_schedule_attached)
 {
     tg_tensor *p = param(TG_F64, TG_SHAPE(1), (double[]){0});
@@ -1272,6 +1292,7 @@ static Suite *optim_suite(void)
     tcase_add_test(tc, test_schedule_warmup);
     tcase_add_test(tc, test_schedule_attached);
     tcase_add_test(tc, test_schedule_to_infinity_refused);
+    tcase_add_test(tc, test_getters_record_null);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("clip");

@@ -820,6 +820,10 @@ START_TEST(test_stale_tensor_detected)
     ASSERT_FAIL(tg_last_status(), TG_ESTATE, "tg_tensor_data: tensor from before");
     ck_assert_int_eq(tg_tensor_fill(big, 1.0), TG_ESTATE);
     ck_assert_ptr_null(tg_detach(y));
+    // Found by the fuzzer: marking a stale op result, and dropout's pass-through.
+    ASSERT_FAIL(tg_tensor_set_requires_grad(y, true), TG_ESTATE, "tensor from before");
+    ASSERT_FRESH_NULL_FAIL(tg_dropout(y, 0.0, false, NULL), TG_ESTATE,
+                           "tg_dropout: tensor from before tg_tape_reset");
     // Fresh work on the same tape is fine, and so is the caller-owned leaf.
     ck_assert_int_eq(tg_backward(tg_sum(tg_mul(x, x), NULL, 0, false)), TG_OK);
     ck_assert_double_eq(at(tg_tensor_grad(x), 3), 8);
@@ -833,6 +837,24 @@ END_TEST
 START_TEST(test_tape_limit)
 {
     tg_tape *tape = tg_tape_new();
+    // The tape's getters and setters say when they are given NULL.
+    ck_assert_uint_eq(tg_tape_size(NULL), 0);
+    ASSERT_FAIL(tg_last_status(), TG_EINVAL, "tg_tape_size");
+    tg_clear_error(); // a pending failure's message is kept, as ops do
+    ck_assert_uint_eq(tg_tape_bytes(NULL), 0);
+    ASSERT_FAIL(tg_last_status(), TG_EINVAL, "tg_tape_bytes");
+    tg_clear_error();
+    tg_tape_explain(NULL, stdout);
+    ASSERT_FAIL(tg_last_status(), TG_EINVAL, "tg_tape_explain");
+    FILE *full = fopen("/dev/full", "w");
+    if (full) {
+        tg_tensor *w = param(TG_F32, TG_SHAPE(2), (double[]){1, 2});
+        ck_assert_ptr_nonnull(tg_mul(w, w));
+        ASSERT_FAIL(tg_tape_print(tape, full), TG_EIO, "tg_tape_print: writing");
+        fclose(full);
+        tg_tensor_free(w);
+        tg_tape_reset(tape);
+    }
     ASSERT_FAIL(tg_tape_set_limit(NULL, 1), TG_EINVAL, "tg_tape_set_limit: tape is NULL");
     ck_assert_int_eq(tg_tape_set_limit(tape, 4u << 20), TG_OK);
     tg_tensor *x = param(TG_F32, TG_SHAPE(16, 16), (double[256]){0});

@@ -38,7 +38,9 @@ tg_status tg_tape_explain_ex(tg_tape *tape, FILE *stream, const tg_explain_opts 
 
 void tg_tape_explain(tg_tape *tape, FILE *stream)
 {
-    if (tape)
+    if (!tape)
+        tg__null_arg("tg_tape_explain", "tape");
+    else
         tg_tape_explain_ex(tape, stream, NULL);
 }
 

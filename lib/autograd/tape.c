@@ -55,11 +55,26 @@ tg_tape *tg_tape_set_current(tg_tape *tape)
     return prev;
 }
 
-size_t tg_tape_size(const tg_tape *tape) { return tape ? tape->n_nodes : 0; }
+size_t tg_tape_size(const tg_tape *tape)
+{
+    if (!tape)
+        tg__null_arg("tg_tape_size", "tape");
+    return tape ? tape->n_nodes : 0;
+}
 
-size_t tg_tape_bytes(const tg_tape *tape) { return tape ? tape->arena.reserved : 0; }
+size_t tg_tape_bytes(const tg_tape *tape)
+{
+    if (!tape)
+        tg__null_arg("tg_tape_bytes", "tape");
+    return tape ? tape->arena.reserved : 0;
+}
 
-size_t tg_tape_high_water(const tg_tape *tape) { return tape ? tape->arena.high_water : 0; }
+size_t tg_tape_high_water(const tg_tape *tape)
+{
+    if (!tape)
+        tg__null_arg("tg_tape_high_water", "tape");
+    return tape ? tape->arena.high_water : 0;
+}
 
 tg_status tg_tape_set_limit(tg_tape *tape, size_t bytes)
 {

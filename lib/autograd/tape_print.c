@@ -63,5 +63,7 @@ tg_status tg_tape_print(const tg_tape *tape, FILE *stream)
         fprintf(stream, ")%s\n", nd->released ? "  (released)" : "");
         tg__print_labelled(stream, "out", nd->out);
     }
+    if (fflush(stream) != 0 || ferror(stream))
+        return tg__fail(TG_EIO, "tg_tape_print: writing to the stream failed");
     return TG_OK;
 }

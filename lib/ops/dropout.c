@@ -11,6 +11,8 @@ tg_tensor *tg_dropout(tg_tensor *x, double p, bool training, tg_rng *rng)
         return tg__null_input(fn, 0);
     if (!(p >= 0 && p < 1))
         return tg__fail_null(TG_EINVAL, "%s: p = %g must be in [0, 1)", fn, p);
+    if (tg__check_live(fn, x) != TG_OK) // the pass-through below must not hide it
+        return NULL;
     if (!training || p == 0)
         return x;
     if (!rng)

@@ -57,6 +57,8 @@ static tg_status matmul_shape(const char *fn, tg_tensor *const *in, int n_in,
 static int64_t batch_offset(const tg_tensor *x, const tg_tensor *out, int64_t k)
 {
     int64_t off = 0, mat = x->shape[x->ndim - 1] * x->shape[x->ndim - 2];
+    if (mat == 0) // an empty matrix: nothing is read through the offset
+        return 0;
     int lead = out->ndim - x->ndim;
     for (int d = out->ndim - 3; d >= 0; d--) {
         int64_t c = k % out->shape[d];

@@ -247,6 +247,8 @@ tg_tensor *tg_slice(tg_tensor *x, int axis, int64_t start, int64_t stop, int64_t
 {
     if (!x)
         return tg__null_input("tg_slice", 0);
+    if (x->ndim == 0)
+        return tg__fail_null(TG_EINVAL, "tg_slice: a 0-dim tensor has no axis to slice");
     int a;
     if (tg__norm_axis("tg_slice", axis, x->ndim, &a) != TG_OK)
         return NULL;

@@ -137,8 +137,10 @@ tg_status tg_optim_step(tg_optim *opt)
 
 void tg_optim_zero_grad(tg_optim *opt)
 {
-    if (!opt)
+    if (!opt) {
+        tg__null_arg("tg_optim_zero_grad", "opt");
         return;
+    }
     for (int i = 0; i < opt->n_params; i++) {
         tg_tensor *g = opt->params[i]->grad;
         if (g)
@@ -187,9 +189,20 @@ tg_status tg_optim_set_schedule(tg_optim *opt, const tg_schedule *sched)
     return TG_OK;
 }
 
-const char *tg_optim_name(const tg_optim *opt) { return opt ? opt->vt->name : "?"; }
+/* Getters given NULL answer neutrally and record TG_EINVAL, as the tensor ones do. */
+const char *tg_optim_name(const tg_optim *opt)
+{
+    if (!opt)
+        tg__null_arg("tg_optim_name", "opt");
+    return opt ? opt->vt->name : "?";
+}
 
-int tg_optim_num_params(const tg_optim *opt) { return opt ? opt->n_params : 0; }
+int tg_optim_num_params(const tg_optim *opt)
+{
+    if (!opt)
+        tg__null_arg("tg_optim_num_params", "opt");
+    return opt ? opt->n_params : 0;
+}
 
 tg_tensor *tg_optim_param(const tg_optim *opt, int index)
 {
@@ -201,7 +214,12 @@ tg_tensor *tg_optim_param(const tg_optim *opt, int index)
     return opt->params[index];
 }
 
-int64_t tg_optim_step_count(const tg_optim *opt) { return opt ? opt->step_count : 0; }
+int64_t tg_optim_step_count(const tg_optim *opt)
+{
+    if (!opt)
+        tg__null_arg("tg_optim_step_count", "opt");
+    return opt ? opt->step_count : 0;
+}
 
 tg_status tg_optim_set_step_count(tg_optim *opt, int64_t count)
 {
@@ -216,8 +234,14 @@ tg_status tg_optim_set_step_count(tg_optim *opt, int64_t count)
 
 const char *tg_optim_state_name(const tg_optim *opt, int k)
 {
-    if (!opt || k < 0 || k >= opt->n_state)
+    if (!opt) {
+        tg__null_arg("tg_optim_state_name", "opt");
         return NULL;
+    }
+    if (k < 0 || k >= opt->n_state) {
+        tg__fail(TG_ERANGE, "tg_optim_state_name: slot %d outside [0, %d)", k, opt->n_state);
+        return NULL;
+    }
     return opt->state_names[k];
 }
 
