@@ -20,7 +20,8 @@ struct tg_tensor {
     int64_t numel;
     void *data;              /* first element; owned per `tape` below */
     tg_tape *tape;           /* owning tape, NULL for caller-owned tensors */
-    uint64_t gen;            /* the tape's generation when made (core/arena.h), 0 if none */
+    uint64_t gen;            /* the tape's generation when made (core/arena.h), or
+                                TG__GEN_CALLER for a caller-owned tensor */
     bool owns_data;          /* caller-owned only: data is ours to free */
     bool requires_grad;
     struct tg_node *node;    /* op that produced this tensor, NULL for leaves */
@@ -56,8 +57,13 @@ const char *tg__shape_str(char *buf, int ndim, const int64_t *shape);
  * generation, without knowing the rest of the tape. */
 static inline tg__arena *tg__tape_arena(tg_tape *tape) { return (tg__arena *)(void *)tape; }
 
+/* The generation of every caller-owned tensor header: a pattern, not 0, so
+ * that a stale tape tensor whose header memory now holds zeros (or other
+ * data) is not taken for a caller-owned one. */
+#define TG__GEN_CALLER UINT64_C(0xca11e40000ca11e4)
+
 /* TG_OK, or a recorded TG_ESTATE naming fn when t lives on a tape that was
- * reset or freed since t was made. */
+ * reset or freed since t was made (or t is no tensor header at all). */
 tg_status tg__check_live(const char *fn, const tg_tensor *t);
 
 /* ---- tensors (lib/tensor/tensor.c) ---- */
@@ -81,6 +87,18 @@ static inline void tg__set(tg_tensor *t, int64_t i, double v)
         ((double *)t->data)[i] = v;
 }
 bool tg__same_shape(const tg_tensor *a, const tg_tensor *b);
+
+/* A builder's first check of an input it is about to read: true, with the
+ * reason recorded, when x is NULL (a pending failure's message is kept) or
+ * stale (from before a reset of its tape). */
+static inline bool tg__bad_input(const char *fn, const tg_tensor *x, int which)
+{
+    if (!x) {
+        tg__null_input(fn, which);
+        return true;
+    }
+    return tg__check_live(fn, x) != TG_OK;
+}
 
 /* ---- printing (lib/tensor/print.c) ---- */
 #define TG__PRINT_DIGITS 4      /* decimals tg_tensor_print and tg_tensor_format show */

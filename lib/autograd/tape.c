@@ -157,10 +157,10 @@ static tg_status check_inputs(const char *fn, int n_in, tg_tensor *const *in,
         if (x->dtype != in[0]->dtype)
             return tg__fail(TG_EDTYPE, "%s: dtype mismatch, input 0 is %s but input %d is %s", fn,
                             tg_dtype_name(in[0]->dtype), i, tg_dtype_name(x->dtype));
-        if (!x->tape)
-            continue;
         if (tg__check_live(fn, x) != TG_OK)
             return TG_ESTATE;
+        if (!x->tape)
+            continue;
         // A recorded graph must stay on one tape: the walk follows one tape's
         // nodes, so a gradient through another tape would silently be lost.
         if (x->tape != tape && x->requires_grad)
@@ -263,8 +263,8 @@ tg_status tg_tensor_set_requires_grad(tg_tensor *t, bool requires_grad)
 
 tg_tensor *tg_detach(tg_tensor *x)
 {
-    if (!x)
-        return tg__null_input("tg_detach", 0);
+    if (tg__bad_input("tg_detach", x, 0))
+        return NULL;
     if (tg__check_live("tg_detach", x) != TG_OK)
         return NULL;
     tg_tape *tape = tg__tape_for(tg__api_fn("tg_detach"));
@@ -284,8 +284,8 @@ tg_tensor *tg_full(tg_dtype dtype, int ndim, const int64_t *shape, double value)
 
 tg_tensor *tg_full_like(tg_tensor *x, double value)
 {
-    if (!x)
-        return tg__null_input("tg_full_like", 0);
+    if (tg__bad_input("tg_full_like", x, 0))
+        return NULL;
     TG__API_CALL("tg_full_like", tg_full(x->dtype, x->ndim, x->shape, value));
 }
 

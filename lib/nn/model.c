@@ -268,8 +268,8 @@ tg_tensor *tg_model_forward(tg_model *m, tg_tensor *x, bool logits)
     static const char fn[] = "tg_model_forward";
     if (!m)
         return tg__fail_null(TG_EINVAL, "%s: model is NULL", fn);
-    if (!x)
-        return tg__null_input(fn, 0);
+    if (tg__bad_input(fn, x, 0))
+        return NULL;
     if (!m->n_layers)
         return tg__fail_null(TG_ESTATE, "%s: the model has no layers", fn);
     if (x->dtype != m->dtype)

@@ -301,8 +301,9 @@ const tg_op_def tg__def_conv2d_dw = {TG__OP_NAME(conv2d_dw), .n_in = 2, .differe
 tg_tensor *tg_conv2d(tg_tensor *x, tg_tensor *w, tg_tensor *bias, const tg_conv2d_geom *geom)
 {
     const char *fn = "tg_conv2d";
-    if (!x || !w)
-        return tg__null_input(fn, x ? 1 : 0);
+    if (tg__bad_input(fn, x, 0) || tg__bad_input(fn, w, 1) ||
+        (bias && tg__check_live(fn, bias) != TG_OK))
+        return NULL;
     if (check_4d(fn, "x (N, C, H, W)", x) || check_4d(fn, "w (OC, C, KH, KW)", w))
         return NULL;
     conv_params p = {0};

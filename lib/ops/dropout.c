@@ -7,8 +7,8 @@
 tg_tensor *tg_dropout(tg_tensor *x, double p, bool training, tg_rng *rng)
 {
     const char *fn = "tg_dropout";
-    if (!x)
-        return tg__null_input(fn, 0);
+    if (tg__bad_input(fn, x, 0))
+        return NULL;
     if (!(p >= 0 && p < 1))
         return tg__fail_null(TG_EINVAL, "%s: p = %g must be in [0, 1)", fn, p);
     if (tg__check_live(fn, x) != TG_OK) // the pass-through below must not hide it

@@ -337,7 +337,7 @@ tg_tensor *tg_pow_scalar(tg_tensor *x, double p)
 }
 tg_tensor *tg_gt_scalar(tg_tensor *x, double c)
 {
-    if (!x)
-        return tg__null_input("tg_gt_scalar", 0);
+    if (tg__bad_input("tg_gt_scalar", x, 0))
+        return NULL;
     TG__API_CALL("tg_gt_scalar", compare(TG__BIN_GT, x, tg_scalar(x->dtype, c)));
 }

@@ -24,10 +24,8 @@ static tg_tensor *reduce(const char *fn, tg_tensor *per_sample, tg_reduction red
 
 static tg_status same_shapes(const char *fn, const tg_tensor *a, const tg_tensor *b)
 {
-    if (!a || !b) {
-        tg__null_input(fn, a ? 1 : 0);
-        return TG_EINVAL;
-    }
+    if (tg__bad_input(fn, a, 0) || tg__bad_input(fn, b, 1))
+        return tg_last_status();
     if (tg__same_shape(a, b))
         return TG_OK;
     char sa[TG__SHAPE_STR], sb[TG__SHAPE_STR];
@@ -212,8 +210,8 @@ static const int64_t *scores_and_labels(const char *fn, const tg_tensor *x, cons
 tg_tensor *tg_cross_entropy(tg_tensor *logits, const int64_t *labels, tg_reduction red)
 {
     const char *fn = "tg_cross_entropy";
-    if (!logits)
-        return tg__null_input(fn, 0);
+    if (tg__bad_input(fn, logits, 0))
+        return NULL;
     if (!valid_reduction(fn, red))
         return NULL;
     const int64_t *copy = scores_and_labels(fn, logits, labels);
@@ -226,8 +224,8 @@ tg_tensor *tg_cross_entropy(tg_tensor *logits, const int64_t *labels, tg_reducti
 tg_tensor *tg_nll_loss(tg_tensor *log_probs, const int64_t *labels, tg_reduction red)
 {
     const char *fn = "tg_nll_loss";
-    if (!log_probs)
-        return tg__null_input(fn, 0);
+    if (tg__bad_input(fn, log_probs, 0))
+        return NULL;
     if (!valid_reduction(fn, red))
         return NULL;
     const int64_t *copy = scores_and_labels(fn, log_probs, labels);
@@ -268,13 +266,13 @@ double tg_accuracy(const tg_tensor *scores, const int64_t *labels, int64_t n)
         tg__fail(TG_EINVAL, "%s: NULL %s", fn, scores ? "labels" : "scores");
         return NAN;
     }
+    if (tg__check_live(fn, scores) != TG_OK)
+        return NAN;
     if (scores->ndim != 2 || scores->shape[0] != n || n == 0 || scores->shape[1] < 1) {
         tg__fail(TG_ESHAPE, "%s: expected scores (%lld, K) with K >= 1, got %s", fn,
                  (long long)n, tg__shape_str(s, scores->ndim, scores->shape));
         return NAN;
     }
-    if (tg__check_live(fn, scores) != TG_OK)
-        return NAN;
     int64_t K = scores->shape[1], correct = 0;
     // A label outside [0, K) is a caller's bug, not a miss.
     if (labels_ok(fn, labels, n, K) != TG_OK)

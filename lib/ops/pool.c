@@ -186,8 +186,8 @@ const tg_op_def tg__def_avg_pool2d_grad = {TG__OP_NAME(avg_pool2d_grad), .n_in =
 
 static tg_tensor *pool(const tg_op_def *def, const char *fn, tg_tensor *x, const tg_pool2d_geom *geom)
 {
-    if (!x)
-        return tg__null_input(fn, 0);
+    if (tg__bad_input(fn, x, 0))
+        return NULL;
     pool_params p = {0};
     if (geometry(fn, x, geom, &p) != TG_OK)
         return NULL;

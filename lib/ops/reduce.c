@@ -73,8 +73,8 @@ static tg_tensor *spread(tg_node *nd, tg_tensor *t)
 static tg_tensor *reduce(const tg_op_def *def, const char *fn, tg_tensor *x, const int *axes, int n_axes,
                          bool keepdim)
 {
-    if (!x)
-        return tg__null_input(fn, 0);
+    if (tg__bad_input(fn, x, 0))
+        return NULL;
     unsigned mask = 0;
     if (axes_mask(fn, x, axes, n_axes, &mask) != TG_OK)
         return NULL;
@@ -110,8 +110,8 @@ tg_tensor *tg_sum(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
 
 tg_tensor *tg_mean(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
 {
-    if (!x)
-        return tg__null_input("tg_mean", 0);
+    if (tg__bad_input("tg_mean", x, 0))
+        return NULL;
     // The count is known before anything is recorded, so an empty mean fails cleanly.
     unsigned mask = 0;
     if (axes_mask("tg_mean", x, axes, n_axes, &mask) != TG_OK)

@@ -57,8 +57,8 @@ const tg_op_def tg__def_reshape = {TG__OP_NAME(reshape), .n_in = 1, .differentia
 
 tg_tensor *tg_reshape(tg_tensor *x, int ndim, const int64_t *shape)
 {
-    if (!x)
-        return tg__null_input("tg_reshape", 0);
+    if (tg__bad_input("tg_reshape", x, 0))
+        return NULL;
     if (ndim && !shape)
         return tg__fail_null(TG_EINVAL, "tg_reshape: shape is NULL (ndim %d)", ndim);
     if (ndim < 0 || ndim > TG_MAX_DIMS)
@@ -93,8 +93,8 @@ tg_tensor *tg_reshape(tg_tensor *x, int ndim, const int64_t *shape)
 
 tg_tensor *tg_flatten(tg_tensor *x, int axis)
 {
-    if (!x)
-        return tg__null_input("tg_flatten", 0);
+    if (tg__bad_input("tg_flatten", x, 0))
+        return NULL;
     int a = axis < 0 ? axis + x->ndim : axis;
     if (a < 0 || a > x->ndim)
         return tg__fail_null(TG_EINVAL, "tg_flatten: axis %d out of range for %d dims", axis,
@@ -135,8 +135,8 @@ const tg_op_def tg__def_permute = {TG__OP_NAME(permute), .n_in = 1, .differentia
 
 tg_tensor *tg_permute(tg_tensor *x, const int *perm)
 {
-    if (!x)
-        return tg__null_input("tg_permute", 0);
+    if (tg__bad_input("tg_permute", x, 0))
+        return NULL;
     if (!perm && x->ndim)
         return tg__fail_null(TG_EINVAL, "tg_permute: perm is NULL");
     strided_params p = {.out.ndim = x->ndim};
@@ -158,8 +158,8 @@ tg_tensor *tg_permute(tg_tensor *x, const int *perm)
 
 tg_tensor *tg_transpose(tg_tensor *x, int axis0, int axis1)
 {
-    if (!x)
-        return tg__null_input("tg_transpose", 0);
+    if (tg__bad_input("tg_transpose", x, 0))
+        return NULL;
     int a, b, perm[TG_MAX_DIMS];
     if (tg__norm_axis("tg_transpose", axis0, x->ndim, &a) != TG_OK ||
         tg__norm_axis("tg_transpose", axis1, x->ndim, &b) != TG_OK)
@@ -181,8 +181,8 @@ const tg_op_def tg__def_expand = {TG__OP_NAME(expand), .n_in = 1, .differentiabl
 
 tg_tensor *tg_expand(tg_tensor *x, int ndim, const int64_t *shape)
 {
-    if (!x)
-        return tg__null_input("tg_expand", 0);
+    if (tg__bad_input("tg_expand", x, 0))
+        return NULL;
     if (ndim && !shape)
         return tg__fail_null(TG_EINVAL, "tg_expand: shape is NULL (ndim %d)", ndim);
     if (ndim < x->ndim || ndim > TG_MAX_DIMS)
@@ -245,8 +245,8 @@ const tg_op_def tg__def_slice_grad = {TG__OP_NAME(slice_grad), .n_in = 1, .diffe
 
 tg_tensor *tg_slice(tg_tensor *x, int axis, int64_t start, int64_t stop, int64_t step)
 {
-    if (!x)
-        return tg__null_input("tg_slice", 0);
+    if (tg__bad_input("tg_slice", x, 0))
+        return NULL;
     if (x->ndim == 0)
         return tg__fail_null(TG_EINVAL, "tg_slice: a 0-dim tensor has no axis to slice");
     int a;
@@ -336,8 +336,8 @@ tg_tensor *tg_concat(int n, tg_tensor *const *xs, int axis)
     if (n < 1)
         return tg__fail_null(TG_EINVAL, "tg_concat: need n >= 1 tensors (got %d)", n);
     for (int k = 0; k < n; k++)
-        if (!xs[k])
-            return tg__null_input("tg_concat", k);
+        if (tg__bad_input("tg_concat", xs[k], k))
+            return NULL;
     int a;
     if (tg__norm_axis("tg_concat", axis, xs[0]->ndim, &a) != TG_OK || xs[0]->ndim == 0)
         return tg__fail_null(TG_EINVAL, "tg_concat: axis %d out of range for %d dims", axis,
@@ -353,8 +353,8 @@ tg_tensor *tg_stack(int n, tg_tensor *const *xs, int axis)
     if (n < 1)
         return tg__fail_null(TG_EINVAL, "tg_stack: need n >= 1 tensors (got %d)", n);
     for (int k = 0; k < n; k++)
-        if (!xs[k])
-            return tg__null_input("tg_stack", k);
+        if (tg__bad_input("tg_stack", xs[k], k))
+            return NULL;
     int nd = xs[0]->ndim, a;
     if (nd >= TG_MAX_DIMS || tg__norm_axis("tg_stack", axis, nd + 1, &a) != TG_OK)
         return tg__fail_null(TG_EINVAL, "tg_stack: axis %d out of range for %d+1 dims", axis,
@@ -495,8 +495,8 @@ static tg_status check_index_values(const char *fn, const int64_t *index, int64_
 tg_tensor *tg_index_select(tg_tensor *x, int axis, int64_t n, const int64_t *idx)
 {
     const char *fn = "tg_index_select";
-    if (!x)
-        return tg__null_input(fn, 0);
+    if (tg__bad_input(fn, x, 0))
+        return NULL;
     int a;
     if (x->ndim == 0 || tg__norm_axis(fn, axis, x->ndim, &a) != TG_OK)
         return tg__fail_null(TG_EINVAL, "%s: axis %d out of range for %d dims", fn, axis,
@@ -523,8 +523,8 @@ tg_tensor *tg_index_select(tg_tensor *x, int axis, int64_t n, const int64_t *idx
 tg_tensor *tg_gather(tg_tensor *x, int axis, int ndim, const int64_t *shape, const int64_t *index)
 {
     const char *fn = "tg_gather";
-    if (!x)
-        return tg__null_input(fn, 0);
+    if (tg__bad_input(fn, x, 0))
+        return NULL;
     int a;
     if (x->ndim == 0 || tg__norm_axis(fn, axis, x->ndim, &a) != TG_OK)
         return tg__fail_null(TG_EINVAL, "%s: axis %d out of range for %d dims", fn, axis,

@@ -125,8 +125,8 @@ const tg_op_def tg__def_log_softmax = {TG__OP_NAME(log_softmax), .n_in = 1, .dif
 
 static tg_tensor *normalise(const tg_op_def *def, const char *fn, tg_tensor *x, int axis)
 {
-    if (!x)
-        return tg__null_input(fn, 0);
+    if (tg__bad_input(fn, x, 0))
+        return NULL;
     int a = 0; // a 0-dim tensor takes axis 0 or -1, as in numpy
     if (tg__norm_axis(fn, axis, x->ndim, &a) != TG_OK)
         return NULL;

@@ -55,6 +55,7 @@ static void init_header(tg_tensor *h, tg_dtype dtype, int ndim, const int64_t *s
     }
     h->numel = numel;
     h->data = data;
+    h->gen = TG__GEN_CALLER;
     // tape NULL, owns_data false: the data is a slice of the optimizer's block.
 }
 

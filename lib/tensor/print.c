@@ -146,6 +146,8 @@ tg_status tg_tensor_print(const tg_tensor *t, FILE *stream)
 {
     if (!t || !stream)
         return tg__fail(TG_EINVAL, "tg_tensor_print: NULL %s", t ? "stream" : "tensor");
+    if (tg__check_live("tg_tensor_print", t) != TG_OK)
+        return TG_ESTATE;
     writer w = {.stream = stream};
     write_tensor(&w, t, TG__PRINT_DIGITS);
     emit(&w, "\n");
@@ -166,6 +168,8 @@ int tg_tensor_format(const tg_tensor *t, char *buf, size_t size)
 {
     if (!t || (!buf && size))
         return tg__fail(TG_EINVAL, "tg_tensor_format: NULL %s", t ? "buffer" : "tensor");
+    if (tg__check_live("tg_tensor_format", t) != TG_OK)
+        return TG_ESTATE;
     writer w = {.buf = buf, .size = size};
     if (buf && size)
         buf[0] = '\0';

@@ -78,7 +78,7 @@ static void init_header(tg_tensor *t, tg_tape *tape, tg_dtype dtype)
     t->dtype = dtype;
     t->data = NULL;
     t->tape = tape;
-    t->gen = tape ? tg__tape_arena(tape)->generation : 0;
+    t->gen = tape ? tg__tape_arena(tape)->generation : TG__GEN_CALLER;
     t->owns_data = false;
     t->requires_grad = false;
     t->node = NULL;
@@ -144,9 +144,9 @@ void tg_tensor_free(tg_tensor *t)
 
 tg_status tg__check_live(const char *fn, const tg_tensor *t)
 {
-    if (!t->tape)
+    if (!t->tape && t->gen == TG__GEN_CALLER)
         return TG_OK;
-    switch (tg__gen_check(t->gen)) {
+    switch (t->tape ? tg__gen_check(t->gen) : TG__GEN_DEAD) {
     case TG__GEN_LIVE:
         return TG_OK;
     case TG__GEN_STALE:
@@ -279,8 +279,8 @@ tg_tensor *tg_tensor_normal(tg_dtype dtype, int ndim, const int64_t *shape, doub
 
 static tg_tensor *clone(const char *fn, const tg_tensor *t, tg_dtype dtype)
 {
-    if (!t)
-        return tg__null_input(fn, 0);
+    if (tg__bad_input(fn, t, 0))
+        return NULL;
     tg_tensor *c = tg__tensor_alloc(NULL, fn, dtype, t->ndim, t->shape, false);
     if (c)
         tg_tensor_copy_values(c, t);
@@ -502,6 +502,7 @@ void tg_tensor_zero_grad(tg_tensor *t)
 {
     if (!t)
         tg__null_arg("tg_tensor_zero_grad", "tensor");
-    else if (t->grad)
-        tg_tensor_fill(t->grad, 0.0);
+    else if (tg__check_live("tg_tensor_zero_grad", t) == TG_OK && t->grad)
+        tg_tensor_fill(t->grad, 0.0); // a live tensor's .grad lives as long as it
+
 }

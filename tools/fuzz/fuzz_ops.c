@@ -26,17 +26,17 @@
 #include <stdbool.h>
 
 #ifndef FUZZ_STALE
-#define FUZZ_STALE 0
+#define FUZZ_STALE 1
 #endif
 #ifndef FUZZ_CROSS_TAPE
-#define FUZZ_CROSS_TAPE 0
+#define FUZZ_CROSS_TAPE 1
 #endif
 /* Calls that hit bugs found by this harness and reported to the owners of
  * lib/ops and lib/autograd (docs/reliability.md lists them with
  * reproducers) are skipped, so that CI keeps looking for new ones;
  * -DFUZZ_OPEN_BUGS=1 makes them again. */
 #ifndef FUZZ_OPEN_BUGS
-#define FUZZ_OPEN_BUGS 0
+#define FUZZ_OPEN_BUGS 1
 #endif
 #define OPEN_BUG(cond) (!FUZZ_OPEN_BUGS && (cond))
 
