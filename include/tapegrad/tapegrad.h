@@ -10,5 +10,6 @@
 #include "io.h"
 #include "nn.h"
 #include "optim.h"
+#include "runtime.h"
 
 #endif
