@@ -12,8 +12,11 @@ void *tg__realloc(void *p, size_t size);
 void tg__free(void *p);
 
 /* Tests only: make the n-th allocation from now fail (and every later one
- * while `sticky`); n < 0 turns failure injection off. Not thread-safe by
- * design: tests call it from one thread. */
+ * while `sticky`); n < 0 turns failure injection off. Call it while no
+ * kernel runs; allocations by worker threads count like any other. */
 void tg__alloc_fail_after(long n, int sticky);
+/* Tests only: allocations requested so far (malloc, calloc and realloc, by
+ * any thread), to show that a training step allocates nothing. */
+long tg__alloc_count(void);
 
 #endif

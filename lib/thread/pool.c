@@ -277,6 +277,8 @@ void tg__parallel_for(int64_t n_tasks, void (*fn)(void *ctx, int64_t task), void
 
 tg_status tg_set_num_threads(int n)
 {
+    if (n < 1 || n > MAX_THREADS)
+        return tg__fail(TG_EINVAL, "tg_set_num_threads: %d threads (1 to %d)", n, MAX_THREADS);
     if (n != 1)
         return tg__fail(TG_EINVAL, "tg_set_num_threads: %d threads, but this build of tapegrad "
                                    "has no threads (-Dthreads=disabled)", n);
