@@ -33,6 +33,7 @@
  * thread: waking a worker costs some microseconds, ~1e5 multiply-adds. */
 #define WORK_PER_THREAD 200000.0
 
+#ifdef TG_HAVE_THREADS
 static _Atomic int n_threads; /* 0 until first asked */
 
 /* A positive integer from TAPEGRAD_NUM_THREADS, else the online CPUs. */
@@ -48,6 +49,7 @@ static int default_threads(void)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     return cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (int)cpus;
 }
+#endif
 
 int tg_num_threads(void)
 {
