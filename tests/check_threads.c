@@ -174,18 +174,20 @@ START_TEST(test_cnn_steps_allocate_nothing_in_kernels)
 END_TEST
 
 
-static void count_task(void *ctx, int64_t t)
+static void count_task(void *ctx, int64_t t, void *ws)
 {
+    (void)ws;
     counts *c = ctx;
     atomic_fetch_add(&c->hits[t], 1);
 }
 
-static void nested_task(void *ctx, int64_t t)
+static void nested_task(void *ctx, int64_t t, void *ws)
 {
+    (void)ws;
     counts *c = ctx;
     // A loop inside a task runs on this thread, serially, and still once each.
     counts inner = {.n = 5};
-    tg__parallel_for(5, count_task, &inner);
+    tg__parallel_for(5, 0, count_task, &inner);
     atomic_fetch_add(&c->hits[t], all_hit(&inner, 1) ? 1 : 100);
 }
 
@@ -196,7 +198,7 @@ START_TEST(test_pool_runs_every_task_once)
         for (int64_t n = 0; n <= 1000; n += 37) {
             counts *c = calloc(1, sizeof *c);
             c->n = n;
-            tg__parallel_for(n, _i ? nested_task : count_task, c);
+            tg__parallel_for(n, 0, _i ? nested_task : count_task, c);
             ck_assert_msg(all_hit(c, 1), "%d threads, %lld tasks", threads, (long long)n);
             free(c);
         }
@@ -210,7 +212,7 @@ static void *user_thread(void *arg)
 {
     counts *c = arg;
     for (int rep = 0; rep < 50; rep++)
-        tg__parallel_for(c->n, count_task, c);
+        tg__parallel_for(c->n, 0, count_task, c);
     return NULL;
 }
 
@@ -229,6 +231,33 @@ START_TEST(test_pool_two_callers)
     ck_assert(all_hit(b, 50));
     free(a);
     free(b);
+    ASSERT_OK(tg_set_num_threads(1));
+}
+END_TEST
+
+/* Each task gets its thread's scratch, aligned and writable; the caller grows
+ * all of them first, so a second loop of the same size allocates nothing. */
+static void scratch_task(void *ctx, int64_t t, void *ws)
+{
+    counts *c = ctx;
+    bool ok = ws && (uintptr_t)ws % 64 == 0;
+    if (ok)
+        memset(ws, (int)t, 4096);
+    atomic_fetch_add(&c->hits[t], ok ? 1 : 100);
+}
+
+START_TEST(test_pool_scratch_per_thread)
+{
+    ASSERT_OK(tg_set_num_threads(max_threads(3)));
+    counts *c = calloc(1, sizeof *c);
+    c->n = 300;
+    tg__parallel_for(c->n, 4096, scratch_task, c);
+    long before = tg__alloc_count();
+    for (int rep = 0; rep < 20; rep++)
+        tg__parallel_for(c->n, 4096, scratch_task, c);
+    ck_assert_int_eq(tg__alloc_count(), before);
+    ck_assert(all_hit(c, 21));
+    free(c);
     ASSERT_OK(tg_set_num_threads(1));
 }
 END_TEST
@@ -288,6 +317,7 @@ static Suite *threads_suite(void)
     TCase *pool = tcase_create("pool");
     tcase_add_loop_test(pool, test_pool_runs_every_task_once, 0, 2);
     tcase_add_test(pool, test_pool_two_callers);
+    tcase_add_test(pool, test_pool_scratch_per_thread);
     tcase_add_test(pool, test_workspace_grows_once);
     suite_add_tcase(s, pool);
     TCase *api = tcase_create("api");

@@ -32,15 +32,21 @@ static int64_t depth_block(int64_t K)
     return (K + blocks - 1) / blocks;
 }
 
-/* One block of C on the calling thread. */
+/* Bytes of packing scratch for a job (a block of at most its size needs no
+ * more). */
+static size_t scratch_bytes(const tg__gemm_kernel *kern, bool f64, const tg__gemm_job *job)
+{
+    int64_t es = f64 ? 8 : 4;
+    return (size_t)(es * tg__gemm_scratch_elems(job, es, f64 ? kern->mr_f64 : kern->mr,
+                                                f64 ? kern->nr_f64 : kern->nr));
+}
+
+/* One block of C on the calling thread; ws is its packing scratch (NULL: run
+ * unpacked). */
 static void run_block(const tg__gemm_kernel *kern, bool f64, const tg__gemm_job *job,
-                      bool direct)
+                      bool direct, void *ws)
 {
     if (!direct) {
-        int64_t es = f64 ? 8 : 4;
-        int64_t elems = tg__gemm_scratch_elems(job, es, f64 ? kern->mr_f64 : kern->mr,
-                                               f64 ? kern->nr_f64 : kern->nr);
-        void *ws = tg__workspace((size_t)(elems * es));
         if (ws) {
             if (f64)
                 kern->packed_f64(job, ws);
@@ -62,7 +68,7 @@ typedef struct split {
     int64_t rows, cols, tn; /* block size, blocks per row of blocks */
 } split;
 
-static void split_task(void *ctx, int64_t t)
+static void split_task(void *ctx, int64_t t, void *ws)
 {
     const split *s = ctx;
     const tg__gemm_job *w = &s->whole;
@@ -76,7 +82,7 @@ static void split_task(void *ctx, int64_t t)
     job.A = (const char *)w->A + (size_t)(w->trans_a ? i0 : i0 * w->lda) * es;
     job.B = (const char *)w->B + (size_t)(w->trans_b ? j0 * w->ldb : j0) * es;
     job.C = (char *)w->C + (size_t)(i0 * w->ldc + j0) * es;
-    run_block(s->kern, s->f64, &job, s->direct);
+    run_block(s->kern, s->f64, &job, s->direct, ws);
 }
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -89,7 +95,8 @@ static void gemm(bool f64, tg__gemm_job *job)
     bool direct = work <= SMALL_MNK;
     int nt = tg__threads_for(work);
     if (nt <= 1) {
-        run_block(kern, f64, job, direct);
+        void *ws = direct ? NULL : tg__workspace(scratch_bytes(kern, f64, job));
+        run_block(kern, f64, job, direct, ws);
         return;
     }
     // Twice as many blocks as threads, so a thread slowed by other work on
@@ -103,7 +110,12 @@ static void gemm(bool f64, tg__gemm_job *job)
     s.cols = ceil_div(col_tiles, tn) * nr;
     s.rows = ceil_div(row_tiles, tm) * mr;
     s.tn = ceil_div(job->N, s.cols);
-    tg__parallel_for(ceil_div(job->M, s.rows) * s.tn, split_task, &s);
+    // Scratch for a whole block, so that every thread's fits any block.
+    tg__gemm_job block = *job;
+    block.M = s.rows < job->M ? s.rows : job->M;
+    block.N = s.cols < job->N ? s.cols : job->N;
+    size_t ws_bytes = direct ? 0 : scratch_bytes(kern, f64, &block);
+    tg__parallel_for(ceil_div(job->M, s.rows) * s.tn, ws_bytes, split_task, &s);
 }
 
 /* C = beta C, for K == 0 or alpha == 0 (C is not read when beta == 0). */

@@ -92,8 +92,10 @@ static struct {
     uint64_t generation;
     int used;        /* workers that take part in the current loop */
     int pending;     /* of those, not yet finished */
-    void (*fn)(void *, int64_t);
+    tg__task_fn fn;
     void *ctx;
+    void *ws_raw[MAX_THREADS]; /* each worker's scratch, grown by the caller */
+    size_t ws_size[MAX_THREADS];
     int64_t n_tasks;
     _Atomic int64_t next; /* the next task number to hand out */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -136,12 +138,17 @@ static void init_once(void)
     pthread_atfork(NULL, NULL, after_fork_child);
 }
 
-static void run_tasks(void (*fn)(void *, int64_t), void *ctx, int64_t n_tasks)
+static void *align64(void *raw)
+{
+    return raw ? (char *)raw + (64 - (uintptr_t)raw % 64) % 64 : NULL;
+}
+
+static void run_tasks(tg__task_fn fn, void *ctx, int64_t n_tasks, void *ws)
 {
     bool outer = in_task;
     in_task = true;
     for (int64_t t; (t = atomic_fetch_add(&pool.next, 1)) < n_tasks;)
-        fn(ctx, t);
+        fn(ctx, t, ws);
     in_task = outer;
 }
 
@@ -158,11 +165,12 @@ static void *worker(void *arg)
         seen = pool.generation;
         if (id >= pool.used)
             continue;
-        void (*fn)(void *, int64_t) = pool.fn;
+        tg__task_fn fn = pool.fn;
         void *ctx = pool.ctx;
         int64_t n_tasks = pool.n_tasks;
+        void *ws = pool.ws_size[id] ? align64(pool.ws_raw[id]) : NULL;
         pthread_mutex_unlock(&pool.lock);
-        run_tasks(fn, ctx, n_tasks);
+        run_tasks(fn, ctx, n_tasks, ws);
         pthread_mutex_lock(&pool.lock);
         if (--pool.pending == 0)
             pthread_cond_signal(&pool.done);
@@ -181,28 +189,38 @@ static void shrink_locked(int keep)
     pool.keep = keep;
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
-    for (int i = from; i < to; i++)
+    for (int i = from; i < to; i++) {
         pthread_join(pool.threads[i], NULL);
+        tg__free(pool.ws_raw[i]);
+        pool.ws_raw[i] = NULL;
+        pool.ws_size[i] = 0;
+    }
     pthread_mutex_lock(&pool.lock);
     pool.n_workers = from;
 }
 
-void tg__parallel_for(int64_t n_tasks, void (*fn)(void *ctx, int64_t task), void *ctx)
+static void run_serially(int64_t n_tasks, size_t ws_bytes, tg__task_fn fn, void *ctx)
+{
+    void *ws = ws_bytes ? tg__workspace(ws_bytes) : NULL;
+    for (int64_t t = 0; t < n_tasks; t++)
+        fn(ctx, t, ws);
+}
+
+void tg__parallel_for(int64_t n_tasks, size_t ws_bytes, tg__task_fn fn, void *ctx)
 {
     int want = tg_num_threads() - 1; // workers beside the caller
     if (want > n_tasks - 1)
         want = (int)(n_tasks - 1);
     if (want <= 0 || in_task) {
-        for (int64_t t = 0; t < n_tasks; t++)
-            fn(ctx, t);
+        run_serially(n_tasks, ws_bytes, fn, ctx);
         return;
     }
     pthread_once(&once, init_once);
+    void *my_ws = ws_bytes ? tg__workspace(ws_bytes) : NULL;
     pthread_mutex_lock(&pool.lock);
     if (pool.busy) {
         pthread_mutex_unlock(&pool.lock);
-        for (int64_t t = 0; t < n_tasks; t++)
-            fn(ctx, t);
+        run_serially(n_tasks, ws_bytes, fn, ctx);
         return;
     }
     pool.busy = true;
@@ -213,6 +231,15 @@ void tg__parallel_for(int64_t n_tasks, void (*fn)(void *ctx, int64_t task), void
                           (void *)(intptr_t)pool.n_workers) == 0)
         pool.n_workers++;
     pool.used = want < pool.n_workers ? want : pool.n_workers;
+    // Grow the workers' scratch here, on the caller, so which worker takes
+    // which task never decides whether a loop allocates. (A worker whose
+    // scratch cannot grow gets none for this loop.)
+    for (int i = 0; i < pool.used; i++)
+        if (pool.ws_size[i] < ws_bytes) {
+            tg__free(pool.ws_raw[i]);
+            pool.ws_raw[i] = tg__malloc(ws_bytes + 64);
+            pool.ws_size[i] = pool.ws_raw[i] ? ws_bytes : 0;
+        }
     pool.pending = pool.used;
     pool.fn = fn;
     pool.ctx = ctx;
@@ -222,7 +249,7 @@ void tg__parallel_for(int64_t n_tasks, void (*fn)(void *ctx, int64_t task), void
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
 
-    run_tasks(fn, ctx, n_tasks);
+    run_tasks(fn, ctx, n_tasks, my_ws);
 
     pthread_mutex_lock(&pool.lock);
     while (pool.pending > 0)
@@ -271,10 +298,11 @@ typedef struct workspace {
     size_t size;
 } workspace;
 
-void tg__parallel_for(int64_t n_tasks, void (*fn)(void *ctx, int64_t task), void *ctx)
+void tg__parallel_for(int64_t n_tasks, size_t ws_bytes, tg__task_fn fn, void *ctx)
 {
+    void *ws = ws_bytes ? tg__workspace(ws_bytes) : NULL;
     for (int64_t t = 0; t < n_tasks; t++)
-        fn(ctx, t);
+        fn(ctx, t, ws);
 }
 
 tg_status tg_set_num_threads(int n)

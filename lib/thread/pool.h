@@ -11,18 +11,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Runs fn(ctx, task) for every task in [0, n_tasks) and returns when all are
- * done. The calling thread takes part. Runs the tasks in order on the calling
- * thread when there is one thread, when called from inside a task, when
- * another thread's loop holds the pool, or in a serial build. */
-void tg__parallel_for(int64_t n_tasks, void (*fn)(void *ctx, int64_t task), void *ctx);
+/* Runs fn(ctx, task, ws) for every task in [0, n_tasks) and returns when all
+ * are done. The calling thread takes part. Runs the tasks in order on the
+ * calling thread when there is one thread, when called from inside a task,
+ * when another thread's loop holds the pool, or in a serial build.
+ *
+ * ws is scratch of at least ws_bytes (64-byte aligned) that belongs to the
+ * thread running the task, or NULL when ws_bytes is 0 or memory ran out (the
+ * task must then manage without). The caller grows every participating
+ * thread's scratch before the loop starts, so a loop that asks for no more
+ * than an earlier one allocates nothing, whichever thread takes which task. */
+typedef void (*tg__task_fn)(void *ctx, int64_t task, void *ws);
+void tg__parallel_for(int64_t n_tasks, size_t ws_bytes, tg__task_fn fn, void *ctx);
 
 /* How many threads a loop over `work` units (about one multiply-add each)
  * should use: 1 below a size where waking threads costs more than it saves,
  * at most tg_num_threads(). */
 int tg__threads_for(double work);
 
-/* The calling thread's scratch buffer: at least `bytes`, 64-byte aligned,
+/* The calling thread's own scratch buffer (the one a loop's caller uses): at least `bytes`, 64-byte aligned,
  * grown (never shrunk) through tg__malloc, so after the first use at a size
  * it costs no allocation. Valid until the next call on this thread; freed
  * when the thread exits. NULL when out of memory. */
