@@ -2,7 +2,8 @@
  * a CNN trained with every GEMM kernel this CPU runs, and with 1, 2 and 3
  * threads, ends with the same weights to the last byte; the thread pool runs
  * every task once, also nested and from two user threads at once; from the
- * second training step on, a step allocates nothing in the kernels. */
+ * second training step on, a step allocates nothing in the kernels; the
+ * threaded pooling and elementwise kernels match their serial bytes. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <pthread.h>
@@ -12,6 +13,8 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "kernels/kernels.h"
+#include "kernels/pointwise.h"
 #include "thread/pool.h"
 #include "tg_check.h"
 
@@ -277,6 +280,41 @@ START_TEST(test_workspace_grows_once)
 }
 END_TEST
 
+/* The elementwise and pooling kernels split their work too: same bytes. */
+START_TEST(test_pointwise_and_pool_same_bytes)
+{
+    enum { PLANES = 64, H = 26, W = 26, NX = PLANES * H * W, NY = PLANES * 13 * 13 };
+    float *x = malloc(sizeof(float) * NX), *y[2], *e[2];
+    int64_t *arg[2];
+    for (int i = 0; i < NX; i++)
+        x[i] = (float)((i * 7919) % 1000) / 250.0f - 2.0f;
+    tg__pool_geom g = {.planes = PLANES, .H = H, .W = W, .KH = 2, .KW = 2, .SH = 2, .SW = 2,
+                       .OH = 13, .OW = 13};
+    tg__pool_geom g3 = g; // overlapping 3x3 windows: the general loop
+    g3.KH = g3.KW = 3;
+    g3.OH = g3.OW = 12;
+    for (int r = 0; r < 2; r++) {
+        ASSERT_OK(tg_set_num_threads(r ? max_threads(3) : 1));
+        y[r] = malloc(sizeof(float) * NY * 2);
+        e[r] = malloc(sizeof(float) * NX);
+        arg[r] = malloc(sizeof(int64_t) * NY * 2);
+        tg__maxpool_f32(x, &g, y[r], arg[r]);
+        tg__maxpool_f32(x, &g3, y[r] + NY, arg[r] + NY);
+        tg__unary_f32(TG__UN_TANH, x, e[r], NX, 0, 0);
+    }
+    ck_assert(memcmp(y[0], y[1], sizeof(float) * NY * 2) == 0);
+    ck_assert(memcmp(arg[0], arg[1], sizeof(int64_t) * NY * 2) == 0);
+    ck_assert(memcmp(e[0], e[1], sizeof(float) * NX) == 0);
+    for (int r = 0; r < 2; r++) {
+        free(y[r]);
+        free(e[r]);
+        free(arg[r]);
+    }
+    free(x);
+    ASSERT_OK(tg_set_num_threads(1));
+}
+END_TEST
+
 /* ---- the public calls' errors ---- */
 
 START_TEST(test_runtime_errors)
@@ -313,6 +351,7 @@ static Suite *threads_suite(void)
     tcase_add_test(same, test_cnn_same_bytes_every_kernel);
     tcase_add_loop_test(same, test_cnn_same_bytes_any_thread_count, 0, 3);
     tcase_add_test(same, test_cnn_steps_allocate_nothing_in_kernels);
+    tcase_add_test(same, test_pointwise_and_pool_same_bytes);
     suite_add_tcase(s, same);
     TCase *pool = tcase_create("pool");
     tcase_add_loop_test(pool, test_pool_runs_every_task_once, 0, 2);

@@ -1,7 +1,9 @@
-/* pool.c - max and average pooling over planes of H x W (see kernels.h). */
+/* pool.c - max and average pooling over planes of H x W (see kernels.h). Max
+ * pooling, the CNN's, splits its planes between threads (lib/thread). */
 #include <math.h>
 
 #include "kernels/kernels.h"
+#include "thread/pool.h"
 
 /* The window of output (i, j) clipped to the image: rows [y0, y1), cols [x0, x1). */
 #define WINDOW(g, i, j)                                                            \
@@ -19,7 +21,7 @@
         x1 = (g)->W;
 
 #define MAXPOOL_BODY(T)                                                            \
-    for (int64_t p = 0; p < g->planes; p++) {                                      \
+    for (int64_t p = p0; p < p1; p++) {                                      \
         const T *plane = x + p * g->H * g->W;                                      \
         for (int64_t i = 0; i < g->OH; i++)                                        \
             for (int64_t j = 0; j < g->OW; j++) {                                  \
@@ -45,7 +47,7 @@
  * loop; NaNs are handled by the general loop (a NaN makes every compare false,
  * so such a window is redone there). */
 #define MAXPOOL_2X2_BODY(T)                                                        \
-    for (int64_t p = 0; p < g->planes; p++) {                                      \
+    for (int64_t p = p0; p < p1; p++) {                                      \
         const T *plane = x + p * g->H * g->W;                                      \
         int64_t base = p * g->H * g->W;                                            \
         for (int64_t i = 0; i < g->OH; i++) {                                      \
@@ -72,8 +74,10 @@ static bool is_plain_2x2(const tg__pool_geom *g)
            2 * g->OH <= g->H && 2 * g->OW <= g->W;
 }
 
-/* NaN wins a window (and propagates), like the other frameworks. */
-void tg__maxpool_f32(const float *x, const tg__pool_geom *g, float *y, int64_t *argmax)
+/* Planes [p0, p1). NaN wins a window (and propagates), like the other
+ * frameworks. */
+static void maxpool_planes_f32(const float *x, const tg__pool_geom *g, float *y, int64_t *argmax,
+                               int64_t p0, int64_t p1)
 {
     bool nan_seen = false;
     if (is_plain_2x2(g)) {
@@ -84,7 +88,8 @@ void tg__maxpool_f32(const float *x, const tg__pool_geom *g, float *y, int64_t *
     MAXPOOL_BODY(float)
 }
 
-void tg__maxpool_f64(const double *x, const tg__pool_geom *g, double *y, int64_t *argmax)
+static void maxpool_planes_f64(const double *x, const tg__pool_geom *g, double *y,
+                               int64_t *argmax, int64_t p0, int64_t p1)
 {
     bool nan_seen = false;
     if (is_plain_2x2(g)) {
@@ -93,6 +98,53 @@ void tg__maxpool_f64(const double *x, const tg__pool_geom *g, double *y, int64_t
             return;
     }
     MAXPOOL_BODY(double)
+}
+
+/* Threads take whole planes: every output is one plane's, computed the same
+ * way by whichever thread, so any thread count gives the same bytes. */
+typedef struct maxpool_job {
+    const void *x;
+    const tg__pool_geom *g;
+    void *y;
+    int64_t *argmax;
+    int64_t per_task;
+    bool f64;
+} maxpool_job;
+
+static void maxpool_task(void *ctx, int64_t t, void *ws)
+{
+    (void)ws;
+    const maxpool_job *j = ctx;
+    int64_t p0 = t * j->per_task, p1 = p0 + j->per_task;
+    if (p1 > j->g->planes)
+        p1 = j->g->planes;
+    if (j->f64)
+        maxpool_planes_f64(j->x, j->g, j->y, j->argmax, p0, p1);
+    else
+        maxpool_planes_f32(j->x, j->g, j->y, j->argmax, p0, p1);
+}
+
+static void maxpool(const void *x, const tg__pool_geom *g, void *y, int64_t *argmax, bool f64)
+{
+    // About one unit of work per input element a window reads.
+    double work = (double)g->planes * (double)(g->OH * g->OW) * (double)(g->KH * g->KW);
+    int nt = tg__threads_for(work);
+    maxpool_job j = {x, g, y, argmax, g->planes, f64};
+    if (nt > 1)
+        j.per_task = (g->planes + 2 * nt - 1) / (2 * nt);
+    tg__parallel_for((g->planes + j.per_task - 1) / j.per_task, 0, maxpool_task, &j);
+}
+
+void tg__maxpool_f32(const float *x, const tg__pool_geom *g, float *y, int64_t *argmax)
+{
+    if (g->planes > 0)
+        maxpool(x, g, y, argmax, false);
+}
+
+void tg__maxpool_f64(const double *x, const tg__pool_geom *g, double *y, int64_t *argmax)
+{
+    if (g->planes > 0)
+        maxpool(x, g, y, argmax, true);
 }
 
 #define AVGPOOL_BODY(T)                                                            \
