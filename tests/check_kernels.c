@@ -268,6 +268,40 @@ START_TEST(test_maxpool_first_max_and_2x2_path)
 }
 END_TEST
 
+/* The 2x2 path (vectorised eight windows at a time for float32) against a
+ * direct reading of the rule: the first maximum in row-major window order,
+ * with many ties; a NaN anywhere still wins its window. */
+START_TEST(test_maxpool_2x2_against_the_rule)
+{
+    enum { P = 3, H = 10, W = 37, OH = 5, OW = 18 };
+    float x[P * H * W], y[P * OH * OW];
+    int64_t arg[P * OH * OW];
+    for (int i = 0; i < P * H * W; i++)
+        x[i] = (float)(int)(uniform() * 4) - 1.5f; // four values: ties everywhere
+    if (_i)
+        x[2 * W + 17] = NAN;
+    tg__pool_geom g = {.planes = P, .H = H, .W = W, .KH = 2, .KW = 2, .SH = 2, .SW = 2,
+                       .OH = OH, .OW = OW};
+    tg__maxpool_f32(x, &g, y, arg);
+    int bad = -1;
+    for (int p = 0; p < P && bad < 0; p++)
+        for (int i = 0; i < OH; i++)
+            for (int j = 0; j < OW; j++) {
+                int k = (p * OH + i) * OW + j, at = -1;
+                for (int r = 2 * i; r < 2 * i + 2; r++)
+                    for (int c = 2 * j; c < 2 * j + 2; c++) {
+                        int e = (p * H + r) * W + c;
+                        if (at < 0 || x[e] > x[at] || (isnan(x[e]) && !isnan(x[at])))
+                            at = e;
+                    }
+                bool same = arg[k] == at && (isnan(x[at]) ? isnan(y[k]) : y[k] == x[at]);
+                if (!same && bad < 0)
+                    bad = k;
+            }
+    ck_assert_msg(bad < 0, "window %d: argmax %lld", bad, bad < 0 ? 0LL : (long long)arg[bad]);
+}
+END_TEST
+
 START_TEST(test_avgpool_adjoint)
 {
     tg__pool_geom g = {.planes = 3, .H = 5, .W = 6, .KH = 3, .KW = 2, .SH = 2, .SW = 2,
@@ -310,6 +344,7 @@ static Suite *kernels_suite(void)
     suite_add_tcase(s, conv);
     TCase *pool = tcase_create("pool");
     tcase_add_test(pool, test_maxpool_first_max_and_2x2_path);
+    tcase_add_loop_test(pool, test_maxpool_2x2_against_the_rule, 0, 2);
     tcase_add_test(pool, test_avgpool_adjoint);
     suite_add_tcase(s, pool);
     return s;
