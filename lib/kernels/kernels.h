@@ -9,7 +9,9 @@
 /* C (M x N, row stride ldc) = alpha * op(A) op(B) + beta * C, row-major.
  * op(A) is M x K: A is stored M x K (lda >= K), or K x M when trans_a
  * (lda >= M). Likewise op(B) is K x N. As in BLAS, beta == 0 means C is not
- * read (NaN there is overwritten). */
+ * read (NaN there is overwritten). The same bytes whatever the kernel
+ * (tg_set_kernel) and thread count: gemm_kernel.h gives the exact order of
+ * the fused multiply-adds. Large products use the thread pool. */
 void tg__gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                   int64_t ldc);
