@@ -315,6 +315,58 @@ START_TEST(test_pointwise_and_pool_same_bytes)
 }
 END_TEST
 
+/* The batched convolution kernels (one image per thread) against the
+ * per-image loop, with 1 and 3 threads and with the workers' scratch
+ * unavailable (the batch is then redone in order): the same bytes. */
+START_TEST(test_conv_batch_same_bytes)
+{
+    enum { N = 6, C = 4, H = 15, W = 15, OC = 16, KK = 3, OHW = 13 * 13 };
+    tg__conv_geom g = {.C = C, .H = H, .W = W, .KH = KK, .KW = KK, .SH = 1, .SW = 1,
+                       .DH = 1, .DW = 1, .OH = 13, .OW = 13};
+    int64_t ckk = C * KK * KK;
+    float *x = malloc(sizeof(float) * N * C * H * W), *w = malloc(sizeof(float) * OC * ckk);
+    float bias[OC], *cols = malloc(sizeof(float) * ckk * OHW);
+    float *ref = malloc(sizeof(float) * N * OC * OHW), *y = malloc(sizeof(float) * N * OC * OHW);
+    float *dref = calloc(N * C * H * W, sizeof(float)), *dx = malloc(sizeof(float) * N * C * H * W);
+    tg_rng rng = tg_rng_seeded(5);
+    for (int i = 0; i < N * C * H * W; i++)
+        x[i] = (float)tg_rng_uniform(&rng) - 0.5f;
+    for (int i = 0; i < OC * ckk; i++)
+        w[i] = (float)tg_rng_uniform(&rng) - 0.5f;
+    for (int i = 0; i < OC; i++)
+        bias[i] = (float)i * 0.125f;
+    ASSERT_OK(tg_set_num_threads(1));
+    for (int n = 0; n < N; n++) { // what lib/ops did per image
+        float *yn = ref + n * OC * OHW;
+        tg__im2col_f32(x + n * C * H * W, &g, cols);
+        tg__gemm_f32(false, false, OC, OHW, ckk, 1.0f, w, ckk, cols, OHW, 0.0f, yn, OHW);
+        for (int o = 0; o < OC; o++)
+            for (int k = 0; k < OHW; k++)
+                yn[o * OHW + k] += bias[o];
+        tg__gemm_f32(true, false, ckk, OHW, OC, 1.0f, w, ckk, yn, OHW, 0.0f, cols, OHW);
+        tg__col2im_f32(cols, &g, dref + n * C * H * W);
+    }
+    for (int run = 0; run < 3; run++) {
+        ASSERT_OK(tg_set_num_threads(run == 0 ? 1 : max_threads(3)));
+        if (run == 2)
+            tg__alloc_fail_after(0, 1); // fresh workers' scratch cannot grow
+        tg__conv2d_forward_f32(x, N, w, bias, OC, &g, cols, y);
+        tg__conv2d_input_grad_f32(ref, N, w, OC, &g, cols, dx);
+        tg__alloc_fail_after(-1, 0);
+        ck_assert_msg(memcmp(y, ref, sizeof(float) * N * OC * OHW) == 0, "forward, run %d", run);
+        ck_assert_msg(memcmp(dx, dref, sizeof(float) * N * C * H * W) == 0, "dx, run %d", run);
+        ASSERT_OK(tg_set_num_threads(1)); // joins the workers: run 2 starts fresh ones
+    }
+    free(x);
+    free(w);
+    free(cols);
+    free(ref);
+    free(y);
+    free(dref);
+    free(dx);
+}
+END_TEST
+
 /* ---- the public calls' errors ---- */
 
 START_TEST(test_runtime_errors)
@@ -352,6 +404,7 @@ static Suite *threads_suite(void)
     tcase_add_loop_test(same, test_cnn_same_bytes_any_thread_count, 0, 3);
     tcase_add_test(same, test_cnn_steps_allocate_nothing_in_kernels);
     tcase_add_test(same, test_pointwise_and_pool_same_bytes);
+    tcase_add_test(same, test_conv_batch_same_bytes);
     suite_add_tcase(s, same);
     TCase *pool = tcase_create("pool");
     tcase_add_loop_test(pool, test_pool_runs_every_task_once, 0, 2);

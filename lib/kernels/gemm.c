@@ -118,6 +118,42 @@ static void gemm(bool f64, tg__gemm_job *job)
     tg__parallel_for(ceil_div(job->M, s.rows) * s.tn, ws_bytes, split_task, &s);
 }
 
+/* The single-thread entry for callers that split work themselves (a batch of
+ * convolutions, one image per task): the same product, on this thread only,
+ * with the caller's scratch. */
+static tg__gemm_job job_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                            float alpha, const float *A, int64_t lda, const float *B,
+                            int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    tg__gemm_job job = {.trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K,
+                        .alpha = alpha, .beta = beta, .A = A, .lda = lda, .B = B, .ldb = ldb,
+                        .C = C, .ldc = ldc, .kcb = depth_block(K)};
+    return job;
+}
+
+size_t tg__gemm_f32_scratch(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K)
+{
+    if (M <= 0 || N <= 0 || K <= 0 || (double)M * (double)N * (double)K <= SMALL_MNK)
+        return 0;
+    tg__gemm_job job = job_f32(trans_a, trans_b, M, N, K, 1, NULL, 0, NULL, 0, 0, NULL, 0);
+    return scratch_bytes(tg__gemm_current(), false, &job);
+}
+
+void tg__gemm_f32_serial(void *scratch, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                         int64_t K, float alpha, const float *A, int64_t lda, const float *B,
+                         int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0 || alpha == 0) {
+        tg__gemm_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    tg__gemm_job job = job_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    bool direct = (double)M * (double)N * (double)K <= SMALL_MNK;
+    run_block(tg__gemm_current(), false, &job, direct, scratch);
+}
+
 /* C = beta C, for K == 0 or alpha == 0 (C is not read when beta == 0). */
 #define SCALE_C(T)                                                                 \
     for (int64_t i = 0; i < M; i++) {                                              \
