@@ -115,7 +115,8 @@ START_TEST(test_gemm_same_bytes_every_kernel_and_thread_count)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         bool ta = _i & 1, tb = _i & 2;
-        float *A = malloc(sizeof(float) * (size_t)(M * K)), *B = malloc(sizeof(float) * (size_t)(K * N));
+        float *A = malloc(sizeof(float) * (size_t)(M * K));
+        float *B = malloc(sizeof(float) * (size_t)(K * N));
         float *C0 = malloc(sizeof(float) * (size_t)(M * N));
         for (int64_t i = 0; i < M * K; i++)
             A[i] = (float)(uniform() - 0.5);
@@ -152,7 +153,8 @@ END_TEST
 START_TEST(test_gemm_without_memory_same_bytes)
 {
     int64_t M = 70, N = 90, K = 400;
-    float *A = malloc(sizeof(float) * (size_t)(M * K)), *B = malloc(sizeof(float) * (size_t)(K * N));
+    float *A = malloc(sizeof(float) * (size_t)(M * K));
+    float *B = malloc(sizeof(float) * (size_t)(K * N));
     float *C0 = calloc((size_t)(M * N), sizeof(float));
     for (int64_t i = 0; i < M * K; i++)
         A[i] = (float)(uniform() - 0.5);

@@ -29,10 +29,11 @@ void tg__parallel_for(int64_t n_tasks, size_t ws_bytes, tg__task_fn fn, void *ct
  * at most tg_num_threads(). */
 int tg__threads_for(double work);
 
-/* The calling thread's own scratch buffer (the one a loop's caller uses): at least `bytes`, 64-byte aligned,
- * grown (never shrunk) through tg__malloc, so after the first use at a size
- * it costs no allocation. Valid until the next call on this thread; freed
- * when the thread exits. NULL when out of memory. */
+/* The calling thread's own scratch buffer (the one a loop's caller uses): at
+ * least `bytes`, 64-byte aligned, grown (never shrunk) through tg__malloc,
+ * so after the first use at a size it costs no allocation. Valid until the
+ * next call on this thread; freed when the thread exits (never, in a serial
+ * build: there it is a thread-local pointer). NULL when out of memory. */
 void *tg__workspace(size_t bytes);
 
 #endif
