@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "kernels/kernels.h"
 #include "tg_check.h"
 
@@ -84,6 +85,123 @@ START_TEST(test_gemm_large_and_edges)
 }
 END_TEST
 
+/* ---- the same bytes from every kernel, thread count and path ---- */
+
+/* C from one configuration of kernel and threads, for memcmp. */
+static float *gemm_with(const char *kernel, int threads, int64_t M, int64_t N, int64_t K,
+                        bool ta, bool tb, float alpha, float beta, const float *A,
+                        const float *B, const float *C0)
+{
+    ck_assert_int_eq(tg_set_kernel(kernel), TG_OK);
+    ck_assert_int_eq(tg_set_num_threads(threads), TG_OK);
+    float *C = malloc(sizeof(float) * (size_t)(M * N));
+    memcpy(C, C0, sizeof(float) * (size_t)(M * N));
+    tg__gemm_f32(ta, tb, M, N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta, C, N);
+    return C;
+}
+
+static bool have_threads(void) { return tg_set_num_threads(2) == TG_OK; }
+
+START_TEST(test_gemm_same_bytes_every_kernel_and_thread_count)
+{
+    static const char *const kernels[] = {"generic", "avx2", "avx512"};
+    // Small (unpacked) and packed products, ragged tiles, several depth
+    // blocks (K > 320), more than one B block, the CNN's shapes.
+    static const int64_t shapes[][3] = {{1, 1, 1},     {3, 5, 7},       {9, 31, 17},
+                                        {32, 676, 9},  {64, 121, 288},  {288, 121, 64},
+                                        {64, 288, 121}, {33, 65, 700},  {100, 40, 1600},
+                                        {7, 2100, 3},  {130, 97, 641},  {17, 4500, 40}};
+    int nthreads = have_threads() ? 3 : 1;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        bool ta = _i & 1, tb = _i & 2;
+        float *A = malloc(sizeof(float) * (size_t)(M * K));
+        float *B = malloc(sizeof(float) * (size_t)(K * N));
+        float *C0 = malloc(sizeof(float) * (size_t)(M * N));
+        for (int64_t i = 0; i < M * K; i++)
+            A[i] = (float)(uniform() - 0.5);
+        for (int64_t i = 0; i < K * N; i++)
+            B[i] = (float)(uniform() - 0.5);
+        for (int64_t i = 0; i < M * N; i++)
+            C0[i] = (float)uniform();
+        float alpha = s % 3 == 1 ? -0.75f : 1.0f, beta = (float)(s % 3) * 0.5f;
+        float *ref = gemm_with("generic", 1, M, N, K, ta, tb, alpha, beta, A, B, C0);
+        for (int k = 0; k < 3; k++) {
+            if (tg_set_kernel(kernels[k]) != TG_OK)
+                continue;
+            for (int t = 1; t <= nthreads; t++) {
+                float *C = gemm_with(kernels[k], t, M, N, K, ta, tb, alpha, beta, A, B, C0);
+                ck_assert_msg(memcmp(C, ref, sizeof(float) * (size_t)(M * N)) == 0,
+                              "%s, %d threads, %lldx%lldx%lld ta%d tb%d: not the generic bytes",
+                              kernels[k], t, (long long)M, (long long)N, (long long)K, ta, tb);
+                free(C);
+            }
+        }
+        free(ref);
+        free(A);
+        free(B);
+        free(C0);
+    }
+    ck_assert_int_eq(tg_set_num_threads(1), TG_OK);
+    ck_assert_int_eq(tg_set_kernel("auto"), TG_OK);
+}
+END_TEST
+
+/* Without scratch memory the product still runs, unpacked, to the same bytes
+ * (the scratch allocation failing is the first one of the process, so this
+ * relies on fork mode). */
+START_TEST(test_gemm_without_memory_same_bytes)
+{
+    int64_t M = 70, N = 90, K = 400;
+    float *A = malloc(sizeof(float) * (size_t)(M * K));
+    float *B = malloc(sizeof(float) * (size_t)(K * N));
+    float *C0 = calloc((size_t)(M * N), sizeof(float));
+    for (int64_t i = 0; i < M * K; i++)
+        A[i] = (float)(uniform() - 0.5);
+    for (int64_t i = 0; i < K * N; i++)
+        B[i] = (float)(uniform() - 0.5);
+    ck_assert_int_eq(tg_set_num_threads(1), TG_OK);
+    // First, in this test's fresh process (fork mode), with every allocation
+    // failing: the thread has no workspace yet, so the product runs unpacked.
+    float *C = malloc(sizeof(float) * (size_t)(M * N));
+    memcpy(C, C0, sizeof(float) * (size_t)(M * N));
+    tg__alloc_fail_after(0, 1);
+    tg__gemm_f32(_i & 1, _i & 2, M, N, K, 1.0f, A, _i & 1 ? M : K, B, _i & 2 ? K : N, 0.0f, C, N);
+    tg__alloc_fail_after(-1, 0);
+    float *ref = gemm_with("auto", 1, M, N, K, _i & 1, _i & 2, 1.0f, 0.0f, A, B, C0);
+    ck_assert(memcmp(C, ref, sizeof(float) * (size_t)(M * N)) == 0);
+    free(C);
+    free(ref);
+    free(A);
+    free(B);
+    free(C0);
+}
+END_TEST
+
+/* After the first product of a size, products allocate nothing. */
+START_TEST(test_gemm_allocates_once)
+{
+    int64_t M = 64, N = 121, K = 288;
+    float *A = calloc((size_t)(M * K), sizeof(float)), *B = calloc((size_t)(K * N), sizeof(float));
+    float *C = calloc((size_t)(M * N), sizeof(float));
+    for (int threads = 1; threads <= (have_threads() ? 2 : 1); threads++) {
+        ck_assert_int_eq(tg_set_num_threads(threads), TG_OK);
+        tg__gemm_f32(false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+        tg__gemm_f32(true, true, N, M, K, 1.0f, B, N, A, K, 1.0f, C, M);
+        long before = tg__alloc_count();
+        for (int rep = 0; rep < 5; rep++) {
+            tg__gemm_f32(false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+            tg__gemm_f32(true, true, N, M, K, 1.0f, B, N, A, K, 1.0f, C, M);
+        }
+        ck_assert_int_eq(tg__alloc_count() - before, 0);
+    }
+    ck_assert_int_eq(tg_set_num_threads(1), TG_OK);
+    free(A);
+    free(B);
+    free(C);
+}
+END_TEST
+
 /* ---- im2col / col2im ---- */
 
 START_TEST(test_im2col_reads_the_window)
@@ -152,6 +270,40 @@ START_TEST(test_maxpool_first_max_and_2x2_path)
 }
 END_TEST
 
+/* The 2x2 path (vectorised eight windows at a time for float32) against a
+ * direct reading of the rule: the first maximum in row-major window order,
+ * with many ties; a NaN anywhere still wins its window. */
+START_TEST(test_maxpool_2x2_against_the_rule)
+{
+    enum { P = 3, H = 10, W = 37, OH = 5, OW = 18 };
+    float x[P * H * W], y[P * OH * OW];
+    int64_t arg[P * OH * OW];
+    for (int i = 0; i < P * H * W; i++)
+        x[i] = (float)(int)(uniform() * 4) - 1.5f; // four values: ties everywhere
+    if (_i)
+        x[2 * W + 17] = NAN;
+    tg__pool_geom g = {.planes = P, .H = H, .W = W, .KH = 2, .KW = 2, .SH = 2, .SW = 2,
+                       .OH = OH, .OW = OW};
+    tg__maxpool_f32(x, &g, y, arg);
+    int bad = -1;
+    for (int p = 0; p < P && bad < 0; p++)
+        for (int i = 0; i < OH; i++)
+            for (int j = 0; j < OW; j++) {
+                int k = (p * OH + i) * OW + j, at = -1;
+                for (int r = 2 * i; r < 2 * i + 2; r++)
+                    for (int c = 2 * j; c < 2 * j + 2; c++) {
+                        int e = (p * H + r) * W + c;
+                        if (at < 0 || x[e] > x[at] || (isnan(x[e]) && !isnan(x[at])))
+                            at = e;
+                    }
+                bool same = arg[k] == at && (isnan(x[at]) ? isnan(y[k]) : y[k] == x[at]);
+                if (!same && bad < 0)
+                    bad = k;
+            }
+    ck_assert_msg(bad < 0, "window %d: argmax %lld", bad, bad < 0 ? 0LL : (long long)arg[bad]);
+}
+END_TEST
+
 START_TEST(test_avgpool_adjoint)
 {
     tg__pool_geom g = {.planes = 3, .H = 5, .W = 6, .KH = 3, .KW = 2, .SH = 2, .SW = 2,
@@ -183,11 +335,18 @@ static Suite *kernels_suite(void)
     tcase_add_loop_test(gemm, test_gemm_random_shapes, 0, 4);
     tcase_add_loop_test(gemm, test_gemm_large_and_edges, 0, 4);
     suite_add_tcase(s, gemm);
+    TCase *same = tcase_create("gemm_same_bytes");
+    tcase_set_timeout(same, 300);
+    tcase_add_loop_test(same, test_gemm_same_bytes_every_kernel_and_thread_count, 0, 4);
+    tcase_add_loop_test(same, test_gemm_without_memory_same_bytes, 0, 4);
+    tcase_add_loop_test(same, test_gemm_allocates_once, 0, 1);
+    suite_add_tcase(s, same);
     TCase *conv = tcase_create("im2col");
     tcase_add_loop_test(conv, test_im2col_reads_the_window, 0, 6);
     suite_add_tcase(s, conv);
     TCase *pool = tcase_create("pool");
     tcase_add_test(pool, test_maxpool_first_max_and_2x2_path);
+    tcase_add_loop_test(pool, test_maxpool_2x2_against_the_rule, 0, 2);
     tcase_add_test(pool, test_avgpool_adjoint);
     suite_add_tcase(s, pool);
     return s;

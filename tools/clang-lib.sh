@@ -36,15 +36,11 @@ tg_clang_lib() {
     fi
     rm -rf "$out/obj"
     mkdir -p "$out/obj"
-    # gemm.c picks its kernel with target_clones (an ifunc), whose resolver
-    # runs during relocation, before the sanitizer runtimes are initialised:
-    # TSan crashes there (issue 11 item 11). Until dispatch goes through a
-    # function pointer, such a file is built without its multiversioning
-    # branch, which the file's #if takes only on x86-64 Linux. Other files
-    # are untouched; this is a no-op once target_clones is gone.
+    # The kernels are built as meson builds them (lib/kernels/meson.build):
+    # with -ffp-contract=off, so every kernel gives the same bytes.
     find lib -name '*.c' | sort |
         TG_CC="${CC:-clang}" TG_FLAGS="$*" TG_OBJ="$out/obj" xargs -P "${TG_CLANG_JOBS:-2}" -n 1 \
-            sh -c 'extra=""; grep -q target_clones "$0" && extra=-U__linux__;
+            sh -c 'extra=""; case "$0" in lib/kernels/*) extra=-ffp-contract=off;; esac;
                    obj="$TG_OBJ/$(echo "$0" | tr / _).o";
                    exec $TG_CC $TG_FLAGS $extra -c "$0" -o "$obj"' || return 1
     rm -f "$out/libtapegrad.a"

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# ThreadSanitizer run: builds the library and tools/tsan_train.c with clang
-# -fsanitize=thread and runs two trainings (a CNN with Adam, an MLP with SGD)
-# in two threads at once, each on its own tape; then compares them bitwise
-# with the same trainings run one at a time (see tools/tsan_train.c).
+# ThreadSanitizer run, in two parts:
+#  1. two trainings (a CNN with Adam, an MLP with SGD) in two user threads at
+#     once, each on its own tape, compared bitwise with the same trainings run
+#     one at a time (tools/tsan_train.c), with the library built by
+#     tools/clang-lib.sh;
+#  2. the suites that drive the kernels' thread pool (check_threads: pool, CNN
+#     training with 1-3 threads; check_kernels: GEMM with 1-3 threads;
+#     check_nn: training), in a meson build with -Db_sanitize=thread.
+# Both also show that the kernel choice works under TSan (an ifunc resolver
+# crashed such builds before main: issue 11 item 11; the kernels now dispatch
+# through a function pointer).
 #
 # usage: tools/tsan.sh [steps]     (default 30)
 # env: TSAN_BUILD (default build-tsan), CC (default clang)
 # Exit status: 0 clean, 1 a race or a difference, 77 when clang's TSan
 # runtime is missing (skipped).
-#
-# gemm.c's target_clones (an ifunc resolved during relocation, before the TSan
-# runtime is up) crashes TSan builds before main (issue 11 item 11); until the
-# kernels dispatch through a function pointer, tools/clang-lib.sh builds such a
-# file without its multiversioning branch (the baseline kernel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/clang-lib.sh
@@ -23,10 +25,24 @@ if ! command -v "$CC" >/dev/null 2>&1 || ! tg_clang_can -fsanitize=thread -pthre
     echo "tsan: skipped ($CC with ThreadSanitizer not available)"
     exit 77
 fi
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
 cflags="-std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=thread -Iinclude -Ilib -pthread"
+cflags="$cflags -DTG_HAVE_THREADS=1"
 echo "==> tsan: building the library ($build)"
 tg_clang_lib "$build" "$cflags"
 "$CC" $cflags tools/tsan_train.c "$build/libtapegrad.a" -lm -o "$build/tsan_train"
 echo "==> tsan: two trainings in two threads"
-TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}" \
-    "$build/tsan_train" "${1:-30}"
+"$build/tsan_train" "${1:-30}"
+
+suites="$build/meson"
+if [ ! -f "$suites/build.ninja" ]; then
+    meson setup "$suites" -Dtests=enabled -Db_sanitize=thread -Db_lundef=false >/dev/null
+fi
+ninja -C "$suites" >/dev/null
+export TAPEGRAD_NUM_THREADS=${TAPEGRAD_NUM_THREADS:-3}
+status=0
+for suite in check_threads check_kernels check_nn; do
+    echo "==> tsan: $suite ($TAPEGRAD_NUM_THREADS threads)"
+    "$suites/tests/$suite" || status=1
+done
+exit $status

@@ -12,5 +12,6 @@
 #include "optim.h"
 #include "checkpoint.h"
 #include "train.h"
+#include "runtime.h"
 
 #endif

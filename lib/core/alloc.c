@@ -2,23 +2,26 @@
  * allocator hook can be added in one place, and tests can make the n-th
  * allocation fail to exercise every out-of-memory path. Sizes of 0 are
  * rounded up so a NULL return always means failure. */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "core/alloc.h"
 
-static long fail_countdown = -1; /* allocations left before one fails; -1: never */
-static unsigned long n_allocations; /* successful or not; tests read it */
-static int fail_sticky;
-static size_t max_single = SIZE_MAX; /* larger requests fail */
+/* Atomic because the kernels' worker threads allocate too (their scratch,
+ * once): a test that injects failures must not race with them. */
+static _Atomic long fail_countdown = -1; /* allocations left before one fails; -1: never */
+static _Atomic int fail_sticky;
+static _Atomic long n_allocs;        /* every successful or failed request, for tests */
+static size_t max_single = SIZE_MAX; /* larger requests fail (set before threads start) */
 
 void tg__alloc_fail_after(long n, int sticky)
 {
-    fail_countdown = n;
-    fail_sticky = sticky;
+    atomic_store(&fail_sticky, sticky);
+    atomic_store(&fail_countdown, n);
 }
 
-unsigned long tg__alloc_count(void) { return n_allocations; }
+long tg__alloc_count(void) { return atomic_load_explicit(&n_allocs, memory_order_relaxed); }
 
 void tg__alloc_set_max(size_t bytes) { max_single = bytes ? bytes : SIZE_MAX; }
 
@@ -26,15 +29,15 @@ static int should_fail_size(size_t size) { return size > max_single; }
 
 static int should_fail(void)
 {
-    n_allocations++;
-    if (fail_countdown < 0)
+    atomic_fetch_add_explicit(&n_allocs, 1, memory_order_relaxed);
+    long left = atomic_load(&fail_countdown);
+    while (left > 0)
+        if (atomic_compare_exchange_weak(&fail_countdown, &left, left - 1))
+            return 0;
+    if (left < 0)
         return 0;
-    if (fail_countdown > 0) {
-        fail_countdown--;
-        return 0;
-    }
-    if (!fail_sticky)
-        fail_countdown = -1;
+    if (!atomic_load(&fail_sticky))
+        atomic_store(&fail_countdown, -1);
     return 1;
 }
 

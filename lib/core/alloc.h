@@ -12,12 +12,12 @@ void *tg__realloc(void *p, size_t size);
 void tg__free(void *p);
 
 /* Tests only: make the n-th allocation from now fail (and every later one
- * while `sticky`); n < 0 turns failure injection off. Not thread-safe by
- * design: tests call it from one thread. */
+ * while `sticky`); n < 0 turns failure injection off. Call it while no
+ * kernel runs; allocations by worker threads count like any other. */
 void tg__alloc_fail_after(long n, int sticky);
-/* Tests only: the number of allocation calls so far (to show that a training
- * step allocates nothing once its memory is in place). Not thread-safe. */
-unsigned long tg__alloc_count(void);
+/* Tests only: allocations requested so far (malloc, calloc and realloc, by
+ * any thread), to show that a training step allocates nothing. */
+long tg__alloc_count(void);
 
 /* Tests and fuzzers only: every single request above `bytes` fails (0: no
  * limit), so huge-tensor requests take the TG_ENOMEM paths without reserving

@@ -8,9 +8,12 @@
  * For each row the valid output columns form one contiguous range, so the
  * inner loops are straight copies (stride 1) or strided gathers without
  * per-element bounds checks. */
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "thread/pool.h"
 
 /* Output columns j whose input column j*S - P + off lies in [0, W): [*lo, *hi). */
 static void valid_range(int64_t W, int64_t S, int64_t P, int64_t off, int64_t OW, int64_t *lo,
@@ -89,4 +92,96 @@ void tg__col2im_f32(const float *cols, const tg__conv_geom *g, float *img) { COL
 void tg__col2im_f64(const double *cols, const tg__conv_geom *g, double *img)
 {
     COL2IM_BODY(double)
+}
+
+/* ---- a batch of convolutions, one image per task ---- */
+
+typedef struct conv_batch {
+    const float *in, *w, *bias;
+    int64_t OC;
+    const tg__conv_geom *g;
+    float *out;
+    size_t cols_bytes; /* rounded up to 64: the GEMM's scratch follows */
+    bool input_grad;
+    _Atomic bool missed; /* a task found no scratch and did nothing */
+} conv_batch;
+
+/* One GEMM, either split by the GEMM itself (gemm_scratch unused) or, inside
+ * a task, on this thread with the given scratch: the same bytes either way. */
+static void conv_gemm(bool in_task, void *gemm_scratch, bool ta, int64_t M, int64_t N, int64_t K,
+                      const float *A, int64_t lda, const float *B, float *C)
+{
+    if (in_task)
+        tg__gemm_f32_serial(gemm_scratch, ta, false, M, N, K, 1.0f, A, lda, B, N, 0.0f, C, N);
+    else
+        tg__gemm_f32(ta, false, M, N, K, 1.0f, A, lda, B, N, 0.0f, C, N);
+}
+
+static void conv_image(const conv_batch *b, int64_t n, float *cols, bool in_task, void *scratch)
+{
+    const tg__conv_geom *g = b->g;
+    int64_t ckk = g->C * g->KH * g->KW, ohw = g->OH * g->OW, chw = g->C * g->H * g->W;
+    if (!b->input_grad) {
+        float *yn = b->out + n * b->OC * ohw;
+        tg__im2col_f32(b->in + n * chw, g, cols);
+        conv_gemm(in_task, scratch, false, b->OC, ohw, ckk, b->w, ckk, cols, yn);
+        for (int64_t o = 0; b->bias && o < b->OC; o++)
+            for (int64_t k = 0; k < ohw; k++)
+                yn[o * ohw + k] += b->bias[o];
+    } else {
+        conv_gemm(in_task, scratch, true, ckk, ohw, b->OC, b->w, ckk, b->in + n * b->OC * ohw,
+                  cols);
+        tg__col2im_f32(cols, g, b->out + n * chw);
+    }
+}
+
+static void conv_task(void *ctx, int64_t n, void *ws)
+{
+    conv_batch *b = ctx;
+    if (!ws) { // this thread's scratch could not grow: the caller redoes the batch
+        atomic_store(&b->missed, true);
+        return;
+    }
+    conv_image(b, n, ws, true, (char *)ws + b->cols_bytes);
+}
+
+/* One image per task when the batch has several images and enough work; else
+ * the images run in order here and each GEMM may split itself. */
+static void conv_batch_run(conv_batch *b, int64_t N, float *cols)
+{
+    const tg__conv_geom *g = b->g;
+    int64_t ckk = g->C * g->KH * g->KW, ohw = g->OH * g->OW;
+    size_t out_bytes = (size_t)(N * g->C * g->H * g->W) * sizeof(float);
+    if (b->input_grad)
+        memset(b->out, 0, out_bytes);
+    double work = (double)N * (double)b->OC * (double)ckk * (double)ohw;
+    if (N > 1 && tg__threads_for(work) > 1) {
+        size_t gemm_bytes = b->input_grad ? tg__gemm_f32_scratch(true, false, ckk, ohw, b->OC)
+                                          : tg__gemm_f32_scratch(false, false, b->OC, ohw, ckk);
+        b->cols_bytes = ((size_t)(ckk * ohw) * sizeof(float) + 63) / 64 * 64;
+        atomic_store(&b->missed, false);
+        tg__parallel_for(N, b->cols_bytes + gemm_bytes, conv_task, b);
+        if (!atomic_load(&b->missed))
+            return;
+        // Out of memory for some thread's scratch: all again, in order, with
+        // the caller's buffer (the same bytes; col2im adds, so clear first).
+        if (b->input_grad)
+            memset(b->out, 0, out_bytes);
+    }
+    for (int64_t n = 0; n < N; n++)
+        conv_image(b, n, cols, false, NULL);
+}
+
+void tg__conv2d_forward_f32(const float *x, int64_t N, const float *w, const float *bias,
+                            int64_t OC, const tg__conv_geom *g, float *cols, float *y)
+{
+    conv_batch b = {.in = x, .w = w, .bias = bias, .OC = OC, .g = g, .out = y};
+    conv_batch_run(&b, N, cols);
+}
+
+void tg__conv2d_input_grad_f32(const float *gy, int64_t N, const float *w, int64_t OC,
+                               const tg__conv_geom *g, float *cols, float *dx)
+{
+    conv_batch b = {.in = gy, .w = w, .OC = OC, .g = g, .out = dx, .input_grad = true};
+    conv_batch_run(&b, N, cols);
 }

@@ -9,13 +9,24 @@
 /* C (M x N, row stride ldc) = alpha * op(A) op(B) + beta * C, row-major.
  * op(A) is M x K: A is stored M x K (lda >= K), or K x M when trans_a
  * (lda >= M). Likewise op(B) is K x N. As in BLAS, beta == 0 means C is not
- * read (NaN there is overwritten). */
+ * read (NaN there is overwritten). The same bytes whatever the kernel
+ * (tg_set_kernel) and thread count: gemm_kernel.h gives the exact order of
+ * the fused multiply-adds. Large products use the thread pool. */
 void tg__gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                   int64_t ldc);
 void tg__gemm_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
                   const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
                   double *C, int64_t ldc);
+
+/* For callers that split work between threads themselves: the scratch bytes
+ * tg__gemm_f32_serial needs for this product (0: none), and the product on
+ * the calling thread alone with that scratch (64-byte aligned; NULL runs it
+ * unpacked). The same bytes as tg__gemm_f32. */
+size_t tg__gemm_f32_scratch(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K);
+void tg__gemm_f32_serial(void *scratch, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                         int64_t K, float alpha, const float *A, int64_t lda, const float *B,
+                         int64_t ldb, float beta, float *C, int64_t ldc);
 
 /* Convolution geometry shared by im2col and col2im: input (C, H, W), kernel
  * KH x KW, strides, top/left padding (bottom/right follow from OH/OW) and
@@ -31,6 +42,19 @@ void tg__im2col_f64(const double *img, const tg__conv_geom *g, double *cols);
  * read them from. */
 void tg__col2im_f32(const float *cols, const tg__conv_geom *g, float *img);
 void tg__col2im_f64(const double *cols, const tg__conv_geom *g, double *img);
+
+/* A batch of convolutions, float32, one image per task on the thread pool
+ * when the batch is large enough (each image's arithmetic is the same as on
+ * one thread, so the bytes do not depend on the thread count):
+ *   forward:    y[n] (OC, OH*OW) = w (OC, C*KH*KW) im2col(x[n]) (+ bias[oc])
+ *   input grad: dx[n] = col2im(w^T gy[n]), dx cleared first
+ * for x, dx (N, C, H, W) and y, gy (N, OC, OH, OW). cols is scratch for one
+ * image's im2col (C*KH*KW x OH*OW), used when the batch runs on this thread;
+ * the pool's threads use their own. */
+void tg__conv2d_forward_f32(const float *x, int64_t N, const float *w, const float *bias,
+                            int64_t OC, const tg__conv_geom *g, float *cols, float *y);
+void tg__conv2d_input_grad_f32(const float *gy, int64_t N, const float *w, int64_t OC,
+                               const tg__conv_geom *g, float *cols, float *dx);
 
 /* Pooling geometry over planes of H x W (one per batch x channel). */
 typedef struct tg__pool_geom {

@@ -7,6 +7,7 @@
 #include <tgmath.h>
 
 #include "kernels/pointwise.h"
+#include "thread/pool.h"
 
 void tg__bcast_plan(tg__bcast *plan, int ndim, const int64_t *out_shape, int n_ops,
                     const int *op_ndim, const int64_t *const *op_shape)
@@ -78,14 +79,72 @@ void tg__bcast_plan(tg__bcast *plan, int ndim, const int64_t *out_shape, int n_o
     case TG__UN_GT_SCALAR: UNARY_LOOP(T, (T)(v > pa)) break;                       \
     }
 
-void tg__unary_f32(tg__unop op, const float *x, float *y, int64_t n, double a, double b)
+static void unary_f32(tg__unop op, const float *x, float *y, int64_t n, double a, double b)
 {
     UNARY_BODY(float)
 }
 
-void tg__unary_f64(tg__unop op, const double *x, double *y, int64_t n, double a, double b)
+static void unary_f64(tg__unop op, const double *x, double *y, int64_t n, double a, double b)
 {
     UNARY_BODY(double)
+}
+
+/* Large maps are cut into chunks for the threads (lib/thread). Each element
+ * is computed alone, so chunk boundaries change no result; chunks are whole
+ * cache lines. */
+typedef struct unary_job {
+    tg__unop op;
+    const void *x;
+    void *y;
+    int64_t n, chunk;
+    double a, b;
+    bool f64;
+} unary_job;
+
+static void unary_task(void *ctx, int64_t t, void *ws)
+{
+    (void)ws;
+    const unary_job *j = ctx;
+    int64_t i0 = t * j->chunk, len = j->n - i0 < j->chunk ? j->n - i0 : j->chunk;
+    if (j->f64)
+        unary_f64(j->op, (const double *)j->x + i0, (double *)j->y + i0, len, j->a, j->b);
+    else
+        unary_f32(j->op, (const float *)j->x + i0, (float *)j->y + i0, len, j->a, j->b);
+}
+
+/* Work per element, in the pool's units (about a multiply-add): a few for
+ * the maps that call libm, one for the rest. */
+static double unary_cost(tg__unop op)
+{
+    switch (op) {
+    case TG__UN_EXP: case TG__UN_POW_SCALAR:
+        return 20;
+    default:
+        return 1;
+    }
+}
+
+static void unary(tg__unop op, const void *x, void *y, int64_t n, double a, double b, bool f64)
+{
+    int nt = tg__threads_for((double)n * unary_cost(op));
+    unary_job j = {op, x, y, n, n, a, b, f64};
+    if (nt > 1)
+        j.chunk = ((n + 2 * nt - 1) / (2 * nt) + 15) / 16 * 16;
+    if (nt <= 1 || j.chunk >= n) {
+        unary_task(&j, 0, NULL);
+        return;
+    }
+    tg__parallel_for((n + j.chunk - 1) / j.chunk, 0, unary_task, &j);
+}
+
+void tg__unary_f32(tg__unop op, const float *x, float *y, int64_t n, double a, double b)
+{
+    unary(op, x, y, n, a, b, false);
+}
+
+void tg__unary_f64(tg__unop op, const double *x, double *y, int64_t n, double a, double b)
+{
+    unary(op, x, y, n, a, b, true);
 }
 
 /* ---- broadcast walks ---- */

@@ -103,6 +103,10 @@ static tg_status conv_forward(tg_node *nd)
     void *cols = scratch(y->tape, ckk, ohw, y->dtype);
     if (!cols)
         return tg__fail(TG_ENOMEM, "tg_conv2d: out of memory for im2col");
+    if (y->dtype == TG_F32) { // the batch in one kernel call: one image per thread
+        tg__conv2d_forward_f32(x->data, N, w->data, b ? b->data : NULL, OC, &g, cols, y->data);
+        return TG_OK;
+    }
     for (int64_t n = 0; n < N; n++) {
         if (y->dtype == TG_F32) {
             float *yn = (float *)y->data + n * OC * ohw;
@@ -138,6 +142,10 @@ static tg_status dx_forward(tg_node *nd)
     void *cols = scratch(dx->tape, ckk, ohw, dx->dtype);
     if (!cols)
         return tg__fail(TG_ENOMEM, "tg_conv2d (input gradient): out of memory");
+    if (dx->dtype == TG_F32) { // the batch in one kernel call: one image per thread
+        tg__conv2d_input_grad_f32(gy->data, N, w->data, OC, &g, cols, dx->data);
+        return TG_OK;
+    }
     for (int64_t n = 0; n < N; n++) {
         if (dx->dtype == TG_F32) {
             tg__gemm_f32(true, false, ckk, ohw, OC, 1.0f, w->data, ckk,

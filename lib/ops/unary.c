@@ -8,6 +8,7 @@
 
 #include "kernels/pointwise.h"
 #include "ops/ops_internal.h"
+#include "thread/pool.h"
 
 /* ---- generated from the rows ---- */
 
@@ -36,13 +37,20 @@
 #define UNARY_ROW(name, formula, derivative, FWD, FUSED, BACKWARD, lo, hi)             \
     UNARY_KERNELS(float, f32, name, FWD, FUSED)                                        \
     UNARY_KERNELS(double, f64, name, FWD, FUSED)                                       \
+    static void name##_forward_task(void *ctx, int64_t t, void *ws)                    \
+    {                                                                                  \
+        const map_job *j = ctx;                                                        \
+        int64_t i0 = t * j->chunk, n = j->n - i0 < j->chunk ? j->n - i0 : j->chunk;    \
+        if (j->f64)                                                                    \
+            name##_forward_f64((const double *)j->x + i0, (double *)j->y + i0, n);     \
+        else                                                                           \
+            name##_forward_f32((const float *)j->x + i0, (float *)j->y + i0, n);       \
+    }                                                                                  \
     static tg_status name##_forward(tg_node *nd)                                       \
     {                                                                                  \
         const tg_tensor *x = nd->in[0];                                                \
-        if (x->dtype == TG_F32)                                                        \
-            name##_forward_f32(x->data, nd->out->data, x->numel);                      \
-        else                                                                           \
-            name##_forward_f64(x->data, nd->out->data, x->numel);                      \
+        map_run(name##_forward_task, x->data, nd->out->data, x->numel,                 \
+                x->dtype == TG_F64);                                                   \
         return TG_OK;                                                                  \
     }                                                                                  \
     static tg_status name##_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)       \
@@ -71,6 +79,28 @@
                                       .backward = name##_backward,                     \
                                       .fused_backward = name##_fused};                 \
     tg_tensor *tg_##name(tg_tensor *x) { return tg__apply(&tg__def_##name, 1, &x, NULL); }
+
+/* Large maps run on the kernels' threads, in chunks that do not depend on
+ * the thread count (each element's arithmetic is the same either way). */
+typedef struct map_job {
+    const void *x;
+    void *y;
+    int64_t n, chunk;
+    bool f64;
+} map_job;
+
+static void map_run(tg__task_fn task, const void *x, void *y, int64_t n, bool f64)
+{
+    map_job j = {x, y, n, n > 0 ? n : 1, f64};
+    // About 20 multiply-adds an element: most rows call libm.
+    int nt = tg__threads_for(20.0 * (double)n);
+    if (nt > 1)
+        j.chunk = ((n + 2 * nt - 1) / (2 * nt) + 15) / 16 * 16;
+    if (nt <= 1 || j.chunk >= n)
+        task(&j, 0, NULL);
+    else
+        tg__parallel_for((n + j.chunk - 1) / j.chunk, 0, task, &j);
+}
 
 static tg_status result(tg_tensor **din, tg_tensor *g)
 {

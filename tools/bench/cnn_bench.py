@@ -3,12 +3,14 @@
 same machine, alternating the two, and prints each side's median seconds per
 epoch, their ratio, and each side's peak memory (max RSS).
 
-    /usr/bin/python3 tools/bench/cnn_bench.py [--repeats 5] [--data DIR]
+    /usr/bin/python3 tools/bench/cnn_bench.py [--repeats 5] [--threads 1] [--data DIR]
 
 Needs a release build of examples/mnist_cnn (tools/run-example.sh makes one in
-build-release/) and Debian's python3-torch. Both sides use one thread, the
-same model, init scheme, optimizer, batch size and data. A benchmark, not a
-test: nothing asserts a time.
+build-release/) and Debian's python3-torch (with libopenblas0-pthread, torch
+uses OpenBLAS). Both sides use --threads threads (TAPEGRAD_NUM_THREADS and
+OMP_NUM_THREADS), the same model, init scheme, optimizer, batch size and data.
+The tapegrad kernel (TAPEGRAD_KERNEL, or the automatic choice) is printed
+first. A benchmark, not a test: nothing asserts a time.
 """
 import argparse
 import os
@@ -19,8 +21,12 @@ import sys
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
+THREADS = "1"
+
+
 def run(cmd):
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS=THREADS, MKL_NUM_THREADS=THREADS,
+               OPENBLAS_NUM_THREADS=THREADS, TAPEGRAD_NUM_THREADS=THREADS)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     seconds = rss = None
     for line in out.splitlines():
@@ -37,15 +43,26 @@ def run(cmd):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--data", default=os.path.join(ROOT, "examples", "data", "mnist-10k"))
     ap.add_argument("--binary", default=os.path.join(ROOT, "build-release", "examples",
                                                      "mnist_cnn", "mnist_cnn"))
     args = ap.parse_args()
+    global THREADS
+    THREADS = str(args.threads)
     if not os.path.exists(args.binary):
         sys.exit(f"{args.binary} not found: build it first (tools/run-example.sh --help)")
     ours_cmd = [args.binary, "--epochs", "1", "--bench", "--data", args.data]
     torch_cmd = ["/usr/bin/python3", os.path.join(ROOT, "tools", "bench", "cnn_torch.py"),
                  "--epochs", "1", "--data", args.data]
+    # gemm_bench with no shape prints just the kernel and thread count.
+    gemm_bench = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(args.binary))),
+                              "tools", "gemm_bench")
+    if os.path.exists(gemm_bench):
+        env = dict(os.environ, TAPEGRAD_NUM_THREADS=THREADS)
+        head = subprocess.run([gemm_bench, "f32", "none"], capture_output=True, text=True,
+                              env=env).stdout.splitlines()[0].split()
+        print(f"tapegrad kernel {head[2]}, {head[4]} thread(s); pytorch {THREADS} thread(s)")
     ours, theirs = [], []
     for i in range(args.repeats):
         ours.append(run(ours_cmd))

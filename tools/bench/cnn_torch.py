@@ -55,7 +55,8 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    # One thread unless cnn_bench.py --threads says otherwise.
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     torch.manual_seed(args.seed)
     x = read_idx(find(args.data, "train-images-idx3-ubyte")).float().div_(255).unsqueeze(1)
     y = read_idx(find(args.data, "train-labels-idx1-ubyte")).long()

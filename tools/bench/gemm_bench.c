@@ -3,8 +3,10 @@
  *     <name> <ta> <tb> <M> <N> <K> <beta> <GFLOP/s>
  * Each figure is the median over REPEATS timings of enough calls to last
  * about 20 ms, so one noisy slice of a shared machine does not decide it.
- * tools/bench/gemm_torch.py times torch.mm on the same list (and, given this
- * program's path, runs both and prints the ratio). Usage:
+ * tools/bench/gemm_torch.py times torch.mm and numpy.matmul on the same list
+ * (and, given this program's path, runs all three and prints the ratios).
+ * The first line names the kernel and the thread count (TAPEGRAD_KERNEL and
+ * TAPEGRAD_NUM_THREADS choose them), the last the peak RSS. Usage:
  *     gemm_bench [f32|f64] [shape-name]
  * The shape list is repeated in gemm_torch.py; keep the two in step. */
 #define _POSIX_C_SOURCE 200809L
@@ -14,6 +16,7 @@
 #include <time.h>
 
 #include "kernels/kernels.h"
+#include "tapegrad/tapegrad.h"
 
 typedef struct shape {
     const char *name;
@@ -33,7 +36,8 @@ static const shape shapes[] = {
     {"dense1.dx", false, true, 32, 1600, 64, 0},   /* g W^T */
     {"dense1.dw", true, false, 1600, 64, 32, 0},   /* x^T g */
     {"dense2.fwd", false, false, 32, 10, 64, 0},
-    {"square256", false, false, 256, 256, 256, 0}, /* a reference point, not in the CNN */
+    {"square256", false, false, 256, 256, 256, 0}, /* reference points, not in the CNN */
+    {"square1024", false, false, 1024, 1024, 1024, 0},
 };
 
 enum { REPEATS = 9 };
@@ -109,10 +113,26 @@ static double bench(const shape *s, bool f64)
     return rates[REPEATS / 2];
 }
 
+/* VmHWM, not getrusage: ru_maxrss survives exec on Linux, so under a Python
+ * driver it would report the interpreter's peak before the exec. */
+static long peak_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            kib = strtol(line + 6, NULL, 10);
+    if (f)
+        fclose(f);
+    return kib;
+}
+
 int main(int argc, char **argv)
 {
     bool f64 = argc > 1 && strcmp(argv[1], "f64") == 0;
     const char *only = argc > 2 ? argv[2] : NULL;
+    printf("# kernel %s threads %d\n", tg_kernel_name(), tg_num_threads());
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const shape *s = &shapes[i];
         if (only && strcmp(only, s->name) != 0)
@@ -122,5 +142,6 @@ int main(int argc, char **argv)
                bench(s, f64));
         fflush(stdout);
     }
+    printf("# max_rss_kib %ld\n", peak_rss_kib());
     return 0;
 }

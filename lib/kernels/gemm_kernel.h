@@ -1,0 +1,105 @@
+/* gemm_kernel.h - what gemm.c (the driver: threads, scratch, dispatch) shares
+ * with the per-CPU GEMM kernels gemm_generic.c, gemm_avx2.c, gemm_avx512.c.
+ * Private to lib/kernels.
+ *
+ * The arithmetic every kernel performs, so that all give identical bytes:
+ * the depth K is cut into equal blocks of kcb <= TG__GEMM_KC (kcb depends on
+ * K alone), and for each element of C and each depth block in order
+ *
+ *     s = 0;  for k in the block, in order:  s = fma(a[i][k], b[k][j], s)
+ *     v = alpha == 1 ? s : s * alpha
+ *     C = first block ? (beta == 0 ? v : fma(beta, C, v)) : fma(1, C, v)
+ *
+ * with fma rounded once (C99 fmaf/fma, or the FMA instructions). The files
+ * are compiled with -ffp-contract=off so that the compiler adds no fused
+ * operation of its own; every fma is written out. How rows and columns are
+ * tiled, packed or split between threads never enters that sequence. */
+#ifndef TG_KERNELS_GEMM_KERNEL_H
+#define TG_KERNELS_GEMM_KERNEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Depth block: a kc x NR strip of packed B must stay in L1 while the strips
+ * of A stream past it; 320 floats x 16 columns is 20 KB of a 32 KB L1. Fixed
+ * for all kernels: it decides the order of the additions. */
+#define TG__GEMM_KC 320
+/* Rows of A packed at once (a multiple of every MR): the block lives in L2. */
+#define TG__GEMM_MC 144
+/* Bytes of packed B per (kc x nc) block: about half of a 1 MB L2. */
+#define TG__GEMM_B_BYTES (512 * 1024)
+
+/* One product (or one thread's block of it); alpha and beta are exact copies
+ * of the caller's float or double. */
+typedef struct tg__gemm_job {
+    bool trans_a, trans_b;
+    int64_t M, N, K;
+    double alpha, beta;
+    const void *A;
+    int64_t lda;
+    const void *B;
+    int64_t ldb;
+    void *C;
+    int64_t ldc;
+    int64_t kcb; /* the depth block, from the whole product's K */
+} tg__gemm_job;
+
+/* A kernel: its register tile (mr x nr) and two ways to run a job with the
+ * same arithmetic. `packed` uses scratch of packed_floats(job) elements
+ * (64-byte aligned); `direct` needs none (small products, and the fallback
+ * when scratch cannot be had). */
+typedef struct tg__gemm_kernel {
+    const char *name;
+    bool (*supported)(void);
+    int mr, nr, mr_f64, nr_f64;
+    void (*packed_f32)(const tg__gemm_job *job, float *scratch);
+    void (*direct_f32)(const tg__gemm_job *job);
+    void (*packed_f64)(const tg__gemm_job *job, double *scratch);
+    void (*direct_f64)(const tg__gemm_job *job);
+} tg__gemm_kernel;
+
+extern const tg__gemm_kernel tg__gemm_generic;
+extern const tg__gemm_kernel tg__gemm_avx2;
+extern const tg__gemm_kernel tg__gemm_avx512;
+
+/* The float64 kernels of the AVX2 file, which the AVX-512 kernel shares. */
+void tg__gemm_avx2_packed_f64(const tg__gemm_job *job, double *scratch);
+void tg__gemm_avx2_direct_f64(const tg__gemm_job *job);
+
+/* Whether op(A) is packed. Untransposed A never is: the kernel's broadcasts
+ * then read MR rows in place, each along contiguous memory, as fast as from
+ * a packed strip, and the copy is saved (measured: 1024^3 94 vs 91 GFLOP/s,
+ * the CNN's shapes up to 1.5x). Transposed A is read in place only for
+ * shallow blocks: a strip then touches one cache line per depth step, and
+ * beyond ~128 steps those lines and the B strip no longer fit in L1 together
+ * (1024^3 transposed: 79 in place vs 94 packed). */
+static inline bool tg__gemm_pack_a(const tg__gemm_job *job)
+{
+    return job->trans_a && job->kcb > 128;
+}
+
+/* Columns of B packed per block: a multiple of nr, at most N. */
+static inline int64_t tg__gemm_ncb(const tg__gemm_job *job, int64_t esize, int nr)
+{
+    int64_t ncb = TG__GEMM_B_BYTES / (job->kcb * esize) / nr * nr;
+    if (ncb < nr)
+        ncb = nr;
+    return job->N <= ncb ? job->N : ncb;
+}
+
+/* Elements of scratch a packed job needs: one B block, rounded up to whole
+ * strips, and one A block when A is packed (a short last strip keeps the
+ * full MR stride). */
+static inline int64_t tg__gemm_scratch_elems(const tg__gemm_job *job, int64_t esize, int mr,
+                                             int nr)
+{
+    int64_t ncb = tg__gemm_ncb(job, esize, nr);
+    int64_t bcols = (ncb + nr - 1) / nr * nr;
+    int64_t arows = tg__gemm_pack_a(job) ? (job->M < TG__GEMM_MC ? job->M : TG__GEMM_MC) + mr : 0;
+    return job->kcb * (bcols + arows);
+}
+
+/* The kernel in use, chosen on first call (gemm_dispatch.c). */
+const tg__gemm_kernel *tg__gemm_current(void);
+
+#endif

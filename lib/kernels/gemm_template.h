@@ -1,0 +1,242 @@
+/* gemm_template.h - the blocked GEMM of one kernel and one element type,
+ * included by gemm_generic.c, gemm_avx2.c and gemm_avx512.c (never on its
+ * own: no include guard). The arithmetic is the one gemm_kernel.h spells out.
+ *
+ * The classic blocked scheme (Goto/BLIS): op(B) is packed, one kc x nc block
+ * at a time, into strips NR columns wide; transposed op(A) is packed into
+ * strips MR rows tall (untransposed A is read in place, see tg__gemm_pack_a);
+ * a register-blocked micro-kernel then computes each MR x NR tile of C from a
+ * pair of strips. Packing absorbs the transposes, so all four transpose
+ * combinations run the same micro-kernel. Beta is applied as the first depth
+ * block is written, so C is written once instead of cleared and read back;
+ * the ragged last strip of rows runs a kernel with exactly that many rows.
+ *
+ * Define before including:
+ *   T       float or double          FMA    fmaf or fma
+ *   FN(x)   a unique name for x      TARGET the ISA attribute (or nothing)
+ *   MR, NR  the register tile (NR a multiple of 8)
+ *   and either MICRO, the name of a micro-kernel with the signature of
+ *   lane_micro below, or LANE_MICRO for the portable one defined here. */
+#include <string.h>
+
+#define INL static inline __attribute__((always_inline)) TARGET
+
+/* ---- the portable micro-kernel: NR lanes per row, each an fma chain ---- */
+#ifdef LANE_MICRO
+INL void FN(lane_tile)(const int rows, int64_t kc, const T *ap, int64_t rsa, int64_t csa,
+                       const T *bp, T *C, int64_t ldc, int64_t n, T alpha, T beta)
+{
+    T acc[MR][NR];
+    for (int r = 0; r < rows; r++)
+        for (int l = 0; l < NR; l++)
+            acc[r][l] = 0;
+    for (int64_t k = 0; k < kc; k++) {
+        const T *b = bp + k * NR, *a = ap + k * csa;
+        for (int r = 0; r < rows; r++) {
+            T av = a[r * rsa];
+            for (int l = 0; l < NR; l++)
+                acc[r][l] = FMA(av, b[l], acc[r][l]);
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        for (int64_t j = 0; j < n; j++) {
+            T v = alpha != 1 ? acc[r][j] * alpha : acc[r][j];
+            C[r * ldc + j] = beta == 0 ? v : FMA(beta, C[r * ldc + j], v);
+        }
+}
+
+/* rows is a constant in each call below, so the loops over rows unroll. */
+static TARGET void FN(lane_micro)(int rows, int64_t kc, const T *ap, int64_t rsa, int64_t csa,
+                                  const T *bp, T *C, int64_t ldc, int64_t n, T alpha, T beta)
+{
+    switch (rows) {
+#define ROWS_CASE(R)                                                                 \
+    case R:                                                                          \
+        FN(lane_tile)(R < MR ? R : MR, kc, ap, rsa, csa, bp, C, ldc, n, alpha, beta); \
+        break;
+        ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4)
+        ROWS_CASE(5) ROWS_CASE(6) ROWS_CASE(7) ROWS_CASE(8)
+#undef ROWS_CASE
+    default:
+        break;
+    }
+}
+#define MICRO FN(lane_micro)
+#endif
+
+/* ---- packing ---- */
+
+/* Transposed op(A) (A stored K x M) rows [i0, i0+mc), depth [k0, k0+kc) ->
+ * strips of MR rows, k-major within a strip: dst[strip][k][r]. A short last
+ * strip keeps the MR stride; its missing rows are never read (the kernel for
+ * that strip has fewer rows), so they are left unset. */
+INL void FN(pack_a)(const T *A, int64_t lda, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
+                    T *dst)
+{
+    for (int64_t s = 0; s < mc; s += MR, dst += MR * kc) {
+        int64_t rows = mc - s < MR ? mc - s : MR;
+        for (int64_t k = 0; k < kc; k++) {
+            const T *src = A + (k0 + k) * lda + i0 + s;
+            for (int64_t r = 0; r < rows; r++)
+                dst[k * MR + r] = src[r];
+        }
+    }
+}
+
+/* The vectorised part of a full transposed strip; returns the depth done. */
+INL int64_t FN(pack_bt)(const T *src, int64_t ldb, int64_t kc, T *dst)
+{
+    int64_t k = 0;
+#if defined(TG__TRANSPOSE8X8) && defined(IS_F32)
+    for (; k + 8 <= kc; k += 8)
+        for (int cb = 0; cb < NR / 8; cb++)
+            tg__transpose8x8_f32(src + cb * 8 * ldb + k, ldb, dst + k * NR + cb * 8, NR);
+#else
+    (void)src, (void)ldb, (void)kc, (void)dst;
+#endif
+    return k;
+}
+
+/* op(B) depth [k0, k0+kc), columns [j0, j0+nc) -> strips of NR columns:
+ * dst[strip][k][c]. Columns past nc are zero: the kernel reads whole
+ * vectors, and garbage there (denormals, NaN) could slow it down. */
+INL void FN(pack_b)(bool trans_b, const T *B, int64_t ldb, int64_t k0, int64_t kc, int64_t j0,
+                    int64_t nc, T *dst)
+{
+    for (int64_t s = 0; s < nc; s += NR, dst += NR * kc) {
+        int64_t w = nc - s < NR ? nc - s : NR;
+        if (w < NR)
+            memset(dst, 0, (size_t)(NR * kc) * sizeof(T));
+        if (trans_b && w == NR) {
+            const T *src = B + (j0 + s) * ldb + k0;
+            for (int64_t k = FN(pack_bt)(src, ldb, kc, dst); k < kc; k++)
+                for (int64_t c = 0; c < NR; c++)
+                    dst[k * NR + c] = src[c * ldb + k];
+        } else if (trans_b) {
+            for (int64_t c = 0; c < w; c++) {
+                const T *src = B + (j0 + s + c) * ldb + k0;
+                for (int64_t k = 0; k < kc; k++)
+                    dst[k * NR + c] = src[k];
+            }
+        } else if (w == NR) {
+            for (int64_t k = 0; k < kc; k++)
+                memcpy(dst + k * NR, B + (k0 + k) * ldb + j0 + s, NR * sizeof(T));
+        } else {
+            for (int64_t k = 0; k < kc; k++) {
+                const T *src = B + (k0 + k) * ldb + j0 + s;
+                for (int64_t c = 0; c < w; c++)
+                    dst[k * NR + c] = src[c];
+            }
+        }
+    }
+}
+
+/* ---- the two drivers ---- */
+
+/* The blocked loops. j0 over nc columns of B, k0 over depth blocks (beta
+ * applies on the first only, later blocks add with beta 1), i0 over MC rows
+ * of A; then B strips outside A strips, so one B strip stays in L1 while the
+ * rows of A stream past it from L2. */
+static TARGET void FN(packed)(const tg__gemm_job *job, T *bpack)
+{
+    const T *A = job->A, *B = job->B;
+    T *C = job->C;
+    const int64_t M = job->M, N = job->N, K = job->K, lda = job->lda, ldb = job->ldb;
+    const int64_t ldc = job->ldc, kcb = job->kcb;
+    const T alpha = (T)job->alpha, beta = (T)job->beta;
+    const bool trans_a = job->trans_a, pack_a = tg__gemm_pack_a(job);
+    const int64_t ncb = tg__gemm_ncb(job, (int64_t)sizeof(T), NR);
+    T *apack = bpack + kcb * ((ncb + NR - 1) / NR * NR);
+    for (int64_t j0 = 0; j0 < N; j0 += ncb) {
+        int64_t nc = N - j0 < ncb ? N - j0 : ncb;
+        for (int64_t k0 = 0; k0 < K; k0 += kcb) {
+            int64_t kc = K - k0 < kcb ? K - k0 : kcb;
+            T bk = k0 == 0 ? beta : 1;
+            FN(pack_b)(job->trans_b, B, ldb, k0, kc, j0, nc, bpack);
+            for (int64_t i0 = 0; i0 < M; i0 += TG__GEMM_MC) {
+                int64_t mc = M - i0 < TG__GEMM_MC ? M - i0 : TG__GEMM_MC;
+                // A's block: start, row stride rsa, depth stride csa and the
+                // distance between strips.
+                const T *ablk = trans_a ? A + k0 * lda + i0 : A + i0 * lda + k0;
+                int64_t rsa = trans_a ? 1 : lda, csa = trans_a ? lda : 1, step = MR * rsa;
+                if (pack_a) {
+                    FN(pack_a)(A, lda, i0, mc, k0, kc, apack);
+                    ablk = apack;
+                    rsa = 1;
+                    csa = MR;
+                    step = MR * kc;
+                }
+                int64_t full = mc / MR, rest = mc - full * MR;
+                for (int64_t js = 0; js < nc; js += NR) {
+                    int64_t n = nc - js < NR ? nc - js : NR;
+                    const T *bp = bpack + js * kc;
+                    T *c = C + i0 * ldc + j0 + js;
+                    for (int64_t s = 0; s < full; s++)
+                        MICRO(MR, kc, ablk + s * step, rsa, csa, bp, c + s * MR * ldc, ldc, n,
+                              alpha, bk);
+                    if (rest)
+                        MICRO((int)rest, kc, ablk + full * step, rsa, csa, bp,
+                              c + full * MR * ldc, ldc, n, alpha, bk);
+                }
+            }
+        }
+    }
+}
+
+/* The same sums without packing, for products too small to repay it and
+ * when there is no scratch memory. Untransposed B: each row of C is built
+ * from rows of B (contiguous, so the lane loop vectorises); transposed B:
+ * eight dot products at a time, for eight independent fma chains. */
+#define DIRECT_JB 64
+static TARGET void FN(direct)(const tg__gemm_job *job)
+{
+    const T *A = job->A, *B = job->B;
+    T *C = job->C;
+    const int64_t M = job->M, N = job->N, K = job->K, lda = job->lda, ldb = job->ldb;
+    const int64_t ldc = job->ldc, kcb = job->kcb;
+    const T alpha = (T)job->alpha, beta = (T)job->beta;
+    const int64_t ak = job->trans_a ? lda : 1, am = job->trans_a ? 1 : lda; // A strides
+    const int64_t bk = job->trans_b ? 1 : ldb, bn = job->trans_b ? ldb : 1; // B strides
+    for (int64_t i = 0; i < M; i++) {
+        const T *a = A + i * am;
+        T *c = C + i * ldc;
+        for (int64_t j0 = 0; j0 < N; j0 += DIRECT_JB) {
+            int64_t nj = N - j0 < DIRECT_JB ? N - j0 : DIRECT_JB;
+            for (int64_t k0 = 0; k0 < K; k0 += kcb) {
+                int64_t kc = K - k0 < kcb ? K - k0 : kcb;
+                T acc[DIRECT_JB];
+                for (int64_t j = 0; j < nj; j++)
+                    acc[j] = 0;
+                if (!job->trans_b) {
+                    for (int64_t k = k0; k < k0 + kc; k++) {
+                        T av = a[k * ak];
+                        const T *b = B + k * bk + j0;
+                        for (int64_t j = 0; j < nj; j++)
+                            acc[j] = FMA(av, b[j], acc[j]);
+                    }
+                } else {
+                    for (int64_t jg = 0; jg < nj; jg += 8) {
+                        int64_t ng = nj - jg < 8 ? nj - jg : 8;
+                        T s[8] = {0};
+                        const T *b = B + (j0 + jg) * bn;
+                        for (int64_t k = k0; k < k0 + kc; k++) {
+                            T av = a[k * ak];
+                            for (int64_t g = 0; g < ng; g++)
+                                s[g] = FMA(av, b[g * bn + k * bk], s[g]);
+                        }
+                        for (int64_t g = 0; g < ng; g++)
+                            acc[jg + g] = s[g];
+                    }
+                }
+                T bb = k0 == 0 ? beta : 1;
+                for (int64_t j = 0; j < nj; j++) {
+                    T v = alpha != 1 ? acc[j] * alpha : acc[j];
+                    c[j0 + j] = bb == 0 ? v : FMA(bb, c[j0 + j], v);
+                }
+            }
+        }
+    }
+}
+#undef DIRECT_JB
+#undef INL
+#undef MICRO
