@@ -29,7 +29,9 @@ typedef struct tg_tape tg_tape;
  * NULL with TG_ENOMEM. */
 TG_API tg_tape *tg_tape_new(void);
 /* Frees the tape and every tensor on it; if it was current, no tape is
- * current afterwards. NULL is ignored. */
+ * current afterwards. NULL is ignored. An op recorded on another tape may
+ * read a constant from this one (a tensor that does not require grad); like a
+ * caller-owned input, it must outlive that tape's next reset. */
 TG_API void tg_tape_free(tg_tape *tape);
 /* Releases every tensor and node on the tape but keeps its memory for the
  * next step, so a training loop runs without growing. Tensors returned by ops

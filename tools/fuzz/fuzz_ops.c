@@ -476,6 +476,11 @@ static void tape_step(state *s, reader *r)
         break;
     case 3:
         if (s->tapes[k]) {
+            // The other tape's nodes may read this tape's tensors (a constant
+            // used across tapes), which must outlive them, as documented for
+            // tg_tape_free: reset it first.
+            if (s->tapes[!k])
+                tg_tape_reset(s->tapes[!k]);
             tg_tape_free(s->tapes[k]);
             s->tapes[k] = NULL;
             drop_tape_tensors(s, true);
