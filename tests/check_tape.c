@@ -851,6 +851,11 @@ START_TEST(test_tape_limit)
         tg_tensor *w = param(TG_F32, TG_SHAPE(2), (double[]){1, 2});
         ck_assert_ptr_nonnull(tg_mul(w, w));
         ASSERT_FAIL(tg_tape_print(tape, full), TG_EIO, "tg_tape_print: writing");
+        // A backward that explains into a stream that cannot be written says so.
+        tg_tape_explain(tape, full);
+        ASSERT_FAIL(tg_backward(tg_sum(tg_mul(w, w), NULL, 0, false)), TG_EIO,
+                    "tg_backward: writing the explanation to its stream failed");
+        tg_tape_explain(tape, NULL);
         fclose(full);
         tg_tensor_free(w);
         tg_tape_reset(tape);

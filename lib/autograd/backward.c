@@ -208,7 +208,7 @@ tg_status tg_backward_ex(tg_tensor *out, tg_tensor *seed, unsigned flags)
         if (w.leaves[i]->requires_grad)
             s = accumulate_leaf(w.leaves[i]);
     if (s == TG_OK && w.ex)
-        tg__explain_end(w.ex, 0, NULL, NULL);
+        s = tg__explain_end(w.ex, 0, NULL, NULL);
     return s;
 }
 
@@ -247,10 +247,10 @@ tg_status tg_grad(int n_outs, tg_tensor *const *outs, tg_tensor *const *seeds, i
             s = tg__fail(TG_EINVAL, "tg_grad: the outputs do not depend on inputs[%d] (pass "
                                     "TG_ALLOW_UNUSED for a zero gradient)", i);
     }
+    if (s == TG_OK && w.ex)
+        s = tg__explain_end(w.ex, n_inputs, inputs, res);
     if (s == TG_OK)
         memcpy(grads, res, (size_t)n_inputs * sizeof *grads);
-    if (s == TG_OK && w.ex)
-        tg__explain_end(w.ex, n_inputs, inputs, grads);
     if (res != result)
         tg__free(res);
     return s;

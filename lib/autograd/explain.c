@@ -156,7 +156,19 @@ void tg__explain_deliver(tg__explain *ex, tg_tensor *t, const tg_tensor *given,
         ex->pending = t;
 }
 
-void tg__explain_end(tg__explain *ex, int n, tg_tensor *const *inputs, tg_tensor *const *grads)
+/* The walk's closing lines, then the stream's verdict: a failed write (a full
+ * disk, a closed pipe) fails the call that explained, saying the gradients
+ * themselves are computed. */
+static tg_status stream_status(tg__explain *ex, const char *fn)
+{
+    if (fflush(ex->f) != 0 || ferror(ex->f))
+        return tg__fail(TG_EIO, "%s: writing the explanation to its stream failed (the "
+                                "gradients are computed)", fn);
+    return TG_OK;
+}
+
+tg_status tg__explain_end(tg__explain *ex, int n, tg_tensor *const *inputs,
+                          tg_tensor *const *grads)
 {
     flush(ex);
     char label[32], d[DESC];
@@ -170,7 +182,7 @@ void tg__explain_end(tg__explain *ex, int n, tg_tensor *const *inputs, tg_tensor
             snprintf(label, sizeof label, "leaf #%d", k);
             labelled(ex, label, leaf->grad);
         }
-        return;
+        return stream_status(ex, "tg_backward");
     }
     fprintf(ex->f, "tg_grad returns:\n");
     for (int i = 0; i < n; i++) {
@@ -179,4 +191,5 @@ void tg__explain_end(tg__explain *ex, int n, tg_tensor *const *inputs, tg_tensor
         snprintf(label, sizeof label, "grads[%d]", i);
         labelled(ex, label, grads[i]);
     }
+    return stream_status(ex, "tg_grad");
 }

@@ -178,6 +178,7 @@ void tg__explain_deliver(tg__explain *ex, tg_tensor *t, const tg_tensor *given,
                          const tg_tensor *reduced);
 /* The walk succeeded: prints the leaves' .grad (n == 0, tg_backward) or the n
  * gradients tg_grad returns for inputs. */
-void tg__explain_end(tg__explain *ex, int n, tg_tensor *const *inputs, tg_tensor *const *grads);
+tg_status tg__explain_end(tg__explain *ex, int n, tg_tensor *const *inputs,
+                          tg_tensor *const *grads);
 
 #endif
