@@ -1159,6 +1159,15 @@ START_TEST(test_fit_output_non_tty)
     ASSERT_OK(tg_fit(m, opt, &(tg_data){.x = x, .targets = y}, &o, NULL));
     ck_assert_int_eq(ftell(f), 0);
     fclose(f);
+    // A progress stream that cannot be written stops the run with the reason.
+    f = fopen("/dev/full", "w");
+    if (f) {
+        o.stream = f;
+        o.verbose = 2;
+        ASSERT_FAIL(tg_fit(m, opt, &(tg_data){.x = x, .targets = y}, &o, NULL), TG_EIO,
+                    "tg_fit: writing the progress to its stream failed (epoch 1)");
+        fclose(f);
+    }
     tg_history_free(h);
     tg_optim_free(opt);
     tg_model_free(m);

@@ -182,6 +182,12 @@ static tg_status run_epoch(run *r, int epoch, tg_tape *tape)
     }
     log.seconds = tg__now() - start;
     tg__progress_final(&r->progress, step, steps, log.seconds, &log);
+    // The progress stream is checked once an epoch: a full disk or a closed
+    // pipe stops the run with the reason instead of training on silently.
+    FILE *f = r->progress.f;
+    if (r->progress.verbose > 0 && f && (fflush(f) != 0 || ferror(f)))
+        return tg__fail(TG_EIO, "tg_fit: writing the progress to its stream failed (epoch %d)",
+                        epoch);
     tg__history_push(r->history, &log);
     r->state.event = TG_FIT_EPOCH_END;
     r->state.batch = step;
