@@ -1155,6 +1155,48 @@ START_TEST(test_stream_write_errors)
 }
 END_TEST
 
+/* The longest messages the ops can give (issue 11 item 3: a broadcast message
+ * overflowed a stack buffer): shapes with the longest printed form the
+ * library accepts, through every kind of shape check. Each message is
+ * bounded; under ASan an overflow would fail the test. */
+START_TEST(test_longest_messages)
+{
+    tg_tape *tape = tg_tape_new();
+    const int64_t big = INT64_MAX / 8;
+    int64_t sa[8] = {0, 0, 0, 0, 0, 0, 0, big}, sb[8] = {0, 0, 0, 0, 0, 0, 0, big - 1};
+    tg_tensor *a = tg_full(TG_F32, 8, sa, 0), *b = tg_full(TG_F32, 8, sb, 0);
+    tg_tensor *d = tg_full(TG_F64, 8, sb, 0);
+    ck_assert_msg(a && b && d, "%s", tg_last_error());
+    const int64_t labels[1] = {0};
+    tg_pool2d_geom pg = tg_pool2d_geom_square(2);
+#define LONGEST(expr)                                                                     \
+    do {                                                                                  \
+        tg_clear_error();                                                                 \
+        ck_assert_msg(!(expr), "%s succeeded", #expr);                                    \
+        ck_assert_msg(tg_last_status() != TG_OK && strlen(tg_last_error()) < 512, "%s: %s", \
+                      #expr, tg_last_error());                                            \
+    } while (0)
+    LONGEST(tg_add(a, b));
+    LONGEST(tg_where(a, b, a));
+    LONGEST(tg_matmul(a, b));
+    LONGEST(tg_reshape(a, 8, (const int64_t[]){1, 1, 1, 1, 1, 1, 1, big}));
+    LONGEST(tg_expand(a, 8, sb));
+    LONGEST(tg_concat(2, (tg_tensor *[]){a, b}, 0));
+    LONGEST(tg_stack(2, (tg_tensor *[]){a, b}, 0));
+    LONGEST(tg_mul(a, d));
+    LONGEST(tg_cross_entropy(a, labels, TG_REDUCE_MEAN));
+    LONGEST(tg_conv2d(a, b, NULL, NULL));
+    LONGEST(tg_max_pool2d(a, &pg));
+    LONGEST(tg_mse_loss(a, b, TG_REDUCE_MEAN));
+    LONGEST(tg_gather(a, 0, 8, (const int64_t[]){0, 0, 0, 0, 0, 0, 1, big}, labels));
+    LONGEST(tg_softmax(a, 9));
+    LONGEST(tg_hypot(a, b));
+    LONGEST(tg_sum(a, (const int[]){9}, 1, false));
+#undef LONGEST
+    tg_tape_free(tape);
+}
+END_TEST
+
 static Suite *errors_suite(void)
 {
     Suite *s = suite_create("errors");
@@ -1166,6 +1208,7 @@ static Suite *errors_suite(void)
     TCase *status = tcase_create("status");
     tcase_add_test(status, test_first_error_is_kept);
     tcase_add_test(status, test_status_codes);
+    tcase_add_test(status, test_longest_messages);
     suite_add_tcase(s, status);
     TCase *tensor = tcase_create("tensor");
     tcase_add_loop_test(tensor, test_constructor_errors, 0, 7 * 5);
