@@ -107,22 +107,14 @@ static tg_status conv_forward(tg_node *nd)
         tg__conv2d_forward_f32(x->data, N, w->data, b ? b->data : NULL, OC, &g, cols, y->data);
         return TG_OK;
     }
+    // float64 (the checking dtype): image by image on this thread.
     for (int64_t n = 0; n < N; n++) {
-        if (y->dtype == TG_F32) {
-            float *yn = (float *)y->data + n * OC * ohw;
-            tg__im2col_f32((const float *)x->data + n * g.C * g.H * g.W, &g, cols);
-            tg__gemm_f32(false, false, OC, ohw, ckk, 1.0f, w->data, ckk, cols, ohw, 0.0f, yn, ohw);
-            for (int64_t o = 0; b && o < OC; o++)
-                for (int64_t k = 0; k < ohw; k++)
-                    yn[o * ohw + k] += ((const float *)b->data)[o];
-        } else {
-            double *yn = (double *)y->data + n * OC * ohw;
-            tg__im2col_f64((const double *)x->data + n * g.C * g.H * g.W, &g, cols);
-            tg__gemm_f64(false, false, OC, ohw, ckk, 1.0, w->data, ckk, cols, ohw, 0.0, yn, ohw);
-            for (int64_t o = 0; b && o < OC; o++)
-                for (int64_t k = 0; k < ohw; k++)
-                    yn[o * ohw + k] += ((const double *)b->data)[o];
-        }
+        double *yn = (double *)y->data + n * OC * ohw;
+        tg__im2col_f64((const double *)x->data + n * g.C * g.H * g.W, &g, cols);
+        tg__gemm_f64(false, false, OC, ohw, ckk, 1.0, w->data, ckk, cols, ohw, 0.0, yn, ohw);
+        for (int64_t o = 0; b && o < OC; o++)
+            for (int64_t k = 0; k < ohw; k++)
+                yn[o * ohw + k] += ((const double *)b->data)[o];
     }
     return TG_OK;
 }
@@ -146,16 +138,11 @@ static tg_status dx_forward(tg_node *nd)
         tg__conv2d_input_grad_f32(gy->data, N, w->data, OC, &g, cols, dx->data);
         return TG_OK;
     }
+    // float64 (the checking dtype): image by image on this thread.
     for (int64_t n = 0; n < N; n++) {
-        if (dx->dtype == TG_F32) {
-            tg__gemm_f32(true, false, ckk, ohw, OC, 1.0f, w->data, ckk,
-                         (const float *)gy->data + n * OC * ohw, ohw, 0.0f, cols, ohw);
-            tg__col2im_f32(cols, &g, (float *)dx->data + n * g.C * g.H * g.W);
-        } else {
-            tg__gemm_f64(true, false, ckk, ohw, OC, 1.0, w->data, ckk,
-                         (const double *)gy->data + n * OC * ohw, ohw, 0.0, cols, ohw);
-            tg__col2im_f64(cols, &g, (double *)dx->data + n * g.C * g.H * g.W);
-        }
+        tg__gemm_f64(true, false, ckk, ohw, OC, 1.0, w->data, ckk,
+                     (const double *)gy->data + n * OC * ohw, ohw, 0.0, cols, ohw);
+        tg__col2im_f64(cols, &g, (double *)dx->data + n * g.C * g.H * g.W);
     }
     return TG_OK;
 }
