@@ -62,6 +62,7 @@ TG_API tg_status tg_tape_set_limit(tg_tape *tape, size_t bytes);
  * "tg_log: produced -nan from input with min -1, max 2 (node [4])".
  * Costs one branch per op when off. Returns the previous setting. */
 TG_API bool tg_set_anomaly_mode(bool enabled);
+/* Whether anomaly mode is on for this thread. */
 TG_API bool tg_anomaly_mode(void);
 
 /* ---- grad mode ---- */

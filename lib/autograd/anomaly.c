@@ -6,16 +6,15 @@
 #include "autograd/tape_internal.h"
 
 _Thread_local bool tg__anomaly_on;
-#define anomaly_on tg__anomaly_on
 
 bool tg_set_anomaly_mode(bool enabled)
 {
-    bool prev = anomaly_on;
-    anomaly_on = enabled;
+    bool prev = tg__anomaly_on;
+    tg__anomaly_on = enabled;
     return prev;
 }
 
-bool tg_anomaly_mode(void) { return anomaly_on; }
+bool tg_anomaly_mode(void) { return tg__anomaly_on; }
 
 
 /* Index of the first NaN or infinity in t, or -1. */

@@ -26,10 +26,9 @@ static tg_status note_leaf(walk *w, tg_tensor *t)
     // from the system once the arena has grown to the step's size.
     if (w->n_leaves == w->cap_leaves) {
         size_t cap = w->cap_leaves ? 2 * w->cap_leaves : 16;
-        tg_tensor **l = tg__arena_alloc(w->tape, cap * sizeof *l);
+        tg_tensor **l = tg__tape_alloc(w->tape, w->fn, cap * sizeof *l);
         if (!l)
-            return tg__arena_fail(w->fn, &w->tape->arena, cap * sizeof *l) ? TG_ENOMEM
-                                                                           : TG_ENOMEM;
+            return TG_ENOMEM;
         if (w->n_leaves)
             memcpy(l, w->leaves, w->n_leaves * sizeof *l);
         w->leaves = l;
@@ -73,11 +72,9 @@ static tg_status visit(walk *w, tg_node *nd)
     tg_tensor *dout = nd->out->walk_grad;
     tg_tensor *small[4] = {0}, **din = small;
     if (nd->n_in > 4) {
-        din = tg__arena_alloc(w->tape, (size_t)nd->n_in * sizeof *din);
-        if (!din) {
-            tg__arena_fail(w->fn, &w->tape->arena, (size_t)nd->n_in * sizeof *din);
+        din = tg__tape_alloc(w->tape, w->fn, (size_t)nd->n_in * sizeof *din);
+        if (!din)
             return TG_ENOMEM;
-        }
         memset(din, 0, (size_t)nd->n_in * sizeof *din);
     }
     // The engine picks the fast path: a fused backward computes the same

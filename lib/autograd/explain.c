@@ -66,7 +66,7 @@ tg__explain *tg__explain_begin(tg_tape *tape, const char *fn, uint64_t walk_id, 
     size_t bytes = head + tg__graph_bytes(tape, n_outs, outs);
     // Explaining must not make a walk fail: without room, the walk runs
     // untold (the arena records no message, so tg_last_error is unchanged).
-    char *mem = tg__arena_alloc(tape, bytes);
+    char *mem = tg__arena_take(&tape->arena, bytes);
     if (!mem) {
         fprintf(f, "%s: no room for %zu bytes of explain bookkeeping; this walk is not "
                    "explained\n", fn, bytes);

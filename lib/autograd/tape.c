@@ -175,9 +175,9 @@ static tg_status check_inputs(const char *fn, int n_in, tg_tensor *const *in,
 static tg_tensor *header_only(tg_tape *tape, const char *fn, tg_dtype dtype, int ndim,
                               const int64_t *shape)
 {
-    tg_tensor *t = tg__arena_alloc(tape, sizeof *t);
+    tg_tensor *t = tg__tape_alloc(tape, fn, sizeof *t);
     if (!t)
-        return tg__arena_fail(fn, &tape->arena, sizeof *t);
+        return NULL;
     *t = (tg_tensor){.dtype = dtype, .tape = tape, .gen = tape->arena.generation};
     if (tg__init_shape(t, fn, ndim, shape) != TG_OK)
         return NULL;
@@ -203,9 +203,9 @@ tg_tensor *tg__apply(const tg_op_def *def, int n_in, tg_tensor *const *in, const
     size_t params_at = (sizeof(tg_node) + 15) & ~(size_t)15;
     size_t in_at = params_at + ((def->params_size + 15) & ~(size_t)15);
     size_t bytes = in_at + (size_t)n_in * sizeof(tg_tensor *);
-    unsigned char *block = tg__arena_alloc(tape, bytes);
+    unsigned char *block = tg__tape_alloc(tape, fn, bytes);
     if (!block)
-        return tg__arena_fail(fn, &tape->arena, bytes);
+        return NULL;
     tg_node *nd = (tg_node *)block;
     // Field by field: a compound literal would zero the whole node first, and
     // this runs for every op.

@@ -67,11 +67,13 @@ struct tg_tape {
     int explain_digits;    /* decimals explain prints (tg_explain_opts) */
 };
 
-/* 64-byte aligned block from the tape's arena; NULL on exhausted memory or a
- * reached limit (tg_tape_set_limit), with no message recorded. */
-static inline void *tg__arena_alloc(tg_tape *tape, size_t bytes)
+/* 64-byte aligned block from the tape's arena. NULL when memory runs out or
+ * the limit (tg_tape_set_limit) is reached, with TG_ENOMEM recorded for fn
+ * (the message says which of the two). */
+static inline void *tg__tape_alloc(tg_tape *tape, const char *fn, size_t bytes)
 {
-    return tg__arena_take(&tape->arena, bytes);
+    void *p = tg__arena_take(&tape->arena, bytes);
+    return p ? p : tg__arena_fail(fn, &tape->arena, bytes);
 }
 /* Appends a node; TG_ENOMEM on failure. */
 tg_status tg__tape_push(tg_tape *tape, tg_node *node);

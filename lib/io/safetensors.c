@@ -671,41 +671,50 @@ static size_t tensor_bytes(const tg_tensor *t)
     return (size_t)tg_tensor_numel(t) * tg_dtype_size(tg_tensor_dtype(t));
 }
 
-/* Little-endian bytes of t: on a little-endian host its storage as is,
- * otherwise swapped through a bounce buffer. */
-static tg_status write_tensor(tg__afile *af, const tg_tensor *t)
+/* Hands the little-endian bytes of t to sink, in order: on a little-endian
+ * host its storage in one piece, otherwise swapped through a bounce buffer.
+ * Writing and checksumming both go through here, so they see the same bytes. */
+typedef tg_status (*le_sink)(void *ctx, const uint8_t *p, size_t n);
+
+static tg_status le_bytes(const tg_tensor *t, le_sink sink, void *ctx)
 {
     const uint8_t *p = tg_tensor_data_const(t);
     size_t bytes = tensor_bytes(t);
     if (host_is_le())
-        return tg__afile_write(af, p, bytes);
+        return sink(ctx, p, bytes);
     size_t elem = tg_dtype_size(tg_tensor_dtype(t));
     uint8_t buf[4096];
     for (size_t at = 0; at < bytes; at += sizeof buf) {
         size_t n = bytes - at < sizeof buf ? bytes - at : sizeof buf;
         memcpy(buf, p + at, n);
         swap_bytes(buf, n, elem);
-        tg_status st = tg__afile_write(af, buf, n);
+        tg_status st = sink(ctx, buf, n);
         if (st != TG_OK)
             return st;
     }
     return TG_OK;
 }
 
+static tg_status write_sink(void *ctx, const uint8_t *p, size_t n)
+{
+    return tg__afile_write(ctx, p, n);
+}
+
+static tg_status crc_sink(void *ctx, const uint8_t *p, size_t n)
+{
+    uint32_t *crc = ctx;
+    *crc = tg__crc32(*crc, p, n);
+    return TG_OK;
+}
+
+static tg_status write_tensor(tg__afile *af, const tg_tensor *t)
+{
+    return le_bytes(t, write_sink, af);
+}
+
 static uint32_t tensor_crc(uint32_t crc, const tg_tensor *t)
 {
-    const uint8_t *p = tg_tensor_data_const(t);
-    size_t bytes = tensor_bytes(t);
-    if (host_is_le())
-        return tg__crc32(crc, p, bytes);
-    size_t elem = tg_dtype_size(tg_tensor_dtype(t));
-    uint8_t buf[4096];
-    for (size_t at = 0; at < bytes; at += sizeof buf) {
-        size_t n = bytes - at < sizeof buf ? bytes - at : sizeof buf;
-        memcpy(buf, p + at, n);
-        swap_bytes(buf, n, elem);
-        crc = tg__crc32(crc, buf, n);
-    }
+    le_bytes(t, crc_sink, &crc); // crc_sink cannot fail
     return crc;
 }
 

@@ -83,13 +83,15 @@ static tg__conv_geom kernel_geom(const conv_params *p, const int64_t *xs, const 
 /* ---- the three ops' shared numeric core ---- */
 
 /* One image's im2col matrix (rows x cols) from the tape's arena, reused for
- * every image of the call; NULL when it cannot be allocated. */
-static void *scratch(tg_tape *tape, int64_t rows, int64_t cols, tg_dtype dt)
+ * every image of the call; NULL with TG_ENOMEM recorded for fn when it cannot
+ * be allocated. */
+static void *scratch(tg_tape *tape, const char *fn, int64_t rows, int64_t cols, tg_dtype dt)
 {
     int64_t es = (int64_t)tg_dtype_size(dt);
     if (rows > 0 && cols > INT64_MAX / es / rows)
-        return NULL;
-    return tg__arena_alloc(tape, (size_t)(rows * cols * es));
+        return tg__fail_null(TG_ENOMEM, "%s: im2col matrix of %lld x %lld is too large", fn,
+                             (long long)rows, (long long)cols);
+    return tg__tape_alloc(tape, fn, (size_t)(rows * cols * es));
 }
 
 static tg_status conv_forward(tg_node *nd)
@@ -100,9 +102,9 @@ static tg_status conv_forward(tg_node *nd)
     int64_t N = x->shape[0], OC = w->shape[0], ckk = g.C * g.KH * g.KW, ohw = g.OH * g.OW;
     if (y->numel == 0)
         return TG_OK;
-    void *cols = scratch(y->tape, ckk, ohw, y->dtype);
+    void *cols = scratch(y->tape, "tg_conv2d", ckk, ohw, y->dtype);
     if (!cols)
-        return tg__fail(TG_ENOMEM, "tg_conv2d: out of memory for im2col");
+        return TG_ENOMEM;
     if (y->dtype == TG_F32) { // the batch in one kernel call: one image per thread
         tg__conv2d_forward_f32(x->data, N, w->data, b ? b->data : NULL, OC, &g, cols, y->data);
         return TG_OK;
@@ -131,9 +133,9 @@ static tg_status dx_forward(tg_node *nd)
     memset(dx->data, 0, (size_t)dx->numel * tg_dtype_size(dx->dtype));
     if (gy->numel == 0 || ckk == 0)
         return TG_OK;
-    void *cols = scratch(dx->tape, ckk, ohw, dx->dtype);
+    void *cols = scratch(dx->tape, "tg_conv2d (input gradient)", ckk, ohw, dx->dtype);
     if (!cols)
-        return tg__fail(TG_ENOMEM, "tg_conv2d (input gradient): out of memory");
+        return TG_ENOMEM;
     if (dx->dtype == TG_F32) { // the batch in one kernel call: one image per thread
         tg__conv2d_input_grad_f32(gy->data, N, w->data, OC, &g, cols, dx->data);
         return TG_OK;
@@ -159,9 +161,9 @@ static tg_status dw_forward(tg_node *nd)
     memset(dw->data, 0, (size_t)dw->numel * tg_dtype_size(dw->dtype));
     if (gy->numel == 0)
         return TG_OK;
-    void *cols = scratch(dw->tape, ckk, ohw, dw->dtype);
+    void *cols = scratch(dw->tape, "tg_conv2d (weight gradient)", ckk, ohw, dw->dtype);
     if (!cols)
-        return tg__fail(TG_ENOMEM, "tg_conv2d (weight gradient): out of memory");
+        return TG_ENOMEM;
     for (int64_t n = 0; n < N; n++) {
         if (dw->dtype == TG_F32) {
             tg__im2col_f32((const float *)x->data + n * g.C * g.H * g.W, &g, cols);

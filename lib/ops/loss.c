@@ -199,9 +199,7 @@ static const int64_t *scores_and_labels(const char *fn, const tg_tensor *x, cons
     if (labels_ok(fn, labels, x->shape[0], x->shape[1]) != TG_OK)
         return NULL;
     tg_tape *tape = tg__tape_for(fn);
-    int64_t *copy = tape ? tg__arena_alloc(tape, (size_t)x->shape[0] * sizeof *copy) : NULL;
-    if (tape && !copy)
-        return tg__fail_null(TG_ENOMEM, "%s: out of memory", fn);
+    int64_t *copy = tape ? tg__tape_alloc(tape, fn, (size_t)x->shape[0] * sizeof *copy) : NULL;
     if (copy && x->shape[0])
         memcpy(copy, labels, (size_t)x->shape[0] * sizeof *copy);
     return copy;

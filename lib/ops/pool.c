@@ -113,9 +113,9 @@ static tg_status max_forward(tg_node *nd)
 {
     tg__pool_geom g = kernel_geom(POOL(nd));
     tg_tensor *y = nd->out;
-    int64_t *argmax = tg__arena_alloc(y->tape, (size_t)y->numel * sizeof *argmax);
+    int64_t *argmax = tg__tape_alloc(y->tape, "tg_max_pool2d", (size_t)y->numel * sizeof *argmax);
     if (!argmax)
-        return tg__fail(TG_ENOMEM, "tg_max_pool2d: out of memory");
+        return TG_ENOMEM;
     if (y->dtype == TG_F32)
         tg__maxpool_f32(nd->in[0]->data, &g, y->data, argmax);
     else

@@ -140,9 +140,10 @@ static tg_status max_forward(tg_node *nd)
         return tg__fail(TG_ESHAPE, "tg_max: cannot take the maximum of an empty tensor");
     if (nd->out->numel == 0)
         return TG_OK;
-    int64_t *argmax = tg__arena_alloc(nd->out->tape, (size_t)nd->out->numel * sizeof *argmax);
+    int64_t *argmax = tg__tape_alloc(nd->out->tape, "tg_max",
+                                     (size_t)nd->out->numel * sizeof *argmax);
     if (!argmax)
-        return tg__arena_fail("tg_max", &nd->out->tape->arena, 0) ? TG_ENOMEM : TG_ENOMEM;
+        return TG_ENOMEM;
     unsigned mask = MASK(nd);
     if (x->dtype == TG_F32)
         tg__reduce_max_f32(x->data, x->ndim, x->shape, mask, nd->out->data, argmax);
@@ -179,11 +180,12 @@ static tg_status logsumexp_forward(tg_node *nd)
     unsigned mask = MASK(nd);
     size_t es = tg_dtype_size(x->dtype);
     tg_tape *tape = out->tape;
-    void *m = tg__arena_alloc(tape, (size_t)out->numel * es);
-    int64_t *argmax = tg__arena_alloc(tape, (size_t)out->numel * sizeof *argmax);
-    void *shifted = tg__arena_alloc(tape, (size_t)x->numel * es);
-    if (!m || !argmax || !shifted)
-        return tg__fail(TG_ENOMEM, "tg_logsumexp: out of memory");
+    const char *fn = "tg_logsumexp";
+    void *m = tg__tape_alloc(tape, fn, (size_t)out->numel * es);
+    int64_t *argmax = m ? tg__tape_alloc(tape, fn, (size_t)out->numel * sizeof *argmax) : NULL;
+    void *shifted = argmax ? tg__tape_alloc(tape, fn, (size_t)x->numel * es) : NULL;
+    if (!shifted)
+        return TG_ENOMEM;
     int64_t keep[TG_MAX_DIMS];
     int nk = reduced_shape(x, mask, true, keep);
     tg__bcast plan;

@@ -374,9 +374,9 @@ tg_tensor *tg_stack(int n, tg_tensor *const *xs, int axis)
         }
     }
     tg_tape *tape = tg__tape_for("tg_stack");
-    tg_tensor **parts = tape ? tg__arena_alloc(tape, (size_t)n * sizeof *parts) : NULL;
+    tg_tensor **parts = tape ? tg__tape_alloc(tape, "tg_stack", (size_t)n * sizeof *parts) : NULL;
     if (!parts)
-        return tape ? tg__fail_null(TG_ENOMEM, "tg_stack: out of memory") : NULL;
+        return NULL;
     const char *prev = tg__api_enter("tg_stack");
     tg_tensor *out = NULL;
     int k = 0;
@@ -460,9 +460,9 @@ static int64_t *flat_indices(tg_tape *tape, const tg_tensor *x, int axis, int nd
     int64_t n = 1;
     for (int d = 0; d < ndim; d++)
         n *= shape[d];
-    int64_t *flat = tg__arena_alloc(tape, (size_t)n * sizeof *flat);
+    int64_t *flat = tg__tape_alloc(tape, tg__api_fn("tg_gather"), (size_t)n * sizeof *flat);
     if (!flat)
-        return tg__fail_null(TG_ENOMEM, "out of memory for %lld indices", (long long)n);
+        return NULL;
     int64_t coord[TG_MAX_DIMS] = {0};
     for (int64_t k = 0; k < n; k++) {
         int64_t f = 0;

@@ -41,20 +41,19 @@ tg_status tg__init_shape(tg_tensor *t, const char *fn, int ndim, const int64_t *
     // checks use the compiler's overflow builtins: a division per dimension
     // would cost more than the rest of a small op.
     bool empty = false;
-    int64_t span = 1, bytes;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
             return tg__fail(TG_EINVAL, "%s: dimension %d is negative (%lld)", fn, i,
                             (long long)shape[i]);
         empty |= shape[i] == 0;
+    }
+    int64_t span = 1, bytes;
+    for (int i = 0; i < ndim; i++) {
         if (__builtin_mul_overflow(span, shape[i] ? shape[i] : 1, &span) ||
             __builtin_mul_overflow(span, (int64_t)8, &bytes)) {
             char s[TG__SHAPE_STR];
             tg__shape_str(s, ndim, shape);
-            bool zero_seen = false;
-            for (int k = 0; k < ndim; k++)
-                zero_seen |= shape[k] == 0;
-            if (zero_seen)
+            if (empty)
                 return tg__fail(TG_ERANGE, "%s: strides overflow at dimension %d of empty shape "
                                 "%s (a zero dim counts as 1 in strides)", fn, i, s);
             return tg__fail(TG_ERANGE, "%s: element count overflows at dimension %d (shape %s)",
