@@ -207,6 +207,45 @@ TG_API tg_status tg_gradcheck(tg_fn f, void *ctx, int n_inputs, tg_tensor *const
 TG_API tg_status tg_gradgradcheck(tg_fn f, void *ctx, int n_inputs, tg_tensor *const *inputs,
                                   const tg_gradcheck_opts *opts, tg_gradcheck_report *report);
 
+/* ---- forward mode ---- */
+/* The Jacobian-vector product J v of f at inputs, by forward mode: f runs
+ * once on the current tape, then the nodes it recorded are walked in tape
+ * order, each op's tangent rule turning the tangents of its inputs into the
+ * tangent of its result (docs/forward-mode.md). f is a tg_fn, as for
+ * tg_gradcheck. tangents[i] is the direction for inputs[i] (same dtype and
+ * shape), or NULL for an input that is held fixed (a zero tangent; pass NULL
+ * for masks and labels). An input given a tangent that does not require grad
+ * is handed to f as a tape alias of it that does (so f's ops are recorded);
+ * the caller's tensor is not changed. A tensor given twice gets the sum of
+ * its tangents. *out (may be NULL) receives f's result and *out_tangent
+ * J v, of the same shape; both belong to the current tape. flags: 0 or
+ * TG_CREATE_GRAPH, which records the tangent computation too, so that
+ * *out_tangent can be differentiated again (reverse-over-forward). Grad mode
+ * is on while f runs and restored after.
+ * Ops without a tangent rule (a user op gets a fallback: see
+ * tg_op_def_user.tangent) fail the call naming the op. Errors: TG_EINVAL
+ * (NULL f, inputs, tangents or out_tangent, n_inputs < 1, a NULL inputs[i],
+ * unknown flags, f returned NULL without a message; f's own failure is kept
+ * otherwise), TG_EDTYPE / TG_ESHAPE (a tangent that does not match its
+ * input), TG_ESTATE (no current tape, a stale tensor, an op with no tangent
+ * rule), TG_ENOMEM. On failure the outputs are untouched and the tape holds
+ * no node of the call. */
+TG_API tg_status tg_jvp(tg_fn f, void *ctx, int n_inputs, tg_tensor *const *inputs,
+                        tg_tensor *const *tangents, tg_tensor **out, tg_tensor **out_tangent,
+                        unsigned flags);
+/* The Hessian-vector product H v of a function with a one-element result,
+ * by forward-over-reverse: the gradient g(x) = df/dx is built with
+ * TG_CREATE_GRAPH and tg_jvp's walk pushes v through it, so hv[i] =
+ * sum_j d^2 f / dx_i dx_j v[j] (n_inputs tensors, shaped as the inputs). Every
+ * input is differentiated; v[i] NULL means a zero direction for inputs[i].
+ * Costs about one forward and two backward passes, like reverse-over-reverse
+ * (tg_grad of <g, v>), which it equals to rounding. *out (may be NULL)
+ * receives f's result. flags: 0 or TG_CREATE_GRAPH (hv differentiable).
+ * Errors as tg_jvp, and TG_ESHAPE when f's result has more than one
+ * element. */
+TG_API tg_status tg_hvp(tg_fn f, void *ctx, int n_inputs, tg_tensor *const *inputs,
+                        tg_tensor *const *v, tg_tensor **out, tg_tensor **hv, unsigned flags);
+
 /* ---- user-defined ops ---- */
 /* A user op: forward computes out's values from the inputs' values; backward
  * returns the gradient of each input that needs one, built from tapegrad ops
@@ -224,6 +263,15 @@ typedef struct tg_op_def_user {
      * din[i] must have inputs[i]'s shape or broadcast to it. */
     tg_status (*backward)(tg_tensor *const *inputs, tg_tensor *out, tg_tensor *dout,
                           const bool *needs, tg_tensor **din, void *ctx);
+    /* Optional, for forward mode (tg_jvp, tg_hvp): *tout = the tangent of out
+     * from the inputs' tangents tin[i] (NULL: zero; at least one is not),
+     * built from tapegrad ops so that it can be differentiated; its shape
+     * must broadcast to out's. When NULL, forward mode falls back to two
+     * reverse passes through backward (J v = d<J^T u, v>/du), which is exact
+     * but needs backward to be built from ops on dout; a backward that
+     * writes its numbers directly fails tg_jvp with a message saying so. */
+    tg_status (*tangent)(tg_tensor *const *inputs, tg_tensor *out, tg_tensor *const *tin,
+                         tg_tensor **tout, void *ctx);
 } tg_op_def_user;
 
 /* Applies a user op: validated like a built-in op (same dtype, non-NULL),

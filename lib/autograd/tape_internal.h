@@ -41,6 +41,14 @@ typedef struct tg_op_def {
     tg_status (*fused_backward)(tg_node *nd, tg_tensor *dout, tg_tensor **din);
     /* Optional: a name that depends on the parameters (user ops). */
     const char *(*label)(const tg_node *nd);
+    /* Forward mode (tg_jvp, jvp.c): the tangent of nd->out from the tangents
+     * tin[i] of the inputs (NULL: zero; the engine calls it only when one is
+     * not, and each has its input's exact shape and dtype). Built from ops,
+     * like backward, so the tangent is recorded (and differentiable) when the
+     * walk records; may have any shape that broadcasts to the output's (the
+     * engine expands it). Every differentiable op has one (check_jvp fails
+     * otherwise); NULL for ops that are not differentiable. */
+    tg_status (*tangent)(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout);
 } tg_op_def;
 
 /* A recorded op. Its parameter struct (def->params_size bytes) and its input

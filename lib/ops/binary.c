@@ -89,12 +89,26 @@ static void plan_for(tg__bcast *plan, const tg_tensor *a, const tg_tensor *b,
     {                                                                                  \
         return fused(nd, g, din, name##_fused_f32, name##_fused_f64);                  \
     }                                                                                  \
+    /* Elementwise: J (ta, tb) is the sum of the two composed backward rules   \
+     * at g = ta and g = tb (over the broadcast shape). */                         \
+    static tg_status name##_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout) \
+    {                                                                                  \
+        tg_tensor *a = nd->in[0], *b = nd->in[1], *y = nd->out, *g, *acc = NULL;       \
+        (void)a, (void)b, (void)y;                                                     \
+        if ((g = tin[0]) && tg__tangent_acc(&acc, (BACKWARD_A)) != TG_OK)              \
+            return tg_last_status();                                                   \
+        if ((g = tin[1]) && tg__tangent_acc(&acc, (BACKWARD_B)) != TG_OK)              \
+            return tg_last_status();                                                   \
+        *tout = acc;                                                                   \
+        return TG_OK;                                                                  \
+    }                                                                                  \
     const tg_op_def tg__def_##name = {TG__OP_NAME(name), .n_in = 2,                    \
                                       .differentiable = true,                         \
                                       .shape = tg__shape_broadcast,                    \
                                       .forward = name##_forward,                       \
                                       .backward = name##_backward,                     \
-                                      .fused_backward = name##_fused};                 \
+                                      .fused_backward = name##_fused,                  \
+                                      .tangent = name##_tangent};                      \
     tg_tensor *tg_##name(tg_tensor *a, tg_tensor *b)                                   \
     {                                                                                  \
         tg_tensor *in[2] = {a, b};                                                     \

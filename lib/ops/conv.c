@@ -237,6 +237,51 @@ static tg_status dw_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
     return TG_OK;
 }
 
+/* ---- tangent rules: each op is bilinear (conv2d affine in its bias), so
+ * the tangent is the op applied to each input's tangent with the other input
+ * as it is, summed ---- */
+
+static tg_status conv_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    tg_tensor *x = nd->in[0], *w = nd->in[1], *acc = NULL;
+    if (tin[0] && tg__tangent_acc(&acc, conv_raw(tin[0], w, NULL, CONV(nd))) != TG_OK)
+        return tg_last_status();
+    if (tin[1] && tg__tangent_acc(&acc, conv_raw(x, tin[1], NULL, CONV(nd))) != TG_OK)
+        return tg_last_status();
+    if (nd->n_in > 2 && tin[2]) {
+        // The bias tangent (OC) as (OC, 1, 1): it broadcasts over the images.
+        int64_t oc = tin[2]->shape[0];
+        if (tg__tangent_acc(&acc, tg_reshape(tin[2], 3, (const int64_t[]){oc, 1, 1})) != TG_OK)
+            return tg_last_status();
+    }
+    *tout = acc;
+    return TG_OK;
+}
+
+static tg_status dx_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    tg_tensor *g = nd->in[0], *w = nd->in[1], *acc = NULL;
+    const int64_t *xs = nd->out->shape;
+    if (tin[0] && tg__tangent_acc(&acc, conv_dx(tin[0], w, CONV(nd), xs)) != TG_OK)
+        return tg_last_status();
+    if (tin[1] && tg__tangent_acc(&acc, conv_dx(g, tin[1], CONV(nd), xs)) != TG_OK)
+        return tg_last_status();
+    *tout = acc;
+    return TG_OK;
+}
+
+static tg_status dw_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    tg_tensor *x = nd->in[0], *g = nd->in[1], *acc = NULL;
+    const int64_t *ws = nd->out->shape;
+    if (tin[0] && tg__tangent_acc(&acc, conv_dw(tin[0], g, CONV(nd), ws)) != TG_OK)
+        return tg_last_status();
+    if (tin[1] && tg__tangent_acc(&acc, conv_dw(x, tin[1], CONV(nd), ws)) != TG_OK)
+        return tg_last_status();
+    *tout = acc;
+    return TG_OK;
+}
+
 /* ---- shapes ---- */
 
 static tg_status check_4d(const char *fn, const char *what, const tg_tensor *t)
@@ -287,13 +332,16 @@ static tg_status given_shape(const char *fn, tg_tensor *const *in, int n_in,
 
 const tg_op_def tg__def_conv2d = {TG__OP_NAME(conv2d), .n_in = -1, .differentiable = true,
                                   .params_size = sizeof(conv_params), .shape = conv_shape,
-                                  .forward = conv_forward, .backward = conv_backward};
+                                  .forward = conv_forward, .backward = conv_backward,
+                                  .tangent = conv_tangent};
 const tg_op_def tg__def_conv2d_dx = {TG__OP_NAME(conv2d_dx), .n_in = 2, .differentiable = true,
                                      .params_size = sizeof(conv_params), .shape = given_shape,
-                                     .forward = dx_forward, .backward = dx_backward};
+                                     .forward = dx_forward, .backward = dx_backward,
+                                     .tangent = dx_tangent};
 const tg_op_def tg__def_conv2d_dw = {TG__OP_NAME(conv2d_dw), .n_in = 2, .differentiable = true,
                                      .params_size = sizeof(conv_params), .shape = given_shape,
-                                     .forward = dw_forward, .backward = dw_backward};
+                                     .forward = dw_forward, .backward = dw_backward,
+                                     .tangent = dw_tangent};
 
 tg_tensor *tg_conv2d(tg_tensor *x, tg_tensor *w, tg_tensor *bias, const tg_conv2d_geom *geom)
 {

@@ -60,6 +60,16 @@ typedef struct compare_params {
 
 #define NEED(i) tg__needs_grad(nd, i)
 
+/* Tangent rules: each input's term is the backward rule of that input at
+ * g = its tangent (elementwise, so each Jacobian is diagonal over the
+ * broadcast shape); TERM adds one when the tangent is not zero. */
+#define TERM(i, expr)                                                              \
+    do {                                                                           \
+        tg_tensor *t = tin[i];                                                     \
+        if (t && tg__tangent_acc(&acc, (expr)) != TG_OK)                           \
+            return tg_last_status();                                               \
+    } while (0)
+
 /* ---- add, sub, mul, div ---- */
 
 static tg_status add_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_ADD); }
@@ -70,9 +80,17 @@ static tg_status add_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
     din[1] = NEED(1) ? dout : NULL;
     return TG_OK;
 }
+static tg_status add_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    tg_tensor *acc = NULL;
+    TERM(0, t);
+    TERM(1, t);
+    *tout = acc;
+    return TG_OK;
+}
 const tg_op_def tg__def_add = {TG__OP_NAME(add), .n_in = 2, .differentiable = true,
                                .shape = tg__shape_broadcast, .forward = add_forward,
-                               .backward = add_backward};
+                               .backward = add_backward, .tangent = add_tangent};
 
 static tg_status sub_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_SUB); }
 static tg_status sub_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
@@ -81,9 +99,19 @@ static tg_status sub_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
     din[1] = NEED(1) ? tg_neg(dout) : NULL;
     return NEED(1) && !din[1] ? tg_last_status() : TG_OK;
 }
+static tg_status sub_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    tg_tensor *acc = NULL;
+    if (tin[0] && tin[1])
+        return tg__tangent_is(tout, tg_sub(tin[0], tin[1]));
+    TERM(0, t);
+    TERM(1, tg_neg(t));
+    *tout = acc;
+    return TG_OK;
+}
 const tg_op_def tg__def_sub = {TG__OP_NAME(sub), .n_in = 2, .differentiable = true,
                                .shape = tg__shape_broadcast, .forward = sub_forward,
-                               .backward = sub_backward};
+                               .backward = sub_backward, .tangent = sub_tangent};
 
 static tg_status mul_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_MUL); }
 static tg_status mul_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
@@ -95,9 +123,17 @@ static tg_status mul_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
         return tg_last_status();
     return TG_OK;
 }
+static tg_status mul_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    tg_tensor *acc = NULL;
+    TERM(0, tg_mul(t, nd->in[1]));
+    TERM(1, tg_mul(nd->in[0], t));
+    *tout = acc;
+    return TG_OK;
+}
 const tg_op_def tg__def_mul = {TG__OP_NAME(mul), .n_in = 2, .differentiable = true,
                                .shape = tg__shape_broadcast, .forward = mul_forward,
-                               .backward = mul_backward};
+                               .backward = mul_backward, .tangent = mul_tangent};
 
 static tg_status div_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_DIV); }
 static tg_status div_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
@@ -110,36 +146,57 @@ static tg_status div_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
         return tg_last_status();
     return TG_OK;
 }
+static tg_status div_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    // d(a/b) = (ta - tb a/b) / b
+    tg_tensor *acc = NULL, *b = nd->in[1];
+    TERM(0, t);
+    TERM(1, tg_neg(tg_mul(t, nd->out)));
+    return tg__tangent_is(tout, tg_div(acc, b));
+}
 const tg_op_def tg__def_div = {TG__OP_NAME(div), .n_in = 2, .differentiable = true,
                                .shape = tg__shape_broadcast, .forward = div_forward,
-                               .backward = div_backward};
+                               .backward = div_backward, .tangent = div_tangent};
 
 /* ---- pow ---- */
 
 static tg_status pow_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_POW); }
+/* d(a^b)/da and d(a^b)/db; see pow_backward. */
+static tg_tensor *pow_da(tg_node *nd)
+{
+    tg_tensor *a = nd->in[0], *b = nd->in[1];
+    tg_tensor *safe_a = tg_where(tg_eq(b, tg_scalar(a->dtype, 0.0)), tg_scalar(a->dtype, 1.0), a);
+    return tg_mul(b, tg_pow(safe_a, tg_sub_scalar(b, 1.0)));
+}
+static tg_tensor *pow_db(tg_node *nd)
+{
+    tg_tensor *a = nd->in[0];
+    tg_tensor *safe_a = tg_where(tg_eq(a, tg_scalar(a->dtype, 0.0)), tg_scalar(a->dtype, 1.0), a);
+    return tg_mul(nd->out, tg_log(safe_a));
+}
 static tg_status pow_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
     // d(a^b)/da = b a^(b-1); d(a^b)/db = a^b ln a. Where b == 0 the first is 0
     // (not 0 * 0^-1), and where a == 0 the second is 0 (not 0 * ln 0): the
     // base is swapped for 1 there, so neither the value nor any higher
     // derivative through it meets an infinity.
-    tg_tensor *a = nd->in[0], *b = nd->in[1];
-    tg_tensor *one = tg_scalar(a->dtype, 1.0), *zero = tg_scalar(a->dtype, 0.0);
-    if (NEED(0)) {
-        tg_tensor *safe_a = tg_where(tg_eq(b, zero), one, a);
-        if (!(din[0] = tg_mul(dout, tg_mul(b, tg_pow(safe_a, tg_sub_scalar(b, 1.0))))))
-            return tg_last_status();
-    }
-    if (NEED(1)) {
-        tg_tensor *safe_a = tg_where(tg_eq(a, zero), one, a);
-        if (!(din[1] = tg_mul(dout, tg_mul(nd->out, tg_log(safe_a)))))
-            return tg_last_status();
-    }
+    if (NEED(0) && !(din[0] = tg_mul(dout, pow_da(nd))))
+        return tg_last_status();
+    if (NEED(1) && !(din[1] = tg_mul(dout, pow_db(nd))))
+        return tg_last_status();
+    return TG_OK;
+}
+static tg_status pow_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    tg_tensor *acc = NULL;
+    TERM(0, tg_mul(t, pow_da(nd)));
+    TERM(1, tg_mul(t, pow_db(nd)));
+    *tout = acc;
     return TG_OK;
 }
 const tg_op_def tg__def_pow = {TG__OP_NAME(pow), .n_in = 2, .differentiable = true,
                                .shape = tg__shape_broadcast, .forward = pow_forward,
-                               .backward = pow_backward};
+                               .backward = pow_backward, .tangent = pow_tangent};
 
 /* ---- maximum, minimum: the mask of the winning side routes the gradient ---- */
 
@@ -154,6 +211,15 @@ static tg_status minmax_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din, 
         return tg_last_status();
     return TG_OK;
 }
+static tg_status minmax_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    tg_tensor *a = nd->in[0], *b = nd->in[1], *acc = NULL;
+    tg_tensor *mask_a = nd->def == &tg__def_maximum ? tg_ge(a, b) : tg_le(a, b);
+    TERM(0, tg_mul(t, mask_a));
+    TERM(1, tg_mul(t, tg_rsub_scalar(mask_a, 1.0)));
+    *tout = acc;
+    return TG_OK;
+}
 static tg_status maximum_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_MAX); }
 static tg_status maximum_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
@@ -161,7 +227,7 @@ static tg_status maximum_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 }
 const tg_op_def tg__def_maximum = {TG__OP_NAME(maximum), .n_in = 2, .differentiable = true,
                                    .shape = tg__shape_broadcast, .forward = maximum_forward,
-                                   .backward = maximum_backward};
+                                   .backward = maximum_backward, .tangent = minmax_tangent};
 static tg_status minimum_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_MIN); }
 static tg_status minimum_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
@@ -169,7 +235,7 @@ static tg_status minimum_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 }
 const tg_op_def tg__def_minimum = {TG__OP_NAME(minimum), .n_in = 2, .differentiable = true,
                                    .shape = tg__shape_broadcast, .forward = minimum_forward,
-                                   .backward = minimum_backward};
+                                   .backward = minimum_backward, .tangent = minmax_tangent};
 
 /* ---- where ---- */
 
@@ -203,9 +269,18 @@ static tg_status where_shape(const char *fn, tg_tensor *const *in, int n_in,
                                    "(tg_detach) since where has no gradient for it", fn);
     return tg__shape_broadcast(fn, in, n_in, p, ndim, shape);
 }
+static tg_status where_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    // The condition is piecewise constant: its tangent contributes nothing.
+    tg_tensor *zero = tg_scalar(nd->out->dtype, 0.0);
+    if (!tin[1] && !tin[2])
+        return tg__tangent_is(tout, tg_mul_scalar(tin[0], 0.0));
+    return tg__tangent_is(tout, tg_where(nd->in[0], tin[1] ? tin[1] : zero,
+                                         tin[2] ? tin[2] : zero));
+}
 const tg_op_def tg__def_where = {TG__OP_NAME(where), .n_in = 3, .differentiable = true,
                                  .shape = where_shape, .forward = where_forward,
-                                 .backward = where_backward};
+                                 .backward = where_backward, .tangent = where_tangent};
 
 tg_tensor *tg_where(tg_tensor *cond, tg_tensor *a, tg_tensor *b)
 {
@@ -257,7 +332,8 @@ static tg_status add_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **d
 const tg_op_def tg__def_add_scalar = {TG__OP_NAME(add_scalar), .n_in = 1, .differentiable = true,
                                       .params_size = sizeof(tg__scalar_params),
                                       .shape = tg__shape_same, .forward = add_scalar_forward,
-                                      .backward = add_scalar_backward};
+                                      .backward = add_scalar_backward,
+                                      .tangent = tg__tangent_symmetric};
 
 static tg_status mul_scalar_forward(tg_node *nd) { return tg__map_forward(nd, TG__UN_MUL_SCALAR); }
 static tg_status mul_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
@@ -268,7 +344,8 @@ static tg_status mul_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **d
 const tg_op_def tg__def_mul_scalar = {TG__OP_NAME(mul_scalar), .n_in = 1, .differentiable = true,
                                       .params_size = sizeof(tg__scalar_params),
                                       .shape = tg__shape_same, .forward = mul_scalar_forward,
-                                      .backward = mul_scalar_backward};
+                                      .backward = mul_scalar_backward,
+                                      .tangent = tg__tangent_symmetric};
 
 static tg_status pow_scalar_forward(tg_node *nd) { return tg__map_forward(nd, TG__UN_POW_SCALAR); }
 static tg_status pow_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
@@ -289,7 +366,8 @@ static tg_status pow_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **d
 const tg_op_def tg__def_pow_scalar = {TG__OP_NAME(pow_scalar), .n_in = 1, .differentiable = true,
                                       .params_size = sizeof(tg__scalar_params),
                                       .shape = tg__shape_same, .forward = pow_scalar_forward,
-                                      .backward = pow_scalar_backward};
+                                      .backward = pow_scalar_backward,
+                                      .tangent = tg__tangent_symmetric};
 
 static tg_tensor *nonfinite_scalar(const char *fn, double c)
 {

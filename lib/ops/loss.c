@@ -139,18 +139,31 @@ static tg_status xent_forward(tg_node *nd)
     return TG_OK;
 }
 
-static tg_status xent_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)
+/* d loss[r] / d x[r] = softmax(x[r]) - onehot(label[r]), for all rows. */
+static tg_tensor *xent_jacobian(tg_node *nd)
 {
     tg_tensor *x = nd->in[0];
     int64_t N = x->shape[0], K = x->shape[1];
     tg_tensor *onehot = tg_full_like(x, 0.0);
     if (!onehot)
-        return tg_last_status();
+        return NULL;
     for (int64_t r = 0; r < N; r++)
         tg__set(onehot, r * K + LABELS(nd)[r], 1.0);
-    int axis = 1;
-    din[0] = tg_mul(tg_sub(tg_softmax(x, axis), onehot), tg_reshape(g, 2, (int64_t[]){N, 1}));
+    return tg_sub(tg_softmax(x, 1), onehot);
+}
+
+static tg_status xent_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)
+{
+    int64_t N = nd->in[0]->shape[0];
+    din[0] = tg_mul(xent_jacobian(nd), tg_reshape(g, 2, (int64_t[]){N, 1}));
     return din[0] ? TG_OK : tg_last_status();
+}
+
+/* Each row's loss has the gradient above, so its tangent is its dot with t. */
+static tg_status xent_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    int axis = 1;
+    return tg__tangent_is(tout, tg_sum(tg_mul(xent_jacobian(nd), tin[0]), &axis, 1, false));
 }
 
 /* dx[r] = (softmax(x[r]) - onehot(label[r])) g[r]: the composed rule's
@@ -187,7 +200,7 @@ const tg_op_def tg__def_cross_entropy = {TG__OP_NAME(cross_entropy), .n_in = 1,
                                          .differentiable = true,
                                          .params_size = sizeof(labels_params), .shape = rows_shape,
                                          .forward = xent_forward, .backward = xent_backward,
-                                         .fused_backward = xent_fused};
+                                         .fused_backward = xent_fused, .tangent = xent_tangent};
 
 /* Checks (N, K) scores with N labels in range; copies the labels to the tape. */
 static const int64_t *scores_and_labels(const char *fn, const tg_tensor *x, const int64_t *labels)

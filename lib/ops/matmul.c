@@ -172,9 +172,22 @@ static tg_status matmul_fused(tg_node *nd, tg_tensor *dc, tg_tensor **din)
     return TG_OK;
 }
 
+/* Bilinear: d(op(A) op(B)) = op(dA) op(B) + op(A) op(dB), with the same flags. */
+static tg_status matmul_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    const matmul_params *p = TG__PARAMS(nd, matmul_params);
+    tg_tensor *acc = NULL;
+    if (tin[0] && tg__tangent_acc(&acc, matmul_t(tin[0], nd->in[1], p->ta, p->tb)) != TG_OK)
+        return tg_last_status();
+    if (tin[1] && tg__tangent_acc(&acc, matmul_t(nd->in[0], tin[1], p->ta, p->tb)) != TG_OK)
+        return tg_last_status();
+    *tout = acc;
+    return TG_OK;
+}
+
 const tg_op_def tg__def_matmul = {TG__OP_NAME(matmul), .n_in = 2, .differentiable = true,
                                   .params_size = sizeof(matmul_params), .shape = matmul_shape,
                                   .forward = matmul_forward, .backward = matmul_backward,
-                                  .fused_backward = matmul_fused};
+                                  .fused_backward = matmul_fused, .tangent = matmul_tangent};
 
 tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) { return matmul_t(a, b, false, false); }

@@ -14,6 +14,26 @@ const tg_op_def *const tg__op_registry[] = {
 #undef TG__REGISTER
 #undef TG__REGISTER_UNARY
 
+tg_status tg__tangent_acc(tg_tensor **acc, tg_tensor *term)
+{
+    if (!term)
+        return tg_last_status() != TG_OK ? tg_last_status() : TG_EINVAL;
+    tg_tensor *sum = *acc ? tg_add(*acc, term) : term;
+    if (!sum)
+        return tg_last_status();
+    *acc = sum;
+    return TG_OK;
+}
+
+tg_status tg__tangent_symmetric(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    tg_tensor *din[1] = {NULL};
+    tg_status s = nd->def->backward(nd, tin[0], din);
+    if (s == TG_OK)
+        *tout = din[0];
+    return s;
+}
+
 tg_status tg__norm_axis(const char *fn, int axis, int ndim, int *out)
 {
     // A 0-dim tensor takes axis 0 or -1, as in numpy.

@@ -38,6 +38,22 @@ TG_BINARY_OPS(TG__UNARY_EXTERN)
  * case) and generated docs. The engine never indexes it. */
 extern const tg_op_def *const tg__op_registry[];
 
+/* ---- tangent rules (forward mode, see tg_op_def.tangent) ---- */
+/* Adds one input's term to a tangent that sums a term per input: *acc is
+ * term when it is still NULL, else acc + term. term NULL means the op that
+ * built it failed: its status is returned. */
+tg_status tg__tangent_acc(tg_tensor **acc, tg_tensor *term);
+/* The tangent rule of a one-input op whose Jacobian is symmetric (diagonal
+ * for an elementwise op; softmax's diag(y) - y y^T): J t = J^T t, the op's
+ * own composed backward rule at dout = t. */
+tg_status tg__tangent_symmetric(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout);
+/* *tout = t, or the failure of the op that should have built it. */
+static inline tg_status tg__tangent_is(tg_tensor **tout, tg_tensor *t)
+{
+    *tout = t;
+    return t ? TG_OK : tg_last_status();
+}
+
 /* ---- shared shape rules (op_table.c) ---- */
 /* numpy broadcasting of n input shapes into (ndim, shape). */
 tg_status tg__shape_broadcast(const char *fn, tg_tensor *const *in, int n_in,

@@ -129,11 +129,25 @@ static tg_status max_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
     din[0] = tg__put_add(gz, nd->out->numel, POOL(nd)->argmax, x->ndim, x->shape);
     return din[0] ? TG_OK : tg_last_status();
 }
+/* max pooling is take(x, argmax): its tangent is take(t, argmax). */
+static tg_status max_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    tg_tensor *y = nd->out;
+    return tg__tangent_is(tout, tg__take(tin[0], y->numel, POOL(nd)->argmax, y->ndim, y->shape));
+}
 const tg_op_def tg__def_max_pool2d = {TG__OP_NAME(max_pool2d), .n_in = 1, .differentiable = true,
                                       .params_size = sizeof(pool_params), .shape = pool_shape,
-                                      .forward = max_forward, .backward = max_backward};
+                                      .forward = max_forward, .backward = max_backward,
+                                      .tangent = max_tangent};
 
 /* ---- average and its adjoint ---- */
+
+/* avg_pool2d and its adjoint are linear: the tangent is the op on the tangent. */
+static tg_status linear_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    return tg__tangent_is(tout, tg__apply(nd->def, 1, tin, nd->params));
+}
+
 
 static tg_status avg_forward(tg_node *nd)
 {
@@ -152,7 +166,8 @@ static tg_status avg_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
 }
 const tg_op_def tg__def_avg_pool2d = {TG__OP_NAME(avg_pool2d), .n_in = 1, .differentiable = true,
                                       .params_size = sizeof(pool_params), .shape = pool_shape,
-                                      .forward = avg_forward, .backward = avg_backward};
+                                      .forward = avg_forward, .backward = avg_backward,
+                                      .tangent = linear_tangent};
 
 static tg_status adjoint_shape(const char *fn, tg_tensor *const *in, int n_in,
                                const void *params, int *ndim, int64_t *shape)
@@ -182,7 +197,8 @@ const tg_op_def tg__def_avg_pool2d_grad = {TG__OP_NAME(avg_pool2d_grad), .n_in =
                                            .differentiable = true,
                                            .params_size = sizeof(pool_params),
                                            .shape = adjoint_shape, .forward = adjoint_forward,
-                                           .backward = adjoint_backward};
+                                           .backward = adjoint_backward,
+                                           .tangent = linear_tangent};
 
 static tg_tensor *pool(const tg_op_def *def, const char *fn, tg_tensor *x, const tg_pool2d_geom *geom)
 {

@@ -99,9 +99,15 @@ static tg_status sum_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
     din[0] = spread(nd, dout);
     return din[0] ? TG_OK : tg_last_status();
 }
+/* Linear: the tangent is the same sum of the tangent. */
+static tg_status sum_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    return tg__tangent_is(tout, tg__apply(&tg__def_sum, 1, tin, nd->params));
+}
 const tg_op_def tg__def_sum = {TG__OP_NAME(sum), .n_in = 1, .differentiable = true,
                                .params_size = sizeof(reduce_params), .shape = reduce_shape,
-                               .forward = sum_forward, .backward = sum_backward};
+                               .forward = sum_forward, .backward = sum_backward,
+                               .tangent = sum_tangent};
 
 tg_tensor *tg_sum(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
 {
@@ -159,9 +165,19 @@ static tg_status max_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
                          x->shape);
     return din[0] ? TG_OK : tg_last_status();
 }
+/* The tangent at each group's argmax (piecewise linear, like the gradient). */
+static tg_status max_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    tg_tensor *y = nd->out;
+    if (y->numel == 0)
+        return tg__tangent_is(tout, tg_full_like(y, 0.0));
+    return tg__tangent_is(tout, tg__take(tin[0], y->numel, TG__PARAMS(nd, reduce_params)->argmax,
+                                         y->ndim, y->shape));
+}
 const tg_op_def tg__def_max = {TG__OP_NAME(max), .n_in = 1, .differentiable = true,
                                .params_size = sizeof(reduce_params), .shape = reduce_shape,
-                               .forward = max_forward, .backward = max_backward};
+                               .forward = max_forward, .backward = max_backward,
+                               .tangent = max_tangent};
 
 tg_tensor *tg_max(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
 {
@@ -223,9 +239,17 @@ static tg_status logsumexp_backward(tg_node *nd, tg_tensor *dout, tg_tensor **di
     din[0] = tg_mul(spread(nd, dout), tg_exp(tg_sub(x, spread(nd, nd->out))));
     return din[0] ? TG_OK : tg_last_status();
 }
+/* t_out = sum(t e^(x - lse)) over each group: the softmax-weighted tangent. */
+static tg_status logsumexp_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    tg_tensor *x = nd->in[0];
+    tg_tensor *w = tg_mul(tin[0], tg_exp(tg_sub(x, spread(nd, nd->out))));
+    return tg__tangent_is(tout, tg__apply(&tg__def_sum, 1, &w, nd->params));
+}
 const tg_op_def tg__def_logsumexp = {TG__OP_NAME(logsumexp), .n_in = 1, .differentiable = true,
                                      .params_size = sizeof(reduce_params), .shape = reduce_shape,
-                                     .forward = logsumexp_forward, .backward = logsumexp_backward};
+                                     .forward = logsumexp_forward, .backward = logsumexp_backward,
+                                     .tangent = logsumexp_tangent};
 
 tg_tensor *tg_logsumexp(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
 {

@@ -33,6 +33,14 @@ typedef struct concat_params {
 #define STRIDED(nd) TG__PARAMS(nd, strided_params)
 #define INDEX(nd) TG__PARAMS(nd, index_params)
 
+/* Every op here is linear and its parameters describe the map itself (the
+ * tangent has the input's shape, hence its strides): the tangent is the same
+ * op, with the same parameters, applied to the tangent. */
+static tg_status same_op_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    return tg__tangent_is(tout, tg__apply(nd->def, 1, tin, nd->params));
+}
+
 static tg_status result(tg_tensor **din, tg_tensor *g)
 {
     din[0] = g;
@@ -53,7 +61,8 @@ static tg_status reshape_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 const tg_op_def tg__def_reshape = {TG__OP_NAME(reshape), .n_in = 1, .differentiable = true,
                                    .view = true, .params_size = sizeof(tg__shape_params),
                                    .shape = tg__shape_given, .forward = reshape_forward,
-                                   .backward = reshape_backward};
+                                   .backward = reshape_backward,
+        .tangent = same_op_tangent};
 
 tg_tensor *tg_reshape(tg_tensor *x, int ndim, const int64_t *shape)
 {
@@ -131,7 +140,8 @@ static tg_status permute_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 }
 const tg_op_def tg__def_permute = {TG__OP_NAME(permute), .n_in = 1, .differentiable = true,
                                    .params_size = sizeof(strided_params), .shape = tg__shape_given,
-                                   .forward = strided_forward, .backward = permute_backward};
+                                   .forward = strided_forward, .backward = permute_backward,
+        .tangent = same_op_tangent};
 
 tg_tensor *tg_permute(tg_tensor *x, const int *perm)
 {
@@ -177,7 +187,8 @@ static tg_status expand_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 }
 const tg_op_def tg__def_expand = {TG__OP_NAME(expand), .n_in = 1, .differentiable = true,
                                   .params_size = sizeof(strided_params), .shape = tg__shape_given,
-                                  .forward = strided_forward, .backward = expand_backward};
+                                  .forward = strided_forward, .backward = expand_backward,
+        .tangent = same_op_tangent};
 
 tg_tensor *tg_expand(tg_tensor *x, int ndim, const int64_t *shape)
 {
@@ -212,7 +223,8 @@ static tg_status slice_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 }
 const tg_op_def tg__def_slice = {TG__OP_NAME(slice), .n_in = 1, .differentiable = true,
                                  .params_size = sizeof(strided_params), .shape = tg__shape_given,
-                                 .forward = strided_forward, .backward = slice_backward};
+                                 .forward = strided_forward, .backward = slice_backward,
+        .tangent = same_op_tangent};
 
 /* slice_grad: the full (input) shape is its output; shape, strides and
  * offset describe where its input, the slice, sits inside it. */
@@ -241,7 +253,8 @@ static tg_status slice_grad_backward(tg_node *nd, tg_tensor *dout, tg_tensor **d
 const tg_op_def tg__def_slice_grad = {TG__OP_NAME(slice_grad), .n_in = 1, .differentiable = true,
                                       .params_size = sizeof(strided_params),
                                       .shape = slice_grad_shape, .forward = slice_grad_forward,
-                                      .backward = slice_grad_backward};
+                                      .backward = slice_grad_backward,
+        .tangent = same_op_tangent};
 
 tg_tensor *tg_slice(tg_tensor *x, int axis, int64_t start, int64_t stop, int64_t step)
 {
@@ -325,9 +338,22 @@ static tg_status concat_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
     }
     return TG_OK;
 }
+/* The tangents joined the same way, zeros standing in for zero tangents. */
+static tg_status concat_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    tg_tape *tape = nd->out->tape;
+    tg_tensor **ts = tg__tape_alloc(tape, "tg_concat", (size_t)nd->n_in * sizeof *ts);
+    if (!ts)
+        return TG_ENOMEM;
+    for (int k = 0; k < nd->n_in; k++)
+        if (!(ts[k] = tin[k] ? tin[k] : tg_full_like(nd->in[k], 0.0)))
+            return tg_last_status();
+    return tg__tangent_is(tout, tg__apply(&tg__def_concat, nd->n_in, ts, nd->params));
+}
 const tg_op_def tg__def_concat = {TG__OP_NAME(concat), .n_in = -1, .differentiable = true,
                                   .params_size = sizeof(concat_params), .shape = concat_shape,
-                                  .forward = concat_forward, .backward = concat_backward};
+                                  .forward = concat_forward, .backward = concat_backward,
+                                  .tangent = concat_tangent};
 
 tg_tensor *tg_concat(int n, tg_tensor *const *xs, int axis)
 {
@@ -410,7 +436,8 @@ static tg_status take_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 }
 const tg_op_def tg__def_take = {TG__OP_NAME(take), .n_in = 1, .differentiable = true,
                                 .params_size = sizeof(index_params), .shape = tg__shape_given,
-                                .forward = take_forward, .backward = take_backward};
+                                .forward = take_forward, .backward = take_backward,
+        .tangent = same_op_tangent};
 
 static tg_status put_add_forward(tg_node *nd)
 {
@@ -428,7 +455,8 @@ static tg_status put_add_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 }
 const tg_op_def tg__def_put_add = {TG__OP_NAME(put_add), .n_in = 1, .differentiable = true,
                                    .params_size = sizeof(index_params), .shape = tg__shape_given,
-                                   .forward = put_add_forward, .backward = put_add_backward};
+                                   .forward = put_add_forward, .backward = put_add_backward,
+        .tangent = same_op_tangent};
 
 static tg_tensor *index_op(const tg_op_def *def, tg_tensor *x, int64_t n, const int64_t *idx, int ndim,
                            const int64_t *shape)

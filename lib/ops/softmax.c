@@ -100,10 +100,13 @@ static tg_status softmax_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)
         din[0] = tg_mul(y, tg_sub(g, tg_sum(tg_mul(g, y), &axis, 1, true)));
     return din[0] ? TG_OK : tg_last_status();
 }
+/* The Jacobian diag(y) - y y^T is symmetric, so the tangent is the backward
+ * rule at g = t: y (t - sum(t y)). */
 const tg_op_def tg__def_softmax = {TG__OP_NAME(softmax), .n_in = 1, .differentiable = true,
                                    .params_size = sizeof(axis_params), .shape = tg__shape_same,
                                    .forward = softmax_forward, .backward = softmax_backward,
-                                   .fused_backward = softmax_fused};
+                                   .fused_backward = softmax_fused,
+                                   .tangent = tg__tangent_symmetric};
 
 static tg_status log_softmax_forward(tg_node *nd) { return softmax_forward_any(nd, 1); }
 static tg_status log_softmax_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)
@@ -117,11 +120,22 @@ static tg_status log_softmax_backward(tg_node *nd, tg_tensor *g, tg_tensor **din
         din[0] = tg_sub(g, tg_mul(tg_exp(nd->out), tg_sum(g, &axis, 1, true)));
     return din[0] ? TG_OK : tg_last_status();
 }
+/* The Jacobian I - 1 softmax^T is not symmetric: t - sum(e^y t), where the
+ * backward has g - e^y sum(g). */
+static tg_status log_softmax_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    int axis = AXIS(nd);
+    tg_tensor *t = tin[0];
+    if (nd->out->ndim == 0)
+        return tg__tangent_is(tout, tg_mul_scalar(t, 0.0));
+    return tg__tangent_is(tout, tg_sub(t, tg_sum(tg_mul(tg_exp(nd->out), t), &axis, 1, true)));
+}
 const tg_op_def tg__def_log_softmax = {TG__OP_NAME(log_softmax), .n_in = 1, .differentiable = true,
                                        .params_size = sizeof(axis_params), .shape = tg__shape_same,
                                        .forward = log_softmax_forward,
                                        .backward = log_softmax_backward,
-                                       .fused_backward = log_softmax_fused};
+                                       .fused_backward = log_softmax_fused,
+                                       .tangent = log_softmax_tangent};
 
 static tg_tensor *normalise(const tg_op_def *def, const char *fn, tg_tensor *x, int axis)
 {

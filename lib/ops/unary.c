@@ -72,12 +72,21 @@
         din[0] = dx;                                                                   \
         return TG_OK;                                                                  \
     }                                                                                  \
+    /* Elementwise, so the Jacobian is diagonal: J t is the composed backward   \
+     * rule with g = t. */                                                         \
+    static tg_status name##_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout) \
+    {                                                                                  \
+        tg_tensor *g = tin[0], *x = nd->in[0], *y = nd->out;                           \
+        (void)g, (void)x, (void)y;                                                     \
+        return result(tout, (BACKWARD));                                               \
+    }                                                                                  \
     const tg_op_def tg__def_##name = {TG__OP_NAME(name), .n_in = 1,                    \
                                       .differentiable = true,                         \
                                       .shape = tg__shape_same,                         \
                                       .forward = name##_forward,                       \
                                       .backward = name##_backward,                     \
-                                      .fused_backward = name##_fused};                 \
+                                      .fused_backward = name##_fused,                  \
+                                      .tangent = name##_tangent};                      \
     tg_tensor *tg_##name(tg_tensor *x) { return tg__apply(&tg__def_##name, 1, &x, NULL); }
 
 /* Large maps run on the kernels' threads, in chunks that do not depend on
@@ -152,7 +161,8 @@ const tg_op_def tg__def_leaky_relu = {TG__OP_NAME(leaky_relu), .n_in = 1,
                                       .differentiable = true,
                                       .params_size = sizeof(tg__scalar_params),
                                       .shape = tg__shape_same, .forward = leaky_relu_forward,
-                                      .backward = leaky_relu_backward};
+                                      .backward = leaky_relu_backward,
+                                      .tangent = tg__tangent_symmetric};
 
 /* d(clamp x) = g [lo <= x <= hi] */
 static tg_status clamp_forward(tg_node *nd) { return tg__map_forward(nd, TG__UN_CLAMP); }
@@ -167,7 +177,7 @@ static tg_status clamp_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)
 const tg_op_def tg__def_clamp = {TG__OP_NAME(clamp), .n_in = 1, .differentiable = true,
                                  .params_size = sizeof(tg__scalar_params),
                                  .shape = tg__shape_same, .forward = clamp_forward,
-                                 .backward = clamp_backward};
+                                 .backward = clamp_backward, .tangent = tg__tangent_symmetric};
 
 tg_tensor *tg_sign(tg_tensor *x) { return tg__apply(&tg__def_sign, 1, &x, NULL); }
 

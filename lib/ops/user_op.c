@@ -82,12 +82,75 @@ static tg_status user_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
     return TG_OK;
 }
 
+/* Without a tangent rule: J t = d<J^T u, t>/du (J^T u is linear in u, so any
+ * u will do; zeros), two reverse passes through the user's backward. Exact,
+ * but only when backward is built from ops on dout. When the tangent itself
+ * is not being recorded, the backward runs on detached inputs so that the
+ * second pass stays inside this op instead of walking the graph below it. */
+static tg_status user_tangent_fallback(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    const user_params *p = TG__PARAMS(nd, user_params);
+    const tg_op_def_user *def = p->user;
+    const char *fn = tg__api_fn("tg_jvp");
+    bool create = tg_grad_enabled();
+    bool prev = tg_set_grad_enabled(true);
+    tg_tensor *ins[8], *din[8] = {0}, *dot = NULL, *out = create ? nd->out : tg_detach(nd->out);
+    bool needs[8];
+    tg_tensor *u = tg_full_like(nd->out, 0.0);
+    tg_status s = u && out ? tg_tensor_set_requires_grad(u, true) : tg_last_status();
+    for (int i = 0; i < nd->n_in && s == TG_OK; i++) {
+        needs[i] = tin[i] != NULL;
+        ins[i] = create ? nd->in[i] : tg_detach(nd->in[i]);
+        if (!ins[i])
+            s = tg_last_status();
+    }
+    if (s == TG_OK && (s = def->backward(ins, out, u, needs, din, p->ctx)) != TG_OK &&
+        tg_last_status() == TG_OK)
+        s = tg__fail(s, "tg_apply(%s): backward failed", def->name);
+    for (int i = 0; i < nd->n_in && s == TG_OK; i++) {
+        if (!needs[i])
+            continue;
+        if (!din[i])
+            s = tg__fail(TG_ESTATE, "tg_apply(%s): backward gave no gradient for input %d",
+                         def->name, i);
+        else
+            s = tg__tangent_acc(&dot, tg_sum(tg_mul(din[i], tin[i]), NULL, 0, false));
+    }
+    if (s == TG_OK) {
+        // dot does not depend on u when backward wrote its numbers directly.
+        s = dot->requires_grad ? tg_grad(1, &dot, NULL, 1, &u, tout, create ? TG_CREATE_GRAPH : 0)
+                               : TG_EINVAL;
+        if (s != TG_OK && s != TG_ENOMEM)
+            s = tg__fail(TG_ESTATE, "%s: user op '%s' has no tangent rule, and its backward is "
+                                    "not built from tapegrad ops on dout, which the fallback "
+                                    "needs: give the op a .tangent", fn, def->name);
+    }
+    tg_set_grad_enabled(prev);
+    return s;
+}
+
+static tg_status user_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    const user_params *p = TG__PARAMS(nd, user_params);
+    const tg_op_def_user *def = p->user;
+    if (!def->tangent)
+        return user_tangent_fallback(nd, tin, tout);
+    tg_status s = def->tangent(nd->in, nd->out, tin, tout, p->ctx);
+    if (s != TG_OK)
+        return tg_last_status() != TG_OK ? s : tg__fail(s, "tg_apply(%s): tangent failed",
+                                                        def->name);
+    if (!*tout)
+        return tg__fail(TG_ESTATE, "tg_apply(%s): tangent gave no tangent", def->name);
+    return TG_OK; // the engine checks its dtype and shape, naming the op
+}
+
 static const char *user_label(const tg_node *nd) { return TG__PARAMS(nd, user_params)->user->name; }
 
 const tg_op_def tg__def_user = {.name = "apply", .fn = "tg_apply", .n_in = -1,
                                 .differentiable = true, .params_size = sizeof(user_params),
                                 .shape = user_shape, .forward = user_forward,
-                                .backward = user_backward, .label = user_label};
+                                .backward = user_backward, .label = user_label,
+                                .tangent = user_tangent};
 
 tg_tensor *tg_apply(const tg_op_def_user *def, int n_inputs, tg_tensor *const *inputs, void *ctx)
 {
