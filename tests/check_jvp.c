@@ -245,7 +245,8 @@ static tg_tensor *f_user_fallback(tg_tensor *const *x)
     return tg_apply(&PROD, 2, (tg_tensor *[]){tg_sin(x[0]), x[1]}, NULL);
 }
 
-#define UNARY_FN(name, ...) static tg_tensor *u_##name(tg_tensor *const *x) { return tg_##name(x[0]); }
+#define UNARY_FN(name, ...)                                                                \
+    static tg_tensor *u_##name(tg_tensor *const *x) { return tg_##name(x[0]); }
 TG_UNARY_OPS(UNARY_FN)
 #define BINARY_FN(name, ...)                                                               \
     static tg_tensor *b_##name(tg_tensor *const *x) { return tg_##name(x[0], x[1]); }
@@ -637,8 +638,8 @@ START_TEST(test_jvp_semantics)
     ASSERT_OK(tg_jvp(f_constant, NULL, 1, &a, &va, &y, &t, 0));
     ck_assert_int_eq(t->numel, 2);
     ck_assert_double_eq(((double *)t->data)[0], 0.0);
-    // A tensor given twice (requires grad) gets the sum of its tangents:
-    // d(a a) = 2 a (va + vb) / 2 ... here a a with tangents va and b: a (va + b) * 2.
+    // A tensor given twice (requires grad, so passed as it is) gets the sum of
+    // its tangents: a * a with tangents va and b moves along va + b, 2 a (va + b).
     tg_tensor_set_requires_grad(a, true);
     ASSERT_OK(tg_jvp(f_twice, NULL, 2, (tg_tensor *[]){a, a}, (tg_tensor *[]){va, b}, &y, &t, 0));
     for (int64_t i = 0; i < 6; i++) {
@@ -646,10 +647,31 @@ START_TEST(test_jvp_semantics)
         double s = ((double *)va->data)[i] + ((double *)b->data)[i];
         ck_assert_double_eq_tol(((double *)t->data)[i], 2 * ai * s, 1e-14);
     }
+    // Without TG_CREATE_GRAPH the walk records nothing: the tape holds f's nodes.
+    tg_tape_reset(tape);
+    ck_assert_ptr_nonnull(f_tanh_mul((tg_tensor *[]){a, b}, 2, NULL));
+    size_t f_nodes = tg_tape_size(tape);
+    tg_tape_reset(tape);
+    ASSERT_OK(tg_jvp(f_tanh_mul, NULL, 2, (tg_tensor *[]){a, b}, (tg_tensor *[]){va, NULL}, &y, &t,
+                     0));
+    ck_assert_uint_eq(tg_tape_size(tape), f_nodes);
     // TG_CREATE_GRAPH records the tangent: it can be differentiated.
     ASSERT_OK(tg_jvp(f_tanh_mul, NULL, 2, (tg_tensor *[]){a, b}, (tg_tensor *[]){va, NULL}, &y, &t,
                      TG_CREATE_GRAPH));
     ck_assert(t->requires_grad);
+    ck_assert_uint_gt(tg_tape_size(tape), 2 * f_nodes);
+    // float32 runs the same rules: the tangent is float32 and close to float64's.
+    double t64[6];
+    tg_tensor_to_doubles(t, t64);
+    tg_tensor *x32[2] = {tg_tensor_clone_as(a, TG_F32), tg_tensor_clone_as(b, TG_F32)};
+    tg_tensor *v32 = tg_tensor_clone_as(va, TG_F32);
+    ASSERT_OK(tg_jvp(f_tanh_mul, NULL, 2, x32, (tg_tensor *[]){v32, NULL}, NULL, &t, 0));
+    ck_assert_int_eq(t->dtype, TG_F32);
+    for (int64_t i = 0; i < 6; i++)
+        ck_assert_double_eq_tol(((float *)t->data)[i], t64[i], 1e-5 * (1 + fabs(t64[i])));
+    tg_tensor_free(x32[0]);
+    tg_tensor_free(x32[1]);
+    tg_tensor_free(v32);
     tg_tensor_free(a);
     tg_tensor_free(b);
     tg_tensor_free(va);
