@@ -895,6 +895,58 @@ START_TEST(test_attention_mask_and_stability)
 }
 END_TEST
 
+/* The fused backward (a plain walk) and the recorded one (TG_CREATE_GRAPH)
+ * agree in float32 too (check_ops compares them in float64), and anomaly mode
+ * finds nothing to flag in either: the causal mask puts no infinity in any
+ * result. */
+static tg_tensor *norm_attn_fn(tg_tensor *const *x, int which)
+{
+    if (which == 0)
+        return tg_layer_norm(x[0], 2, x[1], x[2], 1e-5);
+    return tg_scaled_dot_product_attention(x[0], x[1], x[2], which == 2, 0);
+}
+
+START_TEST(test_norm_attention_fused_f32)
+{
+    static const int64_t shapes[3][3][3] = {{{4, 3, 5}, {3, 5, 0}, {3, 5, 0}},
+                                            {{2, 4, 3}, {2, 6, 3}, {2, 6, 5}},
+                                            {{2, 5, 3}, {2, 5, 3}, {2, 5, 2}}};
+    int which = _i / 2;
+    bool anomaly = _i % 2;
+    tg_set_anomaly_mode(anomaly);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *in[3];
+    for (int k = 0; k < 3; k++) {
+        int nd = shapes[which][k][2] ? 3 : 2;
+        in[k] = rand_tensor(TG_F32, nd, shapes[which][k], 40 + (uint64_t)k);
+        tg_tensor_set_requires_grad(in[k], true);
+    }
+    tg_tensor *y = norm_attn_fn(in, which);
+    ck_assert_msg(y, "%s", tg_last_error());
+    tg_tensor *w = rand_tensor(TG_F32, tg_tensor_ndim(y), tg_tensor_shape(y), 50);
+    tg_tensor *L = tg_sum(tg_mul(y, w), NULL, 0, false);
+    tg_tensor *g1[3], *g2[3];
+    ASSERT_OK(tg_grad(1, &L, NULL, 3, in, g1, TG_RETAIN_GRAPH));
+    ASSERT_OK(tg_grad(1, &L, NULL, 3, in, g2, TG_CREATE_GRAPH));
+    for (int k = 0; k < 3; k++)
+        for (int64_t i = 0; i < tg_tensor_numel(in[k]); i++) {
+            double a, b;
+            tg_tensor_get_flat(g1[k], i, &a);
+            tg_tensor_get_flat(g2[k], i, &b);
+            ck_assert_msg(fabs(a - b) <= 1e-5 * (1 + fabs(b)), "op %d input %d [%lld]: fused "
+                          "%.9g, recorded %.9g", which, k, (long long)i, a, b);
+        }
+    // The second order runs too.
+    tg_tensor *gg = tg_sum(tg_mul(g2[0], g2[0]), NULL, 0, false), *h;
+    ASSERT_OK(tg_grad(1, &gg, NULL, 1, in, &h, 0));
+    for (int k = 0; k < 3; k++)
+        tg_tensor_free(in[k]);
+    tg_tensor_free(w);
+    tg_tape_free(tape);
+    tg_set_anomaly_mode(false);
+}
+END_TEST
+
 START_TEST(test_norm_attention_errors)
 {
     tg_tape *tape = tg_tape_new();
@@ -1009,6 +1061,7 @@ static Suite *nn_ops_suite(void)
     tcase_add_test(attn, test_layer_norm_matches_torch);
     tcase_add_test(attn, test_attention_matches_torch);
     tcase_add_test(attn, test_attention_mask_and_stability);
+    tcase_add_loop_test(attn, test_norm_attention_fused_f32, 0, 6);
     tcase_add_test(attn, test_norm_attention_errors);
     suite_add_tcase(s, attn);
     suite_add_tcase(s, loss);
