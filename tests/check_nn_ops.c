@@ -947,6 +947,85 @@ START_TEST(test_norm_attention_fused_f32)
 }
 END_TEST
 
+/* Empty batches, no queries, no value features, empty groups and 0-dim
+ * inputs: every path (forward, fused and recorded backward) returns the right
+ * shapes without reading or writing out of bounds (run under ASan in CI). */
+static tg_tensor *edge_call(int which, tg_tensor *const *x)
+{
+    switch (which) {
+    case 0: case 1: case 2: case 3:
+        return tg_scaled_dot_product_attention(x[0], x[1], x[2], which % 2, 0);
+    case 4: return tg_layer_norm(x[0], 1, x[1], x[2], 1e-5);
+    case 5: return tg_prod(x[0], (const int[]){0}, 1, false);
+    case 6: return tg_prod(x[0], (const int[]){1}, 1, true);
+    case 7: return tg_cumsum(x[0], 0);
+    case 8: return tg_min(x[0], NULL, 0, false);
+    case 9: return tg_prod(x[0], NULL, 0, false);
+    case 10: return tg_cumsum(x[0], -1);
+    case 11: return tg_matmul(x[0], x[1]);
+    default: return tg_var(x[0], (const int[]){1}, 1, 1, false);
+    }
+}
+
+START_TEST(test_issue10_edge_sizes)
+{
+    static const struct {
+        int n, nd;
+        int64_t shape[3][3];
+        int64_t out_numel;
+    } cases[] = {
+        {3, 3, {{0, 3, 2}, {0, 4, 2}, {0, 4, 5}}, 0},  // no batches
+        {3, 3, {{2, 0, 2}, {2, 4, 2}, {2, 4, 5}}, 0},  // no queries, causal
+        {3, 3, {{2, 3, 2}, {2, 4, 2}, {2, 4, 0}}, 0},  // no value features
+        {3, 2, {{1, 2}, {1, 2}, {1, 3}}, 3},           // one query, one key, causal
+        {3, 2, {{0, 3}, {3}, {3}}, 0},                 // layer_norm with no rows
+        {1, 2, {{0, 3}}, 3},                           // prod over an empty axis: ones
+        {1, 2, {{0, 3}}, 0},                           // prod of no groups
+        {1, 2, {{0, 3}}, 0},                           // cumsum of nothing
+        {1, 0, {{0}}, 1},                              // min of a 0-dim tensor
+        {1, 0, {{0}}, 1},                              // prod of a 0-dim tensor
+        {1, 0, {{0}}, 1},                              // cumsum of a 0-dim tensor
+        {2, 1, {{0}, {0}}, 1},                         // empty dot product: 0
+        {1, 2, {{0, 4}}, 0},                           // var of no groups
+    };
+    int which = _i / 2;
+    int flags = _i % 2 ? TG_CREATE_GRAPH : 0;
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *in[3];
+    for (int k = 0; k < cases[which].n; k++) {
+        int nd = cases[which].nd;
+        if (which == 4 && k > 0)
+            nd = 1;
+        in[k] = rand_tensor(TG_F64, nd, cases[which].shape[k], 60 + (uint64_t)k);
+        tg_tensor_set_requires_grad(in[k], true);
+    }
+    tg_tensor *y = edge_call(which, in);
+    ck_assert_msg(y, "case %d: %s", which, tg_last_error());
+    ck_assert_int_eq(tg_tensor_numel(y), cases[which].out_numel);
+    if (which == 5)
+        for (int64_t i = 0; i < 3; i++)
+            ck_assert(((const double *)tg_tensor_data(y))[i] == 1.0);
+    if (which == 11)
+        ck_assert(tg_tensor_ndim(y) == 0 && tg_tensor_item(y) == 0.0);
+    tg_tensor *L = tg_sum(y, NULL, 0, false), *g[3];
+    ASSERT_OK(tg_grad(1, &L, NULL, cases[which].n, in, g, flags | TG_ALLOW_UNUSED));
+    for (int k = 0; k < cases[which].n; k++) {
+        ck_assert_msg(g[k], "case %d input %d: no gradient", which, k);
+        ck_assert_int_eq(tg_tensor_numel(g[k]), tg_tensor_numel(in[k]));
+        for (int64_t i = 0; i < tg_tensor_numel(g[k]); i++) {
+            double v;
+            tg_tensor_get_flat(g[k], i, &v);
+            ck_assert_msg(isfinite(v), "case %d input %d [%lld] = %g", which, k, (long long)i, v);
+            if (which == 2 && k < 2) // no value features: nothing reaches q, k
+                ck_assert(v == 0.0);
+        }
+    }
+    for (int k = 0; k < cases[which].n; k++)
+        tg_tensor_free(in[k]);
+    tg_tape_free(tape);
+}
+END_TEST
+
 START_TEST(test_norm_attention_errors)
 {
     tg_tape *tape = tg_tape_new();
@@ -1062,6 +1141,7 @@ static Suite *nn_ops_suite(void)
     tcase_add_test(attn, test_attention_matches_torch);
     tcase_add_test(attn, test_attention_mask_and_stability);
     tcase_add_loop_test(attn, test_norm_attention_fused_f32, 0, 6);
+    tcase_add_loop_test(attn, test_issue10_edge_sizes, 0, 26);
     tcase_add_test(attn, test_norm_attention_errors);
     suite_add_tcase(s, attn);
     suite_add_tcase(s, loss);
