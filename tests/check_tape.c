@@ -919,6 +919,42 @@ START_TEST(test_step_allocates_nothing)
 }
 END_TEST
 
+/* The same for a step through the ops of issue 10 (layer norm, causal
+ * attention, the new reductions): their saved statistics, probabilities and
+ * scratch all come from the tape. */
+START_TEST(test_attention_step_allocates_nothing)
+{
+    tg_rng rng = tg_rng_seeded(6);
+    tg_tensor *x = tg_tensor_uniform(TG_F32, TG_SHAPE(2, 5, 8), -1, 1, &rng);
+    tg_tensor *gamma = tg_tensor_uniform(TG_F32, TG_SHAPE(8), 0.5, 1.5, &rng);
+    tg_tensor *w = tg_tensor_uniform(TG_F32, TG_SHAPE(8, 8), -1, 1, &rng);
+    tg_tensor_set_requires_grad(gamma, true);
+    tg_tensor_set_requires_grad(w, true);
+    tg_tape *tape = tg_tape_new();
+    long before = 0;
+    for (int step = 0; step < 20; step++) {
+        if (step == 2)
+            before = tg__alloc_count();
+        tg_tensor *h = tg_matmul(tg_layer_norm(x, 1, gamma, NULL, 1e-5), w);
+        tg_tensor *a = tg_scaled_dot_product_attention(h, h, h, true, 0);
+        tg_tensor *r = tg_add(tg_var(a, (const int[]){-1}, 1, 1, false),
+                              tg_min(tg_cumsum(a, 1), (const int[]){-1}, 1, false));
+        tg_tensor *loss = tg_add(tg_mean(r, NULL, 0, false),
+                                 tg_mean(tg_prod(tg_slice(a, 2, 0, 3, 1), (const int[]){-1}, 1,
+                                                 false), NULL, 0, false));
+        ck_assert_int_eq(tg_backward(loss), TG_OK);
+        tg_tensor_zero_grad(gamma);
+        tg_tensor_zero_grad(w);
+        tg_tape_reset(tape);
+    }
+    ck_assert_int_eq(tg__alloc_count(), before);
+    tg_tape_free(tape);
+    tg_tensor *all[] = {x, gamma, w};
+    for (int i = 0; i < 3; i++)
+        tg_tensor_free(all[i]);
+}
+END_TEST
+
 START_TEST(test_anomaly_mode)
 {
     tg_tape *tape = tg_tape_new();
@@ -1282,6 +1318,7 @@ static Suite *tape_suite(void)
     tcase_add_test(seams, test_stale_tensor_detected);
     tcase_add_test(seams, test_tape_limit);
     tcase_add_test(seams, test_step_allocates_nothing);
+    tcase_add_test(seams, test_attention_step_allocates_nothing);
     tcase_add_test(seams, test_anomaly_mode);
     tcase_add_test(seams, test_fused_cross_entropy_matches_composed);
     suite_add_tcase(s, seams);
