@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <tapegrad/tapegrad.h>
+#include "ops/ops_internal.h"
 #include "tg_check.h"
 
 #define ASSERT_GRADCHECK(f, ctx, n, in)                                                \
@@ -1103,6 +1104,141 @@ START_TEST(test_norm_attention_errors)
 }
 END_TEST
 
+/* ---- the fused ops of the layers: conv2d_relu, linear, linear_relu ----
+ * Each must be its composition: the same gradients to any order (float64
+ * gradchecks), and in float32 the same bytes for the output and for the
+ * gradients, both through the fused backward (no graph) and the composed one
+ * (TG_CREATE_GRAPH). */
+
+static tg_tensor *conv_relu_fn(tg_tensor *const *in, int n, void *ctx)
+{
+    conv_case *c = ctx;
+    return tg__conv2d_relu(in[0], in[1], c->bias ? in[2] : NULL, &c->g);
+}
+
+static tg_tensor *conv_relu_ref(tg_tensor *const *in, int n, void *ctx)
+{
+    return tg_relu(conv_fn(in, n, ctx));
+}
+
+/* ctx: an int, bit 0 = relu, bit 1 = bias. */
+static tg_tensor *linear_fn(tg_tensor *const *in, int n, void *ctx)
+{
+    int k = *(int *)ctx;
+    return tg__linear(in[0], in[1], k & 2 ? in[2] : NULL, k & 1);
+}
+
+static tg_tensor *linear_ref(tg_tensor *const *in, int n, void *ctx)
+{
+    int k = *(int *)ctx;
+    tg_tensor *y = tg_matmul(in[0], in[1]);
+    if (k & 2)
+        y = tg_add(y, in[2]);
+    return k & 1 ? tg_relu(y) : y;
+}
+
+START_TEST(test_conv_relu_gradcheck)
+{
+    tg_tensor *in[3] = {rand_tensor(TG_F64, TG_SHAPE(2, 2, 7, 6), 11),
+                        rand_tensor(TG_F64, TG_SHAPE(3, 2, 3, 2), 12),
+                        rand_tensor(TG_F64, TG_SHAPE(3), 13)};
+    ASSERT_GRADCHECK(conv_relu_fn, &conv_cases[_i], 3, in);
+    ASSERT_GRADGRADCHECK(conv_relu_fn, &conv_cases[_i], 3, in);
+    for (int i = 0; i < 3; i++)
+        tg_tensor_free(in[i]);
+}
+END_TEST
+
+START_TEST(test_linear_gradcheck)
+{
+    tg_tensor *in[3] = {rand_tensor(TG_F64, TG_SHAPE(4, 5), 21),
+                        rand_tensor(TG_F64, TG_SHAPE(5, 3), 22),
+                        rand_tensor(TG_F64, TG_SHAPE(3), 23)};
+    int k = _i;
+    ASSERT_GRADCHECK(linear_fn, &k, 3, in);
+    ASSERT_GRADGRADCHECK(linear_fn, &k, 3, in);
+    for (int i = 0; i < 3; i++)
+        tg_tensor_free(in[i]);
+}
+END_TEST
+
+/* f and ref on float32 copies of in64: output bytes, and the bytes of every
+ * input's gradient of <y, r>, without a graph (fused backward) and with one
+ * (composed backward, through tg_grad). */
+static void check_same_bytes(tg_fn f, tg_fn ref, void *ctx, int n, tg_tensor *const *in64)
+{
+    for (int mode = 0; mode < 2; mode++) {
+        tg_tape *tape = tg_tape_new();
+        tg_tensor *in[4], *grads[2][4];
+        for (int i = 0; i < n; i++) {
+            in[i] = tg_tensor_clone_as(in64[i], TG_F32);
+            tg_tensor_set_requires_grad(in[i], true);
+        }
+        tg_tensor *y[2] = {f(in, n, ctx), ref(in, n, ctx)};
+        ck_assert_msg(y[0] && y[1], "%s", tg_last_error());
+        int64_t numel = tg_tensor_numel(y[0]);
+        ck_assert_int_eq(numel, tg_tensor_numel(y[1]));
+        ck_assert_msg(memcmp(tg_tensor_data(y[0]), tg_tensor_data(y[1]),
+                             (size_t)numel * sizeof(float)) == 0, "forward bytes differ");
+        tg_rng rng = tg_rng_seeded(78);
+        tg_tensor *r = tg_tensor_uniform(TG_F32, tg_tensor_ndim(y[0]), tg_tensor_shape(y[0]),
+                                         -1, 1, &rng);
+        unsigned flags = TG_ALLOW_UNUSED | (mode ? TG_CREATE_GRAPH : 0u);
+        for (int k = 0; k < 2; k++)
+            ASSERT_OK(tg_grad(1, &y[k], &r, n, in, grads[k], flags));
+        for (int i = 0; i < n; i++) {
+            int64_t m = tg_tensor_numel(in[i]);
+            ck_assert_msg(memcmp(tg_tensor_data(grads[0][i]), tg_tensor_data(grads[1][i]),
+                                 (size_t)m * sizeof(float)) == 0,
+                          "gradient of input %d differs (%s backward)", i,
+                          mode ? "composed" : "fused");
+            tg_tensor_free(in[i]);
+        }
+        tg_tensor_free(r);
+        tg_tape_free(tape);
+    }
+}
+
+START_TEST(test_fused_same_bytes)
+{
+    // Small (the GEMM's unpacked path) and large (packed, split between
+    // threads) products; inputs around 0 so the ReLU cuts about half.
+    static const int64_t shapes[2][6][4] = {
+        {{2, 2, 7, 6}, {3, 2, 3, 2}, {3}, {4, 5}, {5, 3}, {3}},
+        {{6, 3, 14, 13}, {24, 3, 3, 3}, {24}, {40, 70}, {70, 37}, {37}}};
+    static const int ndims[6] = {4, 4, 1, 2, 2, 1};
+    for (int big = 0; big < 2; big++) {
+        tg_tensor *t[6];
+        for (int i = 0; i < 6; i++)
+            t[i] = rand_tensor(TG_F64, ndims[i], shapes[big][i], 31 + (uint64_t)i);
+        tg_tensor *cin[3] = {t[0], t[1], t[2]}, *lin[3] = {t[3], t[4], t[5]};
+        for (int c = 0; c < N_CONV_CASES; c++)
+            check_same_bytes(conv_relu_fn, conv_relu_ref, &conv_cases[c], 3, cin);
+        for (int k = 0; k < 4; k++)
+            check_same_bytes(linear_fn, linear_ref, &k, 3, lin);
+        for (int i = 0; i < 6; i++)
+            tg_tensor_free(t[i]);
+    }
+}
+END_TEST
+
+START_TEST(test_fused_errors)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_full(TG_F32, TG_SHAPE(2, 3), 0), *w = tg_full(TG_F32, TG_SHAPE(4, 5), 0);
+    tg_tensor *b = tg_full(TG_F32, TG_SHAPE(7), 0);
+    ASSERT_FRESH_NULL_FAIL(tg__linear(x, w, NULL, true), TG_ESHAPE,
+                           "tg_matmul: inner dims 3 vs 4");
+    tg_tensor *w2 = tg_full(TG_F32, TG_SHAPE(3, 5), 0);
+    ASSERT_FRESH_NULL_FAIL(tg__linear(x, w2, b, false), TG_ESHAPE,
+                           "tg_matmul: bias must have shape (5)");
+    ASSERT_FRESH_NULL_FAIL(tg__linear(NULL, w2, NULL, false), TG_EINVAL, "input 0 is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg__conv2d_relu(x, w, NULL, NULL), TG_ESHAPE,
+                           "tg_conv2d: x (N, C, H, W) must be 4-D");
+    tg_tape_free(tape);
+}
+END_TEST
+
 static Suite *nn_ops_suite(void)
 {
     Suite *s = suite_create("nn_ops");
@@ -1117,6 +1253,13 @@ static Suite *nn_ops_suite(void)
     tcase_add_test(conv, test_empty_batch);
     tcase_add_test(conv, test_conv2d_errors);
     suite_add_tcase(s, conv);
+    TCase *fused = tcase_create("fused");
+    tcase_set_timeout(fused, 120);
+    tcase_add_loop_test(fused, test_conv_relu_gradcheck, 0, N_CONV_CASES);
+    tcase_add_loop_test(fused, test_linear_gradcheck, 0, 4);
+    tcase_add_test(fused, test_fused_same_bytes);
+    tcase_add_test(fused, test_fused_errors);
+    suite_add_tcase(s, fused);
     TCase *pool = tcase_create("pool");
     tcase_set_timeout(pool, 120);
     tcase_add_loop_test(pool, test_pool_values, 0, N_POOL_CASES);

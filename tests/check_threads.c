@@ -352,7 +352,7 @@ START_TEST(test_conv_batch_same_bytes)
         ASSERT_OK(tg_set_num_threads(run == 0 ? 1 : max_threads(3)));
         if (run == 2)
             tg__alloc_fail_after(0, 1); // fresh workers' scratch cannot grow
-        tg__conv2d_forward_f32(x, N, w, bias, OC, &g, cols, y);
+        tg__conv2d_forward_f32(x, N, w, bias, false, OC, &g, cols, y);
         tg__conv2d_input_grad_f32(ref, N, w, OC, &g, cols, dx);
         tg__alloc_fail_after(-1, 0);
         ck_assert_msg(memcmp(y, ref, sizeof(float) * N * OC * OHW) == 0, "forward, run %d", run);

@@ -82,6 +82,8 @@ static void split_task(void *ctx, int64_t t, void *ws)
     job.A = (const char *)w->A + (size_t)(w->trans_a ? i0 : i0 * w->lda) * es;
     job.B = (const char *)w->B + (size_t)(w->trans_b ? j0 * w->ldb : j0) * es;
     job.C = (char *)w->C + (size_t)(i0 * w->ldc + j0) * es;
+    if (w->bias)
+        job.bias = (const char *)w->bias + (size_t)(w->bias_per_col ? j0 : i0) * es;
     run_block(s->kern, s->f64, &job, s->direct, ws);
 }
 
@@ -123,11 +125,17 @@ static void gemm(bool f64, tg__gemm_job *job)
  * with the caller's scratch. */
 static tg__gemm_job job_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                             float alpha, const float *A, int64_t lda, const float *B,
-                            int64_t ldb, float beta, float *C, int64_t ldc)
+                            int64_t ldb, float beta, float *C, int64_t ldc,
+                            const tg__gemm_epi *epi)
 {
     tg__gemm_job job = {.trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K,
                         .alpha = alpha, .beta = beta, .A = A, .lda = lda, .B = B, .ldb = ldb,
                         .C = C, .ldc = ldc, .kcb = depth_block(K)};
+    if (epi) {
+        job.bias = epi->bias;
+        job.bias_per_col = epi->bias_per_col;
+        job.relu = epi->relu;
+    }
     return job;
 }
 
@@ -135,21 +143,22 @@ size_t tg__gemm_f32_scratch(bool trans_a, bool trans_b, int64_t M, int64_t N, in
 {
     if (M <= 0 || N <= 0 || K <= 0 || (double)M * (double)N * (double)K <= SMALL_MNK)
         return 0;
-    tg__gemm_job job = job_f32(trans_a, trans_b, M, N, K, 1, NULL, 0, NULL, 0, 0, NULL, 0);
+    tg__gemm_job job = job_f32(trans_a, trans_b, M, N, K, 1, NULL, 0, NULL, 0, 0, NULL, 0, NULL);
     return scratch_bytes(tg__gemm_current(), false, &job);
 }
 
 void tg__gemm_f32_serial(void *scratch, bool trans_a, bool trans_b, int64_t M, int64_t N,
                          int64_t K, float alpha, const float *A, int64_t lda, const float *B,
-                         int64_t ldb, float beta, float *C, int64_t ldc)
+                         int64_t ldb, float beta, float *C, int64_t ldc, const tg__gemm_epi *epi)
 {
     if (M <= 0 || N <= 0)
         return;
     if (K <= 0 || alpha == 0) {
-        tg__gemm_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        tg__gemm_f32_epi(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
         return;
     }
-    tg__gemm_job job = job_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    tg__gemm_job job = job_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                               epi);
     bool direct = (double)M * (double)N * (double)K <= SMALL_MNK;
     run_block(tg__gemm_current(), false, &job, direct, scratch);
 }
@@ -165,28 +174,59 @@ void tg__gemm_f32_serial(void *scratch, bool trans_a, bool trans_b, int64_t M, i
                 c[j] *= beta;                                                      \
     }
 
+/* The epilogue after SCALE_C, in the kernels' arithmetic (gemm_template.h). */
+#define EPILOGUE_C(T)                                                              \
+    for (int64_t i = 0; epi && i < M; i++) {                                       \
+        T *c = C + i * ldc;                                                        \
+        const T *bias = epi->bias;                                                 \
+        for (int64_t j = 0; bias && j < N; j++)                                    \
+            c[j] = c[j] + bias[epi->bias_per_col ? j : i];                         \
+        for (int64_t j = 0; epi->relu && j < N; j++)                               \
+            c[j] = c[j] > 0 || c[j] != c[j] ? c[j] : 0;                            \
+    }
+
 #define GEMM_BODY(T, IS_F64)                                                       \
     if (M <= 0 || N <= 0)                                                          \
         return;                                                                    \
     if (K <= 0 || alpha == 0) {                                                    \
         SCALE_C(T)                                                                 \
+        EPILOGUE_C(T)                                                              \
         return;                                                                    \
     }                                                                              \
     tg__gemm_job job = {.trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K, \
                         .alpha = alpha, .beta = beta, .A = A, .lda = lda, .B = B,  \
                         .ldb = ldb, .C = C, .ldc = ldc};                           \
+    if (epi) {                                                                     \
+        job.bias = epi->bias;                                                      \
+        job.bias_per_col = epi->bias_per_col;                                      \
+        job.relu = epi->relu;                                                      \
+    }                                                                              \
     gemm(IS_F64, &job);
+
+void tg__gemm_f32_epi(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                      float *C, int64_t ldc, const tg__gemm_epi *epi)
+{
+    GEMM_BODY(float, false)
+}
+
+void tg__gemm_f64_epi(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                      double alpha, const double *A, int64_t lda, const double *B, int64_t ldb,
+                      double beta, double *C, int64_t ldc, const tg__gemm_epi *epi)
+{
+    GEMM_BODY(double, true)
+}
 
 void tg__gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                   int64_t ldc)
 {
-    GEMM_BODY(float, false)
+    tg__gemm_f32_epi(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
 void tg__gemm_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
                   const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
                   double *C, int64_t ldc)
 {
-    GEMM_BODY(double, true)
+    tg__gemm_f64_epi(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }

@@ -42,7 +42,20 @@ typedef struct tg__gemm_job {
     void *C;
     int64_t ldc;
     int64_t kcb; /* the depth block, from the whole product's K */
+    /* The epilogue, applied to each element v of C once its last depth block
+     * is in (while the tile is still in cache): v = v + bias[i] (or bias[j]
+     * when bias_per_col) when bias is set, then v = v > 0 || v != v ? v : 0
+     * when relu: the same two roundings as a separate bias add and ReLU, so
+     * the result is the unfused composition's to the bit. bias has the
+     * element type of C and is indexed from this job's first row/column. */
+    const void *bias;
+    bool bias_per_col, relu;
 } tg__gemm_job;
+
+static inline bool tg__gemm_has_epilogue(const tg__gemm_job *job)
+{
+    return job->bias || job->relu;
+}
 
 /* A kernel: its register tile (mr x nr) and two ways to run a job with the
  * same arithmetic. `packed` uses scratch of packed_floats(job) elements

@@ -131,6 +131,32 @@ INL void FN(pack_b)(bool trans_b, const T *B, int64_t ldb, int64_t k0, int64_t k
     }
 }
 
+/* ---- the epilogue (gemm_kernel.h): bias and ReLU on a finished block ---- */
+
+/* C's rows [i0, i0+rows) x columns [j0, j0+cols), relative to the job. */
+INL void FN(epilogue)(const tg__gemm_job *job, int64_t i0, int64_t rows, int64_t j0,
+                      int64_t cols)
+{
+    const T *bias = job->bias;
+    const bool per_col = job->bias_per_col, relu = job->relu;
+    for (int64_t r = 0; r < rows; r++) {
+        T *c = (T *)job->C + (i0 + r) * job->ldc + j0;
+        if (bias) {
+            if (per_col)
+                for (int64_t j = 0; j < cols; j++)
+                    c[j] = c[j] + bias[j0 + j];
+            else {
+                const T b = bias[i0 + r];
+                for (int64_t j = 0; j < cols; j++)
+                    c[j] = c[j] + b;
+            }
+        }
+        if (relu)
+            for (int64_t j = 0; j < cols; j++)
+                c[j] = c[j] > 0 || c[j] != c[j] ? c[j] : 0;
+    }
+}
+
 /* ---- the two drivers ---- */
 
 /* The blocked loops. j0 over nc columns of B, k0 over depth blocks (beta
@@ -145,6 +171,7 @@ static TARGET void FN(packed)(const tg__gemm_job *job, T *bpack)
     const int64_t ldc = job->ldc, kcb = job->kcb;
     const T alpha = (T)job->alpha, beta = (T)job->beta;
     const bool trans_a = job->trans_a, pack_a = tg__gemm_pack_a(job);
+    const bool epilogue = tg__gemm_has_epilogue(job);
     const int64_t ncb = tg__gemm_ncb(job, (int64_t)sizeof(T), NR);
     T *apack = bpack + kcb * ((ncb + NR - 1) / NR * NR);
     for (int64_t j0 = 0; j0 < N; j0 += ncb) {
@@ -177,6 +204,8 @@ static TARGET void FN(packed)(const tg__gemm_job *job, T *bpack)
                     if (rest)
                         MICRO((int)rest, kc, ablk + full * step, rsa, csa, bp,
                               c + full * MR * ldc, ldc, n, alpha, bk);
+                    if (epilogue && k0 + kc == K) // this strip of C is final
+                        FN(epilogue)(job, i0, mc, j0 + js, n);
                 }
             }
         }
@@ -234,6 +263,8 @@ static TARGET void FN(direct)(const tg__gemm_job *job)
                     c[j0 + j] = bb == 0 ? v : FMA(bb, c[j0 + j], v);
                 }
             }
+            if (tg__gemm_has_epilogue(job))
+                FN(epilogue)(job, i, 1, j0, nj);
         }
     }
 }

@@ -19,6 +19,22 @@ void tg__gemm_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, d
                   const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
                   double *C, int64_t ldc);
 
+/* An epilogue for the product: C = relu?(alpha op(A) op(B) + beta C + bias),
+ * bias[i] per row of C (or bias[j] per column when bias_per_col), ReLU
+ * keeping NaN (relu: v > 0 || v != v ? v : 0), applied to each tile as its
+ * last depth block lands, so C is not read again. The roundings are those of
+ * a separate bias add and ReLU after the product: the same bytes. */
+typedef struct tg__gemm_epi {
+    const void *bias; /* float for _f32, double for _f64; NULL: none */
+    bool bias_per_col, relu;
+} tg__gemm_epi;
+void tg__gemm_f32_epi(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                      float *C, int64_t ldc, const tg__gemm_epi *epi);
+void tg__gemm_f64_epi(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                      double alpha, const double *A, int64_t lda, const double *B, int64_t ldb,
+                      double beta, double *C, int64_t ldc, const tg__gemm_epi *epi);
+
 /* For callers that split work between threads themselves: the scratch bytes
  * tg__gemm_f32_serial needs for this product (0: none), and the product on
  * the calling thread alone with that scratch (64-byte aligned; NULL runs it
@@ -26,7 +42,8 @@ void tg__gemm_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, d
 size_t tg__gemm_f32_scratch(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K);
 void tg__gemm_f32_serial(void *scratch, bool trans_a, bool trans_b, int64_t M, int64_t N,
                          int64_t K, float alpha, const float *A, int64_t lda, const float *B,
-                         int64_t ldb, float beta, float *C, int64_t ldc);
+                         int64_t ldb, float beta, float *C, int64_t ldc,
+                         const tg__gemm_epi *epi);
 
 /* Convolution geometry shared by im2col and col2im: input (C, H, W), kernel
  * KH x KW, strides, top/left padding (bottom/right follow from OH/OW) and
@@ -46,15 +63,35 @@ void tg__col2im_f64(const double *cols, const tg__conv_geom *g, double *img);
 /* A batch of convolutions, float32, one image per task on the thread pool
  * when the batch is large enough (each image's arithmetic is the same as on
  * one thread, so the bytes do not depend on the thread count):
- *   forward:    y[n] (OC, OH*OW) = w (OC, C*KH*KW) im2col(x[n]) (+ bias[oc])
+ *   forward:    y[n] (OC, OH*OW) = w (OC, C*KH*KW) im2col(x[n]) (+ bias[oc]),
+ *               then max(0, .) when relu (bias and ReLU in the GEMM epilogue:
+ *               the bytes of a separate add and tg_relu)
  *   input grad: dx[n] = col2im(w^T gy[n]), dx cleared first
  * for x, dx (N, C, H, W) and y, gy (N, OC, OH, OW). cols is scratch for one
  * image's im2col (C*KH*KW x OH*OW), used when the batch runs on this thread;
  * the pool's threads use their own. */
 void tg__conv2d_forward_f32(const float *x, int64_t N, const float *w, const float *bias,
-                            int64_t OC, const tg__conv_geom *g, float *cols, float *y);
+                            bool relu, int64_t OC, const tg__conv_geom *g, float *cols, float *y);
 void tg__conv2d_input_grad_f32(const float *gy, int64_t N, const float *w, int64_t OC,
                                const tg__conv_geom *g, float *cols, float *dx);
+
+/* The weight gradient, float32, in a few deep products instead of one per
+ * image: dw (OC, C*KH*KW) = sum over n of gy[n] (OC, OH*OW) im2col(x[n])^T.
+ * Groups of tg__conv2d_dw_group images (a number that depends on the shapes
+ * only) are laid side by side, their im2col and gradient rows gathered into
+ * scratch (threads take whole images), and each group is one GEMM split
+ * between threads by output tiles, never by depth, accumulated in group
+ * order: the same bytes whatever the thread count or kernel. scratch holds
+ * tg__conv2d_dw_scratch(N, OC, g) floats. */
+#define TG__CONV_DW_GROUP_BYTES (2 << 20)
+int64_t tg__conv2d_dw_group(int64_t N, int64_t OC, const tg__conv_geom *g);
+static inline int64_t tg__conv2d_dw_scratch(int64_t N, int64_t OC, const tg__conv_geom *g)
+{
+    int64_t ckk = g->C * g->KH * g->KW;
+    return tg__conv2d_dw_group(N, OC, g) * g->OH * g->OW * (ckk + OC) + ckk * OC;
+}
+void tg__conv2d_weight_grad_f32(const float *x, const float *gy, int64_t N, int64_t OC,
+                                const tg__conv_geom *g, float *scratch, float *dw);
 
 /* Pooling geometry over planes of H x W (one per batch x channel). */
 typedef struct tg__pool_geom {

@@ -1,7 +1,9 @@
 /* conv2d.c - the Conv2D layer: y = act(conv2d(x, W) + b) on NCHW batches,
- * W (OC, C, KH, KW). The convolution itself is tg_conv2d (nn_ops.h); this
- * file checks shapes, resolves the padding mode, owns W and b. */
+ * W (OC, C, KH, KW). The convolution itself is tg_conv2d (nn_ops.h), or
+ * with a ReLU the fused tg__conv2d_relu (lib/ops); this file checks shapes,
+ * resolves the padding mode, owns W and b. */
 #include "nn/nn_internal.h"
+#include "ops/ops_internal.h"
 
 typedef struct conv_layer {
     tg_layer base;
@@ -56,22 +58,26 @@ static tg_status conv_build(tg_layer *layer, const tg__build_ctx *ctx, int in_nd
 
 /* x (N,C,H,W), w (OC,C,KH,KW), b (OC) or NULL -> (N,OC,OH,OW) with the
  * layer's stride, dilation and resolved padding. */
-static tg_tensor *conv_op(tg_tensor *x, tg_tensor *w, tg_tensor *b, const conv_layer *c)
+static tg_tensor *conv_op(tg_tensor *x, tg_tensor *w, tg_tensor *b, const conv_layer *c,
+                          bool relu)
 {
     const tg_conv2d_opts *o = &c->opts;
     tg_conv2d_geom g = {.stride_h = o->stride_h, .stride_w = o->stride_w,
                         .dilation_h = o->dilation_h, .dilation_w = o->dilation_w,
                         .padding = TG_PAD_EXPLICIT, .pad_top = c->pad_t,
                         .pad_bottom = c->pad_b, .pad_left = c->pad_l, .pad_right = c->pad_r};
-    return tg_conv2d(x, w, b, &g);
+    // ReLU fused into the convolution (its GEMM's epilogue): the same bytes
+    // and gradients as tg_relu after it, one pass and one tensor fewer.
+    return relu ? tg__conv2d_relu(x, w, b, &g) : tg_conv2d(x, w, b, &g);
 }
 
 static tg_tensor *conv_forward(tg_layer *layer, tg_tensor *x, const tg__forward_ctx *ctx)
 {
     conv_layer *c = (conv_layer *)layer;
     const tg_conv2d_opts *o = &c->opts;
-    tg_tensor *y = conv_op(x, layer->params[0], o->use_bias ? layer->params[1] : NULL, c);
-    if (ctx->skip_final_act && tg__act_is_final(c->act))
+    bool relu = c->act == TG_ACT_RELU;
+    tg_tensor *y = conv_op(x, layer->params[0], o->use_bias ? layer->params[1] : NULL, c, relu);
+    if (relu || (ctx->skip_final_act && tg__act_is_final(c->act)))
         return y;
     return tg__apply_act(y, c->act);
 }

@@ -1,7 +1,9 @@
 /* dense.c - the Dense (fully connected) layer: y = act(x @ W + b) with
- * W (in, units) in Keras's layout, so x @ W needs no transpose. Activations
+ * W (in, units) in Keras's layout, so x @ W needs no transpose; the product,
+ * bias and a ReLU are one fused op (tg__linear, lib/ops). Activations
  * are in simple.c. */
 #include "nn/nn_internal.h"
+#include "ops/ops_internal.h"
 
 typedef struct dense_layer {
     tg_layer base;
@@ -41,10 +43,12 @@ static tg_status dense_build(tg_layer *layer, const tg__build_ctx *ctx, int in_n
 static tg_tensor *dense_forward(tg_layer *layer, tg_tensor *x, const tg__forward_ctx *ctx)
 {
     dense_layer *d = (dense_layer *)layer;
-    tg_tensor *y = tg_matmul(x, layer->params[0]);
-    if (d->opts.use_bias)
-        y = tg_add(y, layer->params[1]);
-    if (ctx->skip_final_act && tg__act_is_final(d->act))
+    // One op for x @ W + b and a ReLU (the GEMM's epilogue adds the bias and
+    // clamps): the bytes and gradients of tg_matmul, tg_add and tg_relu.
+    bool relu = d->act == TG_ACT_RELU;
+    tg_tensor *y = tg__linear(x, layer->params[0], d->opts.use_bias ? layer->params[1] : NULL,
+                              relu);
+    if (relu || (ctx->skip_final_act && tg__act_is_final(d->act)))
         return y;
     return tg__apply_act(y, d->act);
 }

@@ -4,13 +4,18 @@
  *   conv2d(x, w [, b])   y = x (*) w + b              im2col + GEMM per image
  *   conv2d_dx(g, w)      the adjoint in x: <conv2d(x, w), g> = <x, conv2d_dx(g, w)>
  *   conv2d_dw(x, g)      the adjoint in w: <conv2d(x, w), g> = <w, conv2d_dw(x, g)>
+ *   conv2d_relu(x, w [, b])   relu(conv2d(x, w, b)) in one pass (internal: the
+ *                        Conv2D layer's), bias and ReLU in the GEMM epilogue
  *
  * conv2d is bilinear in (x, w), so with gz the gradient arriving at a result:
  *   conv2d:    dx = conv2d_dx(gz, w)    dw = conv2d_dw(x, gz)    db = sum(gz, N, H, W)
  *   conv2d_dx: dg = conv2d(gz, w)       dw = conv2d_dw(gz, g)
  *   conv2d_dw: dx = conv2d_dx(g, gz)    dg = conv2d(x, gz)
  * (each line follows from moving gz across the inner product above), so every
- * order of derivative is available. All three carry the same geometry
+ * order of derivative is available. conv2d_relu's backward is conv2d's on
+ * gz * [y > 0], built from the same ops, so its gradients (of any order) are
+ * those of tg_relu(tg_conv2d(...)), and in float32 its forward gives the
+ * composition's bytes. All three carry the same geometry
  * (conv_params); the adjoint ops also carry the shape of their result.
  * Kernels: kernels/conv.c, gemm.c. */
 #include <string.h>
@@ -94,7 +99,8 @@ static void *scratch(tg_tape *tape, const char *fn, int64_t rows, int64_t cols, 
     return tg__tape_alloc(tape, fn, (size_t)(rows * cols * es));
 }
 
-static tg_status conv_forward(tg_node *nd)
+/* y = conv2d(x, w, b), then max(0, y) when relu (NaN kept, like tg_relu). */
+static tg_status conv_compute(tg_node *nd, bool relu)
 {
     const tg_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->n_in > 2 ? nd->in[2] : NULL;
     tg_tensor *y = nd->out;
@@ -106,20 +112,24 @@ static tg_status conv_forward(tg_node *nd)
     if (!cols)
         return TG_ENOMEM;
     if (y->dtype == TG_F32) { // the batch in one kernel call: one image per thread
-        tg__conv2d_forward_f32(x->data, N, w->data, b ? b->data : NULL, OC, &g, cols, y->data);
+        tg__conv2d_forward_f32(x->data, N, w->data, b ? b->data : NULL, relu, OC, &g, cols,
+                               y->data);
         return TG_OK;
     }
-    // float64 (the checking dtype): image by image on this thread.
+    // float64 (the checking dtype): image by image on this thread, bias and
+    // ReLU in the GEMM's epilogue as in float32.
+    tg__gemm_epi epi = {.bias = b ? b->data : NULL, .relu = relu};
     for (int64_t n = 0; n < N; n++) {
         double *yn = (double *)y->data + n * OC * ohw;
         tg__im2col_f64((const double *)x->data + n * g.C * g.H * g.W, &g, cols);
-        tg__gemm_f64(false, false, OC, ohw, ckk, 1.0, w->data, ckk, cols, ohw, 0.0, yn, ohw);
-        for (int64_t o = 0; b && o < OC; o++)
-            for (int64_t k = 0; k < ohw; k++)
-                yn[o * ohw + k] += ((const double *)b->data)[o];
+        tg__gemm_f64_epi(false, false, OC, ohw, ckk, 1.0, w->data, ckk, cols, ohw, 0.0, yn, ohw,
+                         &epi);
     }
     return TG_OK;
 }
+
+static tg_status conv_forward(tg_node *nd) { return conv_compute(nd, false); }
+static tg_status conv_relu_forward(tg_node *nd) { return conv_compute(nd, true); }
 
 /* dx (N,C,H,W) from g (N,OC,OH,OW) and w: per image, W^T g then col2im. */
 static tg_status dx_forward(tg_node *nd)
@@ -161,19 +171,22 @@ static tg_status dw_forward(tg_node *nd)
     memset(dw->data, 0, (size_t)dw->numel * tg_dtype_size(dw->dtype));
     if (gy->numel == 0)
         return TG_OK;
+    if (dw->dtype == TG_F32) { // a few deep products over groups of images
+        float *buf = scratch(dw->tape, "tg_conv2d (weight gradient)", 1,
+                             tg__conv2d_dw_scratch(N, OC, &g), TG_F32);
+        if (!buf)
+            return TG_ENOMEM;
+        tg__conv2d_weight_grad_f32(x->data, gy->data, N, OC, &g, buf, dw->data);
+        return TG_OK;
+    }
+    // float64 (the checking dtype): image by image, accumulated in order.
     void *cols = scratch(dw->tape, "tg_conv2d (weight gradient)", ckk, ohw, dw->dtype);
     if (!cols)
         return TG_ENOMEM;
     for (int64_t n = 0; n < N; n++) {
-        if (dw->dtype == TG_F32) {
-            tg__im2col_f32((const float *)x->data + n * g.C * g.H * g.W, &g, cols);
-            tg__gemm_f32(false, true, OC, ckk, ohw, 1.0f, (const float *)gy->data + n * OC * ohw,
-                         ohw, cols, ohw, 1.0f, dw->data, ckk);
-        } else {
-            tg__im2col_f64((const double *)x->data + n * g.C * g.H * g.W, &g, cols);
-            tg__gemm_f64(false, true, OC, ckk, ohw, 1.0, (const double *)gy->data + n * OC * ohw,
-                         ohw, cols, ohw, 1.0, dw->data, ckk);
-        }
+        tg__im2col_f64((const double *)x->data + n * g.C * g.H * g.W, &g, cols);
+        tg__gemm_f64(false, true, OC, ckk, ohw, 1.0, (const double *)gy->data + n * OC * ohw,
+                     ohw, cols, ohw, 1.0, dw->data, ckk);
     }
     return TG_OK;
 }
@@ -215,6 +228,36 @@ static tg_status conv_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
         !(din[2] = tg_sum(gz, (const int[]){0, 2, 3}, 3, false)))
         return tg_last_status();
     return TG_OK;
+}
+
+/* conv2d_relu: conv2d's rules on dz = gz [y > 0] (y > 0 exactly where the
+ * pre-activation is, so dz is tg_relu's gradient to the bit). */
+static tg_status conv_relu_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
+{
+    tg_tensor *dz = tg_mul(gz, tg_gt_scalar(nd->out, 0.0));
+    return dz ? conv_backward(nd, dz, din) : tg_last_status();
+}
+
+/* Without a graph of the backward: dz in one pass, g * (T)(y > 0) as
+ * tg_relu's own fused backward computes it. */
+static tg_status conv_relu_fused(tg_node *nd, tg_tensor *gz, tg_tensor **din)
+{
+    const tg_tensor *y = nd->out;
+    tg_tensor *dz = tg__tape_tensor("tg_conv2d", y->dtype, y->ndim, y->shape, false);
+    if (!dz)
+        return tg_last_status();
+    if (y->dtype == TG_F32) {
+        const float *g = gz->data, *yv = y->data;
+        float *d = dz->data;
+        for (int64_t i = 0; i < y->numel; i++)
+            d[i] = g[i] * (float)(yv[i] > 0);
+    } else {
+        const double *g = gz->data, *yv = y->data;
+        double *d = dz->data;
+        for (int64_t i = 0; i < y->numel; i++)
+            d[i] = g[i] * (double)(yv[i] > 0);
+    }
+    return conv_backward(nd, dz, din);
 }
 
 static tg_status dx_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
@@ -334,6 +377,12 @@ const tg_op_def tg__def_conv2d = {TG__OP_NAME(conv2d), .n_in = -1, .differentiab
                                   .params_size = sizeof(conv_params), .shape = conv_shape,
                                   .forward = conv_forward, .backward = conv_backward,
                                   .tangent = conv_tangent};
+const tg_op_def tg__def_conv2d_relu = {.name = "conv2d_relu", .fn = "tg_conv2d", .n_in = -1,
+                                       .differentiable = true,
+                                       .params_size = sizeof(conv_params), .shape = conv_shape,
+                                       .forward = conv_relu_forward,
+                                       .backward = conv_relu_backward,
+                                       .fused_backward = conv_relu_fused};
 const tg_op_def tg__def_conv2d_dx = {TG__OP_NAME(conv2d_dx), .n_in = 2, .differentiable = true,
                                      .params_size = sizeof(conv_params), .shape = given_shape,
                                      .forward = dx_forward, .backward = dx_backward,
@@ -343,7 +392,8 @@ const tg_op_def tg__def_conv2d_dw = {TG__OP_NAME(conv2d_dw), .n_in = 2, .differe
                                      .forward = dw_forward, .backward = dw_backward,
                                      .tangent = dw_tangent};
 
-tg_tensor *tg_conv2d(tg_tensor *x, tg_tensor *w, tg_tensor *bias, const tg_conv2d_geom *geom)
+static tg_tensor *conv_build(const tg_op_def *def, tg_tensor *x, tg_tensor *w, tg_tensor *bias,
+                             const tg_conv2d_geom *geom)
 {
     const char *fn = "tg_conv2d";
     if (tg__bad_input(fn, x, 0) || tg__bad_input(fn, w, 1) ||
@@ -354,5 +404,17 @@ tg_tensor *tg_conv2d(tg_tensor *x, tg_tensor *w, tg_tensor *bias, const tg_conv2
     conv_params p = {0};
     if (geometry(fn, geom, x->shape[2], x->shape[3], w->shape[2], w->shape[3], &p) != TG_OK)
         return NULL;
-    return conv_raw(x, w, bias, &p);
+    tg_tensor *in[3] = {x, w, bias};
+    return tg__apply(def, bias ? 3 : 2, in, &p);
+}
+
+tg_tensor *tg_conv2d(tg_tensor *x, tg_tensor *w, tg_tensor *bias, const tg_conv2d_geom *geom)
+{
+    return conv_build(&tg__def_conv2d, x, w, bias, geom);
+}
+
+tg_tensor *tg__conv2d_relu(tg_tensor *x, tg_tensor *w, tg_tensor *bias,
+                           const tg_conv2d_geom *geom)
+{
+    return conv_build(&tg__def_conv2d_relu, x, w, bias, geom);
 }

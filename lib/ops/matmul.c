@@ -228,3 +228,118 @@ tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b)
     tg__api_leave(prev);
     return out;
 }
+
+/* ---- linear, linear_relu: a Dense layer's x @ w + b (then ReLU) in one
+ * product, bias and ReLU in the GEMM's epilogue (ops_internal.h) ---- */
+
+static tg_status linear_shape(const char *fn, tg_tensor *const *in, int n_in,
+                              const void *params, int *ndim, int64_t *shape)
+{
+    (void)params;
+    char s[TG__SHAPE_STR];
+    if (n_in < 2 || n_in > 3)
+        return tg__fail(TG_EINVAL, "%s: takes x, w and an optional bias", fn);
+    if (in[0]->ndim != 2 || in[1]->ndim != 2)
+        return tg__fail(TG_ESHAPE, "%s: x and w must be 2-D (x %s)", fn,
+                        tg__shape_str(s, in[0]->ndim, in[0]->shape));
+    matmul_params plain = {false, false};
+    tg_status st = matmul_shape(fn, in, 2, &plain, ndim, shape);
+    if (st != TG_OK)
+        return st;
+    if (n_in == 3 && (in[2]->ndim != 1 || in[2]->shape[0] != shape[1]))
+        return tg__fail(TG_ESHAPE, "%s: bias must have shape (%lld), got %s", fn,
+                        (long long)shape[1], tg__shape_str(s, in[2]->ndim, in[2]->shape));
+    return TG_OK;
+}
+
+static tg_status linear_compute(tg_node *nd, bool relu)
+{
+    const tg_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->n_in > 2 ? nd->in[2] : NULL;
+    tg_tensor *y = nd->out;
+    int64_t m = x->shape[0], k = x->shape[1], n = w->shape[1];
+    if (y->numel == 0)
+        return TG_OK;
+    // Bias per column of y; the roundings of tg_matmul, tg_add and tg_relu.
+    tg__gemm_epi epi = {.bias = b ? b->data : NULL, .bias_per_col = true, .relu = relu};
+    if (y->dtype == TG_F32)
+        tg__gemm_f32_epi(false, false, m, n, k, 1.0f, x->data, k, w->data, n, 0.0f, y->data, n,
+                         &epi);
+    else
+        tg__gemm_f64_epi(false, false, m, n, k, 1.0, x->data, k, w->data, n, 0.0, y->data, n,
+                         &epi);
+    return TG_OK;
+}
+
+static tg_status linear_forward(tg_node *nd) { return linear_compute(nd, false); }
+static tg_status linear_relu_forward(tg_node *nd) { return linear_compute(nd, true); }
+
+/* The gradients of the composition: dz = g (or g [y > 0] after the ReLU),
+ * dx = dz w^T, dw = x^T dz, and dz itself for the bias, which the engine sums
+ * over the batch as it does for tg_add's broadcast operand. */
+static tg_status linear_grads(tg_node *nd, tg_tensor *dz, tg_tensor **din, bool fused)
+{
+    tg_tensor *x = nd->in[0], *w = nd->in[1];
+    if (!dz)
+        return tg_last_status();
+    if (tg__needs_grad(nd, 0) &&
+        !(din[0] = fused ? gemm_into(dz, false, w, true) : matmul_t(dz, w, false, true)))
+        return tg_last_status();
+    if (tg__needs_grad(nd, 1) &&
+        !(din[1] = fused ? gemm_into(x, true, dz, false) : matmul_t(x, dz, true, false)))
+        return tg_last_status();
+    if (nd->n_in > 2 && tg__needs_grad(nd, 2))
+        din[2] = dz;
+    return TG_OK;
+}
+
+static tg_status linear_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)
+{
+    return linear_grads(nd, g, din, false);
+}
+
+static tg_status linear_fused(tg_node *nd, tg_tensor *g, tg_tensor **din)
+{
+    return linear_grads(nd, g, din, true);
+}
+
+static tg_status linear_relu_backward(tg_node *nd, tg_tensor *g, tg_tensor **din)
+{
+    return linear_grads(nd, tg_mul(g, tg_gt_scalar(nd->out, 0.0)), din, false);
+}
+
+/* dz in one pass, g * (T)(y > 0) as tg_relu's fused backward computes it. */
+static tg_status linear_relu_fused(tg_node *nd, tg_tensor *g, tg_tensor **din)
+{
+    const tg_tensor *y = nd->out;
+    tg_tensor *dz = tg__tape_tensor("tg_matmul", y->dtype, y->ndim, y->shape, false);
+    if (!dz)
+        return tg_last_status();
+    if (y->dtype == TG_F32) {
+        const float *gv = g->data, *yv = y->data;
+        float *d = dz->data;
+        for (int64_t i = 0; i < y->numel; i++)
+            d[i] = gv[i] * (float)(yv[i] > 0);
+    } else {
+        const double *gv = g->data, *yv = y->data;
+        double *d = dz->data;
+        for (int64_t i = 0; i < y->numel; i++)
+            d[i] = gv[i] * (double)(yv[i] > 0);
+    }
+    return linear_grads(nd, dz, din, true);
+}
+
+const tg_op_def tg__def_linear = {.name = "linear", .fn = "tg_matmul", .n_in = -1,
+                                  .differentiable = true, .shape = linear_shape,
+                                  .forward = linear_forward, .backward = linear_backward,
+                                  .fused_backward = linear_fused};
+const tg_op_def tg__def_linear_relu = {.name = "linear_relu", .fn = "tg_matmul", .n_in = -1,
+                                       .differentiable = true, .shape = linear_shape,
+                                       .forward = linear_relu_forward,
+                                       .backward = linear_relu_backward,
+                                       .fused_backward = linear_relu_fused};
+
+tg_tensor *tg__linear(tg_tensor *x, tg_tensor *w, tg_tensor *bias, bool relu)
+{
+    tg_tensor *in[3] = {x, w, bias};
+    return tg__apply(relu ? &tg__def_linear_relu : &tg__def_linear, bias ? 3 : 2, in, NULL);
+}

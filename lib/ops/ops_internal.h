@@ -23,6 +23,7 @@
     X(sum) X(max) X(min) X(prod) X(logsumexp) X(cumsum) X(matmul)                                        \
     X(reshape) X(permute) X(expand) X(slice) X(slice_grad) X(concat) X(take)    \
     X(put_add) X(softmax) X(log_softmax) X(conv2d) X(conv2d_dx) X(conv2d_dw)    \
+    X(conv2d_relu) X(linear) X(linear_relu)                                     \
     X(max_pool2d) X(avg_pool2d) X(avg_pool2d_grad) X(cross_entropy)             \
     X(layer_norm) X(scaled_dot_product_attention) X(user)
 
@@ -84,6 +85,17 @@ typedef struct tg__scalar_params {
     double a, b;
 } tg__scalar_params;
 tg_status tg__map_forward(tg_node *nd, int op);
+
+/* The fused ops of the nn layers (conv.c, matmul.c): one pass where the
+ * composition takes two or three, the composition's bytes in float32, and a
+ * backward built from the composition's own ops (any order of derivative).
+ *   tg__conv2d_relu(x, w, b, g)  = tg_relu(tg_conv2d(x, w, b, g))
+ *   tg__linear(x, w, b, relu)    = x @ w + b, then tg_relu when relu;
+ *                                  x (N, in), w (in, out), b (out) or NULL
+ * Errors name tg_conv2d and tg_matmul. */
+tg_tensor *tg__conv2d_relu(tg_tensor *x, tg_tensor *w, tg_tensor *bias,
+                           const tg_conv2d_geom *geom);
+tg_tensor *tg__linear(tg_tensor *x, tg_tensor *w, tg_tensor *bias, bool relu);
 
 /* Sliding-window geometry shared by conv2d, the pools and the nn layers'
  * shape inference (geometry.c): the pads before and after one axis for a
