@@ -21,10 +21,12 @@
 /* ---- the cases ---- */
 
 /* Where a case draws its inputs: uniform in [lo, hi], with |x| >= 0.2 when
- * away (no kink within a finite-difference step). */
-#define ANY -1.0, 1.0, false
-#define POSITIVE 0.5, 1.5, false
-#define AWAY_FROM_ZERO -1.0, 1.0, true
+ * away (no kink within a finite-difference step), and some elements of input 0
+ * exactly 0 with zeros. */
+#define ANY -1.0, 1.0, false, NULL
+#define POSITIVE 0.5, 1.5, false, NULL
+#define AWAY_FROM_ZERO -1.0, 1.0, true, NULL
+#define ANY_WITH_ZEROS(at) -1.0, 1.0, false, at
 
 typedef struct jvp_case {
     const char *name;
@@ -33,11 +35,14 @@ typedef struct jvp_case {
     int64_t shape[3][4];
     double lo, hi;
     bool away;
+    const int64_t *zeros; /* flat indices of input 0 then set to exactly 0, ended by -1 */
     tg_tensor *(*f)(tg_tensor *const *x);
 } jvp_case;
 
 static const int AX1[] = {1}, AX02[] = {0, 2}, AXN1[] = {-1};
 static const int64_t LABELS[] = {2, 0, 1};
+/* Rows of a (3, 4) input with one zero, two zeros and none. */
+static const int64_t ZEROS_1_2_0[] = {1, 4, 6, -1};
 
 /* The gradients of y with respect to xs[0..n), recorded (TG_CREATE_GRAPH) and
  * joined into one vector: f of these cases runs the backward rules. */
@@ -157,6 +162,41 @@ static tg_tensor *f_mlp(tg_tensor *const *x)
 {
     return tg_sum(tg_tanh(tg_add(tg_matmul(x[0], x[1]), x[2])), AX1, 1, false);
 }
+/* The issue-10 reductions, 1-D matmul, layer_norm and attention (ops10). */
+static tg_tensor *f_min_all(tg_tensor *const *x) { return tg_min(x[0], NULL, 0, false); }
+static tg_tensor *f_min_axis(tg_tensor *const *x) { return tg_min(x[0], AX1, 1, true); }
+static tg_tensor *f_prod_axes(tg_tensor *const *x) { return tg_prod(x[0], AX02, 2, false); }
+static tg_tensor *f_prod_rows(tg_tensor *const *x) { return tg_prod(x[0], AXN1, 1, true); }
+static tg_tensor *f_prod_all(tg_tensor *const *x) { return tg_prod(x[0], NULL, 0, false); }
+static tg_tensor *f_var(tg_tensor *const *x) { return tg_var(x[0], AX1, 1, 1, false); }
+static tg_tensor *f_var_all(tg_tensor *const *x) { return tg_var(x[0], NULL, 0, 0, true); }
+static tg_tensor *f_std(tg_tensor *const *x) { return tg_std(x[0], AX02, 2, 2, true); }
+static tg_tensor *f_cumsum(tg_tensor *const *x) { return tg_cumsum(x[0], 1); }
+static tg_tensor *f_cumsum_last(tg_tensor *const *x) { return tg_cumsum(tg_exp(x[0]), -1); }
+static tg_tensor *f_ln_affine(tg_tensor *const *x)
+{
+    return tg_layer_norm(x[0], 2, x[1], x[2], 1e-5);
+}
+static tg_tensor *f_ln_plain(tg_tensor *const *x)
+{
+    return tg_layer_norm(x[0], 1, NULL, NULL, 1e-5);
+}
+static tg_tensor *f_ln_gamma(tg_tensor *const *x)
+{
+    return tg_layer_norm(x[0], 1, x[1], NULL, 0.1);
+}
+static tg_tensor *f_ln_beta(tg_tensor *const *x)
+{
+    return tg_layer_norm(x[0], 1, NULL, x[1], 1e-5);
+}
+static tg_tensor *f_attention(tg_tensor *const *x)
+{
+    return tg_scaled_dot_product_attention(x[0], x[1], x[2], false, 0.0);
+}
+static tg_tensor *f_attention_causal(tg_tensor *const *x)
+{
+    return tg_scaled_dot_product_attention(x[0], x[1], x[2], true, 0.7);
+}
 /* The backward rules run inside f: JVP through them is forward-over-reverse. */
 static tg_tensor *f_grad_conv(tg_tensor *const *x)
 {
@@ -188,6 +228,10 @@ static tg_tensor *f_grad_avg(tg_tensor *const *x)
 static tg_tensor *f_grad_xent(tg_tensor *const *x)
 {
     return grads_of(tg_cross_entropy(tg_matmul(x[0], x[1]), LABELS, TG_REDUCE_MEAN), 2, x);
+}
+static tg_tensor *f_grad_cumsum(tg_tensor *const *x)
+{
+    return grads_of(tg_sum(tg_sin(tg_cumsum(x[0], 0)), NULL, 0, false), 1, x);
 }
 
 /* ---- user ops: one with a tangent rule, one relying on the fallback ---- */
@@ -253,9 +297,9 @@ TG_UNARY_OPS(UNARY_FN)
 TG_BINARY_OPS(BINARY_FN)
 
 #define UNARY_CASE(name, formula, derivative, fwd, fused, backward, lo, hi)                \
-    {"tg_" #name, 1, {2}, {{3, 4}}, lo, hi, false, u_##name},
+    {"tg_" #name, 1, {2}, {{3, 4}}, lo, hi, false, NULL, u_##name},
 #define BINARY_CASE(name, formula, da, db, fwd, fa, fb, ba, bb, lo, hi)                    \
-    {"tg_" #name " broadcast", 2, {2, 1}, {{3, 4}, {4}}, lo, hi, false, b_##name},
+    {"tg_" #name " broadcast", 2, {2, 1}, {{3, 4}, {4}}, lo, hi, false, NULL, b_##name},
 
 static const jvp_case cases[] = {
     TG_UNARY_OPS(UNARY_CASE) TG_BINARY_OPS(BINARY_CASE)
@@ -313,6 +357,35 @@ static const jvp_case cases[] = {
     {"grad of max pooling and max", 1, {4}, {{1, 2, 4, 4}}, ANY, f_grad_max},
     {"grad of avg_pool2d (avg_pool2d_grad)", 1, {4}, {{1, 2, 3, 4}}, ANY, f_grad_avg},
     {"grad of cross_entropy", 2, {2, 2}, {{3, 2}, {2, 4}}, ANY, f_grad_xent},
+    {"min all", 1, {2}, {{3, 4}}, ANY, f_min_all},
+    {"min axis keepdim", 1, {3}, {{2, 3, 4}}, ANY, f_min_axis},
+    {"prod over two axes", 1, {3}, {{2, 3, 2}}, ANY, f_prod_axes},
+    {"prod of rows with one zero, two zeros, none", 1, {2}, {{3, 4}},
+     ANY_WITH_ZEROS(ZEROS_1_2_0), f_prod_rows},
+    {"prod all with three zeros", 1, {2}, {{3, 4}}, ANY_WITH_ZEROS(ZEROS_1_2_0), f_prod_all},
+    {"prod all", 1, {2}, {{2, 3}}, POSITIVE, f_prod_all},
+    {"var with correction 1", 1, {3}, {{2, 3, 2}}, ANY, f_var},
+    {"var all, correction 0, keepdim", 1, {2}, {{3, 4}}, ANY, f_var_all},
+    {"std with correction 2, keepdim", 1, {3}, {{2, 3, 2}}, ANY, f_std},
+    {"cumsum", 1, {3}, {{2, 3, 2}}, ANY, f_cumsum},
+    {"cumsum last axis", 1, {2}, {{3, 4}}, ANY, f_cumsum_last},
+    {"grad of cumsum (reversed cumsum)", 1, {2}, {{4, 2}}, ANY, f_grad_cumsum},
+    {"matmul vector . vector", 2, {1, 1}, {{4}, {4}}, ANY, f_matmul},
+    {"matmul vector @ matrix", 2, {1, 2}, {{3}, {3, 2}}, ANY, f_matmul},
+    {"matmul matrix @ vector", 2, {2, 1}, {{2, 3}, {3}}, ANY, f_matmul},
+    {"matmul batch @ vector", 2, {3, 1}, {{2, 3, 4}, {4}}, ANY, f_matmul},
+    {"matmul vector @ batch", 2, {1, 3}, {{3}, {2, 3, 2}}, ANY, f_matmul},
+    {"layer_norm over 2 dims, gamma and beta", 3, {3, 2, 2}, {{2, 3, 4}, {3, 4}, {3, 4}}, ANY,
+     f_ln_affine},
+    {"layer_norm, no affine", 1, {2}, {{3, 5}}, ANY, f_ln_plain},
+    {"layer_norm, gamma only", 2, {3, 1}, {{2, 2, 3}, {3}}, ANY, f_ln_gamma},
+    {"layer_norm, beta only", 2, {2, 1}, {{3, 4}, {4}}, ANY, f_ln_beta},
+    {"attention (Tq 3, Tk 5)", 3, {3, 3, 3}, {{2, 3, 4}, {2, 5, 4}, {2, 5, 3}}, ANY,
+     f_attention},
+    {"attention causal, 4-D", 3, {4, 4, 4}, {{1, 2, 4, 3}, {1, 2, 4, 3}, {1, 2, 4, 2}}, ANY,
+     f_attention_causal},
+    {"attention causal, Tq 4 > Tk 3", 3, {3, 3, 3}, {{2, 4, 2}, {2, 3, 2}, {2, 3, 3}}, ANY,
+     f_attention_causal},
     {"user op with a tangent rule", 1, {2}, {{2, 3}}, ANY, f_user_cube},
     {"user op without one (fallback)", 2, {2, 2}, {{2, 3}, {2, 3}}, ANY, f_user_fallback},
 };
@@ -332,6 +405,8 @@ static tg_tensor *case_input(const jvp_case *c, int k, uint64_t seed)
     double *v = t->data;
     for (int64_t i = 0; i < t->numel && c->away; i++)
         v[i] = v[i] < 0 ? v[i] - 0.2 : v[i] + 0.2;
+    for (int i = 0; k == 0 && c->zeros && c->zeros[i] >= 0; i++)
+        v[c->zeros[i]] = 0.0;
     return t;
 }
 

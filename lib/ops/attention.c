@@ -247,10 +247,41 @@ static tg_status attn_fused(tg_node *nd, tg_tensor *g, tg_tensor **din)
     return TG_OK;
 }
 
+/* out = P v with P = softmax(S), S = scale q k^T (masked):
+ *   tS = scale (tq k^T + q tk^T),  tP = P (tS - sum_j tS P),
+ *   tout = tP v + P tv.
+ * A hidden score needs no mask here: its P is exactly 0, so it adds nothing
+ * to tP or to the row sum. P comes from ops, as in the composed backward, so
+ * the tangent is differentiable. */
+static tg_status attn_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    const attn_params *p = ATTN(nd);
+    tg_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2];
+    int last = -1;
+    tg_tensor *P = probs_from_ops(nd), *acc = NULL;
+    if (!P)
+        return tg_last_status();
+    if (tin[0] || tin[1]) {
+        tg_tensor *ts = NULL;
+        if (tin[0] && tg__tangent_acc(&ts, tg_matmul(tin[0], tg_transpose(k, -1, -2))) != TG_OK)
+            return tg_last_status();
+        if (tin[1] && tg__tangent_acc(&ts, tg_matmul(q, tg_transpose(tin[1], -1, -2))) != TG_OK)
+            return tg_last_status();
+        ts = tg_mul_scalar(ts, p->scale);
+        tg_tensor *tp = tg_mul(P, tg_sub(ts, tg_sum(tg_mul(ts, P), &last, 1, true)));
+        if (tg__tangent_acc(&acc, tg_matmul(tp, v)) != TG_OK)
+            return tg_last_status();
+    }
+    if (tin[2] && tg__tangent_acc(&acc, tg_matmul(P, tin[2])) != TG_OK)
+        return tg_last_status();
+    *tout = acc;
+    return TG_OK;
+}
+
 const tg_op_def tg__def_scaled_dot_product_attention = {
     TG__OP_NAME(scaled_dot_product_attention), .n_in = 3, .differentiable = true,
     .params_size = sizeof(attn_params), .shape = attn_shape, .forward = attn_forward,
-    .backward = attn_backward, .fused_backward = attn_fused};
+    .backward = attn_backward, .fused_backward = attn_fused, .tangent = attn_tangent};
 
 tg_tensor *tg_scaled_dot_product_attention(tg_tensor *q, tg_tensor *k, tg_tensor *v, bool causal,
                                            double scale)

@@ -55,10 +55,16 @@ static tg_status cumsum_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
     return din[0] ? TG_OK : tg_last_status();
 }
 
+/* Linear: the tangent is the same running sum (same axis and direction) of t. */
+static tg_status cumsum_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    return tg__tangent_is(tout, tg__apply(&tg__def_cumsum, 1, tin, nd->params));
+}
+
 const tg_op_def tg__def_cumsum = {TG__OP_NAME(cumsum), .n_in = 1, .differentiable = true,
                                   .params_size = sizeof(cumsum_params),
                                   .shape = tg__shape_same, .forward = cumsum_forward,
-                                  .backward = cumsum_backward};
+                                  .backward = cumsum_backward, .tangent = cumsum_tangent};
 
 tg_tensor *tg_cumsum(tg_tensor *x, int axis)
 {

@@ -222,10 +222,48 @@ static tg_status ln_fused(tg_node *nd, tg_tensor *g, tg_tensor **din)
     return TG_OK;
 }
 
+/* y = xhat gamma + beta with xhat = (x - mu) rstd. xhat's Jacobian,
+ * rstd (I - 1/N - xhat xhat^T / N) per row, is symmetric, so its tangent is
+ * dx's rule without gamma at g = tx:
+ *   ty = rstd (tx - mean(tx) - xhat mean(tx xhat)) gamma + xhat tgamma + tbeta
+ * (tgamma and tbeta broadcast over the rows). The statistics are rebuilt from
+ * ops, as in the composed backward, so the tangent is differentiable. */
+static tg_status ln_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    const ln_params *p = LN(nd);
+    tg_tensor *x = nd->in[0];
+    tg_tensor *gamma = p->has_gamma ? nd->in[1] : NULL;
+    tg_tensor *tgamma = p->has_gamma ? tin[1] : NULL;
+    tg_tensor *tbeta = p->has_beta ? tin[1 + p->has_gamma] : NULL;
+    tg_tensor *acc = NULL;
+    if (tin[0] || tgamma) {
+        int axes[TG_MAX_DIMS];
+        int n = norm_axes(x->ndim, p->n_norm, axes);
+        tg_tensor *xc = tg_sub(x, tg_mean(x, axes, n, true));
+        tg_tensor *rstd = tg_rsqrt(tg_add_scalar(tg_mean(tg_square(xc), axes, n, true), p->eps));
+        tg_tensor *xhat = tg_mul(xc, rstd);
+        if (tin[0]) {
+            tg_tensor *t = tin[0];
+            tg_tensor *a = tg_mean(t, axes, n, true);
+            tg_tensor *b = tg_mean(tg_mul(t, xhat), axes, n, true);
+            tg_tensor *th = tg_mul(rstd, tg_sub(tg_sub(t, a), tg_mul(xhat, b)));
+            if (tg__tangent_acc(&acc, gamma ? tg_mul(th, gamma) : th) != TG_OK)
+                return tg_last_status();
+        }
+        if (tgamma && tg__tangent_acc(&acc, tg_mul(xhat, tgamma)) != TG_OK)
+            return tg_last_status();
+    }
+    if (tbeta && tg__tangent_acc(&acc, tbeta) != TG_OK)
+        return tg_last_status();
+    *tout = acc;
+    return TG_OK;
+}
+
 const tg_op_def tg__def_layer_norm = {TG__OP_NAME(layer_norm), .n_in = -1,
                                       .differentiable = true, .params_size = sizeof(ln_params),
                                       .shape = ln_shape, .forward = ln_forward,
-                                      .backward = ln_backward, .fused_backward = ln_fused};
+                                      .backward = ln_backward, .fused_backward = ln_fused,
+                                      .tangent = ln_tangent};
 
 tg_tensor *tg_layer_norm(tg_tensor *x, int n_norm_dims, tg_tensor *gamma, tg_tensor *beta,
                          double eps)

@@ -171,7 +171,8 @@ static tg_status max_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
                          x->shape);
     return din[0] ? TG_OK : tg_last_status();
 }
-/* The tangent at each group's argmax (piecewise linear, like the gradient). */
+/* The tangent at each group's winner (piecewise linear, like the gradient);
+ * min's winners are its argmins, kept in the same place. */
 static tg_status max_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
 {
     tg_tensor *y = nd->out;
@@ -186,7 +187,8 @@ const tg_op_def tg__def_max = {TG__OP_NAME(max), .n_in = 1, .differentiable = tr
                                .tangent = max_tangent};
 const tg_op_def tg__def_min = {TG__OP_NAME(min), .n_in = 1, .differentiable = true,
                                .params_size = sizeof(reduce_params), .shape = reduce_shape,
-                               .forward = min_forward, .backward = max_backward};
+                               .forward = min_forward, .backward = max_backward,
+                               .tangent = max_tangent};
 
 tg_tensor *tg_max(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
 {
@@ -315,10 +317,23 @@ static tg_status prod_fused(tg_node *nd, tg_tensor *dout, tg_tensor **din)
     return TG_OK;
 }
 
+/* t_out = sum_i t_i prod_{j != i} x_j over each group: the composed gradient
+ * at dout = 1 gives the "all but x_i" products (right with zeros, and built
+ * from ops, so the tangent is differentiable to any order too). */
+static tg_status prod_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    tg_tensor *others[1] = {NULL};
+    tg_tensor *ones = tg_full_like(nd->out, 1.0);
+    if (!ones || prod_backward(nd, ones, others) != TG_OK)
+        return tg_last_status();
+    tg_tensor *w = tg_mul(tin[0], others[0]);
+    return tg__tangent_is(tout, w ? tg__apply(&tg__def_sum, 1, &w, nd->params) : NULL);
+}
+
 const tg_op_def tg__def_prod = {TG__OP_NAME(prod), .n_in = 1, .differentiable = true,
                                 .params_size = sizeof(reduce_params), .shape = reduce_shape,
                                 .forward = prod_forward, .backward = prod_backward,
-                                .fused_backward = prod_fused};
+                                .fused_backward = prod_fused, .tangent = prod_tangent};
 
 tg_tensor *tg_prod(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
 {
