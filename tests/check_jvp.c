@@ -197,6 +197,29 @@ static tg_tensor *f_attention_causal(tg_tensor *const *x)
 {
     return tg_scaled_dot_product_attention(x[0], x[1], x[2], true, 0.7);
 }
+/* speed2's fused ops of the Dense and Conv2D layers. */
+static tg_tensor *f_linear(tg_tensor *const *x) { return tg__linear(x[0], x[1], x[2], false); }
+static tg_tensor *f_linear_nobias(tg_tensor *const *x)
+{
+    return tg__linear(x[0], x[1], NULL, false);
+}
+static tg_tensor *f_linear_relu(tg_tensor *const *x)
+{
+    return tg__linear(x[0], x[1], x[2], true);
+}
+static tg_tensor *f_conv_relu(tg_tensor *const *x)
+{
+    tg_conv2d_geom g = tg_conv2d_geom_default();
+    g.padding = TG_PAD_SAME;
+    return tg__conv2d_relu(x[0], x[1], x[2], &g);
+}
+static tg_tensor *f_conv_relu_nobias(tg_tensor *const *x)
+{
+    tg_conv2d_geom g = tg_conv2d_geom_default();
+    g.stride_h = 2;
+    return tg__conv2d_relu(x[0], x[1], NULL, &g);
+}
+
 /* The backward rules run inside f: JVP through them is forward-over-reverse. */
 static tg_tensor *f_grad_conv(tg_tensor *const *x)
 {
@@ -386,6 +409,13 @@ static const jvp_case cases[] = {
      f_attention_causal},
     {"attention causal, Tq 4 > Tk 3", 3, {3, 3, 3}, {{2, 4, 2}, {2, 3, 2}, {2, 3, 3}}, ANY,
      f_attention_causal},
+    {"linear", 3, {2, 2, 1}, {{3, 4}, {4, 2}, {2}}, ANY, f_linear},
+    {"linear without bias", 2, {2, 2}, {{2, 3}, {3, 4}}, ANY, f_linear_nobias},
+    {"linear_relu", 3, {2, 2, 1}, {{4, 3}, {3, 5}, {5}}, ANY, f_linear_relu},
+    {"conv2d_relu with bias, same", 3, {4, 4, 1}, {{2, 2, 4, 4}, {3, 2, 3, 3}, {3}}, ANY,
+     f_conv_relu},
+    {"conv2d_relu, stride 2", 2, {4, 4}, {{1, 2, 5, 4}, {2, 2, 2, 2}}, ANY,
+     f_conv_relu_nobias},
     {"user op with a tangent rule", 1, {2}, {{2, 3}}, ANY, f_user_cube},
     {"user op without one (fallback)", 2, {2, 2}, {{2, 3}, {2, 3}}, ANY, f_user_fallback},
 };

@@ -301,6 +301,15 @@ static tg_status conv_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **to
     return TG_OK;
 }
 
+/* conv2d_relu: conv2d's tangent through the ReLU's constant mask [y > 0]. */
+static tg_status conv_relu_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    tg_tensor *tz = NULL;
+    if (conv_tangent(nd, tin, &tz) != TG_OK)
+        return tg_last_status();
+    return tg__tangent_is(tout, tg_mul(tz, tg_gt_scalar(nd->out, 0.0)));
+}
+
 static tg_status dx_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
 {
     tg_tensor *g = nd->in[0], *w = nd->in[1], *acc = NULL;
@@ -382,7 +391,8 @@ const tg_op_def tg__def_conv2d_relu = {.name = "conv2d_relu", .fn = "tg_conv2d",
                                        .params_size = sizeof(conv_params), .shape = conv_shape,
                                        .forward = conv_relu_forward,
                                        .backward = conv_relu_backward,
-                                       .fused_backward = conv_relu_fused};
+                                       .fused_backward = conv_relu_fused,
+                                       .tangent = conv_relu_tangent};
 const tg_op_def tg__def_conv2d_dx = {TG__OP_NAME(conv2d_dx), .n_in = 2, .differentiable = true,
                                      .params_size = sizeof(conv_params), .shape = given_shape,
                                      .forward = dx_forward, .backward = dx_backward,

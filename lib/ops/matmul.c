@@ -328,15 +328,40 @@ static tg_status linear_relu_fused(tg_node *nd, tg_tensor *g, tg_tensor **din)
     return linear_grads(nd, dz, din, true);
 }
 
+/* Bilinear in (x, w), affine in the bias: tz = tx w + x tw + tb; after the
+ * ReLU, tz [y > 0] (the mask is a constant, as in the gradient). */
+static tg_status linear_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    tg_tensor *x = nd->in[0], *w = nd->in[1], *acc = NULL;
+    if (tin[0] && tg__tangent_acc(&acc, matmul_t(tin[0], w, false, false)) != TG_OK)
+        return tg_last_status();
+    if (tin[1] && tg__tangent_acc(&acc, matmul_t(x, tin[1], false, false)) != TG_OK)
+        return tg_last_status();
+    if (nd->n_in > 2 && tin[2] && tg__tangent_acc(&acc, tin[2]) != TG_OK)
+        return tg_last_status();
+    *tout = acc;
+    return TG_OK;
+}
+
+static tg_status linear_relu_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    tg_tensor *tz = NULL;
+    if (linear_tangent(nd, tin, &tz) != TG_OK)
+        return tg_last_status();
+    return tg__tangent_is(tout, tg_mul(tz, tg_gt_scalar(nd->out, 0.0)));
+}
+
 const tg_op_def tg__def_linear = {.name = "linear", .fn = "tg_matmul", .n_in = -1,
                                   .differentiable = true, .shape = linear_shape,
                                   .forward = linear_forward, .backward = linear_backward,
-                                  .fused_backward = linear_fused};
+                                  .fused_backward = linear_fused,
+                                  .tangent = linear_tangent};
 const tg_op_def tg__def_linear_relu = {.name = "linear_relu", .fn = "tg_matmul", .n_in = -1,
                                        .differentiable = true, .shape = linear_shape,
                                        .forward = linear_relu_forward,
                                        .backward = linear_relu_backward,
-                                       .fused_backward = linear_relu_fused};
+                                       .fused_backward = linear_relu_fused,
+                                       .tangent = linear_relu_tangent};
 
 tg_tensor *tg__linear(tg_tensor *x, tg_tensor *w, tg_tensor *bias, bool relu)
 {
