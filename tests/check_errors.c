@@ -112,6 +112,17 @@ static const int64_t NINE[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
     X(logsumexp_null, tg_logsumexp(NULL, NULL, 0, false), TG_EINVAL,                            \
       "tg_logsumexp: input 0 is NULL")                                                          \
     X(matmul_null, tg_matmul(f->a, NULL), TG_EINVAL, "tg_matmul: input 1 is NULL")              \
+    X(matmul_vec_null, tg_matmul(NULL, f->v4), TG_EINVAL, "tg_matmul: input 0 is NULL")         \
+    X(min_null, tg_min(NULL, NULL, 0, false), TG_EINVAL, "tg_min: input 0 is NULL")             \
+    X(prod_null, tg_prod(NULL, NULL, 0, false), TG_EINVAL, "tg_prod: input 0 is NULL")          \
+    X(var_null, tg_var(NULL, NULL, 0, 1, false), TG_EINVAL, "tg_var: input 0 is NULL")          \
+    X(std_null, tg_std(NULL, NULL, 0, 1, false), TG_EINVAL, "tg_std: input 0 is NULL")          \
+    X(cumsum_null, tg_cumsum(NULL, 0), TG_EINVAL, "tg_cumsum: input 0 is NULL")                 \
+    X(gelu_tanh_null, tg_gelu_tanh(NULL), TG_EINVAL, "tg_gelu_tanh: input 0 is NULL")           \
+    X(layer_norm_null, tg_layer_norm(NULL, 1, NULL, NULL, 1e-5), TG_EINVAL,                     \
+      "tg_layer_norm: input 0 is NULL")                                                         \
+    X(attention_null, tg_scaled_dot_product_attention(f->a, NULL, f->a, false, 0), TG_EINVAL,  \
+      "tg_scaled_dot_product_attention: input 1 is NULL")                                       \
     X(reshape_null, tg_reshape(NULL, TG_SHAPE(6)), TG_EINVAL, "tg_reshape: input 0 is NULL")    \
     X(flatten_null, tg_flatten(NULL, 0), TG_EINVAL, "tg_flatten: input 0 is NULL")              \
     X(permute_null, tg_permute(NULL, PERM10), TG_EINVAL, "tg_permute: input 0 is NULL")         \
@@ -167,9 +178,10 @@ static const int64_t NINE[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
     X(eq_shape, tg_eq(f->a, f->v4), TG_ESHAPE, "tg_eq: shapes 2x3 vs 4")                        \
     X(matmul_inner, tg_matmul(f->a, f->m45), TG_ESHAPE,                                         \
       "tg_matmul: inner dims 3 vs 4 (a 2x3, b 4x5)")                                            \
-    X(matmul_1d, tg_matmul(f->v4, f->m45), TG_ESHAPE,                                           \
-      "tg_matmul: both inputs need at least 2 dims (a 4, b 4x5)")                               \
-    X(matmul_0d, tg_matmul(f->a, f->s), TG_ESHAPE, "tg_matmul: both inputs need at least 2")    \
+    X(matmul_1d, tg_matmul(f->v4, f->a), TG_ESHAPE,                                             \
+      "tg_matmul: inner dims 4 vs 2 (a 4, b 2x3)")                                              \
+    X(matmul_0d, tg_matmul(f->a, f->s), TG_ESHAPE,                                              \
+      "tg_matmul: a 0-dim operand has no matrix product (a 2x3, b scalar)")                     \
     X(matmul_batch, tg_matmul(f->b223, f->b332), TG_ESHAPE,                                     \
       "tg_matmul: batch dims do not broadcast (a 2x2x3, b 3x3x2)")                              \
     X(reshape_count, tg_reshape(f->a, TG_SHAPE(4, 2)), TG_ESHAPE,                               \
@@ -376,6 +388,15 @@ END_TEST
     X(tg_mean, tg_mean(f->a, NULL, 0, false))                                                  \
     X(tg_max, tg_max(f->a, NULL, 0, false))                                                    \
     X(tg_logsumexp, tg_logsumexp(f->a, NULL, 0, false))                                        \
+    X(tg_min, tg_min(f->a, NULL, 0, false))                                                    \
+    X(tg_prod, tg_prod(f->a, NULL, 0, false))                                                  \
+    X(tg_var, tg_var(f->a, NULL, 0, 1, false))                                                 \
+    X(tg_std, tg_std(f->a, NULL, 0, 1, false))                                                 \
+    X(tg_cumsum, tg_cumsum(f->a, 1))                                                           \
+    X(tg_gelu_tanh, tg_gelu_tanh(f->a))                                                        \
+    X(tg_layer_norm, tg_layer_norm(f->a, 1, NULL, NULL, 1e-5))                                 \
+    X(tg_scaled_dot_product_attention, tg_scaled_dot_product_attention(f->a, f->a, f->a,       \
+                                                                       true, 0))               \
     X(tg_matmul, tg_matmul(f->a, f->t32))                                                      \
     X(tg_reshape, tg_reshape(f->a, TG_SHAPE(6)))                                               \
     X(tg_flatten, tg_flatten(f->a, 0))                                                         \

@@ -136,6 +136,52 @@ static tg_tensor *f_gather0(tg_tensor *const *x)
 }
 static tg_tensor *f_softmax0(tg_tensor *const *x) { return tg_softmax(x[0], 0); }
 static tg_tensor *f_log_softmax_last(tg_tensor *const *x) { return tg_log_softmax(x[0], -1); }
+static tg_tensor *f_min_axis(tg_tensor *const *x) { return tg_min(x[0], AXN1, 1, true); }
+static tg_tensor *f_min_all(tg_tensor *const *x) { return tg_min(x[0], NULL, 0, false); }
+static tg_tensor *f_prod_axes(tg_tensor *const *x) { return tg_prod(x[0], AX02, 2, false); }
+static tg_tensor *f_prod_all(tg_tensor *const *x) { return tg_prod(x[0], NULL, 0, true); }
+static tg_tensor *f_prod_zeros(tg_tensor *const *x)
+{
+    // Rows with one zero and with two zeros: the gradient stays exact.
+    tg_tensor *mask = tg_full_like(x[0], 1.0);
+    if (mask) {
+        tg_tensor_set_flat(mask, 1, 0.0);
+        tg_tensor_set_flat(mask, 4, 0.0);
+        tg_tensor_set_flat(mask, 6, 0.0);
+    }
+    return tg_prod(tg_mul(x[0], mask), AX1, 1, false);
+}
+static tg_tensor *f_var(tg_tensor *const *x) { return tg_var(x[0], AX1, 1, 1, false); }
+static tg_tensor *f_var_all(tg_tensor *const *x) { return tg_var(x[0], NULL, 0, 0, true); }
+static tg_tensor *f_std(tg_tensor *const *x) { return tg_std(x[0], AX02, 2, 1, true); }
+static tg_tensor *f_cumsum(tg_tensor *const *x) { return tg_cumsum(x[0], 1); }
+static tg_tensor *f_cumsum_last(tg_tensor *const *x)
+{
+    return tg_mul(tg_cumsum(x[0], -1), x[0]); // nonlinear, so the second order is not 0
+}
+static tg_tensor *f_mv(tg_tensor *const *x) { return tg_matmul(x[0], x[1]); }
+static tg_tensor *f_vv(tg_tensor *const *x) { return tg_mul(tg_matmul(x[0], x[1]), x[0]); }
+static tg_tensor *f_ln_affine2(tg_tensor *const *x) { return tg_layer_norm(x[0], 2, x[1], x[2], 1e-5); }
+static tg_tensor *f_ln_plain(tg_tensor *const *x) { return tg_layer_norm(x[0], 1, NULL, NULL, 0.1); }
+static tg_tensor *f_ln_beta(tg_tensor *const *x)
+{
+    // x also feeds the result elsewhere: the gradients of two uses add up.
+    return tg_mul(tg_layer_norm(x[0], 1, NULL, x[1], 1e-3), x[0]);
+}
+static tg_tensor *f_ln_gamma(tg_tensor *const *x) { return tg_layer_norm(x[0], 3, x[1], NULL, 1e-5); }
+static tg_tensor *f_attn(tg_tensor *const *x)
+{
+    return tg_scaled_dot_product_attention(x[0], x[1], x[2], false, 0);
+}
+static tg_tensor *f_attn_causal(tg_tensor *const *x)
+{
+    return tg_scaled_dot_product_attention(x[0], x[1], x[2], true, 0.7);
+}
+static tg_tensor *f_attn_self(tg_tensor *const *x)
+{
+    // Self-attention: q, k and v are the same tensor.
+    return tg_scaled_dot_product_attention(x[0], x[0], x[0], true, 0);
+}
 
 static const op_case cases[] = {
     {"add broadcast", "add", 2, {2, 3}, {{3, 1}, {2, 1, 4}}, ANY, true, f_add},
@@ -210,6 +256,33 @@ static const op_case cases[] = {
     {"gather axis 0", "take", 1, {2}, {{3, 3}}, ANY, true, f_gather0},
     {"softmax axis 0 of 3-D", "softmax", 1, {3}, {{3, 2, 2}}, ANY, true, f_softmax0},
     {"log_softmax last axis", "log_softmax", 1, {2}, {{2, 5}}, ANY, true, f_log_softmax_last},
+    {"min axis", "min put_add", 1, {3}, {{2, 3, 4}}, ANY, true, f_min_axis},
+    {"min all", "min", 1, {2}, {{3, 4}}, ANY, true, f_min_all},
+    {"prod axes", "prod", 1, {3}, {{2, 3, 2}}, ANY, true, f_prod_axes},
+    {"prod all keepdim", "prod", 1, {2}, {{2, 3}}, ANY, true, f_prod_all},
+    {"prod with zeros", "prod", 1, {2}, {{3, 3}}, ANY, true, f_prod_zeros},
+    {"var correction 1", "sum mul_scalar", 1, {3}, {{2, 3, 2}}, ANY, true, f_var},
+    {"var all biased", "sum", 1, {2}, {{3, 4}}, ANY, true, f_var_all},
+    {"std axes keepdim", "sum sqrt", 1, {3}, {{2, 3, 2}}, ANY, true, f_std},
+    {"cumsum", "cumsum", 1, {3}, {{2, 3, 2}}, ANY, true, f_cumsum},
+    {"cumsum last axis", "cumsum", 1, {2}, {{3, 4}}, ANY, true, f_cumsum_last},
+    {"matmul matrix @ vector", "matmul reshape", 2, {3, 1}, {{2, 3, 4}, {4}}, ANY, true, f_mv},
+    {"matmul vector @ matrix", "matmul reshape", 2, {1, 3}, {{3}, {2, 3, 4}}, ANY, true, f_mv},
+    {"matmul vector @ vector", "matmul reshape", 2, {1, 1}, {{4}, {4}}, ANY, true, f_vv},
+    {"layer_norm 2 dims affine", "layer_norm", 3, {3, 2, 2}, {{2, 3, 4}, {3, 4}, {3, 4}}, ANY,
+     true, f_ln_affine2},
+    {"layer_norm last axis plain", "layer_norm", 1, {2}, {{3, 5}}, ANY, true, f_ln_plain},
+    {"layer_norm beta, x reused", "layer_norm", 2, {2, 1}, {{4, 3}, {3}}, ANY, true, f_ln_beta},
+    {"layer_norm all dims gamma", "layer_norm", 2, {3, 3}, {{2, 2, 3}, {2, 2, 3}}, ANY, true,
+     f_ln_gamma},
+    {"attention", "scaled_dot_product_attention", 3, {3, 3, 3}, {{2, 3, 4}, {2, 5, 4}, {2, 5, 2}},
+     ANY, true, f_attn},
+    {"attention causal Tq < Tk", "scaled_dot_product_attention", 3, {4, 4, 4},
+     {{2, 1, 3, 2}, {2, 1, 4, 2}, {2, 1, 4, 3}}, ANY, true, f_attn_causal},
+    {"attention causal Tq > Tk", "scaled_dot_product_attention", 3, {2, 2, 2},
+     {{5, 3}, {3, 3}, {3, 2}}, ANY, true, f_attn_causal},
+    {"self-attention causal", "scaled_dot_product_attention", 1, {3}, {{2, 4, 3}}, ANY, true,
+     f_attn_self},
 };
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 
@@ -609,6 +682,13 @@ static const struct {
     {"tg_mean", "mean axes keepdim"},
     {"tg_max", "max axes keepdim"},
     {"tg_logsumexp", "logsumexp axes keepdim"},
+    {"tg_min", "min axis"},
+    {"tg_prod", "prod with zeros"},
+    {"tg_var", "var correction 1"},
+    {"tg_std", "std axes keepdim"},
+    {"tg_cumsum", "cumsum"},
+    {"tg_argmax", NULL},
+    {"tg_argmin", NULL},
     {"tg_matmul", "matmul broadcast batch"},
     {"tg_reshape", "reshape/flatten"},
     {"tg_flatten", "flatten"},
@@ -860,6 +940,176 @@ static void expect(tg_tensor *t, int n, const double *want, double tol, const ch
         ck_assert_msg(ok, "%s[%d]: %.17g vs %.17g", what, i, v, want[i]);
     }
 }
+
+/* sin(0.7 i + 0.3) in a (3, 4) matrix: the inputs of the PyTorch lines below. */
+static tg_tensor *sin_matrix(tg_dtype dt)
+{
+    double v[12];
+    for (int i = 0; i < 12; i++)
+        v[i] = sin(0.7 * i + 0.3);
+    return tg_tensor_from_doubles(dt, TG_SHAPE(3, 4), v);
+}
+
+/* The reductions of issue 10 against PyTorch 1.13 float64, x = sin(0.7 i + 0.3)
+ * reshaped (3, 4): torch.var(x, 1, unbiased=True), torch.var(x, unbiased=False),
+ * torch.std(x, 0, unbiased=True), torch.cumsum(x, 1), torch.prod(x, 1),
+ * torch.argmax(x, 1), torch.argmin(x, 0), and F.gelu(t, approximate='tanh')
+ * with its gradient at t = (-3, -1, 0, 0.5, 1, 2). */
+START_TEST(test_reductions_match_torch)
+{
+    tg_dtype dt = _i ? TG_F32 : TG_F64;
+    double tol = _i ? 1e-6 : 1e-14;
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = sin_matrix(dt);
+    expect(tg_var(x, AX1, 1, 1, false), 3,
+           (const double[]){0.08976137267022671, 0.21146585312966226, 0.38302444680621467}, tol,
+           "var correction 1");
+    expect(tg_var(x, NULL, 0, 0, false), 1, (const double[]){0.4917336358555157}, tol,
+           "var correction 0");
+    expect(tg_std(x, (const int[]){0}, 1, 1, false), 4,
+           (const double[]){0.33793052897067793, 0.7354880927821532, 1.0984182918203222,
+                            1.003010726092009}, tol, "std correction 1");
+    expect(tg_cumsum(x, 1), 12,
+           (const double[]){0.29552020666133955, 1.136991191469236, 2.128656001921705,
+                            2.8041191824728564, 0.041580662433290935, -0.570277228509428,
+                            -1.5478073461745248, -2.4312620018946784, -0.37387666483023685,
+                            -0.06233530131685899, 0.7881013193117055, 1.7774595659350874},
+           tol, "cumsum");
+    expect(tg_prod(x, AX1, 1, false), 3,
+           (const double[]){0.16656851361896205, -0.021971331663546572, -0.09800305352503293},
+           tol, "prod");
+    int64_t am[3] = {-1, -1, -1}, an[4] = {-1, -1, -1, -1};
+    ASSERT_OK(tg_argmax(x, 1, am, 3));
+    ASSERT_OK(tg_argmin(x, 0, an, 4));
+    ck_assert(am[0] == 2 && am[1] == 0 && am[2] == 3);
+    ck_assert(an[0] == 2 && an[1] == 1 && an[2] == 1 && an[3] == 1);
+    tg_tensor *t = vec(dt, 6, (const double[]){-3, -1, 0, 0.5, 1, 2});
+    tg_tensor_set_requires_grad(t, true);
+    tg_tensor *y = tg_gelu_tanh(t);
+    expect(y, 6, (const double[]){-0.0036373920817729943, -0.15880800939172324, 0.0,
+                                  0.34571400982514394, 0.8411919906082768, 1.954597694087775},
+           tol, "gelu_tanh");
+    ck_assert_int_eq(tg_backward(tg_sum(y, NULL, 0, false)), TG_OK);
+    expect(tg_tensor_grad(t), 6, (const double[]){-0.011584166630969648, -0.08296408384578252,
+                                                  0.5, 0.8673699035346424, 1.0829640838457826,
+                                                  1.0860992566236183}, tol, "gelu_tanh'");
+    tg_tensor_free(t);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* prod's gradient with zeros in a group, on both paths: one zero gets the
+ * product of the rest, every other element 0; two zeros give 0 everywhere. */
+START_TEST(test_prod_zeros_and_min_ties)
+{
+    tg_dtype dt = _i % 2 ? TG_F32 : TG_F64;
+    int flags = _i / 2 ? TG_CREATE_GRAPH : 0;
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tensor_from_doubles(dt, TG_SHAPE(3, 3),
+                                          (const double[]){2, 0, 3, 0, 0, 5, 1.5, 2, -4});
+    tg_tensor_set_requires_grad(x, true);
+    tg_tensor *p = tg_prod(x, AX1, 1, false), *g;
+    expect(p, 3, (const double[]){0, 0, -12}, 0, "prod with zeros");
+    tg_tensor *ps = tg_sum(p, NULL, 0, false);
+    ASSERT_OK(tg_grad(1, &ps, NULL, 1, &x, &g, flags));
+    expect(g, 9, (const double[]){0, 6, 0, 0, 0, 0, -8, -6, 3}, 1e-15, "d prod");
+    // min: the first minimal element gets the gradient; NaN wins.
+    tg_tensor *m = tg_tensor_from_doubles(dt, TG_SHAPE(2, 3), (const double[]){1, -2, -2, 3, NAN, -9});
+    tg_tensor_set_requires_grad(m, true);
+    tg_tensor *mn = tg_min(m, AX1, 1, false);
+    expect(mn, 2, (const double[]){-2, NAN}, 0, "min");
+    tg_tensor *ms = tg_sum(mn, NULL, 0, false);
+    ASSERT_OK(tg_grad(1, &ms, NULL, 1, &m, &g, flags));
+    expect(g, 6, (const double[]){0, 1, 0, 0, 1, 0}, 0, "d min (ties to the first)");
+    // argmax/argmin: ties to the first, NaN wins.
+    int64_t a[2];
+    ASSERT_OK(tg_argmin(m, -1, a, 2));
+    ck_assert(a[0] == 1 && a[1] == 1);
+    ASSERT_OK(tg_argmax(m, 1, a, 2));
+    ck_assert(a[0] == 0 && a[1] == 1);
+    tg_tensor_free(x);
+    tg_tensor_free(m);
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* numpy's 1-D rules: shapes and values of each product. */
+START_TEST(test_matmul_vectors)
+{
+    tg_dtype dt = _i ? TG_F32 : TG_F64;
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *v = vec(dt, 3, (const double[]){1, 2, 3});
+    tg_tensor *m = tg_tensor_from_doubles(dt, TG_SHAPE(2, 3), (const double[]){1, 0, 2, -1, 3, 1});
+    tg_tensor *mt = tg_tensor_from_doubles(dt, TG_SHAPE(3, 2), (const double[]){1, 0, 2, -1, 3, 1});
+    tg_tensor *vv = tg_matmul(v, v), *mv = tg_matmul(m, v), *vm = tg_matmul(v, mt);
+    ck_assert_msg(vv && mv && vm, "%s", tg_last_error());
+    ck_assert_int_eq(tg_tensor_ndim(vv), 0);
+    expect(vv, 1, (const double[]){14}, 0, "v @ v");
+    ck_assert_int_eq(tg_tensor_ndim(mv), 1);
+    expect(mv, 2, (const double[]){7, 8}, 0, "m @ v");
+    ck_assert_int_eq(tg_tensor_ndim(vm), 1);
+    expect(vm, 2, (const double[]){14, 1}, 0, "v @ m");
+    tg_tensor *bm = tg_expand(tg_reshape(m, TG_SHAPE(1, 2, 3)), TG_SHAPE(4, 2, 3));
+    tg_tensor *bmv = tg_matmul(bm, v);
+    ck_assert_msg(bmv, "%s", tg_last_error());
+    ck_assert(tg_tensor_ndim(bmv) == 2 && tg_tensor_dim(bmv, 0) == 4 && tg_tensor_dim(bmv, 1) == 2);
+    tg_tensor *all[] = {v, m, mt};
+    for (int i = 0; i < 3; i++)
+        tg_tensor_free(all[i]);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_reduction_errors)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = sin_matrix(TG_F64);
+    ASSERT_FRESH_NULL_FAIL(tg_min(NULL, NULL, 0, false), TG_EINVAL, "tg_min: input 0 is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_min(tg_full(TG_F32, TG_SHAPE(0), 0), NULL, 0, false), TG_ESHAPE,
+                           "tg_min: cannot take the minimum of an empty tensor");
+    ASSERT_FRESH_NULL_FAIL(tg_min(x, (const int[]){2}, 1, false), TG_EINVAL,
+                           "tg_min: axis 2 out of range");
+    ASSERT_FRESH_NULL_FAIL(tg_prod(NULL, NULL, 0, false), TG_EINVAL, "tg_prod: input 0 is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_prod(x, (const int[]){0, 0}, 2, false), TG_EINVAL,
+                           "tg_prod: axis 0 given twice");
+    ASSERT_FRESH_NULL_FAIL(tg_var(NULL, NULL, 0, 1, false), TG_EINVAL, "tg_var: input 0 is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_var(x, NULL, 0, -1, false), TG_EINVAL,
+                           "tg_var: correction -1 is negative");
+    ASSERT_FRESH_NULL_FAIL(tg_std(tg_full(TG_F64, TG_SHAPE(3, 1), 0), AX1, 1, 1, false),
+                           TG_ESHAPE, "tg_std: 1 elements per group with correction 1 (input "
+                           "3x1): need more than the correction");
+    ASSERT_FRESH_NULL_FAIL(tg_std(x, (const int[]){5}, 1, 1, false), TG_EINVAL,
+                           "tg_std: axis 5 out of range");
+    ASSERT_FRESH_NULL_FAIL(tg_cumsum(NULL, 0), TG_EINVAL, "tg_cumsum: input 0 is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_cumsum(x, 2), TG_EINVAL, "tg_cumsum: axis 2 out of range");
+    int64_t out[4] = {7, 7, 7, 7};
+    ASSERT_FRESH_FAIL(tg_argmax(NULL, 0, out, 4), TG_EINVAL, "tg_argmax: input 0 is NULL");
+    ASSERT_FRESH_FAIL(tg_argmax(x, 2, out, 4), TG_EINVAL, "tg_argmax: axis 2 out of range");
+    ASSERT_FRESH_FAIL(tg_argmin(x, 0, out, 3), TG_ESHAPE,
+                      "tg_argmin: out holds 3 entries, 3x4 over axis 0 gives 4");
+    ASSERT_FRESH_FAIL(tg_argmin(x, 0, NULL, 4), TG_EINVAL, "tg_argmin: out is NULL");
+    ASSERT_FRESH_FAIL(tg_argmax(tg_full(TG_F64, TG_SHAPE(2, 0), 0), 1, out, 2), TG_ESHAPE,
+                      "tg_argmax: axis 1 of 2x0 is empty");
+    ck_assert(out[0] == 7 && out[3] == 7); // untouched on failure
+    tg_tensor *stale = tg_full(TG_F64, TG_SHAPE(2), 1);
+    tg_tape_reset(tape);
+    ASSERT_FRESH_FAIL(tg_argmax(stale, 0, out, 1), TG_ESTATE,
+                      "tg_argmax: tensor from before tg_tape_reset");
+    ASSERT_FRESH_NULL_FAIL(tg_min(stale, NULL, 0, false), TG_ESTATE, "tg_min: tensor from before");
+    ASSERT_FRESH_NULL_FAIL(tg_prod(stale, NULL, 0, false), TG_ESTATE, "tg_prod: tensor from");
+    ASSERT_FRESH_NULL_FAIL(tg_var(stale, NULL, 0, 0, false), TG_ESTATE, "tg_var: tensor from");
+    ASSERT_FRESH_NULL_FAIL(tg_std(stale, NULL, 0, 0, false), TG_ESTATE, "tg_std: tensor from");
+    ASSERT_FRESH_NULL_FAIL(tg_cumsum(stale, 0), TG_ESTATE, "tg_cumsum: tensor from");
+    // A 0-dim argmax is index 0 of its one element.
+    tg_tensor *s0 = tg_tensor_from_doubles(TG_F32, 0, NULL, (const double[]){4});
+    ASSERT_OK(tg_argmax(s0, 0, out, 1));
+    ck_assert_int_eq(out[0], 0);
+    tg_tensor_free(s0);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
 
 START_TEST(test_forward_values)
 {
@@ -1176,7 +1426,12 @@ START_TEST(test_op_errors)
     tg_tensor *d23 = tg_tensor_zeros(TG_F64, TG_SHAPE(2, 3));
     ASSERT_FRESH_NULL_FAIL(tg_matmul(m23, m45), TG_ESHAPE,
                            "tg_matmul: inner dims 3 vs 4 (a 2x3, b 4x5)");
-    ASSERT_FRESH_NULL_FAIL(tg_matmul(v4, m45), TG_ESHAPE, "at least 2 dims");
+    ASSERT_FRESH_NULL_FAIL(tg_matmul(v4, m23), TG_ESHAPE,
+                           "tg_matmul: inner dims 4 vs 2 (a 4, b 2x3)");
+    ASSERT_FRESH_NULL_FAIL(tg_matmul(m23, v4), TG_ESHAPE,
+                           "tg_matmul: inner dims 3 vs 4 (a 2x3, b 4)");
+    ASSERT_FRESH_NULL_FAIL(tg_matmul(v4, tg_full(TG_F32, 0, NULL, 1)), TG_ESHAPE,
+                           "tg_matmul: a 0-dim operand has no matrix product (a 4, b scalar)");
     ASSERT_FRESH_NULL_FAIL(tg_add(m23, v4), TG_ESHAPE, "tg_add: shapes 2x3 vs 4 do not broadcast");
     ASSERT_FRESH_NULL_FAIL(tg_mul(m23, d23), TG_EDTYPE,
                            "tg_mul: dtype mismatch, input 0 is float32");
@@ -1335,6 +1590,9 @@ static Suite *ops_suite(void)
     tcase_add_loop_test(values, test_forward_broadcast_and_helpers, 0, 2);
     tcase_add_test(values, test_edge_sizes);
     tcase_add_test(values, test_found_bugs);
+    tcase_add_loop_test(values, test_reductions_match_torch, 0, 2);
+    tcase_add_loop_test(values, test_prod_zeros_and_min_ties, 0, 4);
+    tcase_add_loop_test(values, test_matmul_vectors, 0, 2);
     tcase_add_loop_test(values, test_float32_matches_float64, 0, N_CASES);
     tcase_add_loop_test(values, test_unary_float32_and_nan, 0, N_UNARY);
     tcase_add_loop_test(values, test_unary_docs_row, 0, N_UNARY);
@@ -1343,6 +1601,7 @@ static Suite *ops_suite(void)
     suite_add_tcase(s, values);
     TCase *errors = tcase_create("errors");
     tcase_add_test(errors, test_op_errors);
+    tcase_add_test(errors, test_reduction_errors);
     tcase_add_loop_test(errors, test_unary_errors, 0, N_UNARY);
     suite_add_tcase(s, errors);
     return s;

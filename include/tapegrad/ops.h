@@ -72,12 +72,47 @@ TG_API tg_tensor *tg_mean(tg_tensor *x, const int *axes, int n_axes, bool keepdi
 /* Maximum; the gradient goes to the first maximal element (row-major order)
  * of each reduced group. */
 TG_API tg_tensor *tg_max(tg_tensor *x, const int *axes, int n_axes, bool keepdim);
+/* Minimum; the gradient goes to the first minimal element (row-major order)
+ * of each reduced group, as tg_max's does. NaN wins (and propagates), as in
+ * numpy. TG_ESHAPE for an empty group. */
+TG_API tg_tensor *tg_min(tg_tensor *x, const int *axes, int n_axes, bool keepdim);
+/* Product (1 for an empty group). The gradient to x_i is g times the product
+ * of the other elements of its group, exact when some elements are 0 (it is
+ * not computed as prod / x_i on the recorded path). */
+TG_API tg_tensor *tg_prod(tg_tensor *x, const int *axes, int n_axes, bool keepdim);
+/* Variance sum((x - mean)^2) / (N - correction) over each group of N
+ * elements, like torch.var(x, dim, correction=c): correction 0 is the biased
+ * (population) variance, 1 Bessel's unbiased one. TG_EINVAL for a negative
+ * correction, TG_ESHAPE when N <= correction. */
+TG_API tg_tensor *tg_var(tg_tensor *x, const int *axes, int n_axes, int correction,
+                         bool keepdim);
+/* sqrt(tg_var(...)); its gradient is infinite where the variance is 0. */
+TG_API tg_tensor *tg_std(tg_tensor *x, const int *axes, int n_axes, int correction,
+                         bool keepdim);
 /* ln(sum(e^x)), computed as m + ln(sum(e^(x-m))) with m the maximum. */
 TG_API tg_tensor *tg_logsumexp(tg_tensor *x, const int *axes, int n_axes, bool keepdim);
+/* Running sum along axis: y_i = x_0 + ... + x_i. The gradient is the running
+ * sum of g from the other end, dx_j = g_j + ... + g_(n-1). */
+TG_API tg_tensor *tg_cumsum(tg_tensor *x, int axis);
+
+/* Index along axis of the first maximal (minimal) element of each group, like
+ * numpy's argmax (a NaN counts as the extreme: the first NaN wins). Not an op:
+ * nothing goes on a tape and no gradient exists; x may be any live tensor.
+ * out receives n_out int64 indices in [0, size of axis), laid out as x's
+ * shape without that axis (row-major); n_out must equal that count (the
+ * numel of x divided by the size of axis). Returns TG_OK, or TG_EINVAL (NULL
+ * x or out, axis out of range), TG_ESHAPE (an empty axis, n_out wrong),
+ * TG_ESTATE (a stale tensor); out is untouched on failure. For the index over
+ * every element, pass tg_flatten(x, 0) with axis 0. */
+TG_API tg_status tg_argmax(const tg_tensor *x, int axis, int64_t *out, int64_t n_out);
+TG_API tg_status tg_argmin(const tg_tensor *x, int axis, int64_t *out, int64_t n_out);
 
 /* ---- linear algebra ---- */
 /* a (..., M, K) @ b (..., K, N) -> (..., M, N); the batch dims broadcast.
- * Both need at least 2 dims. */
+ * 1-D operands follow numpy: a 1-D a (K) is a row (1, K) and a 1-D b (K) a
+ * column (K, 1), and that added dim is dropped from the result, so (K) @ (K)
+ * is a 0-dim dot product, (K) @ (..., K, N) is (..., N) and (..., M, K) @ (K)
+ * is (..., M). TG_ESHAPE for a 0-dim operand or mismatched inner dims. */
 TG_API tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b);
 
 /* ---- shape ---- */

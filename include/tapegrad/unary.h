@@ -34,6 +34,12 @@ extern "C" {
 /* 1 / (1 + e^-x) without overflow for large |x| (a C expression in x). */
 #define TG__SIGMOID_OF(x) ((x) >= 0 ? 1 / (1 + exp(-(x))) : exp(x) / (1 + exp(x)))
 
+/* gelu_tanh's t = tanh(√(2/π) (x + 0.044715 x³)), as C and from ops. */
+#define TG__GELU_T(x) tanh((T)0.7978845608028654 * ((x) + (T)0.044715 * ((x) * (x) * (x))))
+#define TG__GELU_T_OPS(x)                                                                  \
+    tg_tanh(tg_mul_scalar(tg_add(x, tg_mul_scalar(tg_mul(tg_square(x), x), 0.044715)),     \
+                          0.7978845608028654))
+
 #define TG_UNARY_OPS(X)                                                                    \
     X(neg, "−x", "−g",                                                                     \
       -x, -g, tg_neg(g), -2, 2)                                                            \
@@ -83,7 +89,16 @@ extern "C" {
            x * ((T)0.3989422804014327 * exp(x * x * (T)-0.5))),                            \
       tg_mul(g, tg_add(tg_mul_scalar(tg_add_scalar(tg_erf(tg_mul_scalar(x,                 \
           0.7071067811865476)), 1.0), 0.5), tg_mul(x, tg_mul_scalar(tg_exp(               \
-          tg_mul_scalar(tg_mul(x, x), -0.5)), 0.3989422804014327)))), -3, 3)
+          tg_mul_scalar(tg_mul(x, x), -0.5)), 0.3989422804014327)))), -3, 3)                \
+    X(gelu_tanh, "x · (1 + t) / 2, t = tanh(√(2/π) · (x + 0.044715 x³))",                  \
+      "g · ((1 + t) / 2 + x · (1 − t²) · √(2/π) · (1 + 0.134145 x²) / 2)",                 \
+      (T)0.5 * x * (1 + tanh((T)0.7978845608028654 * (x + (T)0.044715 * (x * x * x)))),    \
+      g * ((T)0.5 * (1 + TG__GELU_T(x)) + x * (1 - TG__GELU_T(x) * TG__GELU_T(x)) *       \
+           ((T)0.3989422804014327 * (1 + (T)0.134145 * (x * x)))),                         \
+      tg_mul(g, tg_add(tg_mul_scalar(tg_add_scalar(TG__GELU_T_OPS(x), 1.0), 0.5),          \
+          tg_mul(tg_mul(tg_mul_scalar(x, 0.3989422804014327), tg_rsub_scalar(tg_square(   \
+          TG__GELU_T_OPS(x)), 1.0)), tg_add_scalar(tg_mul_scalar(tg_square(x), 0.134145),  \
+          1.0)))), -3, 3)
 
 #define TG__UNARY_DECLARE(name, ...) TG_API tg_tensor *tg_##name(tg_tensor *x);
 TG_UNARY_OPS(TG__UNARY_DECLARE)

@@ -120,18 +120,20 @@ void tg__reduce_sum_f64(const double *x, int ndim, const int64_t *shape, unsigne
     SUM_BODY(double, double)
 }
 
-#define MAX_BODY(T)                                                                \
+/* The maximum (BETTER is >) or minimum (<) with the first winner's index. */
+#define EXTREME_BODY(T, BETTER, START)                                             \
     groups g;                                                                      \
     make_groups(&g, ndim, shape, reduced);                                         \
     for (int64_t k = 0; k < g.out_numel; k++) {                                    \
-        out[k] = -INFINITY;                                                        \
+        out[k] = START;                                                            \
         argmax[k] = -1;                                                            \
     }                                                                              \
     if (g.reduced_last) {                                                          \
         GROUP_WALK(&g, {                                                           \
             for (int64_t j = 0; j < len; j++) {                                    \
                 T v = x[xi + j];                                                   \
-                if (argmax[oi] < 0 || v > out[oi] || (v != v && out[oi] == out[oi])) { \
+                if (argmax[oi] < 0 || v BETTER out[oi] ||                          \
+                    (v != v && out[oi] == out[oi])) {                              \
                     out[oi] = v;                                                   \
                     argmax[oi] = xi + j;                                           \
                 }                                                                  \
@@ -141,7 +143,7 @@ void tg__reduce_sum_f64(const double *x, int ndim, const int64_t *shape, unsigne
         GROUP_WALK(&g, {                                                           \
             for (int64_t j = 0; j < len; j++) {                                    \
                 T v = x[xi + j];                                                   \
-                if (argmax[oi + j] < 0 || v > out[oi + j] ||                       \
+                if (argmax[oi + j] < 0 || v BETTER out[oi + j] ||                  \
                     (v != v && out[oi + j] == out[oi + j])) {                      \
                     out[oi + j] = v;                                               \
                     argmax[oi + j] = xi + j;                                       \
@@ -154,13 +156,62 @@ void tg__reduce_sum_f64(const double *x, int ndim, const int64_t *shape, unsigne
 void tg__reduce_max_f32(const float *x, int ndim, const int64_t *shape, unsigned reduced,
                         float *out, int64_t *argmax)
 {
-    MAX_BODY(float)
+    EXTREME_BODY(float, >, -INFINITY)
 }
 
 void tg__reduce_max_f64(const double *x, int ndim, const int64_t *shape, unsigned reduced,
                         double *out, int64_t *argmax)
 {
-    MAX_BODY(double)
+    EXTREME_BODY(double, >, -INFINITY)
+}
+
+/* NaN wins here too, like numpy's min. */
+void tg__reduce_min_f32(const float *x, int ndim, const int64_t *shape, unsigned reduced,
+                        float *out, int64_t *argmin)
+{
+    int64_t *argmax = argmin;
+    EXTREME_BODY(float, <, INFINITY)
+}
+
+void tg__reduce_min_f64(const double *x, int ndim, const int64_t *shape, unsigned reduced,
+                        double *out, int64_t *argmin)
+{
+    int64_t *argmax = argmin;
+    EXTREME_BODY(double, <, INFINITY)
+}
+
+/* Products in the walk order, float32 ones in double (the product of an empty
+ * group is 1). */
+#define PROD_BODY(T)                                                               \
+    groups g;                                                                      \
+    make_groups(&g, ndim, shape, reduced);                                         \
+    double *acc = scratch;                                                         \
+    for (int64_t k = 0; k < g.out_numel; k++)                                      \
+        acc[k] = 1;                                                                \
+    if (g.reduced_last) {                                                          \
+        GROUP_WALK(&g, {                                                           \
+            for (int64_t j = 0; j < len; j++)                                      \
+                acc[oi] *= x[xi + j];                                              \
+        });                                                                        \
+    } else {                                                                       \
+        GROUP_WALK(&g, {                                                           \
+            for (int64_t j = 0; j < len; j++)                                      \
+                acc[oi + j] *= x[xi + j];                                          \
+        });                                                                        \
+    }                                                                              \
+    for (int64_t k = 0; k < g.out_numel; k++)                                      \
+        out[k] = (T)acc[k];
+
+void tg__reduce_prod_f32(const float *x, int ndim, const int64_t *shape, unsigned reduced,
+                         float *out, double *scratch)
+{
+    PROD_BODY(float)
+}
+
+void tg__reduce_prod_f64(const double *x, int ndim, const int64_t *shape, unsigned reduced,
+                         double *out, double *scratch)
+{
+    PROD_BODY(double)
 }
 
 /* Rows along n are strided by inner; each (outer, inner) pair is one row. */

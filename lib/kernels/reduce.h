@@ -1,5 +1,5 @@
-/* reduce.h - reduction and normalisation kernels on raw arrays: sum and max
- * over a set of axes, softmax/log-softmax along one axis. */
+/* reduce.h - reduction and normalisation kernels on raw arrays: sum, max, min and
+ * prod over a set of axes, softmax/log-softmax along one axis. */
 #ifndef TG_KERNELS_REDUCE_H
 #define TG_KERNELS_REDUCE_H
 
@@ -17,6 +17,18 @@ void tg__reduce_max_f32(const float *x, int ndim, const int64_t *shape, unsigned
                         float *out, int64_t *argmax);
 void tg__reduce_max_f64(const double *x, int ndim, const int64_t *shape, unsigned reduced,
                         double *out, int64_t *argmax);
+
+/* The minimum, argmin[k] the first minimal element (NaN wins, as above). */
+void tg__reduce_min_f32(const float *x, int ndim, const int64_t *shape, unsigned reduced,
+                        float *out, int64_t *argmin);
+void tg__reduce_min_f64(const double *x, int ndim, const int64_t *shape, unsigned reduced,
+                        double *out, int64_t *argmin);
+/* The product (1 for an empty group), accumulated in double in scratch
+ * (one double per output element). */
+void tg__reduce_prod_f32(const float *x, int ndim, const int64_t *shape, unsigned reduced,
+                         float *out, double *scratch);
+void tg__reduce_prod_f64(const double *x, int ndim, const int64_t *shape, unsigned reduced,
+                         double *out, double *scratch);
 
 /* x viewed as (outer, n, inner), normalised along n: y = softmax or
  * log_softmax, with the maximum subtracted so large inputs do not overflow. */

@@ -177,4 +177,41 @@ const tg_op_def tg__def_matmul = {TG__OP_NAME(matmul), .n_in = 2, .differentiabl
                                   .forward = matmul_forward, .backward = matmul_backward,
                                   .fused_backward = matmul_fused};
 
-tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b) { return matmul_t(a, b, false, false); }
+/* numpy's rule for 1-D operands: a (K) is viewed as (1, K), b (K) as (K, 1),
+ * and the added dim is dropped from the product. The views are reshapes, so
+ * the gradient flows back through them to the vectors. */
+tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b)
+{
+    const char *fn = "tg_matmul";
+    if (tg__bad_input(fn, a, 0) || tg__bad_input(fn, b, 1))
+        return NULL;
+    if (a->ndim >= 2 && b->ndim >= 2)
+        return matmul_t(a, b, false, false);
+    char sa[TG__SHAPE_STR], sb[TG__SHAPE_STR];
+    if (a->ndim == 0 || b->ndim == 0)
+        return tg__fail_null(TG_ESHAPE, "%s: a 0-dim operand has no matrix product (a %s, b %s)",
+                             fn, tg__shape_str(sa, a->ndim, a->shape),
+                             tg__shape_str(sb, b->ndim, b->shape));
+    int64_t ka = a->shape[a->ndim - 1], kb = b->shape[b->ndim == 1 ? 0 : b->ndim - 2];
+    if (ka != kb)
+        return tg__fail_null(TG_ESHAPE, "%s: inner dims %lld vs %lld (a %s, b %s)", fn,
+                             (long long)ka, (long long)kb, tg__shape_str(sa, a->ndim, a->shape),
+                             tg__shape_str(sb, b->ndim, b->shape));
+    const char *prev = tg__api_enter(fn);
+    tg_tensor *a2 = a->ndim == 1 ? tg_reshape(a, 2, (const int64_t[]){1, ka}) : a;
+    tg_tensor *b2 = b->ndim == 1 ? tg_reshape(b, 2, (const int64_t[]){kb, 1}) : b;
+    tg_tensor *c = matmul_t(a2, b2, false, false);
+    tg_tensor *out = NULL;
+    if (c) {
+        // Drop the added dims: the row's M = 1 (second to last) and the
+        // column's N = 1 (last).
+        int64_t shape[TG_MAX_DIMS];
+        int n = 0;
+        for (int d = 0; d < c->ndim; d++)
+            if (!(a->ndim == 1 && d == c->ndim - 2) && !(b->ndim == 1 && d == c->ndim - 1))
+                shape[n++] = c->shape[d];
+        out = tg_reshape(c, n, shape);
+    }
+    tg__api_leave(prev);
+    return out;
+}

@@ -1,5 +1,5 @@
-/* reduce.c - sum, mean, max and logsumexp over a set of axes. Kernels:
- * kernels/reduce.c. */
+/* reduce.c - sum, mean, max, min, prod, var, std and logsumexp over a set of
+ * axes, and argmax/argmin along one axis. Kernels: kernels/reduce.c. */
 #include <math.h>
 #include <string.h>
 
@@ -8,7 +8,7 @@
 #include "ops/ops_internal.h"
 
 /* Every reduction's parameters: the reduced axes as a bit mask, keepdim, and
- * (max) each group's argmax, found by forward. */
+ * (max, min) each group's winner, found by forward. */
 typedef struct reduce_params {
     unsigned mask;
     bool keepdim;
@@ -130,28 +130,34 @@ tg_tensor *tg_mean(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
                                            1.0 / (double)count));
 }
 
-/* ---- max: the forward keeps each group's argmax; backward scatters to it ---- */
+/* ---- max and min: the forward keeps each group's winner; backward scatters
+ * to it ---- */
 
-static tg_status max_forward(tg_node *nd)
+static tg_status extreme_forward(tg_node *nd, bool is_min)
 {
+    const char *fn = is_min ? "tg_min" : "tg_max";
     tg_tensor *x = nd->in[0];
-    // No groups (an empty result) is fine; an empty group has no maximum.
+    // No groups (an empty result) is fine; an empty group has no extreme.
     if (x->numel == 0 && nd->out->numel > 0)
-        return tg__fail(TG_ESHAPE, "tg_max: cannot take the maximum of an empty tensor");
+        return tg__fail(TG_ESHAPE, "%s: cannot take the %s of an empty tensor", fn,
+                        is_min ? "minimum" : "maximum");
     if (nd->out->numel == 0)
         return TG_OK;
-    int64_t *argmax = tg__tape_alloc(nd->out->tape, "tg_max",
-                                     (size_t)nd->out->numel * sizeof *argmax);
-    if (!argmax)
+    int64_t *arg = tg__tape_alloc(nd->out->tape, fn, (size_t)nd->out->numel * sizeof *arg);
+    if (!arg)
         return TG_ENOMEM;
     unsigned mask = MASK(nd);
     if (x->dtype == TG_F32)
-        tg__reduce_max_f32(x->data, x->ndim, x->shape, mask, nd->out->data, argmax);
+        (is_min ? tg__reduce_min_f32 : tg__reduce_max_f32)(x->data, x->ndim, x->shape, mask,
+                                                           nd->out->data, arg);
     else
-        tg__reduce_max_f64(x->data, x->ndim, x->shape, mask, nd->out->data, argmax);
-    TG__PARAMS(nd, reduce_params)->argmax = argmax;
+        (is_min ? tg__reduce_min_f64 : tg__reduce_max_f64)(x->data, x->ndim, x->shape, mask,
+                                                           nd->out->data, arg);
+    TG__PARAMS(nd, reduce_params)->argmax = arg;
     return TG_OK;
 }
+static tg_status max_forward(tg_node *nd) { return extreme_forward(nd, false); }
+static tg_status min_forward(tg_node *nd) { return extreme_forward(nd, true); }
 static tg_status max_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
     tg_tensor *x = nd->in[0];
@@ -162,10 +168,238 @@ static tg_status max_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 const tg_op_def tg__def_max = {TG__OP_NAME(max), .n_in = 1, .differentiable = true,
                                .params_size = sizeof(reduce_params), .shape = reduce_shape,
                                .forward = max_forward, .backward = max_backward};
+const tg_op_def tg__def_min = {TG__OP_NAME(min), .n_in = 1, .differentiable = true,
+                               .params_size = sizeof(reduce_params), .shape = reduce_shape,
+                               .forward = min_forward, .backward = max_backward};
 
 tg_tensor *tg_max(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
 {
     return reduce(&tg__def_max, "tg_max", x, axes, n_axes, keepdim);
+}
+
+tg_tensor *tg_min(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
+{
+    return reduce(&tg__def_min, "tg_min", x, axes, n_axes, keepdim);
+}
+
+/* ---- prod ---- */
+
+static tg_status prod_forward(tg_node *nd)
+{
+    tg_tensor *x = nd->in[0], *out = nd->out;
+    if (out->numel == 0)
+        return TG_OK;
+    double *acc = tg__tape_alloc(out->tape, "tg_prod", (size_t)out->numel * sizeof *acc);
+    if (!acc)
+        return TG_ENOMEM;
+    if (x->dtype == TG_F32)
+        tg__reduce_prod_f32(x->data, x->ndim, x->shape, MASK(nd), out->data, acc);
+    else
+        tg__reduce_prod_f64(x->data, x->ndim, x->shape, MASK(nd), out->data, acc);
+    return TG_OK;
+}
+
+static tg_status prod_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    // d prod / dx_i is the product of the other elements of x_i's group, which
+    // stays right when some of them are 0. Ops: move the reduced axes last as
+    // one axis of n, (m, n); spread each row to (m, n, n) with the diagonal
+    // replaced by 1; the product over the last axis is then "all but x_i",
+    // and prod's own backward handles the next order the same way.
+    tg_tensor *x = nd->in[0];
+    unsigned mask = MASK(nd);
+    if (x->numel == 0) {
+        din[0] = tg_mul_scalar(spread(nd, dout), 0.0);
+        return din[0] ? TG_OK : tg_last_status();
+    }
+    int perm[TG_MAX_DIMS], inv[TG_MAX_DIMS], np = 0;
+    int64_t pshape[TG_MAX_DIMS], m = 1, n = 1;
+    for (int pass = 0; pass < 2; pass++)
+        for (int d = 0; d < x->ndim; d++)
+            if (((mask >> d) & 1) == (unsigned)pass) {
+                inv[d] = np;
+                pshape[np] = x->shape[d];
+                perm[np++] = d;
+                *(pass ? &n : &m) *= x->shape[d];
+            }
+    bool moved = false;
+    for (int d = 0; d < x->ndim; d++)
+        moved |= perm[d] != d;
+    tg_tensor *xp = moved ? tg_permute(x, perm) : x;
+    tg_tensor *eye = tg__tape_tensor("tg_prod", x->dtype, 2, (const int64_t[]){n, n}, true);
+    if (!eye)
+        return tg_last_status();
+    for (int64_t i = 0; i < n; i++)
+        tg__set(eye, i * n + i, 1.0);
+    tg_tensor *rows = tg_expand(tg_reshape(xp, 3, (const int64_t[]){m, 1, n}), 3,
+                                (const int64_t[]){m, n, n});
+    tg_tensor *others = tg_prod(tg_where(eye, tg_scalar(x->dtype, 1.0), rows),
+                                (const int[]){2}, 1, false);
+    tg_tensor *d = tg_mul(others, tg_reshape(dout, 2, (const int64_t[]){m, 1}));
+    d = tg_reshape(d, x->ndim, pshape);
+    din[0] = moved ? tg_permute(d, inv) : d;
+    return din[0] ? TG_OK : tg_last_status();
+}
+
+/* The same in one pass: per group the product of its nonzero elements and
+ * the count of zeros give "all but x_i" (prod / x_i without zeros; the
+ * nonzero product at the one zero; 0 with two zeros or more), as PyTorch's
+ * fast path computes it. */
+static tg_status prod_fused(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    const char *fn = "tg_prod";
+    tg_tensor *x = nd->in[0], *out = nd->out;
+    unsigned mask = MASK(nd);
+    tg_tensor *dx = tg__tape_tensor(fn, x->dtype, x->ndim, x->shape, false);
+    if (!dx)
+        return tg_last_status();
+    if (x->numel == 0) {
+        din[0] = dx;
+        return TG_OK;
+    }
+    size_t no = (size_t)out->numel;
+    double *nonzero = tg__tape_alloc(out->tape, fn, no * sizeof *nonzero);
+    int64_t *zeros = nonzero ? tg__tape_alloc(out->tape, fn, no * sizeof *zeros) : NULL;
+    if (!zeros)
+        return TG_ENOMEM;
+    for (size_t k = 0; k < no; k++) {
+        nonzero[k] = 1;
+        zeros[k] = 0;
+    }
+    // Output index of every input element: strides of the kept dims, 0 on reduced ones.
+    int64_t ostride[TG_MAX_DIMS], st = 1;
+    for (int d = x->ndim - 1; d >= 0; d--) {
+        ostride[d] = (mask >> d) & 1 ? 0 : st;
+        st *= (mask >> d) & 1 ? 1 : x->shape[d];
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t idx[TG_MAX_DIMS] = {0}, o = 0;
+        for (int64_t i = 0; i < x->numel; i++) {
+            double v = tg__get(x, i);
+            if (pass == 0) {
+                if (v == 0)
+                    zeros[o]++;
+                else
+                    nonzero[o] *= v;
+            } else {
+                double others = zeros[o] == 0 ? nonzero[o] / v
+                                : zeros[o] == 1 && v == 0 ? nonzero[o] : 0.0;
+                tg__set(dx, i, tg__get(dout, o) * others);
+            }
+            for (int d = x->ndim - 1; d >= 0; d--) {
+                o += ostride[d];
+                if (++idx[d] < x->shape[d])
+                    break;
+                o -= ostride[d] * x->shape[d];
+                idx[d] = 0;
+            }
+        }
+    }
+    din[0] = dx;
+    return TG_OK;
+}
+
+const tg_op_def tg__def_prod = {TG__OP_NAME(prod), .n_in = 1, .differentiable = true,
+                                .params_size = sizeof(reduce_params), .shape = reduce_shape,
+                                .forward = prod_forward, .backward = prod_backward,
+                                .fused_backward = prod_fused};
+
+tg_tensor *tg_prod(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
+{
+    return reduce(&tg__def_prod, "tg_prod", x, axes, n_axes, keepdim);
+}
+
+/* ---- var and std: compositions of mean, sub, square and sum ---- */
+
+static tg_tensor *variance(const char *fn, tg_tensor *x, const int *axes, int n_axes,
+                           int correction, bool keepdim, bool take_sqrt)
+{
+    if (tg__bad_input(fn, x, 0))
+        return NULL;
+    unsigned mask = 0;
+    if (axes_mask(fn, x, axes, n_axes, &mask) != TG_OK)
+        return NULL;
+    if (correction < 0)
+        return tg__fail_null(TG_EINVAL, "%s: correction %d is negative", fn, correction);
+    int64_t count = 1;
+    for (int d = 0; d < x->ndim; d++)
+        if (mask & (1u << d))
+            count *= x->shape[d];
+    if (count - correction <= 0) {
+        char shape[TG__SHAPE_STR];
+        return tg__fail_null(TG_ESHAPE, "%s: %lld elements per group with correction %d "
+                                        "(input %s): need more than the correction", fn,
+                             (long long)count, correction,
+                             tg__shape_str(shape, x->ndim, x->shape));
+    }
+    const char *prev = tg__api_enter(fn);
+    tg_tensor *xc = tg_sub(x, tg_mean(x, axes, n_axes, true));
+    tg_tensor *v = tg_mul_scalar(tg_sum(tg_square(xc), axes, n_axes, keepdim),
+                                 1.0 / (double)(count - correction));
+    tg_tensor *out = take_sqrt ? tg_sqrt(v) : v;
+    tg__api_leave(prev);
+    return out;
+}
+
+tg_tensor *tg_var(tg_tensor *x, const int *axes, int n_axes, int correction, bool keepdim)
+{
+    return variance("tg_var", x, axes, n_axes, correction, keepdim, false);
+}
+
+tg_tensor *tg_std(tg_tensor *x, const int *axes, int n_axes, int correction, bool keepdim)
+{
+    return variance("tg_std", x, axes, n_axes, correction, keepdim, true);
+}
+
+/* ---- argmax and argmin: plain functions, no tape ---- */
+
+static tg_status arg_extreme(const char *fn, const tg_tensor *x, int axis, int64_t *out,
+                             int64_t n_out, bool is_min)
+{
+    if (tg__bad_input(fn, x, 0))
+        return tg_last_status();
+    int a;
+    if (tg__norm_axis(fn, axis, x->ndim, &a) != TG_OK)
+        return TG_EINVAL;
+    int64_t outer = 1, n = x->ndim ? x->shape[a] : 1, inner = 1;
+    for (int d = 0; d < a; d++)
+        outer *= x->shape[d];
+    for (int d = a + 1; d < x->ndim; d++)
+        inner *= x->shape[d];
+    char s[TG__SHAPE_STR];
+    if (n == 0)
+        return tg__fail(TG_ESHAPE, "%s: axis %d of %s is empty", fn, axis,
+                        tg__shape_str(s, x->ndim, x->shape));
+    if (n_out != outer * inner)
+        return tg__fail(TG_ESHAPE, "%s: out holds %lld entries, %s over axis %d gives %lld", fn,
+                        (long long)n_out, tg__shape_str(s, x->ndim, x->shape), axis,
+                        (long long)(outer * inner));
+    if (n_out > 0 && !out)
+        return tg__fail(TG_EINVAL, "%s: out is NULL", fn);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            int64_t base = o * n * inner + i, best = 0;
+            double bv = tg__get(x, base);
+            for (int64_t k = 1; k < n && bv == bv; k++) {
+                double v = tg__get(x, base + k * inner);
+                if (v != v || (is_min ? v < bv : v > bv)) {
+                    bv = v;
+                    best = k;
+                }
+            }
+            out[o * inner + i] = best;
+        }
+    return TG_OK;
+}
+
+tg_status tg_argmax(const tg_tensor *x, int axis, int64_t *out, int64_t n_out)
+{
+    return arg_extreme("tg_argmax", x, axis, out, n_out, false);
+}
+
+tg_status tg_argmin(const tg_tensor *x, int axis, int64_t *out, int64_t n_out)
+{
+    return arg_extreme("tg_argmin", x, axis, out, n_out, true);
 }
 
 /* ---- logsumexp = m + ln(sum(e^(x - m))), m the maximum ---- */
