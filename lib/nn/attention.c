@@ -1,6 +1,6 @@
 /* attention.c - the multi-head self-attention layer on sequences (N, L, D):
- * four D x D projections (query, key, value, output) around a scaled
- * dot-product attention per head, optionally causal. */
+ * four D x D projections (query, key, value, output) around the fused
+ * tg_scaled_dot_product_attention op per head, optionally causal. */
 #include <math.h>
 
 #include "nn/nn_internal.h"
@@ -75,25 +75,6 @@ static tg_status att_accepts(const tg_layer *layer, int in_ndim, const int64_t *
     return st;
 }
 
-/* softmax(q k^T * scale [+ causal mask]) v for q, k, v (N, H, L, dh). */
-static tg_tensor *attend(tg_tensor *q, tg_tensor *k, tg_tensor *v, bool causal, double scale)
-{
-    tg_tensor *s = tg_mul_scalar(tg_matmul(q, tg_transpose(k, 2, 3)), scale);
-    if (causal && s) {
-        int64_t len = s->shape[2];
-        // Position i sees j <= i: -inf above the diagonal (the diagonal is
-        // always kept, so no row is empty and the softmax stays finite).
-        tg_tensor *mask = tg_full(s->dtype, 2, (const int64_t[]){len, len}, 0.0);
-        if (!mask)
-            return NULL;
-        for (int64_t i = 0; i < len; i++)
-            for (int64_t j = i + 1; j < len; j++)
-                tg__set(mask, i * len + j, -INFINITY);
-        s = tg_add(s, mask);
-    }
-    return tg_matmul(tg_softmax(s, -1), v);
-}
-
 /* x (N, L, D) @ w (D, D) + b, as heads (N, H, L, dh). */
 static tg_tensor *project_heads(tg_tensor *x, tg_tensor *w, tg_tensor *b, int heads)
 {
@@ -120,7 +101,8 @@ static tg_tensor *att_forward(tg_layer *layer, tg_tensor *x, const tg__forward_c
     tg_tensor *v = project_heads(x, p[2 * stride], bias ? p[2 * stride + 1] : NULL, a->heads);
     int64_t n = x->shape[0], len = x->shape[1], d = x->shape[2];
     double scale = 1.0 / sqrt((double)(d / a->heads));
-    tg_tensor *h = attend(q, k, v, a->opts.causal, scale);
+    // Fused, with a stable softmax; causal hides the keys after each query.
+    tg_tensor *h = tg_scaled_dot_product_attention(q, k, v, a->opts.causal, scale);
     h = tg_reshape(tg_permute(h, (const int[]){0, 2, 1, 3}), 3, (const int64_t[]){n, len, d});
     tg_tensor *y = tg_matmul(h, p[3 * stride]);
     return bias ? tg_add(y, p[3 * stride + 1]) : y;

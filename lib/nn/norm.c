@@ -1,8 +1,7 @@
 /* norm.c - the normalisation layers: BatchNorm1D and BatchNorm2D (batch
  * statistics per channel while training, running ones in evaluation, kept in
- * non-trainable buffers) and LayerNorm (statistics over the last axes of each
- * sample). Both are compositions of ops, so their gradients (and gradients of
- * gradients) come from the ops' own. */
+ * non-trainable buffers), a composition of ops, and LayerNorm (statistics
+ * over the last axes of each sample) on the fused tg_layer_norm op. */
 #include <math.h>
 
 #include "nn/nn_internal.h"
@@ -242,22 +241,12 @@ static tg_status ln_accepts(const tg_layer *layer, int in_ndim, const int64_t *i
     return TG_OK;
 }
 
-/* x (N, ..., d1..dk) -> the same, normalised over d1..dk. */
+/* x (N, ..., d1..dk) -> the same, normalised over d1..dk (the fused op). */
 static tg_tensor *ln_forward(tg_layer *layer, tg_tensor *x, const tg__forward_ctx *ctx)
 {
     ln_layer *l = (ln_layer *)layer;
-    if (!x)
-        return NULL;
-    int axes[TG_MAX_DIMS];
-    for (int i = 0; i < l->n_dims; i++)
-        axes[i] = x->ndim - l->n_dims + i;
-    tg_tensor *mean = tg_mean(x, axes, l->n_dims, true);
-    tg_tensor *xc = tg_sub(x, mean);
-    tg_tensor *var = tg_mean(tg_mul(xc, xc), axes, l->n_dims, true);
-    tg_tensor *y = tg_mul(xc, tg_rsqrt(tg_add_scalar(var, l->eps)));
-    if (l->affine)
-        y = tg_add(tg_mul(y, layer->params[0]), layer->params[1]);
-    return y;
+    return tg_layer_norm(x, l->n_dims, l->affine ? layer->params[0] : NULL,
+                         l->affine ? layer->params[1] : NULL, l->eps);
 }
 
 static const tg__layer_vtable ln_vt = {
