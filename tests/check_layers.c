@@ -930,6 +930,122 @@ START_TEST(test_functional_errors)
 }
 END_TEST
 
+/* Second derivatives through the layers (their backward is made of ops). */
+static tg_tensor *bn_ln_att(tg_model *m, tg_tensor *x)
+{
+    tg_tensor *h = tg_layer_call(m, tg_model_layer(m, 0), x);                 // LN
+    h = tg_layer_call(m, tg_model_layer(m, 1), h);                           // attention
+    h = tg_layer_call(m, tg_model_layer(m, 2), tg_transpose(h, 1, 2));       // BN1D (N, D, L)
+    return tg_layer_call(m, tg_model_layer(m, 3), h);                        // Conv1D
+}
+
+START_TEST(test_gradgradcheck_layers)
+{
+    for (int training = 0; training < 2; training++) {
+        tg_model *m = tg_model_new_functional(TG_F64, TG_SCHEME_PYTORCH, 13);
+        tg_attention_opts ao = tg_attention_defaults();
+        ao.causal = true;
+        tg_model_register(m, "ln", tg_layer_layernorm(1, 0, true));
+        tg_model_register(m, "attn", tg_layer_attention(2, &ao));
+        tg_model_register(m, "bn", tg_layer_batchnorm1d(NULL));
+        tg_model_register(m, "conv", tg_layer_conv1d(2, 2, TG_ACT_TANH));
+        tg_rng rng = tg_rng_seeded(4);
+        tg_tensor *x = tg_tensor_normal(TG_F64, TG_SHAPE(2, 3, 4), 0, 1, &rng);
+        tg_tape *tape = tg_tape_new();
+        ck_assert_ptr_nonnull(bn_ln_att(m, x)); // build, move the running statistics
+        tg_tape_free(tape);
+        tg_model_set_training(m, training);
+        fwd_ctx c = {m, bn_ln_att};
+        tg_gradcheck_report rep = {0};
+        tg_status st = tg_gradgradcheck(fwd_tramp, &c, 1, &x, NULL, &rep);
+        ck_assert_msg(st == TG_OK, "%s / %s", rep.message, tg_last_error());
+        if (training)
+            check_grads(m, bn_ln_att, x);
+        tg_tensor_free(x);
+        tg_model_free(m);
+    }
+}
+END_TEST
+
+/* Embedding as the first layer of a Sequential model: ids as whole numbers. */
+START_TEST(test_embedding_sequential)
+{
+    tg_model *m = tg_model_new(TG_F32, TG_SHAPE(3), TG_SCHEME_PYTORCH, 2);
+    ASSERT_OK(tg_model_add(m, tg_layer_embedding(10, 4)));
+    ASSERT_OK(tg_model_add(m, tg_layer_flatten()));
+    ASSERT_OK(tg_model_add(m, tg_layer_dense(2, TG_ACT_SOFTMAX)));
+    int nd;
+    const int64_t *s = tg_layer_output_shape(tg_model_layer(m, 0), &nd);
+    ck_assert(nd == 2 && s[0] == 3 && s[1] == 4);
+    ck_assert_int_eq(tg_model_param_count(m), 40 + 12 * 2 + 2);
+    // torch.nn.Embedding's N(0, 1) in the PyTorch scheme: not all small.
+    tg_tensor *w = tg_model_params(m, NULL)[0];
+    double big = 0;
+    for (int i = 0; i < 40; i++)
+        big = fmax(big, fabs(at(w, i)));
+    ck_assert(big > 0.5);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tensor_from_doubles(TG_F32, TG_SHAPE(2, 3), (double[]){9, 0, 3, 3, 3, 1});
+    tg_tensor *y = tg_model_forward(m, x, true);
+    ck_assert_ptr_nonnull(y);
+    ck_assert_int_eq(tg_tensor_dim(y, 1), 2);
+    ASSERT_OK(tg_tensor_set_flat(x, 0, 10));
+    ASSERT_FRESH_NULL_FAIL(tg_model_forward(m, x, true), TG_ERANGE,
+                           "tg_model_forward: layer 'embedding' (Embedding): id 10 at position "
+                           "0 is outside [0, 10)");
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+    tg_model_free(m);
+}
+END_TEST
+
+/* Constructors' argument checks and the getters given NULL. */
+START_TEST(test_layer_arg_errors)
+{
+    ASSERT_FRESH_NULL_FAIL(tg_layer_layernorm(0, 0, true), TG_EINVAL,
+                           "tg_layer_layernorm: n_dims 0 outside 1..");
+    ASSERT_FRESH_NULL_FAIL(tg_layer_layernorm(1, NAN, true), TG_EINVAL, "eps nan is not finite");
+    tg_conv1d_opts o = tg_conv1d_defaults();
+    o.stride = 0;
+    ASSERT_FRESH_NULL_FAIL(tg_layer_conv1d_ex(2, 3, TG_ACT_NONE, &o), TG_EINVAL,
+                           "tg_layer_conv1d: stride 0");
+    o = tg_conv1d_defaults();
+    o.padding = TG_PAD_EXPLICIT;
+    o.pad = -1;
+    ASSERT_FRESH_NULL_FAIL(tg_layer_conv1d_ex(2, 3, TG_ACT_NONE, &o), TG_EINVAL,
+                           "tg_layer_conv1d: padding -1");
+    ASSERT_FRESH_NULL_FAIL(tg_layer_conv1d(2, 3, (tg_activation)99), TG_EINVAL,
+                           "unknown activation 99");
+    tg_attention_opts ao = tg_attention_defaults();
+    ao.kernel_init = TG_INIT_CONST(INFINITY);
+    ASSERT_FRESH_NULL_FAIL(tg_layer_attention(2, &ao), TG_EINVAL, "invalid kernel initialiser");
+    ck_assert_str_eq(tg_activation_name(TG_ACT_GELU), "gelu");
+    tg_model *m = tg_model_new(TG_F32, TG_SHAPE(4), TG_SCHEME_KERAS, 1);
+    ASSERT_FAIL(tg_model_add(m, tg_layer_layernorm(2, 0, true)), TG_ESHAPE,
+                "LayerNormalization needs at least 2 dims (n_dims) of input per sample, got "
+                "(None, 4)");
+    ASSERT_FAIL(tg_model_add(m, tg_layer_attention(2, NULL)), TG_ESHAPE,
+                "MultiHeadAttention needs a 2-D (L, D) sequence per sample, got (None, 4)");
+    tg_model_free(m);
+    int n = 3;
+    tg_clear_error();
+    ck_assert_ptr_null(tg_layer_buffers(NULL, &n));
+    ck_assert_int_eq(n, 0);
+    ASSERT_FAIL(tg_last_status(), TG_EINVAL, "tg_layer_buffers: layer is NULL");
+    tg_clear_error();
+    ck_assert_ptr_null(tg_model_buffers(NULL, &n));
+    ASSERT_FAIL(tg_last_status(), TG_EINVAL, "tg_model_buffers: model is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_layer_param_name(NULL, 0), TG_EINVAL, "tg_layer_param_name");
+    ASSERT_FRESH_NULL_FAIL(tg_layer_buffer_name(NULL, 0), TG_EINVAL, "tg_layer_buffer_name");
+    tg_clear_error();
+    ck_assert_int_eq(tg_layer_buffer_count(NULL), 0);
+    ck_assert_int_eq(tg_model_buffer_count(NULL), 0);
+    tg_clear_error();
+    ck_assert(!tg_model_functional(NULL));
+    ASSERT_FAIL(tg_last_status(), TG_EINVAL, "tg_model_functional: model is NULL");
+}
+END_TEST
+
 static Suite *layers_suite(void)
 {
     Suite *s = suite_create("layers");
@@ -962,6 +1078,9 @@ static Suite *layers_suite(void)
     tcase_add_test(tc, test_functional_transformer);
     tcase_add_test(tc, test_float32_step_allocs);
     tcase_add_test(tc, test_functional_errors);
+    tcase_add_test(tc, test_gradgradcheck_layers);
+    tcase_add_test(tc, test_embedding_sequential);
+    tcase_add_test(tc, test_layer_arg_errors);
     suite_add_tcase(s, tc);
     return s;
 }
