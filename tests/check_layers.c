@@ -1046,6 +1046,36 @@ START_TEST(test_layer_arg_errors)
 }
 END_TEST
 
+/* docs/layers.md's residual block: the summary pasted there is this one. */
+START_TEST(test_docs_residual_summary)
+{
+    tg_model *m = tg_model_new_functional(TG_F32, TG_SCHEME_KERAS, 42);
+    tg_layer *l[4] = {
+        tg_model_register(m, "res.fc1", tg_layer_dense(32, TG_ACT_RELU)),
+        tg_model_register(m, "res.bn", tg_layer_batchnorm1d(NULL)),
+        tg_model_register(m, "res.fc2", tg_layer_dense(16, TG_ACT_NONE)),
+        tg_model_register(m, "head", tg_layer_dense(3, TG_ACT_NONE)),
+    };
+    tg_rng rng = tg_rng_seeded(1);
+    tg_tensor *x = tg_tensor_normal(TG_F32, TG_SHAPE(64, 16), 0, 1, &rng);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *h = tg_layer_call(m, l[2], tg_layer_call(m, l[1], tg_layer_call(m, l[0], x)));
+    ck_assert_ptr_nonnull(tg_layer_call(m, l[3], tg_relu(tg_add(x, h))));
+    char *s = summary_text(m);
+    FILE *f = fopen(TG_TEST_SOURCE_DIR "/docs/layers.md", "rb");
+    ck_assert_ptr_nonnull(f);
+    static char doc[1 << 17];
+    size_t n = fread(doc, 1, sizeof doc - 1, f);
+    doc[n] = '\0';
+    fclose(f);
+    ck_assert_msg(strstr(doc, s) != NULL, "docs/layers.md lacks this summary:\n%s", s);
+    free(s);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+    tg_model_free(m);
+}
+END_TEST
+
 static Suite *layers_suite(void)
 {
     Suite *s = suite_create("layers");
@@ -1081,6 +1111,7 @@ static Suite *layers_suite(void)
     tcase_add_test(tc, test_gradgradcheck_layers);
     tcase_add_test(tc, test_embedding_sequential);
     tcase_add_test(tc, test_layer_arg_errors);
+    tcase_add_test(tc, test_docs_residual_summary);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -310,7 +310,8 @@ TG_API const char *tg_layer_name(const tg_layer *layer);
  * "MultiHeadAttention". */
 TG_API const char *tg_layer_type(const tg_layer *layer);
 /* Output shape per sample (no batch dim); *ndim receives its length.
- * NULL (and *ndim 0) before the layer is added to a model. */
+ * NULL (and *ndim 0) before the layer is added to a model (for a functional
+ * model's layer: before its first call). */
 TG_API const int64_t *tg_layer_output_shape(const tg_layer *layer, int *ndim);
 /* The layer's parameters in order (kernel, then bias when used); *n receives
  * the count (0 for layers without parameters, or before tg_model_add). */
@@ -366,7 +367,8 @@ TG_API tg_status tg_model_add(tg_model *m, tg_layer *layer);
  * TG_ESTATE (no layers, or no current tape), or an op's error. */
 TG_API tg_tensor *tg_model_forward(tg_model *m, tg_tensor *x, bool logits);
 
-/* Dropout is active only in training mode (the default). */
+/* Dropout is active, and BatchNorm uses and updates batch statistics, only
+ * in training mode (the default). */
 TG_API void tg_model_set_training(tg_model *m, bool training);
 TG_API bool tg_model_training(const tg_model *m);
 
@@ -377,7 +379,9 @@ TG_API tg_rng *tg_model_rng(tg_model *m);
 
 /* Every parameter of every layer, in layer order (kernel before bias), for an
  * optimizer. *n receives the count. The array is borrowed and valid until the
- * next tg_model_add; the tensors until tg_model_free. NULL model: NULL, *n 0. */
+ * next tg_model_add (or, in a functional model, the next first call of a
+ * layer, which builds it); the tensors until tg_model_free. Buffers are not
+ * included. NULL model: NULL, *n 0. */
 TG_API tg_tensor *const *tg_model_params(const tg_model *m, int *n);
 /* Total number of scalar parameters. */
 TG_API int64_t tg_model_param_count(const tg_model *m);
@@ -414,7 +418,10 @@ TG_API tg_dtype tg_model_dtype(const tg_model *m);
  *   Non-trainable params: 0
  *   _________________________________________________________________
  *
- * Columns widen for long names. Errors: TG_EINVAL (NULL), TG_EIO (write failed). */
+ * A row counts the layer's parameters and buffers, as Keras does; the
+ * buffers are the non-trainable params. A functional model's title is
+ * "model" and a layer not yet called shows "(unbuilt)". Columns widen for
+ * long names. Errors: TG_EINVAL (NULL), TG_EIO (write failed). */
 TG_API tg_status tg_model_summary(const tg_model *m, FILE *out);
 
 /* Frees the model, its layers and their parameters. NULL is ignored. */
