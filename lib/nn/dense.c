@@ -2,6 +2,8 @@
  * W (in, units) in Keras's layout, so x @ W needs no transpose; the product,
  * bias and a ReLU are one fused op (tg__linear, lib/ops). Activations
  * are in simple.c. */
+#include <string.h>
+
 #include "nn/nn_internal.h"
 #include "ops/ops_internal.h"
 
@@ -16,13 +18,13 @@ static tg_status dense_build(tg_layer *layer, const tg__build_ctx *ctx, int in_n
                              const int64_t *in_shape)
 {
     dense_layer *d = (dense_layer *)layer;
-    if (in_ndim != 1) {
+    if (in_ndim < 1 || (in_ndim > 2 && !d->opts.last_axis)) {
         char s[TG__SHAPE_STR];
         return tg__fail(TG_ESHAPE, "%s: Dense needs a 1-D input per sample, got %s; add a "
                                    "Flatten layer before it", ctx->where,
                         tg__batch_shape_str(s, in_ndim, in_shape));
     }
-    int64_t in = in_shape[0];
+    int64_t in = in_shape[in_ndim - 1];
     layer->params[0] = tg__make_param(ctx, 2, (const int64_t[]){in, d->units},
                                       d->opts.kernel_init, false, in, d->units);
     if (!layer->params[0])
@@ -35,8 +37,25 @@ static tg_status dense_build(tg_layer *layer, const tg__build_ctx *ctx, int in_n
             return tg_last_status();
         layer->n_params = 2;
     }
-    layer->out_ndim = 1;
-    layer->out_shape[0] = d->units;
+    layer->out_ndim = in_ndim;
+    for (int i = 0; i + 1 < in_ndim; i++)
+        layer->out_shape[i] = in_shape[i];
+    layer->out_shape[in_ndim - 1] = d->units;
+    return TG_OK;
+}
+
+/* Any leading axes (a sequence of another length), the same last one. */
+static tg_status dense_accepts(const tg_layer *layer, int in_ndim, const int64_t *in_shape,
+                               const char *where)
+{
+    const dense_layer *d = (const dense_layer *)layer;
+    int64_t in = layer->params[0]->shape[0];
+    if (in_ndim < 1 || (in_ndim > 2 && !d->opts.last_axis) || in_shape[in_ndim - 1] != in) {
+        char s[TG__SHAPE_STR];
+        return tg__fail(TG_ESHAPE, "%s: input %s, but the layer was built for %lld features on "
+                        "the last axis%s", where, tg__batch_shape_str(s, in_ndim, in_shape),
+                        (long long)in, d->opts.last_axis ? "" : " of a 1-D or 2-D sample");
+    }
     return TG_OK;
 }
 
@@ -45,11 +64,25 @@ static tg_tensor *dense_forward(tg_layer *layer, tg_tensor *x, const tg__forward
     dense_layer *d = (dense_layer *)layer;
     // One op for x @ W + b and a ReLU (the GEMM's epilogue adds the bias and
     // clamps): the bytes and gradients of tg_matmul, tg_add and tg_relu.
+    // A sequence (N, L, F) goes through it as the (N*L, F) rows it is.
     bool relu = d->act == TG_ACT_RELU;
+    int ndim = x ? x->ndim : 0;
+    int64_t out_shape[TG_MAX_DIMS];
+    if (ndim > 2) {
+        memcpy(out_shape, x->shape, (size_t)ndim * sizeof *out_shape);
+        out_shape[ndim - 1] = d->units;
+        x = tg_reshape(x, 2, (const int64_t[]){-1, x->shape[ndim - 1]});
+    }
     tg_tensor *y = tg__linear(x, layer->params[0], d->opts.use_bias ? layer->params[1] : NULL,
                               relu);
+    if (ndim > 2)
+        y = tg_reshape(y, ndim, out_shape);
     if (relu || (ctx->skip_final_act && tg__act_is_final(d->act)))
         return y;
+    // The features are the last axis (axis 1 of an (N, F) batch, as for the
+    // other layers; the last of a sequence (N, L, F)).
+    if (d->act == TG_ACT_SOFTMAX)
+        return tg_softmax(y, -1);
     return tg__apply_act(y, d->act);
 }
 
@@ -59,6 +92,7 @@ static const tg__layer_vtable dense_vt = {
     .size = sizeof(dense_layer),
     .build = dense_build,
     .forward = dense_forward,
+    .accepts = dense_accepts,
 };
 
 tg_dense_opts tg_dense_defaults(void)
