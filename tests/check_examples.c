@@ -184,6 +184,21 @@ START_TEST(test_args_extras)
     ck_assert_int_eq(PARSE(&a, err, "--model=m.st"), 0);
     ck_assert_str_eq(a.model_file, "m.st");
     ck_assert_int_eq(PARSE(&a, err, "--help"), 1);
+    // examples/mnist_bn_cnn's two.
+    a.extras = EXAMPLE_TRAIN_SAMPLES | EXAMPLE_BN_MOMENTUM;
+    a.bn_momentum = 0.9;
+    ck_assert_int_eq(PARSE(&a, err, "--train-samples", "2000", "--bn-momentum=0.99"), 0);
+    ck_assert_int_eq(a.train_samples, 2000);
+    ck_assert_double_eq(a.bn_momentum, 0.99);
+    ck_assert_int_eq(PARSE(&a, err, "--train-samples=0"), -1);
+    ck_assert_msg(strstr(err, "prog: --train-samples: expected a positive integer, got 0"),
+                  "%s", err);
+    ck_assert_int_eq(PARSE(&a, err, "--bn-momentum", "1.5"), -1);
+    ck_assert_msg(strstr(err, "prog: --bn-momentum: expected a number in [0, 1], got 1.5"),
+                  "%s", err);
+    ck_assert_msg(strstr(err, "--bn-momentum X        BatchNorm's momentum"), "%s", err);
+    ck_assert_int_eq(a.train_samples, 2000);
+    ck_assert_double_eq(a.bn_momentum, 0.99);
 }
 END_TEST
 
@@ -223,6 +238,8 @@ START_TEST(test_args_say_why)
         {{"--save", "c.safetensors"}, "prog: --save: unknown option\n"},
         {{"--resume=c", NULL}, "prog: --resume: unknown option\n"},
         {{"--model", "m"}, "prog: --model: unknown option\n"},
+        {{"--train-samples", "100"}, "prog: --train-samples: unknown option\n"},
+        {{"--bn-momentum=0.9", NULL}, "prog: --bn-momentum: unknown option\n"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         example_args a = {.epochs = 5, .batch = 32, .data = "d"};

@@ -47,6 +47,13 @@ static void usage(FILE *f, const char *prog, const char *what, const example_arg
     if (d->extras & EXAMPLE_MODEL_FILE)
         fprintf(f, "  --model PATH           the model file (safetensors; default %s)\n",
                 d->model_file ? d->model_file : "none");
+    if (d->extras & EXAMPLE_TRAIN_SAMPLES)
+        fprintf(f, "  --train-samples N      train on the first N training images only "
+                   "(default: all)\n");
+    if (d->extras & EXAMPLE_BN_MOMENTUM)
+        fprintf(f, "  --bn-momentum X        BatchNorm's momentum in [0, 1], the weight of the old\n"
+                   "                         running statistics (default %g; PyTorch's "
+                   "momentum is 1 - X)\n", d->bn_momentum);
     fprintf(f, "  --help                 this text\n"
                "Values may also be given as --flag=value.\n");
 }
@@ -123,7 +130,12 @@ static int apply(example_args *a, const char *name, const char *value, char *why
             a->verbose = (int)v;
         else
             snprintf(why, size, "expected 0, 1 or 2, got %s", value);
-    } else if (!strcmp(name, "--lr"))
+    } else if (!strcmp(name, "--train-samples")) {
+        if ((rc = example_parse_int(value, 1, INT64_MAX, &v, why, size)) == 0)
+            a->train_samples = v;
+    } else if (!strcmp(name, "--bn-momentum"))
+        rc = parse_real(value, 0, 1, false, "a number in [0, 1]", &a->bn_momentum, why, size);
+    else if (!strcmp(name, "--lr"))
         rc = parse_real(value, 0, 1e6, false, "a non-negative number", &a->lr, why, size);
     else if (!strcmp(name, "--validation-split"))
         rc = parse_real(value, 0, 1, true, "a number in [0, 1)", &a->validation_split, why,
@@ -162,6 +174,10 @@ static bool known(const char *name, unsigned extras)
         return extras & EXAMPLE_CHECKPOINTS;
     if (!strcmp(name, "--model"))
         return extras & EXAMPLE_MODEL_FILE;
+    if (!strcmp(name, "--train-samples"))
+        return extras & EXAMPLE_TRAIN_SAMPLES;
+    if (!strcmp(name, "--bn-momentum"))
+        return extras & EXAMPLE_BN_MOMENTUM;
     static const char *const names[] = {"--epochs", "--batch", "--lr", "--seed", "--verbose",
                                         "--validation-split", "--patience", "--data"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)

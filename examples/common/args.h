@@ -19,13 +19,20 @@ typedef struct example_args {
     bool bench;              /* machine-readable timing lines for tools/bench */
     /* Set by the program before parsing: which of the flags below it takes
      * (the others are unknown options). */
-    unsigned extras;         /* EXAMPLE_CHECKPOINTS | EXAMPLE_MODEL_FILE */
+    unsigned extras;         /* EXAMPLE_CHECKPOINTS | EXAMPLE_MODEL_FILE | ... */
     const char *save;        /* --save PATH: a training checkpoint after every epoch */
     const char *resume;      /* --resume PATH: go on from such a checkpoint */
     const char *model_file;  /* --model PATH: a model file (tg_model_save) */
+    int64_t train_samples;   /* --train-samples N: train on the first N only; 0: all */
+    double bn_momentum;      /* --bn-momentum X: BatchNorm's momentum (Keras's convention) */
 } example_args;
 
-enum { EXAMPLE_CHECKPOINTS = 1u << 0, EXAMPLE_MODEL_FILE = 1u << 1 };
+enum {
+    EXAMPLE_CHECKPOINTS = 1u << 0,   /* --save, --resume */
+    EXAMPLE_MODEL_FILE = 1u << 1,    /* --model */
+    EXAMPLE_TRAIN_SAMPLES = 1u << 2, /* --train-samples */
+    EXAMPLE_BN_MOMENTUM = 1u << 3,   /* --bn-momentum */
+};
 
 /* Parses the flags over the defaults in *a: --epochs N --batch N --lr X
  * --seed N --verbose N --validation-split X --patience N
