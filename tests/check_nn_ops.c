@@ -727,6 +727,251 @@ START_TEST(test_accuracy)
 }
 END_TEST
 
+/* ---- layer_norm and scaled dot-product attention ---- */
+
+/* sin(a i + b) for i < n: inputs the PyTorch script below rebuilds exactly. */
+static tg_tensor *seq_plus(tg_dtype dt, int nd, const int64_t *shape, double a, double b,
+                           double c)
+{
+    double v[64];
+    int64_t n = 1;
+    for (int d = 0; d < nd; d++)
+        n *= shape[d];
+    for (int64_t i = 0; i < n; i++)
+        v[i] = c + sin(a * (double)i + b);
+    return tg_tensor_from_doubles(dt, nd, shape, v);
+}
+#define seq_tensor(...) seq_plus(__VA_ARGS__, 0)
+
+static void expect_values(tg_tensor *t, const double *want, int64_t n, double tol,
+                          const char *what)
+{
+    ck_assert_msg(t, "%s: %s", what, tg_last_error());
+    ck_assert_int_eq(tg_tensor_numel(t), n);
+    for (int64_t i = 0; i < n; i++) {
+        double v;
+        tg_tensor_get_flat(t, i, &v);
+        ck_assert_msg(fabs(v - want[i]) <= tol * (1 + fabs(want[i])), "%s[%lld]: %.17g, want "
+                      "%.17g", what, (long long)i, v, want[i]);
+    }
+}
+
+/* Reference numbers from PyTorch 1.13 in float64:
+ *   s = lambda n, a, b: torch.tensor([math.sin(a*i + b) for i in range(n)], dtype=float64)
+ *   x = s(6, .7, .3).reshape(2, 3); g = 1 + s(3, 1.3, .1); b = s(3, .9, 2.)
+ *   y = F.layer_norm(x, (3,), g, b, 1e-5); L = (y * s(6, .4, 1.).reshape(2, 3)).sum()
+ *   gx, gg, gb = grad(L, (x, g, b), create_graph=True); hx = grad((gx*gx).sum(), x)
+ * The first derivatives are taken twice (fused, then recorded), in both dtypes. */
+START_TEST(test_layer_norm_matches_torch)
+{
+    static const double y_ref[6] = {-0.6129860261982126, 1.114839983407576, 0.7343040278285461,
+                                    2.249416005644212, 0.263874691865163, -2.368787036169919};
+    static const double gx_ref[6] = {-0.2895684747540064, 1.341478247657104,
+                                     -1.0519097729030962, -0.304470054560523,
+                                     0.5998749575615587, -0.2954049030010353};
+    static const double gg_ref[3] = {-0.1795511044829369, 0.4409806850102768,
+                                     0.7447342889999422};
+    static const double gb_ref[3] = {1.6499673886274866, 1.5009511018099242,
+                                     1.1149676389380623};
+    static const double hx_ref[6] = {11.14843904224766, -11.862923695522909, 0.7144846532752531,
+                                     -0.2109504094631922, -1.2365846488143208,
+                                     1.4475350582775128};
+    for (int k = 0; k < 4; k++) {
+        tg_dtype dt = k < 2 ? TG_F64 : TG_F32;
+        double tol = dt == TG_F64 ? 1e-13 : 2e-5;
+        tg_tape *tape = tg_tape_new();
+        tg_tensor *in[3] = {seq_tensor(dt, TG_SHAPE(2, 3), 0.7, 0.3),
+                            seq_plus(dt, TG_SHAPE(3), 1.3, 0.1, 1.0),
+                            seq_tensor(dt, TG_SHAPE(3), 0.9, 2.0)};
+        for (int i = 0; i < 3; i++)
+            tg_tensor_set_requires_grad(in[i], true);
+        tg_tensor *w = seq_tensor(dt, TG_SHAPE(2, 3), 0.4, 1.0);
+        tg_tensor *y = tg_layer_norm(in[0], 1, in[1], in[2], 1e-5);
+        expect_values(y, y_ref, 6, tol, "layer_norm y");
+        tg_tensor *L = tg_sum(tg_mul(y, w), NULL, 0, false), *g[3];
+        ASSERT_OK(tg_grad(1, &L, NULL, 3, in, g, k % 2 ? TG_CREATE_GRAPH : TG_RETAIN_GRAPH));
+        expect_values(g[0], gx_ref, 6, tol, k % 2 ? "dx (recorded)" : "dx (fused)");
+        expect_values(g[1], gg_ref, 3, tol, "dgamma");
+        expect_values(g[2], gb_ref, 3, tol, "dbeta");
+        if (k % 2) {
+            tg_tensor *gg = tg_sum(tg_mul(g[0], g[0]), NULL, 0, false), *h;
+            ASSERT_OK(tg_grad(1, &gg, NULL, 1, in, &h, 0));
+            expect_values(h, hx_ref, 6, dt == TG_F64 ? 1e-12 : 1e-4, "d(sum dx^2)/dx");
+        }
+        for (int i = 0; i < 3; i++)
+            tg_tensor_free(in[i]);
+        tg_tensor_free(w);
+        tg_tape_free(tape);
+    }
+}
+END_TEST
+
+/*   q = s(6, .5, .2), k = s(6, 1.1, .7), v = s(6, .8, 1.5), each reshaped to (1, 3, 2)
+ *   P = softmax((q @ k^T / sqrt(2)).masked_fill(~tril, -inf), -1); o = P @ v
+ *   L = (o * s(6, .3, .5).reshape(1, 3, 2)).sum(); gq, gk, gv = grad(L, (q, k, v))
+ *   hq = grad((gq*gq).sum() + (gk*gk).sum(), q)
+ * (torch 1.13 has no F.scaled_dot_product_attention; this is its definition.) */
+START_TEST(test_attention_matches_torch)
+{
+    static const double o_ref[6] = {0.9974949866040544, 0.7457052121767203, 0.8203070917854199,
+                                    0.4799975350849297, 0.40815653886861036,
+                                    0.12079628051943432};
+    static const double gq_ref[6] = {0.0, 0.0, 0.09791868036610879, 0.4184597961148947,
+                                     0.4834882988995298, 0.6270481093568628};
+    static const double gk_ref[6] = {0.5984256845470012, 0.43698406245696897,
+                                     -0.3925836715325376, -0.3281737641629987,
+                                     -0.2058420130144637, -0.10881029829397038};
+    static const double gv_ref[6] = {1.7668579029096563, 2.0349308156073196,
+                                     0.42919183269492645, 0.4247329657287312,
+                                     0.16624797351352427, 0.15243946637761366};
+    static const double hq_ref[6] = {0.0, 0.0, 0.26606472297933803, -0.5409896999074819,
+                                     0.5031056595108534, 0.3880513183010013};
+    for (int k = 0; k < 4; k++) {
+        tg_dtype dt = k < 2 ? TG_F64 : TG_F32;
+        double tol = dt == TG_F64 ? 1e-13 : 2e-5;
+        tg_tape *tape = tg_tape_new();
+        tg_tensor *in[3] = {seq_tensor(dt, TG_SHAPE(1, 3, 2), 0.5, 0.2),
+                            seq_tensor(dt, TG_SHAPE(1, 3, 2), 1.1, 0.7),
+                            seq_tensor(dt, TG_SHAPE(1, 3, 2), 0.8, 1.5)};
+        for (int i = 0; i < 3; i++)
+            tg_tensor_set_requires_grad(in[i], true);
+        tg_tensor *w = seq_tensor(dt, TG_SHAPE(1, 3, 2), 0.3, 0.5);
+        tg_tensor *o = tg_scaled_dot_product_attention(in[0], in[1], in[2], true, 0);
+        expect_values(o, o_ref, 6, tol, "attention out");
+        tg_tensor *L = tg_sum(tg_mul(o, w), NULL, 0, false), *g[3];
+        ASSERT_OK(tg_grad(1, &L, NULL, 3, in, g, k % 2 ? TG_CREATE_GRAPH : TG_RETAIN_GRAPH));
+        expect_values(g[0], gq_ref, 6, tol, k % 2 ? "dq (recorded)" : "dq (fused)");
+        expect_values(g[1], gk_ref, 6, tol, "dk");
+        expect_values(g[2], gv_ref, 6, tol, "dv");
+        // Query 0 sees key 0 only: its gradient is exactly 0, and keys 1, 2 get
+        // nothing from it.
+        double v0;
+        tg_tensor_get_flat(g[0], 0, &v0);
+        ck_assert(v0 == 0.0);
+        if (k % 2) {
+            tg_tensor *gg = tg_add(tg_sum(tg_mul(g[0], g[0]), NULL, 0, false),
+                                   tg_sum(tg_mul(g[1], g[1]), NULL, 0, false)), *h;
+            ASSERT_OK(tg_grad(1, &gg, NULL, 1, in, &h, 0));
+            expect_values(h, hq_ref, 6, dt == TG_F64 ? 1e-12 : 1e-4, "d(|dq|^2 + |dk|^2)/dq");
+        }
+        for (int i = 0; i < 3; i++)
+            tg_tensor_free(in[i]);
+        tg_tensor_free(w);
+        tg_tape_free(tape);
+    }
+}
+END_TEST
+
+/* Masked entries get exactly zero probability, even next to huge scores, and
+ * huge scores give no NaN (the row maximum is subtracted). */
+START_TEST(test_attention_mask_and_stability)
+{
+    for (int k = 0; k < 2; k++) {
+        tg_dtype dt = k ? TG_F32 : TG_F64;
+        tg_tape *tape = tg_tape_new();
+        // One-hot values: out[i][j] is the probability query i gives key j.
+        tg_tensor *q = tg_tensor_from_doubles(dt, TG_SHAPE(3, 1), (double[]){1000, -1000, 500});
+        tg_tensor *kk = tg_tensor_from_doubles(dt, TG_SHAPE(3, 1), (double[]){1, 2, 3});
+        double eye[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
+        tg_tensor *v = tg_tensor_from_doubles(dt, TG_SHAPE(3, 3), eye);
+        tg_tensor *p = tg_scaled_dot_product_attention(q, kk, v, true, 1.0);
+        ck_assert_msg(p, "%s", tg_last_error());
+        double got[9];
+        tg_tensor_to_doubles(p, got);
+        // Row 0: key 0 only. Row 1: keys 0, 1 with scores -1000, -2000. Row 2:
+        // scores 500, 1000, 1500: key 2 takes it all.
+        const double want[9] = {1, 0, 0, 1, exp(-1000.0), 0, exp(-1000.0), exp(-500.0), 1};
+        for (int i = 0; i < 9; i++) {
+            ck_assert_msg(isfinite(got[i]) && fabs(got[i] - want[i]) <= 1e-6, "%s P[%d] = %g",
+                          tg_dtype_name(dt), i, got[i]);
+            if (i % 3 > i / 3) // above the diagonal: hidden, exactly 0
+                ck_assert(got[i] == 0.0);
+        }
+        tg_tensor *all[] = {q, kk, v};
+        for (int i = 0; i < 3; i++)
+            tg_tensor_free(all[i]);
+        tg_tape_free(tape);
+    }
+}
+END_TEST
+
+START_TEST(test_norm_attention_errors)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = rand_tensor(TG_F64, TG_SHAPE(2, 3, 4), 1);
+    tg_tensor *g4 = rand_tensor(TG_F64, TG_SHAPE(4), 2);
+    tg_tensor *g3 = rand_tensor(TG_F64, TG_SHAPE(3), 3);
+    tg_tensor *f4 = rand_tensor(TG_F32, TG_SHAPE(4), 4);
+    ASSERT_FRESH_NULL_FAIL(tg_layer_norm(NULL, 1, NULL, NULL, 1e-5), TG_EINVAL,
+                           "tg_layer_norm: input 0 is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_layer_norm(x, 0, NULL, NULL, 1e-5), TG_EINVAL,
+                           "tg_layer_norm: n_norm_dims 0 outside [1, 3] for x of shape 2x3x4");
+    ASSERT_FRESH_NULL_FAIL(tg_layer_norm(x, 4, NULL, NULL, 1e-5), TG_EINVAL, "n_norm_dims 4");
+    ASSERT_FRESH_NULL_FAIL(tg_layer_norm(x, 1, g3, NULL, 1e-5), TG_ESHAPE,
+                           "tg_layer_norm: gamma has shape 3, expected the normalised shape 4 "
+                           "(the last 1 dim of x 2x3x4)");
+    ASSERT_FRESH_NULL_FAIL(tg_layer_norm(x, 2, g4, NULL, 1e-5), TG_ESHAPE,
+                           "gamma has shape 4, expected the normalised shape 3x4");
+    ASSERT_FRESH_NULL_FAIL(tg_layer_norm(x, 1, NULL, g3, 1e-5), TG_ESHAPE, "beta has shape 3");
+    ASSERT_FRESH_NULL_FAIL(tg_layer_norm(x, 1, f4, NULL, 1e-5), TG_EDTYPE,
+                           "tg_layer_norm: gamma is float32 but x is float64");
+    ASSERT_FRESH_NULL_FAIL(tg_layer_norm(x, 1, g4, f4, 1e-5), TG_EDTYPE, "beta is float32");
+    ASSERT_FRESH_NULL_FAIL(tg_layer_norm(x, 1, NULL, NULL, -1), TG_EINVAL,
+                           "tg_layer_norm: eps -1 must be finite and >= 0");
+    ASSERT_FRESH_NULL_FAIL(tg_layer_norm(x, 1, NULL, NULL, NAN), TG_EINVAL, "eps nan");
+    ASSERT_FRESH_NULL_FAIL(tg_layer_norm(x, 1, NULL, NULL, INFINITY), TG_EINVAL, "eps inf");
+    tg_tensor *e = tg_full(TG_F64, TG_SHAPE(2, 0), 0);
+    ASSERT_FRESH_NULL_FAIL(tg_layer_norm(e, 1, NULL, NULL, 1e-5), TG_ESHAPE,
+                           "tg_layer_norm: the normalised shape 0 has no elements");
+    // No rows is fine: an empty result.
+    tg_tensor *e2 = tg_layer_norm(tg_full(TG_F64, TG_SHAPE(0, 3), 0), 1, g3, g3, 1e-5);
+    ck_assert_msg(e2 && tg_tensor_numel(e2) == 0, "%s", tg_last_error());
+    tg_tensor *stale = tg_full(TG_F64, TG_SHAPE(2, 4), 1);
+    tg_tensor *q = rand_tensor(TG_F64, TG_SHAPE(2, 3, 4), 5);
+    tg_tensor *k = rand_tensor(TG_F64, TG_SHAPE(2, 5, 4), 6);
+    tg_tensor *v = rand_tensor(TG_F64, TG_SHAPE(2, 5, 2), 7);
+    tg_tensor *qf = rand_tensor(TG_F32, TG_SHAPE(2, 3, 4), 8);
+    tg_tape_reset(tape);
+    ASSERT_FRESH_NULL_FAIL(tg_layer_norm(stale, 1, NULL, NULL, 1e-5), TG_ESTATE,
+                           "tg_layer_norm: tensor from before tg_tape_reset");
+    ASSERT_FRESH_NULL_FAIL(tg_layer_norm(x, 1, stale, NULL, 1e-5), TG_ESTATE,
+                           "tg_layer_norm: tensor from before tg_tape_reset");
+#define SDPA(a, b, c) tg_scaled_dot_product_attention(a, b, c, false, 0)
+    ASSERT_FRESH_NULL_FAIL(SDPA(NULL, k, v), TG_EINVAL,
+                           "tg_scaled_dot_product_attention: input 0 is NULL");
+    ASSERT_FRESH_NULL_FAIL(SDPA(q, k, NULL), TG_EINVAL, "input 2 is NULL");
+    ASSERT_FRESH_NULL_FAIL(SDPA(q, stale, v), TG_ESTATE,
+                           "tg_scaled_dot_product_attention: tensor from before tg_tape_reset");
+    ASSERT_FRESH_NULL_FAIL(SDPA(qf, k, v), TG_EDTYPE,
+                           "tg_scaled_dot_product_attention: dtype mismatch, input 0 is float32");
+    ASSERT_FRESH_NULL_FAIL(SDPA(q, q, v), TG_ESHAPE,
+                           "tg_scaled_dot_product_attention: k and v have 3 vs 5 keys "
+                           "(q 2x3x4, k 2x3x4, v 2x5x2)");
+    ASSERT_FRESH_NULL_FAIL(SDPA(q, v, v), TG_ESHAPE, "q and k have 4 vs 2 features");
+    ASSERT_FRESH_NULL_FAIL(SDPA(g4, g4, g4), TG_ESHAPE, "at least 2");
+    ASSERT_FRESH_NULL_FAIL(SDPA(q, tg_reshape(k, TG_SHAPE(1, 2, 5, 4)), v), TG_ESHAPE,
+                           "the same number of dims");
+    tg_tensor *k3 = rand_tensor(TG_F64, TG_SHAPE(3, 5, 4), 9);
+    ASSERT_FRESH_NULL_FAIL(SDPA(q, k3, v), TG_ESHAPE, "the leading dims of q, k and v differ");
+    ASSERT_FRESH_NULL_FAIL(SDPA(tg_full(TG_F64, TG_SHAPE(2, 0), 0),
+                                tg_full(TG_F64, TG_SHAPE(2, 0), 0),
+                                tg_full(TG_F64, TG_SHAPE(2, 1), 0)), TG_ESHAPE,
+                           "need at least one feature and one key");
+    ASSERT_FRESH_NULL_FAIL(tg_scaled_dot_product_attention(q, k, v, true, NAN), TG_EINVAL,
+                           "tg_scaled_dot_product_attention: scale nan is not finite");
+    ASSERT_FRESH_NULL_FAIL(tg_scaled_dot_product_attention(q, k, v, true, INFINITY), TG_EINVAL,
+                           "scale inf");
+    tg_tape_set_current(NULL);
+    ASSERT_FRESH_NULL_FAIL(SDPA(q, k, v), TG_ESTATE, "no current tape");
+    ASSERT_FRESH_NULL_FAIL(tg_layer_norm(x, 1, NULL, NULL, 1e-5), TG_ESTATE, "no current tape");
+#undef SDPA
+    tg_tensor *all[] = {x, g4, g3, f4, q, k, v, qf, k3};
+    for (int i = 0; i < 9; i++)
+        tg_tensor_free(all[i]);
+    tg_tape_free(tape);
+}
+END_TEST
+
 static Suite *nn_ops_suite(void)
 {
     Suite *s = suite_create("nn_ops");
@@ -760,6 +1005,12 @@ static Suite *nn_ops_suite(void)
     tcase_add_test(loss, test_cross_entropy_values);
     tcase_add_test(loss, test_loss_errors);
     tcase_add_test(loss, test_accuracy);
+    TCase *attn = tcase_create("norm_attention");
+    tcase_add_test(attn, test_layer_norm_matches_torch);
+    tcase_add_test(attn, test_attention_matches_torch);
+    tcase_add_test(attn, test_attention_mask_and_stability);
+    tcase_add_test(attn, test_norm_attention_errors);
+    suite_add_tcase(s, attn);
     suite_add_tcase(s, loss);
     return s;
 }

@@ -136,6 +136,27 @@ static tg_tensor *f_gather0(tg_tensor *const *x)
 }
 static tg_tensor *f_softmax0(tg_tensor *const *x) { return tg_softmax(x[0], 0); }
 static tg_tensor *f_log_softmax_last(tg_tensor *const *x) { return tg_log_softmax(x[0], -1); }
+static tg_tensor *f_ln_affine2(tg_tensor *const *x) { return tg_layer_norm(x[0], 2, x[1], x[2], 1e-5); }
+static tg_tensor *f_ln_plain(tg_tensor *const *x) { return tg_layer_norm(x[0], 1, NULL, NULL, 0.1); }
+static tg_tensor *f_ln_beta(tg_tensor *const *x)
+{
+    // x also feeds the result elsewhere: the gradients of two uses add up.
+    return tg_mul(tg_layer_norm(x[0], 1, NULL, x[1], 1e-3), x[0]);
+}
+static tg_tensor *f_ln_gamma(tg_tensor *const *x) { return tg_layer_norm(x[0], 3, x[1], NULL, 1e-5); }
+static tg_tensor *f_attn(tg_tensor *const *x)
+{
+    return tg_scaled_dot_product_attention(x[0], x[1], x[2], false, 0);
+}
+static tg_tensor *f_attn_causal(tg_tensor *const *x)
+{
+    return tg_scaled_dot_product_attention(x[0], x[1], x[2], true, 0.7);
+}
+static tg_tensor *f_attn_self(tg_tensor *const *x)
+{
+    // Self-attention: q, k and v are the same tensor.
+    return tg_scaled_dot_product_attention(x[0], x[0], x[0], true, 0);
+}
 
 static const op_case cases[] = {
     {"add broadcast", "add", 2, {2, 3}, {{3, 1}, {2, 1, 4}}, ANY, true, f_add},
@@ -210,6 +231,20 @@ static const op_case cases[] = {
     {"gather axis 0", "take", 1, {2}, {{3, 3}}, ANY, true, f_gather0},
     {"softmax axis 0 of 3-D", "softmax", 1, {3}, {{3, 2, 2}}, ANY, true, f_softmax0},
     {"log_softmax last axis", "log_softmax", 1, {2}, {{2, 5}}, ANY, true, f_log_softmax_last},
+    {"layer_norm 2 dims affine", "layer_norm", 3, {3, 2, 2}, {{2, 3, 4}, {3, 4}, {3, 4}}, ANY,
+     true, f_ln_affine2},
+    {"layer_norm last axis plain", "layer_norm", 1, {2}, {{3, 5}}, ANY, true, f_ln_plain},
+    {"layer_norm beta, x reused", "layer_norm", 2, {2, 1}, {{4, 3}, {3}}, ANY, true, f_ln_beta},
+    {"layer_norm all dims gamma", "layer_norm", 2, {3, 3}, {{2, 2, 3}, {2, 2, 3}}, ANY, true,
+     f_ln_gamma},
+    {"attention", "scaled_dot_product_attention", 3, {3, 3, 3}, {{2, 3, 4}, {2, 5, 4}, {2, 5, 2}},
+     ANY, true, f_attn},
+    {"attention causal Tq < Tk", "scaled_dot_product_attention", 3, {4, 4, 4},
+     {{2, 1, 3, 2}, {2, 1, 4, 2}, {2, 1, 4, 3}}, ANY, true, f_attn_causal},
+    {"attention causal Tq > Tk", "scaled_dot_product_attention", 3, {2, 2, 2},
+     {{5, 3}, {3, 3}, {3, 2}}, ANY, true, f_attn_causal},
+    {"self-attention causal", "scaled_dot_product_attention", 1, {3}, {{2, 4, 3}}, ANY, true,
+     f_attn_self},
 };
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 

@@ -75,6 +75,42 @@ TG_API tg_tensor *tg_avg_pool2d(tg_tensor *x, const tg_pool2d_geom *geom);
  * p must be in [0, 1). */
 TG_API tg_tensor *tg_dropout(tg_tensor *x, double p, bool training, tg_rng *rng);
 
+/* ---- normalisation and attention ------------------------------------------ */
+
+/* Layer normalisation over the last n_norm_dims axes of x (1 <= n_norm_dims
+ * <= ndim), like torch.nn.functional.layer_norm with normalized_shape = those
+ * dims:
+ *   y = (x - mean) / sqrt(var + eps) * gamma + beta
+ * mean and var (biased: divided by N, the number of normalised elements) are
+ * taken over each group of the last n_norm_dims axes. gamma and beta have
+ * exactly the normalised shape, or are NULL (no scale, no shift). The
+ * forward and backward are fused (one pass per group); with TG_CREATE_GRAPH
+ * the gradient is built from ops, so it is differentiable again. Errors:
+ * TG_EINVAL (NULL x, n_norm_dims out of range, eps negative or not finite),
+ * TG_ESHAPE (gamma/beta not of the normalised shape, an empty normalised
+ * shape), TG_EDTYPE (gamma or beta of another dtype), TG_ESTATE (a stale
+ * tensor). */
+TG_API tg_tensor *tg_layer_norm(tg_tensor *x, int n_norm_dims, tg_tensor *gamma,
+                                tg_tensor *beta, double eps);
+
+/* Scaled dot-product attention, like
+ * torch.nn.functional.scaled_dot_product_attention:
+ *   out = softmax(scale q k^T + M) v, softmax over the keys,
+ * for q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv) with the same number of
+ * dims (at least 2) and equal leading dims (no broadcasting); out is
+ * (..., Tq, Dv). scale <= 0 means 1/sqrt(D). With causal, query i sees keys
+ * j <= i only (M is -inf above the diagonal, aligned at the top left as
+ * PyTorch's is_causal does, so Tq != Tk is allowed and every query sees at
+ * least key 0); a hidden key gets exactly zero probability. The softmax
+ * subtracts each row's maximum. The forward and backward are fused (GEMMs and
+ * one pass per row, keeping the (..., Tq, Tk) probabilities on the tape); with
+ * TG_CREATE_GRAPH the gradient is built from ops, so it is differentiable
+ * again. Errors: TG_EINVAL (NULL input, scale NaN or infinite), TG_ESHAPE
+ * (dims that do not fit, D or Tk of 0), TG_EDTYPE (mixed dtypes), TG_ESTATE
+ * (a stale tensor). */
+TG_API tg_tensor *tg_scaled_dot_product_attention(tg_tensor *q, tg_tensor *k, tg_tensor *v,
+                                                  bool causal, double scale);
+
 /* ---- losses --------------------------------------------------------------- */
 typedef enum tg_reduction {
     TG_REDUCE_MEAN = 0, /* mean over samples (the default everywhere) */

@@ -23,8 +23,8 @@
     X(sum) X(max) X(logsumexp) X(matmul)                                        \
     X(reshape) X(permute) X(expand) X(slice) X(slice_grad) X(concat) X(take)    \
     X(put_add) X(softmax) X(log_softmax) X(conv2d) X(conv2d_dx) X(conv2d_dw)    \
-    X(max_pool2d) X(avg_pool2d) X(avg_pool2d_grad) X(cross_entropy)                  \
-    X(user)
+    X(max_pool2d) X(avg_pool2d) X(avg_pool2d_grad) X(cross_entropy)             \
+    X(layer_norm) X(scaled_dot_product_attention) X(user)
 
 #define TG__OP_EXTERN(name) extern const tg_op_def tg__def_##name;
 TG_OP_ENTRIES(TG__OP_EXTERN)
