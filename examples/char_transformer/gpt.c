@@ -9,10 +9,6 @@
 #include <string.h>
 
 #define LN_EPS 1e-5
-/* Added to the scores of future positions: exp(-1e9 - max) is exactly 0 in
- * float32 and float64, and unlike -inf it keeps every value finite (anomaly
- * mode stays quiet). */
-#define MASKED (-1e9)
 
 /* ---- parameters ------------------------------------------------------------ */
 
@@ -80,15 +76,11 @@ gpt *gpt_new(const gpt_config *cfg, tg_dtype dtype, uint64_t seed)
     ok = ok && param(g, &g->lnf_g, "ln_f.weight", TG_SHAPE(D), 0, 1, &rng) &&
          param(g, &g->lnf_b, "ln_f.bias", TG_SHAPE(D), 0, 0, &rng) &&
          param(g, &g->head_w, "head.weight", TG_SHAPE(D, V), w, 0, &rng) &&
-         param(g, &g->head_b, "head.bias", TG_SHAPE(V), 0, 0, &rng) &&
-         (g->mask = tg_tensor_zeros(dtype, TG_SHAPE(T, T)));
+         param(g, &g->head_b, "head.bias", TG_SHAPE(V), 0, 0, &rng);
     if (!ok) {
         gpt_free(g);
         return NULL;
     }
-    for (int64_t i = 0; i < T; i++)
-        for (int64_t j = i + 1; j < T; j++)
-            tg_tensor_set(g->mask, (int64_t[]){i, j}, MASKED);
     return g;
 }
 
@@ -98,7 +90,6 @@ void gpt_free(gpt *g)
         return;
     for (int i = 0; i < g->n_params; i++)
         tg_tensor_free(g->params[i]);
-    tg_tensor_free(g->mask);
     free(g);
 }
 
@@ -125,15 +116,6 @@ static tg_tensor *linear(tg_tensor *x, tg_tensor *w, tg_tensor *b)
     return tg_add(tg_matmul(x, w), b);
 }
 
-/* (x - mean) / sqrt(var + eps) * g + b over the last axis, var biased. */
-static tg_tensor *layer_norm(tg_tensor *x, tg_tensor *g, tg_tensor *b)
-{
-    int last = tg_tensor_ndim(x) - 1;
-    tg_tensor *centred = tg_sub(x, tg_mean(x, &last, 1, true));
-    tg_tensor *var = tg_mean(tg_square(centred), &last, 1, true);
-    return tg_add(tg_mul(tg_mul(centred, tg_rsqrt(tg_add_scalar(var, LN_EPS))), g), b);
-}
-
 /* (batch, len, width) -> (batch, heads, len, width / heads). */
 static tg_tensor *split_heads(tg_tensor *x, int64_t heads)
 {
@@ -145,7 +127,8 @@ static tg_tensor *split_heads(tg_tensor *x, int64_t heads)
 }
 
 /* Causal self-attention: every position attends to itself and the positions
- * before it, softmax(q k^T / sqrt(dk) + mask) v per head. */
+ * before it, softmax(q k^T / sqrt(dk)) v per head with the future masked out
+ * (one fused op, tg_scaled_dot_product_attention). */
 static tg_tensor *attention(gpt *g, const gpt_block *b, tg_tensor *x, int64_t batch,
                             int64_t len)
 {
@@ -154,11 +137,8 @@ static tg_tensor *attention(gpt *g, const gpt_block *b, tg_tensor *x, int64_t ba
     tg_tensor *q = split_heads(tg_slice(qkv, 2, 0, D, 1), H);
     tg_tensor *k = split_heads(tg_slice(qkv, 2, D, 2 * D, 1), H);
     tg_tensor *v = split_heads(tg_slice(qkv, 2, 2 * D, 3 * D, 1), H);
-    tg_tensor *scores = tg_mul_scalar(tg_matmul(q, tg_transpose(k, 2, 3)),
-                                      1.0 / sqrt((double)(D / H)));
-    tg_tensor *mask = tg_slice(tg_slice(g->mask, 0, 0, len, 1), 1, 0, len, 1);
-    tg_tensor *weights = tg_softmax(tg_add(scores, mask), 3);
-    tg_tensor *heads = tg_permute(tg_matmul(weights, v), (const int[]){0, 2, 1, 3});
+    tg_tensor *heads = tg_scaled_dot_product_attention(q, k, v, true, 0);
+    heads = tg_permute(heads, (const int[]){0, 2, 1, 3});
     return linear(tg_reshape(heads, TG_SHAPE(batch, len, D)), b->proj_w, b->proj_b);
 }
 
@@ -180,10 +160,13 @@ tg_tensor *gpt_logits(gpt *g, const int64_t *ids, int64_t batch, int64_t len)
                           tg_slice(g->pos, 0, 0, len, 1));
     for (int64_t l = 0; l < g->cfg.blocks; l++) {
         const gpt_block *b = &g->block[l];
-        x = tg_add(x, attention(g, b, layer_norm(x, b->ln1_g, b->ln1_b), batch, len));
-        x = tg_add(x, mlp(b, layer_norm(x, b->ln2_g, b->ln2_b)));
+        tg_tensor *h = tg_layer_norm(x, 1, b->ln1_g, b->ln1_b, LN_EPS);
+        x = tg_add(x, attention(g, b, h, batch, len));
+        h = tg_layer_norm(x, 1, b->ln2_g, b->ln2_b, LN_EPS);
+        x = tg_add(x, mlp(b, h));
     }
-    tg_tensor *logits = linear(layer_norm(x, g->lnf_g, g->lnf_b), g->head_w, g->head_b);
+    x = tg_layer_norm(x, 1, g->lnf_g, g->lnf_b, LN_EPS);
+    tg_tensor *logits = linear(x, g->head_w, g->head_b);
     return tg_reshape(logits, TG_SHAPE(batch * len, g->cfg.vocab));
 }
 

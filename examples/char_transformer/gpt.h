@@ -37,7 +37,6 @@ typedef struct gpt {
     tg_tensor *tok, *pos; /* (vocab, width), (context, width) */
     gpt_block block[GPT_MAX_BLOCKS];
     tg_tensor *lnf_g, *lnf_b, *head_w, *head_b;
-    tg_tensor *mask; /* (context, context): 0 on and below the diagonal, -1e9 above */
     /* Every parameter once, in a fixed order, with its checkpoint name and
      * the field above that uses it. The model owns these tensors. */
     int n_params;

@@ -32,7 +32,7 @@ static const char USAGE[] =
     "usage: char_transformer [--epochs N] [--steps N] [--batch N] [--context N]\n"
     "       [--width N] [--heads N] [--blocks N] [--lr X] [--seed N] [--text FILE]\n"
     "       [--save PATH] [--load PATH] [--sample N] [--prompt TEXT] [--temperature X]\n"
-    "Trains a GPT-style character model (defaults: 6 epochs of 150 steps, batch 16,\n"
+    "Trains a GPT-style character model (defaults: 8 epochs of 200 steps, batch 16,\n"
     "context 64, width 64, 4 heads, 2 blocks, lr 3e-3) on the shipped Genesis text,\n"
     "then prints --sample characters (default 300) generated after --prompt\n"
     "(default \"And God said\") at --temperature (default 0.8). --load PATH skips\n"
@@ -236,8 +236,8 @@ static void progress(int64_t step, int64_t steps, double seconds, double loss, d
     for (int i = 0; i < 30; i++)
         bar[i] = i < filled ? '=' : (i == filled ? '>' : '.');
     bar[30] = '\0';
-    printf("\r%lld/%lld [%s] - %.0fs %.0fms/step - loss: %.4f", (long long)step, (long long)steps, bar, seconds,
-           1e3 * seconds / (double)step, loss);
+    printf("\r%lld/%lld [%s] - %.0fs %.0fms/step - loss: %.4f", (long long)step,
+           (long long)steps, bar, seconds, 1e3 * seconds / (double)step, loss);
     if (!isnan(val))
         printf(" - val_loss: %.4f\n", val);
     fflush(stdout);
@@ -335,7 +335,7 @@ static int sample(gpt *g, const corpus *c, const options *o)
 int main(int argc, char **argv)
 {
     options o = {.cfg = {.context = 64, .width = 64, .heads = 4, .blocks = 2},
-                 .epochs = 6, .steps = 150, .batch = 16, .sample = 300, .lr = 3e-3,
+                 .epochs = 8, .steps = 200, .batch = 16, .sample = 300, .lr = 3e-3,
                  .temperature = 0.8, .seed = 1};
     int parsed = parse_options(argc, argv, &o);
     if (parsed != 0)
