@@ -11,6 +11,7 @@
 
 #include <tapegrad/tapegrad.h>
 
+#include "../examples/char_transformer/gpt.h"
 #include "../examples/common/args.h"
 #include "../examples/worked_backprop/worked.h"
 #include "tg_check.h"
@@ -256,6 +257,125 @@ START_TEST(test_args_say_why)
 }
 END_TEST
 
+/* ---- char_transformer's model ---- */
+
+static const gpt_config TINY_GPT = {.vocab = 5, .context = 4, .width = 4, .heads = 2,
+                                    .blocks = 1, .hidden = 8};
+static const int64_t GPT_IDS[8] = {0, 3, 1, 4, 2, 2, 0, 1};
+static const int64_t GPT_NEXT[8] = {3, 1, 4, 0, 2, 0, 1, 3};
+
+/* The loss with the model reading the gradient check's float64 copies. */
+static tg_tensor *gpt_loss_of(tg_tensor *const *params, int n, void *ctx)
+{
+    (void)n;
+    gpt *g = ctx;
+    gpt_bind(g, params);
+    tg_tensor *loss = gpt_loss(g, GPT_IDS, GPT_NEXT, 2, 4);
+    gpt_bind(g, g->params);
+    return loss;
+}
+
+/* Every parameter of a whole transformer (embeddings, LayerNorm, causal
+ * attention, GELU MLP, residuals, head, cross-entropy) against central
+ * differences, and its second derivatives on random directions. Weights are
+ * drawn larger than GPT-2's 0.02 so that every path carries a visible
+ * gradient. */
+START_TEST(test_gpt_gradients_check)
+{
+    gpt *g = gpt_new(&TINY_GPT, TG_F64, 3);
+    ck_assert_ptr_nonnull(g);
+    tg_rng rng = tg_rng_seeded(9);
+    for (int i = 0; i < g->n_params; i++)
+        ck_assert_int_eq(tg_init_tensor(g->params[i], TG_INIT(GLOROT_UNIFORM), 4, 4, &rng),
+                         TG_OK);
+    tg_gradcheck_report r;
+    ck_assert_msg(tg_gradcheck(gpt_loss_of, g, g->n_params, g->params, NULL, &r) == TG_OK,
+                  "%s", r.message);
+    ck_assert_int_gt(r.checked, 200);
+    tg_gradcheck_opts o = tg_gradcheck_defaults();
+    o.directions = 3;
+    ck_assert_msg(tg_gradgradcheck(gpt_loss_of, g, g->n_params, g->params, &o, &r) == TG_OK,
+                  "%s", r.message);
+    gpt_free(g);
+}
+END_TEST
+
+/* A position's logits do not depend on later characters: the mask works. */
+START_TEST(test_gpt_is_causal)
+{
+    gpt *g = gpt_new(&TINY_GPT, TG_F64, 4);
+    tg_tape *tape = tg_tape_new();
+    ck_assert_ptr_nonnull(g);
+    int64_t other[4] = {0, 3, 4, 4}; /* GPT_IDS[0..3] with the last two changed */
+    double a[4 * 5], b[4 * 5];
+    ck_assert_int_eq(tg_tensor_to_doubles(gpt_logits(g, GPT_IDS, 1, 4), a), TG_OK);
+    ck_assert_int_eq(tg_tensor_to_doubles(gpt_logits(g, other, 1, 4), b), TG_OK);
+    for (int k = 0; k < 2 * 5; k++)
+        ck_assert_double_eq(a[k], b[k]);
+    bool differs = false;
+    for (int k = 2 * 5; k < 4 * 5; k++)
+        differs |= a[k] != b[k];
+    ck_assert(differs);
+    tg_tape_free(tape);
+    gpt_free(g);
+}
+END_TEST
+
+/* gpt_save writes safetensors that gpt_load reads back to the same logits,
+ * with the configuration and vocabulary (newline and quote included). */
+START_TEST(test_gpt_save_load_round_trip)
+{
+    const char *path = TG_TEST_BUILD_DIR "/gpt_round_trip.safetensors";
+    gpt *g = gpt_new(&TINY_GPT, TG_F32, 5);
+    tg_tape *tape = tg_tape_new();
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(gpt_save(g, path, "\n\"ab\\"), TG_OK);
+    char vocab[16];
+    gpt *back = gpt_load(path, vocab, sizeof vocab);
+    ck_assert_msg(back != NULL, "%s", tg_last_error());
+    ck_assert_str_eq(vocab, "\n\"ab\\");
+    ck_assert_int_eq(back->cfg.hidden, 8);
+    ck_assert_int_eq(gpt_param_count(back), gpt_param_count(g));
+    float a[8 * 5], b[8 * 5];
+    ck_assert_int_eq(tg_tensor_numel(gpt_logits(g, GPT_IDS, 2, 4)), 40);
+    memcpy(a, tg_tensor_data(gpt_logits(g, GPT_IDS, 2, 4)), sizeof a);
+    memcpy(b, tg_tensor_data(gpt_logits(back, GPT_IDS, 2, 4)), sizeof b);
+    ck_assert_mem_eq(a, b, sizeof a);
+    // A vocabulary that disagrees with the stored size is refused.
+    ck_assert_int_eq(gpt_save(g, path, "abc"), TG_OK);
+    ck_assert_ptr_null(gpt_load(path, vocab, sizeof vocab));
+    ck_assert_int_eq(tg_last_status(), TG_EFORMAT);
+    ck_assert_ptr_null(gpt_load(TG_TEST_BUILD_DIR "/no_such.safetensors", vocab, sizeof vocab));
+    ck_assert_int_eq(tg_last_status(), TG_EIO);
+    remove(path);
+    tg_tape_free(tape);
+    gpt_free(back);
+    gpt_free(g);
+}
+END_TEST
+
+/* Width not a multiple of heads, too many blocks: a clear error. */
+START_TEST(test_gpt_refuses_bad_configurations)
+{
+    gpt_config c = TINY_GPT;
+    c.heads = 3;
+    ck_assert_ptr_null(gpt_new(&c, TG_F32, 1));
+    ck_assert_int_eq(tg_last_status(), TG_EINVAL);
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "multiple of heads"));
+    c = TINY_GPT;
+    c.blocks = GPT_MAX_BLOCKS + 1;
+    ck_assert_ptr_null(gpt_new(&c, TG_F32, 1));
+    gpt *g = gpt_new(&TINY_GPT, TG_F32, 1);
+    tg_tape *tape = tg_tape_new();
+    ck_assert_ptr_null(gpt_logits(g, GPT_IDS, 1, 5)); /* longer than the context */
+    ck_assert_int_eq(tg_last_status(), TG_EINVAL);
+    int64_t bad[4] = {0, 1, 9, 2}; /* id 9 outside the vocabulary */
+    ck_assert_ptr_null(gpt_logits(g, bad, 1, 4));
+    tg_tape_free(tape);
+    gpt_free(g);
+}
+END_TEST
+
 /* Without --data the shipped digits are found next to the program in the
  * build tree (copied to build/examples/data/mnist-10k), or via TAPEGRAD_DATA. */
 START_TEST(test_args_find_data)
@@ -289,6 +409,13 @@ static Suite *examples_suite(void)
     tcase_set_timeout(mlp, 120);
     tcase_add_test(mlp, test_mlp_learns_embedded_digits);
     suite_add_tcase(s, mlp);
+    TCase *transformer = tcase_create("char_transformer");
+    tcase_set_timeout(transformer, 120);
+    tcase_add_test(transformer, test_gpt_gradients_check);
+    tcase_add_test(transformer, test_gpt_is_causal);
+    tcase_add_test(transformer, test_gpt_save_load_round_trip);
+    tcase_add_test(transformer, test_gpt_refuses_bad_configurations);
+    suite_add_tcase(s, transformer);
     TCase *args = tcase_create("args");
     tcase_add_test(args, test_args_accepts_both_forms);
     tcase_add_test(args, test_args_say_why);

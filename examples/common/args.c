@@ -13,8 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifndef EXAMPLES_INSTALLED_SHARE
+#define EXAMPLES_INSTALLED_SHARE "/usr/local/share/tapegrad"
+#endif
 #ifndef EXAMPLES_INSTALLED_DATA
-#define EXAMPLES_INSTALLED_DATA "/usr/local/share/tapegrad/mnist-10k"
+#define EXAMPLES_INSTALLED_DATA EXAMPLES_INSTALLED_SHARE "/mnist-10k"
 #endif
 
 static void usage(FILE *f, const char *prog, const char *what, const example_args *d)
@@ -288,6 +291,44 @@ static void join_relative(char *out, size_t size, const char *dir, const char *r
     snprintf(out + len, size - len, "/%s", rel);
 }
 
+/* The first directory of the search order in args.h that holds what found()
+ * looks for, sub being the shipped directory's name ("mnist-10k"); installed
+ * is the configured install directory. On failure buf lists what was tried. */
+static const char *find_shipped(const char *argv0, const char *sub, const char *installed,
+                                bool (*found)(const char *dir, const void *what),
+                                const void *what, char *buf, size_t size)
+{
+    static const char *const relative[] = {"../data/", "../share/tapegrad/",
+                                           "../../share/tapegrad/"};
+    char dir[4096], rel[512], path[4700];
+    size_t len = 0;
+    buf[0] = '\0';
+    if (program_dir(argv0, dir, sizeof dir))
+        for (size_t i = 0; i < sizeof relative / sizeof relative[0]; i++) {
+            snprintf(rel, sizeof rel, "%s%s", relative[i], sub);
+            join_relative(path, sizeof path, dir, rel);
+            if (found(path, what)) {
+                snprintf(buf, size, "%s", path);
+                return buf;
+            }
+            if (len < size)
+                len += (size_t)snprintf(buf + len, size - len, "%s, ", path);
+        }
+    if (found(installed, what)) {
+        snprintf(buf, size, "%s", installed);
+        return buf;
+    }
+    if (len < size)
+        snprintf(buf + len, size - len, "%s", installed);
+    return NULL;
+}
+
+static bool has_images_in(const char *dir, const void *unused)
+{
+    (void)unused;
+    return has_images(dir);
+}
+
 const char *example_find_data(const char *argv0, char *buf, size_t size)
 {
     const char *env = getenv("TAPEGRAD_DATA");
@@ -295,26 +336,25 @@ const char *example_find_data(const char *argv0, char *buf, size_t size)
         snprintf(buf, size, "%s", env);
         return buf;
     }
-    static const char *const relative[] = {"../data/mnist-10k", "../share/tapegrad/mnist-10k",
-                                           "../../share/tapegrad/mnist-10k"};
-    char dir[4096], path[4200];
-    size_t len = 0;
-    buf[0] = '\0';
-    if (program_dir(argv0, dir, sizeof dir))
-        for (size_t i = 0; i < sizeof relative / sizeof relative[0]; i++) {
-            join_relative(path, sizeof path, dir, relative[i]);
-            if (has_images(path)) {
-                snprintf(buf, size, "%s", path);
-                return buf;
-            }
-            if (len < size)
-                len += (size_t)snprintf(buf + len, size - len, "%s, ", path);
-        }
-    if (has_images(EXAMPLES_INSTALLED_DATA)) {
-        snprintf(buf, size, "%s", EXAMPLES_INSTALLED_DATA);
-        return buf;
-    }
-    if (len < size)
-        snprintf(buf + len, size - len, "%s", EXAMPLES_INSTALLED_DATA);
-    return NULL;
+    return find_shipped(argv0, "mnist-10k", EXAMPLES_INSTALLED_DATA, has_images_in, NULL, buf,
+                        size);
+}
+
+static bool has_file(const char *dir, const void *name)
+{
+    char path[4300];
+    int n = snprintf(path, sizeof path, "%s/%s", dir, (const char *)name);
+    return n > 0 && (size_t)n < sizeof path && access(path, R_OK) == 0;
+}
+
+const char *example_find_shipped_file(const char *argv0, const char *sub, const char *name,
+                                      char *buf, size_t size)
+{
+    char installed[4096];
+    snprintf(installed, sizeof installed, "%s/%s", EXAMPLES_INSTALLED_SHARE, sub);
+    if (!find_shipped(argv0, sub, installed, has_file, name, buf, size))
+        return NULL;
+    size_t len = strlen(buf);
+    snprintf(buf + len, size - len, "/%s", name);
+    return buf;
 }

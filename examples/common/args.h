@@ -59,4 +59,10 @@ int example_parse_int(const char *s, long long lo, long long hi, long long *out,
  * returns buf, or returns NULL and lists what was tried in buf. */
 const char *example_find_data(const char *argv0, char *buf, size_t size);
 
+/* Another shipped file, examples/data/<sub>/<name>, looked up in the same
+ * places (with <datadir>/tapegrad/<sub> last). Writes the file's path into
+ * buf and returns buf, or returns NULL and lists the directories tried in buf. */
+const char *example_find_shipped_file(const char *argv0, const char *sub, const char *name,
+                                      char *buf, size_t size);
+
 #endif
