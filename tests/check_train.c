@@ -376,6 +376,48 @@ START_TEST(test_fit_dataset_errors)
 }
 END_TEST
 
+/* Allocations per step of tg_fit on a dataset's bytes: none after the first
+ * (the batch buffers are the batcher's, the conversion table its own). */
+typedef struct alloc_watch {
+    long last;
+    int64_t steps, steps_allocating;
+} alloc_watch;
+
+static int watch_allocs(const tg_fit_state *s, void *ctx)
+{
+    alloc_watch *w = ctx;
+    if (s->event != TG_FIT_BATCH_END)
+        return TG_FIT_CONTINUE;
+    long now = tg__alloc_count();
+    if (w->steps++ > 0 && now != w->last)
+        w->steps_allocating++;
+    w->last = tg__alloc_count();
+    return TG_FIT_CONTINUE;
+}
+
+START_TEST(test_fit_dataset_no_allocs_per_step)
+{
+    tg_dataset *ds = tg_mnist_load(TG_TEST_DATA_DIR, TG_F32);
+    ck_assert_msg(ds != NULL, "%s", tg_last_error());
+    tg_model *m = mnist_linear(TG_F32);
+    tg_optim *opt = adam(m, 1e-3);
+    tg_fit_opts o = quiet(2);
+    o.batch_size = 64; // 31 full batches and a tail of 16 per epoch
+    alloc_watch w = {0};
+    tg_callback cb = {watch_allocs, &w};
+    o.callbacks = &cb;
+    o.n_callbacks = 1;
+    tg_data d = {.dataset = ds, .split = TG_SPLIT_TEST,
+                 .labels = tg_dataset_labels(ds, TG_SPLIT_TEST)};
+    ASSERT_OK(tg_fit(m, opt, &d, &o, NULL));
+    ck_assert_int_eq(w.steps, 2 * 32);
+    ck_assert_int_eq(w.steps_allocating, 0);
+    tg_optim_free(opt);
+    tg_model_free(m);
+    tg_dataset_free(ds);
+}
+END_TEST
+
 START_TEST(test_fit_metric_none)
 {
     tg_tensor *x, *y;
@@ -1391,6 +1433,7 @@ static Suite *train_suite(void)
     tcase_add_test(fit, test_fit_errors);
     tcase_add_loop_test(fit, test_fit_dataset_bytes, 0, 2);
     tcase_add_test(fit, test_fit_dataset_errors);
+    tcase_add_test(fit, test_fit_dataset_no_allocs_per_step);
     suite_add_tcase(s, fit);
     TCase *history = tcase_create("history");
     tcase_add_test(history, test_history_errors);
