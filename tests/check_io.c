@@ -1413,6 +1413,68 @@ START_TEST(test_loaders_out_of_memory)
 }
 END_TEST
 
+/* Issue 8 item 4: the dataset keeps the files' bytes; the float tensor is made
+ * on the first tg_dataset_images and kept. */
+START_TEST(test_dataset_pixels)
+{
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F64 : TG_F32;
+        tg_dataset *ds = tg_mnist_load(TG_TEST_DATA_DIR, dt);
+        ck_assert_msg(ds != NULL, "%s", tg_last_error());
+        ck_assert_int_eq(tg_dataset_dtype(ds), dt);
+        for (int sp = 0; sp < 2; sp++) {
+            const int64_t *shape = tg_dataset_shape(ds, (tg_split)sp);
+            const uint8_t *px = tg_dataset_pixels(ds, (tg_split)sp);
+            ck_assert_ptr_nonnull(px);
+            ck_assert(shape[0] == (sp ? 2000 : 8000) && shape[1] == 1 && shape[2] == 28 &&
+                      shape[3] == 28);
+            tg_tensor *t = tg_dataset_images(ds, (tg_split)sp);
+            ck_assert_ptr_nonnull(t);
+            ck_assert_ptr_eq(tg_dataset_images(ds, (tg_split)sp), t); // made once, kept
+            ck_assert(memcmp(tg_tensor_shape(t), shape, 4 * sizeof *shape) == 0);
+            int64_t n = tg_tensor_numel(t), bad = 0, sum = 0;
+            for (int64_t i = 0; i < n; i++) {
+                double v = d ? ((const double *)tg_tensor_data(t))[i]
+                             : ((const float *)tg_tensor_data(t))[i];
+                double want = d ? (double)px[i] / 255.0 : (double)((float)px[i] / 255.0f);
+                bad += v != want;
+                sum += px[i];
+            }
+            ck_assert_int_eq(bad, 0);
+            if (sp == 0)
+                ck_assert_int_eq(sum, 209812346); // as test_mnist_real
+        }
+        tg_dataset_free(ds);
+    }
+    ASSERT_FRESH_NULL_FAIL(tg_dataset_pixels(NULL, TG_SPLIT_TRAIN), TG_EINVAL,
+                           "tg_dataset_pixels: dataset is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_dataset_shape(NULL, TG_SPLIT_TEST), TG_EINVAL,
+                           "tg_dataset_shape: dataset is NULL");
+    tg_clear_error();
+    ck_assert_int_eq(tg_dataset_dtype(NULL), TG_F32);
+    ASSERT_FAIL(tg_last_status(), TG_EINVAL, "tg_dataset_dtype: dataset is NULL");
+    write_tiny_mnist(5, 5, 3, 3);
+    tg_dataset *ds = tg_mnist_load(TG_TEST_BUILD_DIR, TG_F32);
+    ck_assert_msg(ds != NULL, "%s", tg_last_error());
+    ASSERT_FRESH_NULL_FAIL(tg_dataset_pixels(ds, (tg_split)3), TG_EINVAL,
+                           "tg_dataset_pixels: split 3 is neither");
+    ASSERT_FRESH_NULL_FAIL(tg_dataset_shape(ds, (tg_split)-2), TG_EINVAL,
+                           "tg_dataset_shape: split -2 is neither");
+    // Out of memory for the tensor: NULL with TG_ENOMEM, nothing kept, and the
+    // next call succeeds.
+    tg_clear_error();
+    tg__alloc_fail_after(0, 1);
+    tg_tensor *t = tg_dataset_images(ds, TG_SPLIT_TEST);
+    tg__alloc_fail_after(-1, 0);
+    ck_assert_ptr_null(t);
+    ASSERT_FAIL(tg_last_status(), TG_ENOMEM, "tg_dataset_images");
+    t = tg_dataset_images(ds, TG_SPLIT_TEST);
+    ck_assert_msg(t != NULL, "%s", tg_last_error());
+    ck_assert_int_eq(tg_tensor_dim(t, 0), 3);
+    tg_dataset_free(ds);
+}
+END_TEST
+
 /* Issue 11 item 12: a split that is neither train nor test was a silent NULL. */
 START_TEST(test_dataset_bad_split)
 {
@@ -1581,6 +1643,72 @@ START_TEST(test_batcher_mnist)
 }
 END_TEST
 
+/* tg_dataset_batcher gives tg_batcher_new's batches over tg_dataset_images,
+ * bit for bit, without the float tensor of the split. */
+START_TEST(test_dataset_batcher)
+{
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F64 : TG_F32;
+        tg_split sp = d ? TG_SPLIT_TEST : TG_SPLIT_TRAIN;
+        tg_dataset *ds = tg_mnist_load(TG_TEST_DATA_DIR, dt);
+        ck_assert_msg(ds != NULL, "%s", tg_last_error());
+        tg_batcher *u8 = tg_dataset_batcher(ds, sp, 300, true, 11);
+        ck_assert_msg(u8 != NULL, "%s", tg_last_error());
+        tg_batcher *ref = tg_batcher_new(tg_dataset_images(ds, sp), tg_dataset_labels(ds, sp),
+                                         tg_dataset_count(ds, sp), 300, true, 11);
+        ck_assert_ptr_nonnull(ref);
+        ck_assert_int_eq(tg_batcher_num_batches(u8), tg_batcher_num_batches(ref));
+        for (int epoch = 0; epoch < 2; epoch++) {
+            tg_tensor *x, *rx;
+            const int64_t *y, *ry;
+            int64_t count, rcount, batches = 0;
+            while (tg_batcher_next(u8, &x, &y, &count)) {
+                ck_assert(tg_batcher_next(ref, &rx, &ry, &rcount));
+                ck_assert_int_eq(count, rcount);
+                ck_assert_int_eq(tg_tensor_dtype(x), dt);
+                ck_assert(memcmp(tg_tensor_shape(x), tg_tensor_shape(rx),
+                                 4 * sizeof(int64_t)) == 0);
+                ck_assert(memcmp(tg_tensor_data(x), tg_tensor_data(rx),
+                                 (size_t)tg_tensor_numel(x) * tg_dtype_size(dt)) == 0);
+                ck_assert(memcmp(y, ry, (size_t)count * sizeof *y) == 0);
+                batches++;
+            }
+            ck_assert(!tg_batcher_next(ref, NULL, NULL, NULL));
+            ck_assert_int_eq(batches, tg_batcher_num_batches(ref));
+            tg_batcher_reset_epoch(u8);
+            tg_batcher_reset_epoch(ref);
+        }
+        tg_batcher_free(u8);
+        tg_batcher_free(ref);
+        tg_dataset_free(ds);
+    }
+    write_tiny_mnist(5, 5, 3, 3);
+    tg_dataset *ds = tg_mnist_load(TG_TEST_BUILD_DIR, TG_F32);
+    ck_assert_msg(ds != NULL, "%s", tg_last_error());
+    ASSERT_FRESH_NULL_FAIL(tg_dataset_batcher(NULL, TG_SPLIT_TRAIN, 2, false, 1), TG_EINVAL,
+                           "tg_dataset_batcher: dataset is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg_dataset_batcher(ds, (tg_split)2, 2, false, 1), TG_EINVAL,
+                           "tg_dataset_batcher: split 2 is neither");
+    ASSERT_FRESH_NULL_FAIL(tg_dataset_batcher(ds, TG_SPLIT_TEST, 0, false, 1), TG_EINVAL,
+                           "tg_dataset_batcher: batch_size 0 < 1");
+    // Every allocation failing in turn: TG_ENOMEM and nothing leaked, until it goes through.
+    bool through = false;
+    for (long k = 0; k < 10 && !through; k++) {
+        tg_clear_error();
+        tg__alloc_fail_after(k, 0);
+        tg_batcher *b = tg_dataset_batcher(ds, TG_SPLIT_TRAIN, 2, true, 1);
+        tg__alloc_fail_after(-1, 0);
+        if (b)
+            through = true;
+        else
+            ASSERT_FAIL(tg_last_status(), TG_ENOMEM, "tg_dataset_batcher");
+        tg_batcher_free(b);
+    }
+    ck_assert(through);
+    tg_dataset_free(ds);
+}
+END_TEST
+
 START_TEST(test_batcher_errors)
 {
     int64_t labels[4];
@@ -1664,6 +1792,7 @@ static Suite *io_suite(void)
     tcase_add_test(tc, test_mnist_errors);
     tcase_add_test(tc, test_loaders_out_of_memory);
     tcase_add_test(tc, test_dataset_bad_split);
+    tcase_add_test(tc, test_dataset_pixels);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("batcher");
@@ -1672,6 +1801,7 @@ static Suite *io_suite(void)
     tcase_add_test(tc, test_batcher_sequential);
     tcase_add_test(tc, test_batcher_mnist);
     tcase_add_test(tc, test_batcher_errors);
+    tcase_add_test(tc, test_dataset_batcher);
     suite_add_tcase(s, tc);
     return s;
 }

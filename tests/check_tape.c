@@ -834,6 +834,38 @@ END_TEST
 
 /* Issue 11 item 8: a loop that forgets tg_tape_reset grows without bound; a
  * limit turns that into a clear TG_ENOMEM. */
+/* Issue 8 item 4: tg_tape_bytes is what the arena holds, tg_tape_high_water
+ * the most it had in use at once; both cover a step's tensors, the high-water
+ * mark stays after a reset, and neither grows on a repeated step. */
+START_TEST(test_tape_bytes_and_high_water)
+{
+    tg_tape *tape = tg_tape_new();
+    ck_assert_uint_eq(tg_tape_bytes(tape), 0);
+    ck_assert_uint_eq(tg_tape_high_water(tape), 0);
+    tg_tensor *x = param(TG_F32, TG_SHAPE(1000), (double[1000]){0});
+    size_t bytes = 0, high = 0;
+    for (int step = 0; step < 3; step++) {
+        tg_tensor *y = tg_tanh(tg_mul(x, x)); // two 4,000-byte results, then their grads
+        ck_assert_int_eq(tg_backward(tg_sum(y, NULL, 0, false)), TG_OK);
+        ck_assert_uint_ge(tg_tape_high_water(tape), 2 * 1000 * sizeof(float));
+        ck_assert_uint_ge(tg_tape_bytes(tape), tg_tape_high_water(tape));
+        if (step == 0) {
+            bytes = tg_tape_bytes(tape);
+            high = tg_tape_high_water(tape);
+        }
+        ck_assert_uint_eq(tg_tape_bytes(tape), bytes);
+        ck_assert_uint_eq(tg_tape_high_water(tape), high);
+        tg_tape_reset(tape);
+        ck_assert_uint_eq(tg_tape_high_water(tape), high); // a mark, not the current use
+    }
+    tg_clear_error();
+    ck_assert_uint_eq(tg_tape_high_water(NULL), 0);
+    ASSERT_FAIL(tg_last_status(), TG_EINVAL, "tg_tape_high_water: tape is NULL");
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
 START_TEST(test_tape_limit)
 {
     tg_tape *tape = tg_tape_new();
@@ -1317,6 +1349,7 @@ static Suite *tape_suite(void)
     tcase_add_test(seams, test_cross_tape_expression_refused);
     tcase_add_test(seams, test_stale_tensor_detected);
     tcase_add_test(seams, test_tape_limit);
+    tcase_add_test(seams, test_tape_bytes_and_high_water);
     tcase_add_test(seams, test_step_allocates_nothing);
     tcase_add_test(seams, test_attention_step_allocates_nothing);
     tcase_add_test(seams, test_anomaly_mode);

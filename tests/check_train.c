@@ -263,6 +263,161 @@ START_TEST(test_fit_validation_split_and_data)
 }
 END_TEST
 
+/* Issue 8 item 4: a dataset's 8-bit pixels, converted per batch, train and
+ * evaluate to the same bits as the float tensor of tg_dataset_images. */
+static tg_model *mnist_linear(tg_dtype dt)
+{
+    tg_model *m = tg_model_new(dt, TG_SHAPE(1, 28, 28), TG_SCHEME_KERAS, 5);
+    ck_assert_ptr_nonnull(m);
+    ASSERT_OK(tg_model_add(m, tg_layer_flatten()));
+    ASSERT_OK(tg_model_add(m, tg_layer_dense(10, TG_ACT_SOFTMAX)));
+    return m;
+}
+
+static bool same_params(const tg_model *a, const tg_model *b)
+{
+    int na, nb;
+    tg_tensor *const *pa = tg_model_params(a, &na), *const *pb = tg_model_params(b, &nb);
+    bool same = na == nb;
+    for (int i = 0; same && i < na; i++)
+        same = memcmp(tg_tensor_data(pa[i]), tg_tensor_data(pb[i]),
+                      (size_t)tg_tensor_numel(pa[i]) *
+                          tg_dtype_size(tg_tensor_dtype(pa[i]))) == 0;
+    return same;
+}
+
+START_TEST(test_fit_dataset_bytes)
+{
+    tg_dtype dt = _i ? TG_F64 : TG_F32;
+    tg_dataset *ds = tg_mnist_load(TG_TEST_DATA_DIR, dt);
+    ck_assert_msg(ds != NULL, "%s", tg_last_error());
+    const int64_t *labels = tg_dataset_labels(ds, TG_SPLIT_TEST);
+    tg_model *m[2] = {mnist_linear(dt), mnist_linear(dt)};
+    tg_optim *opt[2] = {adam(m[0], 1e-3), adam(m[1], 1e-3)};
+    tg_fit_opts o = quiet(2);
+    o.batch_size = 64;
+    o.validation_split = 0.1; // the held-out tail of the bytes, without a copy
+    tg_data bytes = {.dataset = ds, .split = TG_SPLIT_TEST, .labels = labels};
+    tg_data floats = {.x = tg_dataset_images(ds, TG_SPLIT_TEST), .labels = labels};
+    tg_history *h[2] = {NULL, NULL};
+    ASSERT_OK(tg_fit(m[0], opt[0], &bytes, &o, &h[0]));
+    ASSERT_OK(tg_fit(m[1], opt[1], &floats, &o, &h[1]));
+    ck_assert(same_params(m[0], m[1]));
+    for (int e = 0; e < 2; e++) {
+        const tg_epoch_log *a = tg_history_epoch(h[0], e), *b = tg_history_epoch(h[1], e);
+        ck_assert(a->loss == b->loss && a->metric == b->metric);
+        ck_assert(a->val_loss == b->val_loss && a->val_metric == b->val_metric);
+    }
+    double l[2], acc[2];
+    tg_data train_bytes = {.dataset = ds, .labels = tg_dataset_labels(ds, TG_SPLIT_TRAIN)};
+    ASSERT_OK(tg_evaluate(m[0], &train_bytes, &o, &l[0], &acc[0]));
+    tg_data train_floats = {.x = tg_dataset_images(ds, TG_SPLIT_TRAIN),
+                            .labels = tg_dataset_labels(ds, TG_SPLIT_TRAIN)};
+    ASSERT_OK(tg_evaluate(m[1], &train_floats, &o, &l[1], &acc[1]));
+    ck_assert(l[0] == l[1] && acc[0] == acc[1]);
+    ck_assert(acc[0] > 0.5); // it learnt
+    // validation_data in the dataset form too.
+    o.validation_split = 0;
+    o.validation_data = &train_bytes;
+    o.epochs = 1;
+    tg_history_free(h[0]);
+    ASSERT_OK(tg_fit(m[0], opt[0], &bytes, &o, &h[0]));
+    ck_assert(tg_history_epoch(h[0], 0)->val_metric > 0.5);
+    for (int i = 0; i < 2; i++) {
+        tg_history_free(h[i]);
+        tg_optim_free(opt[i]);
+        tg_model_free(m[i]);
+    }
+    tg_dataset_free(ds);
+}
+END_TEST
+
+START_TEST(test_fit_dataset_errors)
+{
+    tg_dataset *ds = tg_mnist_load(TG_TEST_DATA_DIR, TG_F32);
+    ck_assert_msg(ds != NULL, "%s", tg_last_error());
+    const int64_t *labels = tg_dataset_labels(ds, TG_SPLIT_TEST);
+    tg_model *m = mnist_linear(TG_F32);
+    tg_optim *opt = adam(m, 1e-3);
+    tg_fit_opts o = quiet(1);
+    snapshot before = snap(m, opt);
+    tg_data d = {.dataset = ds, .split = TG_SPLIT_TEST, .labels = labels,
+                 .x = tg_dataset_images(ds, TG_SPLIT_TEST)};
+    ASSERT_FAIL(tg_fit(m, opt, &d, &o, NULL), TG_EINVAL,
+                "tg_fit: data has both x and dataset (set one)");
+    d.x = NULL;
+    d.split = (tg_split)4;
+    ASSERT_FAIL(tg_fit(m, opt, &d, &o, NULL), TG_EINVAL,
+                "tg_fit: data.split 4 is neither TG_SPLIT_TRAIN nor TG_SPLIT_TEST");
+    d.split = TG_SPLIT_TEST;
+    d.labels = NULL;
+    ASSERT_FAIL(tg_evaluate(m, &d, &o, NULL, NULL), TG_EINVAL,
+                "tg_evaluate: data has neither labels and targets");
+    d.labels = labels;
+    tg_model *m64 = mnist_linear(TG_F64);
+    ASSERT_FAIL(tg_evaluate(m64, &d, &o, NULL, NULL), TG_EDTYPE,
+                "tg_evaluate: data.dataset is float32 but the model is float64");
+    tg_model *small = tg_model_new(TG_F32, TG_SHAPE(1, 14, 14), TG_SCHEME_KERAS, 5);
+    ASSERT_OK(tg_model_add(small, tg_layer_flatten()));
+    ASSERT_OK(tg_model_add(small, tg_layer_dense(10, TG_ACT_SOFTMAX)));
+    ASSERT_FAIL(tg_evaluate(small, &d, &o, NULL, NULL), TG_ESHAPE,
+                "tg_evaluate: data.dataset's images are 2000x1x28x28, expected "
+                "(N, 1, 14, 14)");
+    tg_fit_opts ov = o;
+    tg_data bad = {.dataset = ds, .split = (tg_split)-1, .labels = labels};
+    ov.validation_data = &bad;
+    ASSERT_FAIL(tg_fit(m, opt, &d, &ov, NULL), TG_EINVAL, "tg_fit: validation_data.split -1");
+    assert_unchanged(&before, m, opt);
+    tg_model_free(small);
+    tg_model_free(m64);
+    tg_optim_free(opt);
+    tg_model_free(m);
+    tg_dataset_free(ds);
+}
+END_TEST
+
+/* Allocations per step of tg_fit on a dataset's bytes: none after the first
+ * (the batch buffers are the batcher's, the conversion table its own). */
+typedef struct alloc_watch {
+    long last;
+    int64_t steps, steps_allocating;
+} alloc_watch;
+
+static int watch_allocs(const tg_fit_state *s, void *ctx)
+{
+    alloc_watch *w = ctx;
+    if (s->event != TG_FIT_BATCH_END)
+        return TG_FIT_CONTINUE;
+    long now = tg__alloc_count();
+    if (w->steps++ > 0 && now != w->last)
+        w->steps_allocating++;
+    w->last = tg__alloc_count();
+    return TG_FIT_CONTINUE;
+}
+
+START_TEST(test_fit_dataset_no_allocs_per_step)
+{
+    tg_dataset *ds = tg_mnist_load(TG_TEST_DATA_DIR, TG_F32);
+    ck_assert_msg(ds != NULL, "%s", tg_last_error());
+    tg_model *m = mnist_linear(TG_F32);
+    tg_optim *opt = adam(m, 1e-3);
+    tg_fit_opts o = quiet(2);
+    o.batch_size = 64; // 31 full batches and a tail of 16 per epoch
+    alloc_watch w = {0};
+    tg_callback cb = {watch_allocs, &w};
+    o.callbacks = &cb;
+    o.n_callbacks = 1;
+    tg_data d = {.dataset = ds, .split = TG_SPLIT_TEST,
+                 .labels = tg_dataset_labels(ds, TG_SPLIT_TEST)};
+    ASSERT_OK(tg_fit(m, opt, &d, &o, NULL));
+    ck_assert_int_eq(w.steps, 2 * 32);
+    ck_assert_int_eq(w.steps_allocating, 0);
+    tg_optim_free(opt);
+    tg_model_free(m);
+    tg_dataset_free(ds);
+}
+END_TEST
+
 START_TEST(test_fit_metric_none)
 {
     tg_tensor *x, *y;
@@ -1276,6 +1431,9 @@ static Suite *train_suite(void)
     tcase_add_test(fit, test_fit_validation_split_and_data);
     tcase_add_test(fit, test_fit_metric_none);
     tcase_add_test(fit, test_fit_errors);
+    tcase_add_loop_test(fit, test_fit_dataset_bytes, 0, 2);
+    tcase_add_test(fit, test_fit_dataset_errors);
+    tcase_add_test(fit, test_fit_dataset_no_allocs_per_step);
     suite_add_tcase(s, fit);
     TCase *history = tcase_create("history");
     tcase_add_test(history, test_history_errors);

@@ -40,7 +40,8 @@ static void usage(FILE *f, const char *prog, const char *what, const example_arg
             "                         found next to the program, in $TAPEGRAD_DATA or in\n"
             "                         %s;\n"
             "                         full Fashion-MNIST: /usr/share/datasets/fashion-mnist)\n"
-            "  --bench                also print epoch_seconds and max_rss_kib lines\n",
+            "  --bench                also print epoch_seconds, max_rss_kib, the tape's bytes,\n"
+            "                         the kernel and the thread count (mnist_cnn)\n",
             prog, what, d->epochs, (long long)d->batch, d->lr, (unsigned long long)d->seed,
             d->verbose, d->validation_split, EXAMPLES_INSTALLED_DATA);
     if (d->extras & EXAMPLE_CHECKPOINTS)

@@ -21,7 +21,7 @@ int main(int argc, char **argv)
     tg_dataset *ds = tg_mnist_load(a.data, TG_F32);
     tg_model *model = NULL;
     if (ds) {
-        const int64_t *shape = tg_tensor_shape(tg_dataset_images(ds, TG_SPLIT_TRAIN));
+        const int64_t *shape = tg_dataset_shape(ds, TG_SPLIT_TRAIN);
         model = tg_model_new(TG_F32, 3, shape + 1, TG_SCHEME_KERAS, a.seed);
     }
     tg_status s = model ? tg_model_add(model, tg_layer_flatten()) : tg_last_status();
@@ -46,9 +46,10 @@ int main(int argc, char **argv)
     }
     tg_model_summary(model, stdout);
 
-    tg_data train = {.x = tg_dataset_images(ds, TG_SPLIT_TRAIN),
+    // The 8-bit pixels, converted batch by batch (no float copy of the images).
+    tg_data train = {.dataset = ds, .split = TG_SPLIT_TRAIN,
                      .labels = tg_dataset_labels(ds, TG_SPLIT_TRAIN)};
-    tg_data test = {.x = tg_dataset_images(ds, TG_SPLIT_TEST),
+    tg_data test = {.dataset = ds, .split = TG_SPLIT_TEST,
                     .labels = tg_dataset_labels(ds, TG_SPLIT_TEST)};
     tg_fit_opts fit = tg_fit_defaults();
     fit.epochs = a.epochs;

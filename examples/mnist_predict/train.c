@@ -36,7 +36,7 @@ int main(int argc, char **argv)
         fit.seed = a.seed;
         fit.verbose = a.verbose;
         fit.validation_split = a.validation_split;
-        tg_data train = {.x = tg_dataset_images(ds, TG_SPLIT_TRAIN),
+        tg_data train = {.dataset = ds, .split = TG_SPLIT_TRAIN,
                          .labels = tg_dataset_labels(ds, TG_SPLIT_TRAIN)};
         s = tg_fit(model, opt, &train, &fit, NULL);
     }

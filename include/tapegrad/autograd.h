@@ -43,9 +43,14 @@ TG_API tg_tape *tg_tape_current(void);
 TG_API tg_tape *tg_tape_set_current(tg_tape *tape);
 /* Number of recorded nodes. */
 TG_API size_t tg_tape_size(const tg_tape *tape);
-/* Bytes the tape's arena holds (in use or reserved). */
+/* Bytes the tape's arena holds (in use or reserved): what it took from the
+ * allocator, kept across tg_tape_reset. After the first step of a loop it
+ * stays constant. 0 for a new tape; 0 with TG_EINVAL for NULL. */
 TG_API size_t tg_tape_bytes(const tg_tape *tape);
-/* The most bytes the tape has had in use at once (its high-water mark). */
+/* The most bytes the tape has had in use at once (its high-water mark, 64-byte
+ * rounded blocks of tensors, nodes and scratch; never lowered by a reset):
+ * the part of tg_tape_bytes a step touches, and so what it adds to the
+ * process's resident memory. At most tg_tape_bytes. 0 with TG_EINVAL for NULL. */
 TG_API size_t tg_tape_high_water(const tg_tape *tape);
 /* Caps the bytes the tape's arena may hold (0: no cap, the default). A loop
  * that forgets tg_tape_reset then fails with TG_ENOMEM and a message saying

@@ -90,8 +90,13 @@ typedef enum tg_split { TG_SPLIT_TRAIN = 0, TG_SPLIT_TEST = 1 } tg_split;
 /* Loads the four standard files from dir: train-images-idx3-ubyte,
  * train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte,
  * each as name.gz if present, else as the raw name. Works for MNIST and
- * Fashion-MNIST. Images become (N, 1, rows, cols) tensors of dtype with pixel
- * values byte/255 in [0, 1]; labels become int64_t arrays.
+ * Fashion-MNIST. Images are (N, 1, rows, cols) of dtype with pixel values
+ * byte/255 in [0, 1]; labels become int64_t arrays.
+ * Memory: the dataset keeps the pixels as the files' bytes, one byte each
+ * (47 MB for Fashion-MNIST's 60,000 training images, against 188 MB as
+ * float32). tg_dataset_batcher and tg_fit on a tg_data with .dataset convert
+ * one batch at a time; only tg_dataset_images makes (and keeps) a whole
+ * float tensor of a split.
  * Returns an owned dataset (tg_dataset_free), or NULL: TG_EINVAL (NULL dir,
  * bad dtype), TG_EIO (a file is missing or unreadable), TG_EFORMAT (an IDX
  * error, images not 3-dim or labels not 1-dim, label count differing from
@@ -100,9 +105,23 @@ typedef enum tg_split { TG_SPLIT_TRAIN = 0, TG_SPLIT_TEST = 1 } tg_split;
 TG_API tg_dataset *tg_mnist_load(const char *dir, tg_dtype dtype);
 /* Frees the dataset and its tensors and labels. NULL is ignored. */
 TG_API void tg_dataset_free(tg_dataset *ds);
-/* The (N, 1, rows, cols) images of a split. Borrowed: owned by ds and valid
- * until tg_dataset_free; never free it. NULL for NULL ds or a bad split. */
+/* The (N, 1, rows, cols) images of a split as a tensor of the dataset's
+ * dtype. The first call for a split converts its pixels into a new tensor
+ * (4 or 8 bytes a pixel) that ds keeps: later calls return the same one.
+ * Borrowed: owned by ds and valid until tg_dataset_free; never free it. NULL
+ * for NULL ds or a bad split (TG_EINVAL), or with TG_ENOMEM. That first call
+ * writes to ds: do not make it from two threads at once on one dataset. */
 TG_API tg_tensor *tg_dataset_images(const tg_dataset *ds, tg_split split);
+/* The split's pixels, N*rows*cols bytes in row-major order (sample, row,
+ * column), as stored in the file. Borrowed like the images. NULL for NULL ds
+ * or a bad split (TG_EINVAL). */
+TG_API const uint8_t *tg_dataset_pixels(const tg_dataset *ds, tg_split split);
+/* The split's image shape, 4 entries (N, 1, rows, cols), borrowed like the
+ * images; unlike tg_dataset_images it makes no tensor. NULL for NULL ds or a
+ * bad split (TG_EINVAL). */
+TG_API const int64_t *tg_dataset_shape(const tg_dataset *ds, tg_split split);
+/* The dtype given to tg_mnist_load; TG_F32 (and TG_EINVAL) for NULL. */
+TG_API tg_dtype tg_dataset_dtype(const tg_dataset *ds);
 /* The N labels of a split, each in [0, num_classes). Borrowed like the
  * images. NULL for NULL ds or a bad split. */
 TG_API const int64_t *tg_dataset_labels(const tg_dataset *ds, tg_split split);
@@ -137,6 +156,16 @@ typedef struct tg_batcher tg_batcher;
  * images, n < 1 or > N, batch_size < 1, a 0-dim images tensor), TG_ENOMEM. */
 TG_API tg_batcher *tg_batcher_new(const tg_tensor *images, const int64_t *labels, int64_t n,
                                   int64_t batch_size, bool shuffle, uint64_t seed);
+
+/* tg_batcher_new(tg_dataset_images(ds, split), tg_dataset_labels(ds, split),
+ * tg_dataset_count(ds, split), batch_size, shuffle, seed) without the float
+ * tensor of the whole split: each tg_batcher_next converts only the batch's
+ * pixels, to the same values bit for bit (same order, shapes, labels). The
+ * batcher borrows ds, which must outlive it. Returns an owned batcher, or
+ * NULL: TG_EINVAL (NULL ds, bad split, batch_size < 1), TG_ENOMEM; messages
+ * start with "tg_dataset_batcher: ". */
+TG_API tg_batcher *tg_dataset_batcher(const tg_dataset *ds, tg_split split,
+                                      int64_t batch_size, bool shuffle, uint64_t seed);
 
 /* Fills the next batch of the epoch and returns true, or returns false when
  * the epoch is over (and for a NULL batcher, with TG_EINVAL). *x receives a

@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "io.h"
 #include "nn.h"
 #include "optim.h"
 #include "status.h"
@@ -44,11 +45,18 @@ extern "C" {
  * Exactly one of labels and targets is set:
  *   labels   N class ids in [0, K), K the model's output size (shape (K));
  *   targets  (N, output_shape...) in the model's dtype.
+ * Instead of x, dataset may name a split of a tg_mnist_load dataset (x NULL):
+ * its 8-bit pixels are then converted one batch at a time, to the values
+ * tg_dataset_images(dataset, split) holds, so the numbers are the same as with
+ * .x = tg_dataset_images(...) but the float copy of the split is never made.
+ * Its labels are still given: .labels = tg_dataset_labels(dataset, split).
  * Everything is borrowed: it must stay alive and unchanged during the call. */
 typedef struct tg_data {
     const tg_tensor *x;
     const int64_t *labels;
     const tg_tensor *targets;
+    const tg_dataset *dataset; /* instead of x (NULL: use x) */
+    tg_split split;            /* the dataset's split (default TG_SPLIT_TRAIN) */
 } tg_data;
 
 /* ---- History ---------------------------------------------------------------
@@ -236,13 +244,16 @@ TG_API tg_fit_opts tg_fit_defaults(void);
  *
  * On success *history (history may be NULL) receives an owned History
  * (tg_history_free). On failure *history is untouched and the status says why:
- *   TG_EINVAL  NULL model, optim or data; no x; neither or both of labels and
- *              targets; bad options (the message names the field and value);
+ *   TG_EINVAL  NULL model, optim or data; no x; both x and dataset; a split
+ *              that is neither TG_SPLIT_TRAIN nor TG_SPLIT_TEST; neither or both
+ *              of labels and targets; bad options (the message names the field
+ *              and value);
  *              an optimizer that updates none of the model's parameters;
  *              a label outside [0, K); a model whose output is not (K) with
  *              labels; the data (or a split's part) empty
- *   TG_EDTYPE  x or targets not in the model's dtype
- *   TG_ESHAPE  x not (N, input_shape...), targets not (N, output_shape...)
+ *   TG_EDTYPE  x, the dataset or targets not in the model's dtype
+ *   TG_ESHAPE  x (or the dataset's images) not (N, input_shape...), targets
+ *              not (N, output_shape...)
  *   TG_ENOMEM, or an op's, the optimizer's or a callback's error.
  * Errors in the arguments are found before anything is trained: the model and
  * optimizer are then unchanged. An error during training (out of memory, a

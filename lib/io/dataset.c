@@ -13,8 +13,15 @@
 
 /* ---- MNIST ------------------------------------------------------------- */
 
+/* The pixels stay the IDX files' bytes (a quarter of float32's size, an
+ * eighth of float64's): batches convert them (tg_dataset_batcher, tg_fit on a
+ * dataset), and the float tensor is only made when tg_dataset_images asks. */
 struct tg_dataset {
-    tg_tensor *images[2]; /* indexed by tg_split */
+    tg_dtype dtype;
+    uint8_t *file[2];         /* indexed by tg_split: the IDX buffers, header included */
+    const uint8_t *pixels[2]; /* N*rows*cols bytes inside file[] */
+    int64_t shape[2][4];      /* (N, 1, rows, cols) */
+    tg_tensor *images[2];     /* NULL until the first tg_dataset_images */
     int64_t *labels[2];
     int64_t count[2];
     int num_classes;
@@ -87,27 +94,45 @@ static tg_status open_idx(const char *dir, const char *name, tg_idx **out)
     return st;
 }
 
-/* Pixels scaled to [0, 1] in an (N, 1, rows, cols) tensor. */
-static tg_status images_to_tensor(const tg_idx *idx, tg_dtype dtype, tg_tensor **out)
+/* Pixel bytes b as dtype: (float)b / 255.0f or (double)b / 255.0, in [0, 1].
+ * Every path that makes float pixels goes through this table, so the tensor of
+ * tg_dataset_images and a converted batch hold the same bits. */
+static void pixel_table(tg_dtype dtype, void *table)
+{
+    for (int b = 0; b < 256; b++)
+        if (dtype == TG_F32)
+            ((float *)table)[b] = (float)b / 255.0f;
+        else
+            ((double *)table)[b] = (double)b / 255.0;
+}
+
+static void convert_pixels(tg_dtype dtype, const void *table, const uint8_t *px, size_t n,
+                           void *dst)
+{
+    if (dtype == TG_F32) {
+        const float *t = table;
+        float *d = dst;
+        for (size_t i = 0; i < n; i++)
+            d[i] = t[px[i]];
+    } else {
+        const double *t = table;
+        double *d = dst;
+        for (size_t i = 0; i < n; i++)
+            d[i] = t[px[i]];
+    }
+}
+
+/* Keeps the image bytes of idx (taking its buffer: no copy). */
+static void keep_pixels(tg_idx *idx, tg_split split, tg_dataset *ds)
 {
     const int64_t *d = tg_idx_dims(idx);
-    int64_t shape[4] = {d[0], 1, d[1], d[2]};
-    tg_tensor *t = tg__tensor_alloc(NULL, "tg_mnist_load", dtype, 4, shape, false);
-    if (!t)
-        return tg_last_status();
-    const uint8_t *px = tg_idx_data(idx);
-    size_t n = tg_idx_size(idx);
-    if (dtype == TG_F32) {
-        float *dst = tg_tensor_data(t);
-        for (size_t i = 0; i < n; i++)
-            dst[i] = (float)px[i] / 255.0f;
-    } else {
-        double *dst = tg_tensor_data(t);
-        for (size_t i = 0; i < n; i++)
-            dst[i] = (double)px[i] / 255.0;
-    }
-    *out = t;
-    return TG_OK;
+    int64_t *shape = ds->shape[split];
+    shape[0] = d[0];
+    shape[1] = 1;
+    shape[2] = d[1];
+    shape[3] = d[2];
+    ds->pixels[split] = tg_idx_data(idx);
+    ds->file[split] = tg__idx_take(idx);
 }
 
 static tg_status labels_to_array(const tg_idx *idx, int64_t **out, int *num_classes)
@@ -145,7 +170,7 @@ static tg_status check_pair(const char *dir, tg_split split, const tg_idx *im,
     return TG_OK;
 }
 
-static tg_status load_split(const char *dir, tg_split split, tg_dtype dtype, tg_dataset *ds)
+static tg_status load_split(const char *dir, tg_split split, tg_dataset *ds)
 {
     tg_idx *im = NULL, *lb = NULL;
     tg_status st = open_idx(dir, image_names[split], &im);
@@ -154,11 +179,11 @@ static tg_status load_split(const char *dir, tg_split split, tg_dtype dtype, tg_
     if (st == TG_OK)
         st = check_pair(dir, split, im, lb);
     if (st == TG_OK)
-        st = images_to_tensor(im, dtype, &ds->images[split]);
-    if (st == TG_OK)
         st = labels_to_array(lb, &ds->labels[split], &ds->num_classes);
-    if (st == TG_OK)
+    if (st == TG_OK) {
         ds->count[split] = tg_idx_dims(lb)[0];
+        keep_pixels(im, split, ds);
+    }
     tg_idx_free(im);
     tg_idx_free(lb);
     return st;
@@ -173,12 +198,13 @@ tg_dataset *tg_mnist_load(const char *dir, tg_dtype dtype)
     tg_dataset *ds = tg__calloc(1, sizeof *ds);
     if (!ds)
         return tg__fail_null(TG_ENOMEM, "tg_mnist_load: out of memory");
-    tg_status st = load_split(dir, TG_SPLIT_TRAIN, dtype, ds);
+    ds->dtype = dtype;
+    tg_status st = load_split(dir, TG_SPLIT_TRAIN, ds);
     if (st == TG_OK)
-        st = load_split(dir, TG_SPLIT_TEST, dtype, ds);
+        st = load_split(dir, TG_SPLIT_TEST, ds);
     if (st == TG_OK) {
         // A model trained on one image size cannot be evaluated on another.
-        const int64_t *a = tg_tensor_shape(ds->images[0]), *b = tg_tensor_shape(ds->images[1]);
+        const int64_t *a = ds->shape[0], *b = ds->shape[1];
         if (a[2] != b[2] || a[3] != b[3])
             st = tg__fail(TG_EFORMAT, "tg_mnist_load: %s: train images are %lldx%lld but test "
                           "images %lldx%lld", dir, (long long)a[2], (long long)a[3],
@@ -197,6 +223,7 @@ void tg_dataset_free(tg_dataset *ds)
         return;
     for (int s = 0; s < 2; s++) {
         tg_tensor_free(ds->images[s]);
+        tg__free(ds->file[s]);
         tg__free(ds->labels[s]);
     }
     tg__free(ds);
@@ -218,9 +245,41 @@ static bool valid_split(const tg_dataset *ds, tg_split split, const char *fn)
     return true;
 }
 
+/* Made on first use and cached: the dataset is logically const (the tensor is
+ * a function of the pixels), hence the cast. */
 tg_tensor *tg_dataset_images(const tg_dataset *ds, tg_split split)
 {
-    return valid_split(ds, split, "tg_dataset_images") ? ds->images[split] : NULL;
+    if (!valid_split(ds, split, "tg_dataset_images"))
+        return NULL;
+    if (ds->images[split])
+        return ds->images[split];
+    tg_tensor *t = tg__tensor_alloc(NULL, "tg_dataset_images", ds->dtype, 4, ds->shape[split],
+                                    false);
+    if (!t)
+        return NULL;
+    double table[256];
+    pixel_table(ds->dtype, table);
+    convert_pixels(ds->dtype, table, ds->pixels[split], (size_t)tg_tensor_numel(t),
+                   tg_tensor_data(t));
+    ((tg_dataset *)ds)->images[split] = t;
+    return t;
+}
+
+const uint8_t *tg_dataset_pixels(const tg_dataset *ds, tg_split split)
+{
+    return valid_split(ds, split, "tg_dataset_pixels") ? ds->pixels[split] : NULL;
+}
+
+const int64_t *tg_dataset_shape(const tg_dataset *ds, tg_split split)
+{
+    return valid_split(ds, split, "tg_dataset_shape") ? ds->shape[split] : NULL;
+}
+
+tg_dtype tg_dataset_dtype(const tg_dataset *ds)
+{
+    if (!ds)
+        tg__null_arg("tg_dataset_dtype", "dataset");
+    return ds ? ds->dtype : TG_F32;
 }
 
 const int64_t *tg_dataset_labels(const tg_dataset *ds, tg_split split)
@@ -243,17 +302,22 @@ int tg_dataset_num_classes(const tg_dataset *ds)
 /* ---- mini-batches ------------------------------------------------------ */
 
 struct tg_batcher {
-    const tg_tensor *images; /* borrowed */
+    const tg_tensor *images; /* borrowed; NULL for 8-bit samples */
+    const uint8_t *bytes;    /* borrowed 8-bit samples, or NULL */
+    int64_t first;           /* images: the row of sample 0 */
     const int64_t *labels;   /* borrowed, may be NULL */
     int64_t n, batch_size, pos;
     bool shuffle;
     tg_rng rng;
     tg_rng epoch_rng;  /* rng before this epoch's shuffle (tg_batcher_get_state) */
     int64_t *order;    /* sample index of each position in the epoch */
-    size_t row_bytes;  /* bytes of one sample */
+    size_t row_bytes;  /* bytes of one sample in the source */
+    size_t row_elems;  /* elements of one sample */
+    tg_dtype dtype;    /* of the batches */
     tg_tensor *full;   /* (batch_size, ...) or NULL when n < batch_size */
     tg_tensor *tail;   /* (n % batch_size, ...) or NULL when that is 0 */
     int64_t *ybuf;     /* labels of the current batch */
+    double table[256]; /* bytes: byte -> value (pixel_table), float or double */
 };
 
 /* Fisher-Yates from the identity, so an epoch's order depends only on the
@@ -273,64 +337,111 @@ static void new_order(tg_batcher *b)
     }
 }
 
-/* A batch tensor of `rows` samples shaped like the images otherwise. */
-static tg_tensor *batch_tensor(const tg_tensor *images, int64_t rows)
+/* A batch tensor of `rows` samples shaped like the source otherwise. */
+static tg_tensor *batch_tensor(const char *fn, tg_dtype dtype, int ndim, const int64_t *src,
+                               int64_t rows)
 {
     int64_t shape[TG_MAX_DIMS];
-    int ndim = tg_tensor_ndim(images);
-    memcpy(shape, tg_tensor_shape(images), (size_t)ndim * sizeof *shape);
+    memcpy(shape, src, (size_t)ndim * sizeof *shape);
     shape[0] = rows;
-    return tg__tensor_alloc(NULL, "tg_batcher_new", tg_tensor_dtype(images), ndim, shape, true);
+    return tg__tensor_alloc(NULL, fn, dtype, ndim, shape, true);
 }
 
-static tg_status check_batcher_args(const tg_tensor *images, int64_t n, int64_t batch_size)
+static tg_status check_batcher_args(const char *fn, int ndim, int64_t avail, int64_t n,
+                                    int64_t batch_size)
 {
-    if (!images)
-        return tg__fail(TG_EINVAL, "tg_batcher_new: NULL images");
-    if (tg_tensor_ndim(images) < 1)
-        return tg__fail(TG_EINVAL, "tg_batcher_new: images must have a sample dimension "
-                        "(got a 0-dim tensor)");
-    int64_t avail = tg_tensor_dim(images, 0);
+    if (ndim < 1)
+        return tg__fail(TG_EINVAL, "%s: images must have a sample dimension (got a 0-dim "
+                        "tensor)", fn);
     if (n < 1 || n > avail)
-        return tg__fail(TG_EINVAL, "tg_batcher_new: n %lld outside 1..%lld (images' dim 0)",
+        return tg__fail(TG_EINVAL, "%s: n %lld outside 1..%lld (images' dim 0)", fn,
                         (long long)n, (long long)avail);
     if (batch_size < 1)
-        return tg__fail(TG_EINVAL, "tg_batcher_new: batch_size %lld < 1",
-                        (long long)batch_size);
+        return tg__fail(TG_EINVAL, "%s: batch_size %lld < 1", fn, (long long)batch_size);
     return TG_OK;
 }
 
-tg_batcher *tg_batcher_new(const tg_tensor *images, const int64_t *labels, int64_t n,
-                           int64_t batch_size, bool shuffle, uint64_t seed)
+/* The part every constructor shares, once the source is checked and set in
+ * proto: index and label buffers, the batch tensors, the first order. */
+static tg_batcher *batcher_finish(const char *fn, const tg_batcher *proto, int ndim,
+                                  const int64_t *shape)
 {
-    if (check_batcher_args(images, n, batch_size) != TG_OK)
-        return NULL;
-    if (batch_size > n)
-        batch_size = n; // one batch of all n; the full-size buffer would never be used
+    int64_t n = proto->n, batch_size = proto->batch_size;
     tg_batcher *b = tg__calloc(1, sizeof *b);
     if (!b)
-        return tg__fail_null(TG_ENOMEM, "tg_batcher_new: out of memory");
-    *b = (tg_batcher){.images = images, .labels = labels, .n = n, .batch_size = batch_size,
-                      .shuffle = shuffle, .rng = tg_rng_seeded(seed)};
-    int64_t rows = tg_tensor_dim(images, 0);
-    b->row_bytes = rows ? (size_t)(tg_tensor_numel(images) / rows) *
-                              tg_dtype_size(tg_tensor_dtype(images)) : 0;
+        return tg__fail_null(TG_ENOMEM, "%s: out of memory", fn);
+    *b = *proto;
     b->order = tg__malloc((size_t)n * sizeof *b->order);
     b->ybuf = tg__malloc((size_t)batch_size * sizeof *b->ybuf);
     if (!b->order || !b->ybuf) {
         tg_batcher_free(b);
-        return tg__fail_null(TG_ENOMEM, "tg_batcher_new: out of memory for %lld indices",
+        return tg__fail_null(TG_ENOMEM, "%s: out of memory for %lld indices", fn,
                              (long long)n);
     }
-    b->full = batch_tensor(images, batch_size);
+    b->full = batch_tensor(fn, b->dtype, ndim, shape, batch_size);
     if (b->full && n % batch_size)
-        b->tail = batch_tensor(images, n % batch_size);
+        b->tail = batch_tensor(fn, b->dtype, ndim, shape, n % batch_size);
     if (!b->full || (n % batch_size && !b->tail)) {
         tg_batcher_free(b);
         return NULL;
     }
     new_order(b);
     return b;
+}
+
+tg_batcher *tg__batcher_new_at(const char *fn, const tg_tensor *images, int64_t first,
+                               const int64_t *labels, int64_t n, int64_t batch_size,
+                               bool shuffle, uint64_t seed)
+{
+    if (!images)
+        return tg__fail_null(TG_EINVAL, "%s: NULL images", fn);
+    int ndim = tg_tensor_ndim(images);
+    int64_t rows = ndim ? tg_tensor_dim(images, 0) : 0;
+    if (check_batcher_args(fn, ndim, rows - first, n, batch_size) != TG_OK)
+        return NULL;
+    tg_batcher p = {.images = images, .first = first, .labels = labels, .n = n,
+                    .batch_size = batch_size > n ? n : batch_size, .shuffle = shuffle,
+                    .rng = tg_rng_seeded(seed), .dtype = tg_tensor_dtype(images)};
+    // batch_size > n: one batch of all n; the full-size buffer would never be used.
+    p.row_elems = rows ? (size_t)(tg_tensor_numel(images) / rows) : 0;
+    p.row_bytes = p.row_elems * tg_dtype_size(p.dtype);
+    return batcher_finish(fn, &p, ndim, tg_tensor_shape(images));
+}
+
+tg_batcher *tg__batcher_new_u8(const char *fn, const uint8_t *data, tg_dtype dtype, int ndim,
+                               const int64_t *shape, const int64_t *labels, int64_t n,
+                               int64_t batch_size, bool shuffle, uint64_t seed)
+{
+    if (!data)
+        return tg__fail_null(TG_EINVAL, "%s: NULL data", fn);
+    if (check_batcher_args(fn, ndim, ndim ? shape[0] : 0, n, batch_size) != TG_OK)
+        return NULL;
+    tg_batcher p = {.bytes = data, .labels = labels, .n = n,
+                    .batch_size = batch_size > n ? n : batch_size, .shuffle = shuffle,
+                    .rng = tg_rng_seeded(seed), .dtype = dtype};
+    p.row_elems = 1;
+    for (int i = 1; i < ndim; i++)
+        p.row_elems *= (size_t)shape[i];
+    p.row_bytes = p.row_elems;
+    pixel_table(dtype, p.table);
+    return batcher_finish(fn, &p, ndim, shape);
+}
+
+tg_batcher *tg_batcher_new(const tg_tensor *images, const int64_t *labels, int64_t n,
+                           int64_t batch_size, bool shuffle, uint64_t seed)
+{
+    return tg__batcher_new_at("tg_batcher_new", images, 0, labels, n, batch_size, shuffle,
+                              seed);
+}
+
+tg_batcher *tg_dataset_batcher(const tg_dataset *ds, tg_split split, int64_t batch_size,
+                               bool shuffle, uint64_t seed)
+{
+    static const char fn[] = "tg_dataset_batcher";
+    if (!valid_split(ds, split, fn))
+        return NULL;
+    return tg__batcher_new_u8(fn, ds->pixels[split], ds->dtype, 4, ds->shape[split],
+                              ds->labels[split], ds->count[split], batch_size, shuffle, seed);
 }
 
 bool tg_batcher_next(tg_batcher *b, tg_tensor **x, const int64_t **y, int64_t *count)
@@ -343,11 +454,17 @@ bool tg_batcher_next(tg_batcher *b, tg_tensor **x, const int64_t **y, int64_t *c
         return false;
     int64_t m = b->n - b->pos < b->batch_size ? b->n - b->pos : b->batch_size;
     tg_tensor *t = m == b->batch_size ? b->full : b->tail;
-    const uint8_t *src = tg_tensor_data_const(b->images);
+    const uint8_t *src = b->bytes ? b->bytes : tg_tensor_data_const(b->images);
+    src += (size_t)b->first * b->row_bytes;
     uint8_t *dst = tg_tensor_data(t);
+    size_t out_row = b->row_elems * tg_dtype_size(b->dtype);
     for (int64_t i = 0; i < m; i++) {
         int64_t k = b->order[b->pos + i];
-        memcpy(dst + (size_t)i * b->row_bytes, src + (size_t)k * b->row_bytes, b->row_bytes);
+        const uint8_t *row = src + (size_t)k * b->row_bytes;
+        if (b->bytes)
+            convert_pixels(b->dtype, b->table, row, b->row_elems, dst + (size_t)i * out_row);
+        else
+            memcpy(dst + (size_t)i * out_row, row, b->row_bytes);
         if (b->labels)
             b->ybuf[i] = b->labels[k];
     }

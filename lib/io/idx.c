@@ -300,6 +300,13 @@ tg_idx *tg_idx_load(const char *path)
     return idx;
 }
 
+uint8_t *tg__idx_take(tg_idx *idx)
+{
+    uint8_t *buf = idx->buf;
+    idx->buf = NULL;
+    return buf;
+}
+
 void tg_idx_free(tg_idx *idx)
 {
     if (!idx)

@@ -61,4 +61,24 @@ tg_status tg__read_file_max(const char *fn, const char *path, size_t max, uint8_
     (SIZE_MAX / 2 < UINT64_C(1) << 32 ? SIZE_MAX / 2 : (size_t)(UINT64_C(1) << 32))
 tg_status tg__read_file(const char *fn, const char *path, uint8_t **data, size_t *len);
 
+/* Hands the buffer that holds idx's file (header included) to the caller, who
+ * frees it with tg__free; tg_idx_data(idx) points into it and stays valid
+ * after tg_idx_free(idx). Lets a loader keep the bytes without a copy. */
+uint8_t *tg__idx_take(tg_idx *idx);
+
+/* ---- batchers over other storage (dataset.c) ----
+ * tg_batcher_new's batches, with the same order, shapes and checks, from:
+ *   _at: rows [first, first + n) of images (first >= 0, first + n <= N), so a
+ *        held-out tail needs no copy;
+ *   _u8: 8-bit samples, data holding shape[0] samples of shape[1..ndim)
+ *        bytes each, every batch converted to dtype as (float)b / 255.0f (or
+ *        (double)b / 255.0): the values tg_mnist_load's images hold.
+ * fn prefixes the messages (as "tg_batcher_new" does for the public one). */
+tg_batcher *tg__batcher_new_at(const char *fn, const tg_tensor *images, int64_t first,
+                               const int64_t *labels, int64_t n, int64_t batch_size,
+                               bool shuffle, uint64_t seed);
+tg_batcher *tg__batcher_new_u8(const char *fn, const uint8_t *data, tg_dtype dtype, int ndim,
+                               const int64_t *shape, const int64_t *labels, int64_t n,
+                               int64_t batch_size, bool shuffle, uint64_t seed);
+
 #endif

@@ -7,6 +7,7 @@
  * documented one. */
 #include <string.h>
 
+#include "io/io_internal.h"
 #include "train/train_internal.h"
 
 /* "(N, 1, 28, 28)" for a per-sample shape, the notation of tg_model_forward. */
@@ -86,68 +87,75 @@ static tg_status check_targets(const char *fn, const char *what, const tg_model 
     return TG_OK;
 }
 
+/* The dataset form of tg__check_x: dtype and (1, rows, cols) against the model. */
+static tg_status check_dataset(const char *fn, const char *what, const tg_model *m,
+                               const tg_data *d, tg__fitset *out)
+{
+    char got[TG__SHAPE_STR], want[TG__SHAPE_STR];
+    if (d->x)
+        return tg__fail(TG_EINVAL, "%s: %s has both x and dataset (set one)", fn, what);
+    if (d->split != TG_SPLIT_TRAIN && d->split != TG_SPLIT_TEST)
+        return tg__fail(TG_EINVAL, "%s: %s.split %d is neither TG_SPLIT_TRAIN nor "
+                        "TG_SPLIT_TEST", fn, what, (int)d->split);
+    tg_dtype dt = tg_dataset_dtype(d->dataset);
+    if (dt != tg_model_dtype(m))
+        return tg__fail(TG_EDTYPE, "%s: %s.dataset is %s but the model is %s", fn, what,
+                        tg_dtype_name(dt), tg_dtype_name(tg_model_dtype(m)));
+    const int64_t *shape = tg_dataset_shape(d->dataset, d->split);
+    int in_ndim;
+    const int64_t *in = tg_model_input_shape(m, &in_ndim);
+    if (in_ndim != 3 || shape[1] != in[0] || shape[2] != in[1] || shape[3] != in[2])
+        return tg__fail(TG_ESHAPE, "%s: %s.dataset's images are %s, expected %s", fn, what,
+                        tg__shape_str(got, 4, shape),
+                        batch_shape_str(want, sizeof want, "N", in_ndim, in));
+    if (shape[0] < 1)
+        return tg__fail(TG_EINVAL, "%s: %s.dataset has 0 samples", fn, what);
+    *out = (tg__fitset){.px = tg_dataset_pixels(d->dataset, d->split), .px_dtype = dt};
+    memcpy(out->px_shape, shape, sizeof out->px_shape);
+    return TG_OK;
+}
+
 tg_status tg__check_data(const char *fn, const char *what, const tg_model *m, const tg_data *d,
                          tg__fitset *out)
 {
     if (!d)
         return tg__fail(TG_EINVAL, "%s: NULL %s", fn, what);
-    char name[64];
-    snprintf(name, sizeof name, "%s.x", what);
-    tg_status st = tg__check_x(fn, name, m, d->x);
+    tg__fitset s = {0};
+    tg_status st;
+    if (d->dataset) {
+        st = check_dataset(fn, what, m, d, &s);
+    } else {
+        char name[64];
+        snprintf(name, sizeof name, "%s.x", what);
+        st = tg__check_x(fn, name, m, d->x);
+        s.x = d->x;
+    }
     if (st != TG_OK)
         return st;
     if (!d->labels == !d->targets)
         return tg__fail(TG_EINVAL, "%s: %s has %s labels and targets (set exactly one)", fn,
                         what, d->labels ? "both" : "neither");
-    int64_t n = tg_tensor_dim(d->x, 0);
+    int64_t n = s.x ? tg_tensor_dim(s.x, 0) : s.px_shape[0];
     st = d->labels ? check_labels(fn, what, m, d->labels, n)
                    : check_targets(fn, what, m, d->targets, n);
     if (st != TG_OK)
         return st;
-    *out = (tg__fitset){.x = d->x, .labels = d->labels, .targets = d->targets, .n = n};
+    s.labels = d->labels;
+    s.targets = d->targets;
+    s.n = n;
+    *out = s;
     return TG_OK;
 }
 
-/* Rows [start, start + count) of t as a new caller-owned tensor. */
-static tg_tensor *copy_rows(const char *fn, const tg_tensor *t, int64_t start, int64_t count)
+void tg__split(const tg__fitset *all, int64_t n_train, tg__fitset *train, tg__fitset *val)
 {
-    int64_t shape[TG_MAX_DIMS];
-    int ndim = tg_tensor_ndim(t);
-    memcpy(shape, tg_tensor_shape(t), (size_t)ndim * sizeof *shape);
-    size_t row = (size_t)(tg_tensor_numel(t) / shape[0]) * tg_dtype_size(tg_tensor_dtype(t));
-    shape[0] = count;
-    tg_tensor *c = tg__tensor_alloc(NULL, fn, tg_tensor_dtype(t), ndim, shape, false);
-    if (c && row)
-        memcpy(tg_tensor_data(c), (const char *)tg_tensor_data_const(t) + (size_t)start * row,
-               (size_t)count * row);
-    return c;
-}
-
-tg_status tg__split(const char *fn, const tg__fitset *all, int64_t n_train, tg__fitset *train,
-                    tg__fitset *val)
-{
-    int64_t n_val = all->n - n_train;
-    tg__fitset v = {.labels = all->labels ? all->labels + n_train : NULL, .n = n_val};
-    v.own_x = copy_rows(fn, all->x, n_train, n_val);
-    if (v.own_x && all->targets)
-        v.own_targets = copy_rows(fn, all->targets, n_train, n_val);
-    if (!v.own_x || (all->targets && !v.own_targets)) {
-        tg__fitset_release(&v);
-        return tg_last_status();
-    }
-    v.x = v.own_x;
-    v.targets = v.own_targets;
     *train = *all;
     train->n = n_train;
-    *val = v;
-    return TG_OK;
-}
-
-void tg__fitset_release(tg__fitset *s)
-{
-    tg_tensor_free(s->own_x);
-    tg_tensor_free(s->own_targets);
-    s->own_x = s->own_targets = NULL;
+    *val = *all;
+    val->first = all->first + n_train;
+    val->n = all->n - n_train;
+    if (all->labels)
+        val->labels = all->labels + n_train;
 }
 
 const char *tg__metric_name(const tg__fitset *s) { return s->labels ? "accuracy" : "mae"; }
@@ -155,9 +163,23 @@ const char *tg__metric_name(const tg__fitset *s) { return s->labels ? "accuracy"
 tg_status tg__batches_open(const tg__fitset *s, int64_t batch_size, bool shuffle, uint64_t seed,
                            tg__batches *b)
 {
-    tg__batches r = {tg_batcher_new(s->x, s->labels, s->n, batch_size, shuffle, seed), NULL};
+    static const char fn[] = "tg_batcher_new";
+    tg__batches r = {NULL, NULL};
+    if (s->x) {
+        r.x = tg__batcher_new_at(fn, s->x, s->first, s->labels, s->n, batch_size, shuffle,
+                                 seed);
+    } else {
+        // The held-out part starts first samples into the pixels.
+        int64_t shape[4];
+        memcpy(shape, s->px_shape, sizeof shape);
+        shape[0] -= s->first;
+        size_t row = (size_t)(shape[1] * shape[2] * shape[3]);
+        r.x = tg__batcher_new_u8(fn, s->px + (size_t)s->first * row, s->px_dtype, 4, shape,
+                                 s->labels, s->n, batch_size, shuffle, seed);
+    }
     if (r.x && s->targets)
-        r.t = tg_batcher_new(s->targets, NULL, s->n, batch_size, shuffle, seed);
+        r.t = tg__batcher_new_at(fn, s->targets, s->first, NULL, s->n, batch_size, shuffle,
+                                 seed);
     if (!r.x || (s->targets && !r.t)) {
         tg__batches_close(&r);
         return tg_last_status();

@@ -90,7 +90,8 @@ static tg_status make_sets(const tg_model *m, const tg_data *data, const tg_fit_
                             o->validation_split, (long long)all.n, (long long)n_train,
                             (long long)(all.n - n_train));
         *has_val = true;
-        return tg__split("tg_fit", &all, n_train, train, val);
+        tg__split(&all, n_train, train, val);
+        return TG_OK;
     }
     *train = all;
     return TG_OK;
@@ -268,7 +269,6 @@ tg_status tg_fit(tg_model *model, tg_optim *optim, const tg_data *data, const tg
     tg_tape_free(tape);
     tg_tape_set_current(prev_tape);
     tg__batches_close(&r.batches);
-    tg__fitset_release(&r.val);
     if (st != TG_OK || !history)
         tg_history_free(r.history);
     else

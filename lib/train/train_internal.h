@@ -7,15 +7,19 @@
 #include "tapegrad/train.h"
 #include "tg_internal.h"
 
-/* A tg_data that passed the checks, with its sample count. own_x and
- * own_targets hold copies (the held-out part of a validation split) that
- * tg__fitset_release frees; x and targets then point at them. */
+/* A tg_data that passed the checks, with its sample count: samples
+ * [first, first + n) of x and targets (first > 0 for the held-out part of a
+ * validation split, which is never copied), or of px, a dataset's 8-bit
+ * pixels (px_shape: the whole split's (N, 1, rows, cols), converted to
+ * px_dtype per batch) when x is NULL. labels point at sample first's label. */
 typedef struct tg__fitset {
     const tg_tensor *x;
+    const uint8_t *px;
+    tg_dtype px_dtype;
+    int64_t px_shape[4];
     const int64_t *labels;
     const tg_tensor *targets;
-    int64_t n;
-    tg_tensor *own_x, *own_targets;
+    int64_t first, n;
 } tg__fitset;
 
 /* Checks d against the model (dtype, shapes, labels in range); what names the
@@ -25,11 +29,9 @@ tg_status tg__check_data(const char *fn, const char *what, const tg_model *m, co
 /* Checks that x is (N >= 1, input_shape...) in the model's dtype; name is
  * how messages call it ("data.x"). */
 tg_status tg__check_x(const char *fn, const char *name, const tg_model *m, const tg_tensor *x);
-/* The first n_train samples of all as *train (borrowing all's storage) and the
- * rest as *val (copies). Nothing is allocated on failure. */
-tg_status tg__split(const char *fn, const tg__fitset *all, int64_t n_train, tg__fitset *train,
-                    tg__fitset *val);
-void tg__fitset_release(tg__fitset *s);
+/* The first n_train samples of all as *train and the rest as *val, both
+ * borrowing all's storage. */
+void tg__split(const tg__fitset *all, int64_t n_train, tg__fitset *train, tg__fitset *val);
 
 /* Batches of a set: one tg_batcher over x (with the labels) and, for targets,
  * a second one over the targets with the same n, batch size and seed, which
