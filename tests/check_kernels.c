@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "kernels/gemm_kernel.h"
 #include "kernels/kernels.h"
 #include "tg_check.h"
 
@@ -144,6 +145,67 @@ START_TEST(test_gemm_same_bytes_every_kernel_and_thread_count)
     }
     ck_assert_int_eq(tg_set_num_threads(1), TG_OK);
     ck_assert_int_eq(tg_set_kernel("auto"), TG_OK);
+}
+END_TEST
+
+/* Small products skip packing (the direct path, and below TG__GEMM_TINY
+ * multiply-adds its per-element chains): each kernel's small path must give
+ * the bytes of its own packed path on the same product, for every transpose,
+ * alpha and beta, narrow and one-column shapes (a small network's layers),
+ * leading dimensions with padding, and signed zeros (fma(a, b, +0) with
+ * a b = -0 is +0, so the chains must start from +0 as the packed tiles do). */
+START_TEST(test_gemm_small_path_equals_packed)
+{
+    static const tg__gemm_kernel *const kerns[] = {&tg__gemm_generic, &tg__gemm_avx2,
+                                                   &tg__gemm_avx512};
+    static const int64_t shapes[][3] = {{4, 8, 2},  {4, 1, 8},  {4, 8, 1}, {8, 1, 4},
+                                        {2, 8, 4},  {1, 1, 1},  {3, 17, 5}, {5, 16, 9},
+                                        {9, 7, 30}, {16, 24, 5}, {1, 40, 50}, {2, 3, 320}};
+    static const float alphas[] = {1.0f, -0.75f}, betas[] = {0.0f, 1.0f, 0.5f};
+    bool ta = _i & 1, tb = _i & 2;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], pad = (int64_t)s % 2;
+        int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+        float *A = malloc(sizeof(float) * (size_t)(lda * (ta ? K : M)));
+        float *B = malloc(sizeof(float) * (size_t)(ldb * (tb ? N : K)));
+        float *C0 = malloc(sizeof(float) * (size_t)(ldc * M));
+        float *C1 = malloc(sizeof(float) * (size_t)(ldc * M));
+        float *C2 = malloc(sizeof(float) * (size_t)(ldc * M));
+        for (int64_t i = 0; i < lda * (ta ? K : M); i++) // every 5th a zero, some negative
+            A[i] = i % 5 == 2 ? (i % 2 ? -0.0f : 0.0f) : (float)(uniform() - 0.5);
+        for (int64_t i = 0; i < ldb * (tb ? N : K); i++)
+            B[i] = i % 7 == 3 ? 0.0f : (float)(uniform() - 0.5);
+        for (int64_t i = 0; i < ldc * M; i++)
+            C0[i] = i % 3 ? (float)uniform() : -0.0f;
+        for (size_t k = 0; k < sizeof kerns / sizeof kerns[0]; k++) {
+            const tg__gemm_kernel *kern = kerns[k];
+            if (!kern->supported())
+                continue;
+            for (size_t ab = 0; ab < 6; ab++) {
+                tg__gemm_job job = {.trans_a = ta, .trans_b = tb, .M = M, .N = N, .K = K,
+                                    .alpha = alphas[ab % 2], .beta = betas[ab / 2], .A = A,
+                                    .lda = lda, .B = B, .ldb = ldb, .ldc = ldc, .kcb = K};
+                size_t elems = (size_t)tg__gemm_scratch_elems(&job, 4, kern->mr, kern->nr);
+                float *ws = aligned_alloc(64, (elems * sizeof(float) + 63) / 64 * 64);
+                memcpy(C1, C0, sizeof(float) * (size_t)(ldc * M));
+                memcpy(C2, C0, sizeof(float) * (size_t)(ldc * M));
+                job.C = C1;
+                kern->packed_f32(&job, ws);
+                job.C = C2;
+                kern->direct_f32(&job);
+                ck_assert_msg(memcmp(C1, C2, sizeof(float) * (size_t)(ldc * M)) == 0,
+                              "%s %lldx%lldx%lld ta%d tb%d alpha %g beta %g: small path "
+                              "differs from packed", kern->name, (long long)M, (long long)N,
+                              (long long)K, ta, tb, alphas[ab % 2], betas[ab / 2]);
+                free(ws);
+            }
+        }
+        free(A);
+        free(B);
+        free(C0);
+        free(C1);
+        free(C2);
+    }
 }
 END_TEST
 
@@ -339,6 +401,7 @@ static Suite *kernels_suite(void)
     tcase_set_timeout(same, 300);
     tcase_add_loop_test(same, test_gemm_same_bytes_every_kernel_and_thread_count, 0, 4);
     tcase_add_loop_test(same, test_gemm_without_memory_same_bytes, 0, 4);
+    tcase_add_loop_test(same, test_gemm_small_path_equals_packed, 0, 4);
     tcase_add_loop_test(same, test_gemm_allocates_once, 0, 1);
     suite_add_tcase(s, same);
     TCase *conv = tcase_create("im2col");
