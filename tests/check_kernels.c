@@ -3,6 +3,7 @@
  * (both the packed path and the small-product path); im2col against a direct
  * read and col2im as its exact adjoint; pooling ties and adjointness. */
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "core/alloc.h"
 #include "kernels/gemm_kernel.h"
 #include "kernels/kernels.h"
+#include "kernels/pointwise.h"
 #include "tg_check.h"
 
 static uint64_t state = 88172645463325252ULL;
@@ -389,6 +391,59 @@ START_TEST(test_avgpool_adjoint)
 }
 END_TEST
 
+/* ---- float32 tanh (kernels/tanh.c) ---- */
+
+/* |t - tanh x| in float ulps at tanh x, against double tanh. */
+static double tanh_ulps(float x, float t)
+{
+    double ref = tanh((double)x);
+    float r = fabsf((float)ref);
+    double ulp = r == 0 ? 0x1p-149 : r >= 1.0f ? 0x1p-24 : (double)nextafterf(r, 2.0f) - r;
+    return fabs((double)t - ref) / ulp;
+}
+
+/* Within 0.5 ulp (plus a little, for the reference's own rounding) over a
+ * dense sweep of float bit patterns (every 251st, both signs: subnormals,
+ * the linear range, the bend, the tails) and every float near the
+ * saturation point; exact at the special values. The whole float range
+ * measured 0.500 ulp at most (docs/performance.md). */
+START_TEST(test_tanhf_accuracy)
+{
+    double worst = 0;
+    float worst_x = 0;
+    for (uint32_t u = 0; u < 0x7f800000u; u += 251)
+        for (int sign = 0; sign < 2; sign++) {
+            float x;
+            memcpy(&x, &u, sizeof x);
+            x = sign ? -x : x;
+            double e = tanh_ulps(x, tg__tanhf(x));
+            if (e > worst) {
+                worst = e;
+                worst_x = x;
+            }
+        }
+    for (float x = 8.0f; x < 11.0f; x = nextafterf(x, 12.0f)) {
+        double e = tanh_ulps(x, tg__tanhf(x));
+        if (e > worst) {
+            worst = e;
+            worst_x = x;
+        }
+    }
+    ck_assert_msg(worst <= 0.5001, "tanhf: %.4f ulp at %a", worst, (double)worst_x);
+    ck_assert(tg__tanhf(INFINITY) == 1.0f && tg__tanhf(-INFINITY) == -1.0f);
+    ck_assert(tg__tanhf(FLT_MAX) == 1.0f && tg__tanhf(-FLT_MAX) == -1.0f);
+    ck_assert(isnan(tg__tanhf(NAN)) && isnan(tg__tanhf(-NAN)));
+    ck_assert(tg__tanhf(0.0f) == 0.0f && !signbit(tg__tanhf(0.0f)));
+    ck_assert(tg__tanhf(-0.0f) == 0.0f && signbit(tg__tanhf(-0.0f)));
+    ck_assert(tg__tanhf(0x1p-149f) == 0x1p-149f && tg__tanhf(-0x1p-149f) == -0x1p-149f);
+    ck_assert(tg__tanhf(-1.0f) == -tg__tanhf(1.0f)); // odd, exactly
+    float xs[5] = {-3, -0.5f, 0, 0.25f, 20}, ys[5];
+    tg__tanh_f32(xs, ys, 5);
+    for (int i = 0; i < 5; i++)
+        ck_assert(ys[i] == tg__tanhf(xs[i]));
+}
+END_TEST
+
 static Suite *kernels_suite(void)
 {
     Suite *s = suite_create("kernels");
@@ -412,6 +467,10 @@ static Suite *kernels_suite(void)
     tcase_add_loop_test(pool, test_maxpool_2x2_against_the_rule, 0, 2);
     tcase_add_test(pool, test_avgpool_adjoint);
     suite_add_tcase(s, pool);
+    TCase *tanh_tc = tcase_create("tanh");
+    tcase_set_timeout(tanh_tc, 120);
+    tcase_add_test(tanh_tc, test_tanhf_accuracy);
+    suite_add_tcase(s, tanh_tc);
     return s;
 }
 
