@@ -265,10 +265,29 @@ static tg_status mul_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **d
     din[0] = tg_mul_scalar(dout, TG__PARAMS(nd, tg__scalar_params)->a);
     return din[0] ? TG_OK : tg_last_status();
 }
+/* A tape tensor of x's shape and dtype for a fused gradient. */
+static tg_tensor *grad_like(const tg_tensor *x, const char *fn)
+{
+    return tg__tape_tensor(fn, x->dtype, x->ndim, x->shape, false);
+}
+static tg_status mul_scalar_fused(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    tg_tensor *dx = grad_like(nd->in[0], "tg_mul_scalar");
+    if (!dx)
+        return tg_last_status();
+    double c = TG__PARAMS(nd, tg__scalar_params)->a;
+    if (dx->dtype == TG_F32)
+        tg__unary_f32(TG__UN_MUL_SCALAR, dout->data, dx->data, dx->numel, c, 0);
+    else
+        tg__unary_f64(TG__UN_MUL_SCALAR, dout->data, dx->data, dx->numel, c, 0);
+    din[0] = dx;
+    return TG_OK;
+}
 const tg_op_def tg__def_mul_scalar = {TG__OP_NAME(mul_scalar), .n_in = 1, .differentiable = true,
                                       .params_size = sizeof(tg__scalar_params),
                                       .shape = tg__shape_same, .forward = mul_scalar_forward,
-                                      .backward = mul_scalar_backward};
+                                      .backward = mul_scalar_backward,
+                                      .fused_backward = mul_scalar_fused};
 
 static tg_status pow_scalar_forward(tg_node *nd) { return tg__map_forward(nd, TG__UN_POW_SCALAR); }
 static tg_status pow_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
@@ -286,10 +305,27 @@ static tg_status pow_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **d
         din[0] = tg_mul(dout, tg_mul_scalar(tg_pow_scalar(x, p - 1), p));
     return din[0] ? TG_OK : tg_last_status();
 }
+static tg_status pow_scalar_fused(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    double p = TG__PARAMS(nd, tg__scalar_params)->a;
+    tg_tensor *x = nd->in[0];
+    if (p == 0 || p == 1)
+        return pow_scalar_backward(nd, dout, din); // no arithmetic to fuse
+    tg_tensor *dx = grad_like(x, "tg_pow_scalar");
+    if (!dx)
+        return tg_last_status();
+    if (dx->dtype == TG_F32)
+        tg__pow_scalar_grad_f32(dout->data, x->data, dx->data, dx->numel, p);
+    else
+        tg__pow_scalar_grad_f64(dout->data, x->data, dx->data, dx->numel, p);
+    din[0] = dx;
+    return TG_OK;
+}
 const tg_op_def tg__def_pow_scalar = {TG__OP_NAME(pow_scalar), .n_in = 1, .differentiable = true,
                                       .params_size = sizeof(tg__scalar_params),
                                       .shape = tg__shape_same, .forward = pow_scalar_forward,
-                                      .backward = pow_scalar_backward};
+                                      .backward = pow_scalar_backward,
+                                      .fused_backward = pow_scalar_fused};
 
 static tg_tensor *nonfinite_scalar(const char *fn, double c)
 {
