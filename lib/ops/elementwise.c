@@ -21,6 +21,29 @@ static void plan_for(tg__bcast *plan, const tg_node *nd)
             plan->strides[k][0] = 1;
         return;
     }
+    // One operand of the output's shape and one matching its last dims (a
+    // bias row): rows of the second repeat, with no general planning.
+    if (nd->n_in == 2 && nd->out->numel > 0) {
+        int full = tg__same_shape(nd->in[0], nd->out) ? 0 : same ? 1 : -1;
+        const tg_tensor *row = full >= 0 ? nd->in[1 - full] : NULL;
+        int lead = row ? nd->out->ndim - row->ndim : -1;
+        bool suffix = lead >= 0 && row->numel > 0;
+        for (int d = 0; suffix && d < row->ndim; d++)
+            suffix = row->shape[d] == nd->out->shape[lead + d];
+        if (suffix) {
+            int64_t inner = row->numel, rows = nd->out->numel / inner;
+            plan->n_ops = 2;
+            plan->ndim = inner == 1 ? 1 : 2;
+            plan->shape[0] = rows;
+            plan->strides[full][0] = inner == 1 ? 1 : inner;
+            plan->strides[1 - full][0] = 0;
+            if (inner > 1) {
+                plan->shape[1] = inner;
+                plan->strides[0][1] = plan->strides[1][1] = 1;
+            }
+            return;
+        }
+    }
     int nds[3];
     const int64_t *shapes[3];
     for (int k = 0; k < nd->n_in; k++) {
