@@ -63,8 +63,15 @@ static inline tg__arena *tg__tape_arena(tg_tape *tape) { return (tg__arena *)(vo
 #define TG__GEN_CALLER UINT64_C(0xca11e40000ca11e4)
 
 /* TG_OK, or a recorded TG_ESTATE naming fn when t lives on a tape that was
- * reset or freed since t was made (or t is no tensor header at all). */
-tg_status tg__check_live(const char *fn, const tg_tensor *t);
+ * reset or freed since t was made (or t is no tensor header at all). Inline
+ * for the live case; the rest (and every message) is tg__check_live_slow. */
+tg_status tg__check_live_slow(const char *fn, const tg_tensor *t);
+static inline tg_status tg__check_live(const char *fn, const tg_tensor *t)
+{
+    if (t->tape ? tg__gen_is_live(t->gen) : t->gen == TG__GEN_CALLER)
+        return TG_OK;
+    return tg__check_live_slow(fn, t);
+}
 
 /* ---- tensors (lib/tensor/tensor.c) ---- */
 /* Validates ndim/shape, fills shape/strides/numel. TG_OK or a recorded error

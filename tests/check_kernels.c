@@ -3,12 +3,15 @@
  * (both the packed path and the small-product path); im2col against a direct
  * read and col2im as its exact adjoint; pooling ties and adjointness. */
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "kernels/gemm_kernel.h"
 #include "kernels/kernels.h"
+#include "kernels/pointwise.h"
 #include "tg_check.h"
 
 static uint64_t state = 88172645463325252ULL;
@@ -144,6 +147,67 @@ START_TEST(test_gemm_same_bytes_every_kernel_and_thread_count)
     }
     ck_assert_int_eq(tg_set_num_threads(1), TG_OK);
     ck_assert_int_eq(tg_set_kernel("auto"), TG_OK);
+}
+END_TEST
+
+/* Small products skip packing (the direct path, and below TG__GEMM_TINY
+ * multiply-adds its per-element chains): each kernel's small path must give
+ * the bytes of its own packed path on the same product, for every transpose,
+ * alpha and beta, narrow and one-column shapes (a small network's layers),
+ * leading dimensions with padding, and signed zeros (fma(a, b, +0) with
+ * a b = -0 is +0, so the chains must start from +0 as the packed tiles do). */
+START_TEST(test_gemm_small_path_equals_packed)
+{
+    static const tg__gemm_kernel *const kerns[] = {&tg__gemm_generic, &tg__gemm_avx2,
+                                                   &tg__gemm_avx512};
+    static const int64_t shapes[][3] = {{4, 8, 2},  {4, 1, 8},  {4, 8, 1}, {8, 1, 4},
+                                        {2, 8, 4},  {1, 1, 1},  {3, 17, 5}, {5, 16, 9},
+                                        {9, 7, 30}, {16, 24, 5}, {1, 40, 50}, {2, 3, 320}};
+    static const float alphas[] = {1.0f, -0.75f}, betas[] = {0.0f, 1.0f, 0.5f};
+    bool ta = _i & 1, tb = _i & 2;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], pad = (int64_t)s % 2;
+        int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+        float *A = malloc(sizeof(float) * (size_t)(lda * (ta ? K : M)));
+        float *B = malloc(sizeof(float) * (size_t)(ldb * (tb ? N : K)));
+        float *C0 = malloc(sizeof(float) * (size_t)(ldc * M));
+        float *C1 = malloc(sizeof(float) * (size_t)(ldc * M));
+        float *C2 = malloc(sizeof(float) * (size_t)(ldc * M));
+        for (int64_t i = 0; i < lda * (ta ? K : M); i++) // every 5th a zero, some negative
+            A[i] = i % 5 == 2 ? (i % 2 ? -0.0f : 0.0f) : (float)(uniform() - 0.5);
+        for (int64_t i = 0; i < ldb * (tb ? N : K); i++)
+            B[i] = i % 7 == 3 ? 0.0f : (float)(uniform() - 0.5);
+        for (int64_t i = 0; i < ldc * M; i++)
+            C0[i] = i % 3 ? (float)uniform() : -0.0f;
+        for (size_t k = 0; k < sizeof kerns / sizeof kerns[0]; k++) {
+            const tg__gemm_kernel *kern = kerns[k];
+            if (!kern->supported())
+                continue;
+            for (size_t ab = 0; ab < 6; ab++) {
+                tg__gemm_job job = {.trans_a = ta, .trans_b = tb, .M = M, .N = N, .K = K,
+                                    .alpha = alphas[ab % 2], .beta = betas[ab / 2], .A = A,
+                                    .lda = lda, .B = B, .ldb = ldb, .ldc = ldc, .kcb = K};
+                size_t elems = (size_t)tg__gemm_scratch_elems(&job, 4, kern->mr, kern->nr);
+                float *ws = aligned_alloc(64, (elems * sizeof(float) + 63) / 64 * 64);
+                memcpy(C1, C0, sizeof(float) * (size_t)(ldc * M));
+                memcpy(C2, C0, sizeof(float) * (size_t)(ldc * M));
+                job.C = C1;
+                kern->packed_f32(&job, ws);
+                job.C = C2;
+                kern->direct_f32(&job);
+                ck_assert_msg(memcmp(C1, C2, sizeof(float) * (size_t)(ldc * M)) == 0,
+                              "%s %lldx%lldx%lld ta%d tb%d alpha %g beta %g: small path "
+                              "differs from packed", kern->name, (long long)M, (long long)N,
+                              (long long)K, ta, tb, alphas[ab % 2], betas[ab / 2]);
+                free(ws);
+            }
+        }
+        free(A);
+        free(B);
+        free(C0);
+        free(C1);
+        free(C2);
+    }
 }
 END_TEST
 
@@ -327,6 +391,59 @@ START_TEST(test_avgpool_adjoint)
 }
 END_TEST
 
+/* ---- float32 tanh (kernels/tanh.c) ---- */
+
+/* |t - tanh x| in float ulps at tanh x, against double tanh. */
+static double tanh_ulps(float x, float t)
+{
+    double ref = tanh((double)x);
+    float r = fabsf((float)ref);
+    double ulp = r == 0 ? 0x1p-149 : r >= 1.0f ? 0x1p-24 : (double)nextafterf(r, 2.0f) - r;
+    return fabs((double)t - ref) / ulp;
+}
+
+/* Within 0.5 ulp (plus a little, for the reference's own rounding) over a
+ * dense sweep of float bit patterns (every 251st, both signs: subnormals,
+ * the linear range, the bend, the tails) and every float near the
+ * saturation point; exact at the special values. The whole float range
+ * measured 0.500 ulp at most (docs/performance.md). */
+START_TEST(test_tanhf_accuracy)
+{
+    double worst = 0;
+    float worst_x = 0;
+    for (uint32_t u = 0; u < 0x7f800000u; u += 251)
+        for (int sign = 0; sign < 2; sign++) {
+            float x;
+            memcpy(&x, &u, sizeof x);
+            x = sign ? -x : x;
+            double e = tanh_ulps(x, tg__tanhf(x));
+            if (e > worst) {
+                worst = e;
+                worst_x = x;
+            }
+        }
+    for (float x = 8.0f; x < 11.0f; x = nextafterf(x, 12.0f)) {
+        double e = tanh_ulps(x, tg__tanhf(x));
+        if (e > worst) {
+            worst = e;
+            worst_x = x;
+        }
+    }
+    ck_assert_msg(worst <= 0.5001, "tanhf: %.4f ulp at %a", worst, (double)worst_x);
+    ck_assert(tg__tanhf(INFINITY) == 1.0f && tg__tanhf(-INFINITY) == -1.0f);
+    ck_assert(tg__tanhf(FLT_MAX) == 1.0f && tg__tanhf(-FLT_MAX) == -1.0f);
+    ck_assert(isnan(tg__tanhf(NAN)) && isnan(tg__tanhf(-NAN)));
+    ck_assert(tg__tanhf(0.0f) == 0.0f && !signbit(tg__tanhf(0.0f)));
+    ck_assert(tg__tanhf(-0.0f) == 0.0f && signbit(tg__tanhf(-0.0f)));
+    ck_assert(tg__tanhf(0x1p-149f) == 0x1p-149f && tg__tanhf(-0x1p-149f) == -0x1p-149f);
+    ck_assert(tg__tanhf(-1.0f) == -tg__tanhf(1.0f)); // odd, exactly
+    float xs[5] = {-3, -0.5f, 0, 0.25f, 20}, ys[5];
+    tg__tanh_f32(xs, ys, 5);
+    for (int i = 0; i < 5; i++)
+        ck_assert(ys[i] == tg__tanhf(xs[i]));
+}
+END_TEST
+
 static Suite *kernels_suite(void)
 {
     Suite *s = suite_create("kernels");
@@ -339,6 +456,7 @@ static Suite *kernels_suite(void)
     tcase_set_timeout(same, 300);
     tcase_add_loop_test(same, test_gemm_same_bytes_every_kernel_and_thread_count, 0, 4);
     tcase_add_loop_test(same, test_gemm_without_memory_same_bytes, 0, 4);
+    tcase_add_loop_test(same, test_gemm_small_path_equals_packed, 0, 4);
     tcase_add_loop_test(same, test_gemm_allocates_once, 0, 1);
     suite_add_tcase(s, same);
     TCase *conv = tcase_create("im2col");
@@ -349,6 +467,10 @@ static Suite *kernels_suite(void)
     tcase_add_loop_test(pool, test_maxpool_2x2_against_the_rule, 0, 2);
     tcase_add_test(pool, test_avgpool_adjoint);
     suite_add_tcase(s, pool);
+    TCase *tanh_tc = tcase_create("tanh");
+    tcase_set_timeout(tanh_tc, 120);
+    tcase_add_test(tanh_tc, test_tanhf_accuracy);
+    suite_add_tcase(s, tanh_tc);
     return s;
 }
 

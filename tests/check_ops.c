@@ -52,7 +52,8 @@ static tg_tensor *f_scalars(tg_tensor *const *x)
 static tg_tensor *f_rdiv(tg_tensor *const *x) { return tg_rdiv_scalar(x[0], 2.0); }
 static tg_tensor *f_pow_scalar(tg_tensor *const *x)
 {
-    return tg_add(tg_pow_scalar(x[0], 2.5), tg_pow_scalar(x[0], 2.0));
+    return tg_add(tg_add(tg_pow_scalar(x[0], 2.5), tg_pow_scalar(x[0], 2.0)),
+                  tg_pow_scalar(x[0], 3.0));
 }
 static tg_tensor *f_neg(tg_tensor *const *x) { return tg_neg(x[0]); }
 static tg_tensor *f_exp(tg_tensor *const *x) { return tg_exp(x[0]); }

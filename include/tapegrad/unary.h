@@ -35,10 +35,16 @@ extern "C" {
 #define TG__SIGMOID_OF(x) ((x) >= 0 ? 1 / (1 + exp(-(x))) : exp(x) / (1 + exp(x)))
 
 /* gelu_tanh's t = tanh(√(2/π) (x + 0.044715 x³)), as C and from ops. */
-#define TG__GELU_T(x) tanh((T)0.7978845608028654 * ((x) + (T)0.044715 * ((x) * (x) * (x))))
+#define TG__GELU_T(x)                                                                      \
+    TG__TANH_OF((T)0.7978845608028654 * ((x) + (T)0.044715 * ((x) * (x) * (x))))
 #define TG__GELU_T_OPS(x)                                                                  \
     tg_tanh(tg_mul_scalar(tg_add(x, tg_mul_scalar(tg_mul(tg_square(x), x), 0.044715)),     \
                           0.7978845608028654))
+
+/* tanh: in float32 the library's own kernel (lib/kernels/tanh.c: the same bits
+ * on every CPU, within 0.5 ulp), in float64 libm's. Only the library expands
+ * the rows' C expressions, where tg__tanhf is declared. */
+#define TG__TANH_OF(x) _Generic((x), float: tg__tanhf, default: tanh)(x)
 
 #define TG_UNARY_OPS(X)                                                                    \
     X(neg, "−x", "−g",                                                                     \
@@ -52,7 +58,7 @@ extern "C" {
     X(abs, "\\|x\\|", "g · sign(x) (0 at 0)",                                              \
       fabs(x), g * (T)((x > 0) - (x < 0)), tg_mul(g, tg_sign(x)), -2, 2)                   \
     X(tanh, "tanh x", "g · (1 − y²)",                                                      \
-      tanh(x), g * (1 - y * y), tg_mul(g, tg_rsub_scalar(tg_mul(y, y), 1.0)), -2, 2)       \
+      TG__TANH_OF(x), g * (1 - y * y), tg_mul(g, tg_rsub_scalar(tg_mul(y, y), 1.0)), -2, 2)       \
     X(sigmoid, "1 / (1 + e^−x)", "g · y · (1 − y)",                                        \
       TG__SIGMOID_OF(x), g * (y * (1 - y)),                                                \
       tg_mul(g, tg_mul(y, tg_rsub_scalar(y, 1.0))), -3, 3)                                 \
@@ -92,7 +98,7 @@ extern "C" {
           tg_mul_scalar(tg_mul(x, x), -0.5)), 0.3989422804014327)))), -3, 3)                \
     X(gelu_tanh, "x · (1 + t) / 2, t = tanh(√(2/π) · (x + 0.044715 x³))",                  \
       "g · ((1 + t) / 2 + x · (1 − t²) · √(2/π) · (1 + 0.134145 x²) / 2)",                 \
-      (T)0.5 * x * (1 + tanh((T)0.7978845608028654 * (x + (T)0.044715 * (x * x * x)))),    \
+      (T)0.5 * x * (1 + TG__GELU_T(x)),                                                     \
       g * ((T)0.5 * (1 + TG__GELU_T(x)) + x * (1 - TG__GELU_T(x) * TG__GELU_T(x)) *       \
            ((T)0.3989422804014327 * (1 + (T)0.134145 * (x * x)))),                         \
       tg_mul(g, tg_add(tg_mul_scalar(tg_add_scalar(TG__GELU_T_OPS(x), 1.0), 0.5),          \

@@ -44,7 +44,10 @@ static tg_status deliver(walk *w, tg_tensor *t, tg_tensor *g)
         return tg_last_status() != TG_OK ? tg_last_status() : TG_EINVAL;
     tg_tensor *given = g;
     if (!tg__same_shape(g, t)) {
-        g = tg__sum_to(g, t->ndim, t->shape);
+        // Recorded as ops when a graph of the backward is built, or when
+        // anomaly mode is to check the sum as an op result.
+        g = w->create_graph || tg__anomaly_enabled() ? tg__sum_to(g, t->ndim, t->shape)
+                                                     : tg__sum_to_direct(g, t->ndim, t->shape);
         if (!g)
             return tg_last_status();
     }

@@ -121,6 +121,9 @@ static inline bool tg__needs_grad(const tg_node *nd, int i) { return nd->in[i]->
 /* g summed over broadcast dimensions down to (ndim, shape); g itself when the
  * shapes match. Differentiable (sum_to.c). */
 tg_tensor *tg__sum_to(tg_tensor *g, int ndim, const int64_t *shape);
+/* The same sums as one kernel call into a tensor of (ndim, shape), recording
+ * nothing: for walks that build no graph of the backward. */
+tg_tensor *tg__sum_to_direct(tg_tensor *g, int ndim, const int64_t *shape);
 
 /* ---- anomaly mode (anomaly.c) ---- */
 /* Read inline by the builder and the walk: off, anomaly mode costs one

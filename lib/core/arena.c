@@ -8,7 +8,7 @@
 
 #define ALIGNMENT TG__ARENA_ALIGN
 #define FIRST_CHUNK (256 * 1024)
-#define ID_SLOTS 4096 /* live arenas at once */
+#define ID_SLOTS TG__ARENA_ID_SLOTS
 
 struct tg__arena_chunk {
     tg__arena_chunk *next;
@@ -16,8 +16,8 @@ struct tg__arena_chunk {
     _Alignas(ALIGNMENT) unsigned char data[];
 };
 
-/* slot id % ID_SLOTS holds the live arena's generation, 0 when free. */
-static _Atomic uint64_t live[ID_SLOTS];
+_Atomic uint64_t tg__arena_live[ID_SLOTS];
+#define live tg__arena_live
 static _Atomic uint32_t next_id = 1;
 
 int tg__arena_init(tg__arena *a)

@@ -10,6 +10,8 @@
 #ifndef TG_CORE_ARENA_H
 #define TG_CORE_ARENA_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +57,19 @@ void tg__arena_reset(tg__arena *a);
  * limit refused it) and returns NULL. */
 void *tg__arena_fail(const char *fn, const tg__arena *a, size_t bytes);
 void tg__arena_free(tg__arena *a);
+
+/* slot (id % TG__ARENA_ID_SLOTS) holds the live arena's generation, 0 when free. */
+#define TG__ARENA_ID_SLOTS 4096 /* live arenas at once */
+extern _Atomic uint64_t tg__arena_live[TG__ARENA_ID_SLOTS];
+
+/* Whether generation is the current one of a live arena: the common case of
+ * tg__gen_check, inline because every op asks it of every input. */
+static inline bool tg__gen_is_live(uint64_t generation)
+{
+    unsigned id = (unsigned)(generation >> 32);
+    return id != 0 && atomic_load_explicit(&tg__arena_live[id % TG__ARENA_ID_SLOTS],
+                                           memory_order_relaxed) == generation;
+}
 
 typedef enum tg__gen_state { TG__GEN_LIVE, TG__GEN_STALE, TG__GEN_DEAD } tg__gen_state;
 /* LIVE: its arena lives and was not reset since; STALE: the arena lives but was

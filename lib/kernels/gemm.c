@@ -28,6 +28,8 @@
  * 256 + 32, so no pass over C does a sliver of the work. */
 static int64_t depth_block(int64_t K)
 {
+    if (K <= TG__GEMM_KC)
+        return K;
     int64_t blocks = (K + TG__GEMM_KC - 1) / TG__GEMM_KC;
     return (K + blocks - 1) / blocks;
 }
@@ -95,6 +97,10 @@ static void gemm(bool f64, tg__gemm_job *job)
     job->kcb = depth_block(job->K);
     double work = (double)job->M * (double)job->N * (double)job->K;
     bool direct = work <= SMALL_MNK;
+    if (direct) { // far below any thread's share of work
+        run_block(kern, f64, job, true, NULL);
+        return;
+    }
     int nt = tg__threads_for(work);
     if (nt <= 1) {
         void *ws = direct ? NULL : tg__workspace(scratch_bytes(kern, f64, job));

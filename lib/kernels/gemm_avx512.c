@@ -96,6 +96,14 @@ static TARGET void micro_avx512(int rows, int64_t kc, const float *ap, int64_t r
 #define FMA fmaf
 #define FN(x) x##_avx512_f32
 #define MICRO micro_avx512
+/* 8 lanes as in the AVX2 kernel: a small network's layers are that narrow. */
+#define TINY_VEC __m256
+#define TINY_ZERO _mm256_setzero_ps
+#define TINY_SET1 _mm256_set1_ps
+#define TINY_LOAD _mm256_loadu_ps
+#define TINY_STORE _mm256_storeu_ps
+#define TINY_FMA _mm256_fmadd_ps
+#define TINY_MUL _mm256_mul_ps
 #include "kernels/gemm_template.h"
 
 const tg__gemm_kernel tg__gemm_avx512 = {

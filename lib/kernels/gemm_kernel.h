@@ -24,6 +24,9 @@
  * of A stream past it; 320 floats x 16 columns is 20 KB of a 32 KB L1. Fixed
  * for all kernels: it decides the order of the additions. */
 #define TG__GEMM_KC 320
+/* At most this many multiply-adds in one depth block: the direct path computes
+ * each element's chain on its own (gemm_template.h, tiny). */
+#define TG__GEMM_TINY 2048
 /* Rows of A packed at once (a multiple of every MR): the block lives in L2. */
 #define TG__GEMM_MC 144
 /* Bytes of packed B per (kc x nc) block: about half of a 1 MB L2. */

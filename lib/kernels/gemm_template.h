@@ -212,12 +212,71 @@ static TARGET void FN(packed)(const tg__gemm_job *job, T *bpack)
     }
 }
 
+/* Products of one depth block and at most TG__GEMM_TINY multiply-adds (a
+ * small network's layers): each element's fma chain directly, in the order
+ * of gemm_kernel.h, with no accumulator rows to set up and write back. Where
+ * op(B)'s columns are adjacent in memory, TINY_W of them run side by side,
+ * in the kernel's vector type when it defines TINY_VEC; the lanes are
+ * independent chains, so this changes no rounding. */
+#define TINY_W 8
+INL void FN(tiny_out)(T *c, T s, T alpha, T beta)
+{
+    T v = alpha != 1 ? s * alpha : s;
+    *c = beta == 0 ? v : FMA(beta, *c, v);
+}
+static __attribute__((noinline)) TARGET void FN(tiny)(const tg__gemm_job *job)
+{
+    const T *A = job->A, *B = job->B;
+    T *C = job->C;
+    const int64_t M = job->M, N = job->N, K = job->K, ldc = job->ldc;
+    const T alpha = (T)job->alpha, beta = (T)job->beta;
+    const int64_t ak = job->trans_a ? job->lda : 1, am = job->trans_a ? 1 : job->lda;
+    const int64_t bk = job->trans_b ? 1 : job->ldb, bn = job->trans_b ? job->ldb : 1;
+    const int64_t wide = bn == 1 ? N & ~(int64_t)(TINY_W - 1) : 0; // TINY_W: a power of 2
+    for (int64_t i = 0; i < M; i++) {
+        const T *a = A + i * am;
+        T *c = C + i * ldc;
+        for (int64_t j = 0; j < wide; j += TINY_W) {
+#ifdef TINY_VEC
+            TINY_VEC s = TINY_ZERO();
+            for (int64_t k = 0; k < K; k++)
+                s = TINY_FMA(TINY_SET1(a[k * ak]), TINY_LOAD(B + k * bk + j), s);
+            if (alpha != 1)
+                s = TINY_MUL(s, TINY_SET1(alpha));
+            if (beta != 0)
+                s = TINY_FMA(TINY_SET1(beta), TINY_LOAD(c + j), s);
+            TINY_STORE(c + j, s);
+#else
+            T s[TINY_W];
+            for (int l = 0; l < TINY_W; l++)
+                s[l] = 0;
+            for (int64_t k = 0; k < K; k++) {
+                const T av = a[k * ak], *b = B + k * bk + j;
+                for (int l = 0; l < TINY_W; l++)
+                    s[l] = FMA(av, b[l], s[l]);
+            }
+            for (int l = 0; l < TINY_W; l++)
+                FN(tiny_out)(c + j + l, s[l], alpha, beta);
+#endif
+        }
+        for (int64_t j = wide; j < N; j++) {
+            const T *b = B + j * bn;
+            T s = 0;
+            for (int64_t k = 0; k < K; k++)
+                s = FMA(a[k * ak], b[k * bk], s);
+            FN(tiny_out)(c + j, s, alpha, beta);
+        }
+    }
+}
+#undef TINY_W
+#undef TINY_VEC
+
 /* The same sums without packing, for products too small to repay it and
  * when there is no scratch memory. Untransposed B: each row of C is built
  * from rows of B (contiguous, so the lane loop vectorises); transposed B:
  * eight dot products at a time, for eight independent fma chains. */
 #define DIRECT_JB 64
-static TARGET void FN(direct)(const tg__gemm_job *job)
+static __attribute__((noinline)) TARGET void FN(direct_rows)(const tg__gemm_job *job)
 {
     const T *A = job->A, *B = job->B;
     T *C = job->C;
@@ -267,6 +326,15 @@ static TARGET void FN(direct)(const tg__gemm_job *job)
                 FN(epilogue)(job, i, 1, j0, nj);
         }
     }
+}
+/* Both call out, so that a tiny product does not pay for the set-up of the
+ * row loops. */
+static TARGET void FN(direct)(const tg__gemm_job *job)
+{
+    if (job->K == job->kcb && (double)job->M * (double)job->N * (double)job->K <= TG__GEMM_TINY)
+        FN(tiny)(job);
+    else
+        FN(direct_rows)(job);
 }
 #undef DIRECT_JB
 #undef INL

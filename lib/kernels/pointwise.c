@@ -147,6 +147,31 @@ void tg__unary_f64(tg__unop op, const double *x, double *y, int64_t n, double a,
     unary(op, x, y, n, a, b, true);
 }
 
+/* d(x^p) = g (p x^(p-1)) in one pass, with the roundings of the composed rule
+ * (x^(p-1) as pow_scalar computes it, times p, times g); p is not 0 or 1. */
+#define POW_GRAD_BODY(T)                                                           \
+    const T q = (T)(p - 1), pp = (T)p;                                             \
+    if (q == 1)                                                                    \
+        for (int64_t i = 0; i < n; i++)                                            \
+            out[i] = g[i] * (x[i] * pp);                                           \
+    else if (q == 2)                                                               \
+        for (int64_t i = 0; i < n; i++)                                            \
+            out[i] = g[i] * ((x[i] * x[i]) * pp);                                  \
+    else                                                                           \
+        for (int64_t i = 0; i < n; i++)                                            \
+            out[i] = g[i] * (pow(x[i], q) * pp);
+
+void tg__pow_scalar_grad_f32(const float *g, const float *x, float *out, int64_t n, double p)
+{
+    POW_GRAD_BODY(float)
+}
+
+void tg__pow_scalar_grad_f64(const double *g, const double *x, double *out, int64_t n,
+                             double p)
+{
+    POW_GRAD_BODY(double)
+}
+
 /* ---- broadcast walks ---- */
 
 /* Visits every output row (the last plan dim) and runs ROW with pointers

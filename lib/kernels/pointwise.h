@@ -39,6 +39,17 @@ void tg__bcast_plan(tg__bcast *plan, int ndim, const int64_t *out_shape, int n_o
 void tg__unary_f32(tg__unop op, const float *x, float *y, int64_t n, double a, double b);
 void tg__unary_f64(tg__unop op, const double *x, double *y, int64_t n, double a, double b);
 
+/* out = g (p x^(p-1)), the gradient of x^p for p other than 0 and 1, rounded
+ * as the composed ops round it. */
+void tg__pow_scalar_grad_f32(const float *g, const float *x, float *out, int64_t n, double p);
+void tg__pow_scalar_grad_f64(const double *g, const double *x, double *out, int64_t n,
+                             double p);
+
+/* float32 tanh within 0.5 ulp, the same bits on every CPU (tanh.c); for one
+ * value and for an array. */
+float tg__tanhf(float x);
+void tg__tanh_f32(const float *x, float *y, int64_t n);
+
 /* out = a (op) b over the plan (2 operands). */
 void tg__binary_f32(tg__binop op, const tg__bcast *plan, const float *a, const float *b,
                     float *out);

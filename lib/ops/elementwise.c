@@ -21,6 +21,29 @@ static void plan_for(tg__bcast *plan, const tg_node *nd)
             plan->strides[k][0] = 1;
         return;
     }
+    // One operand of the output's shape and one matching its last dims (a
+    // bias row): rows of the second repeat, with no general planning.
+    if (nd->n_in == 2 && nd->out->numel > 0) {
+        int full = tg__same_shape(nd->in[0], nd->out) ? 0 : same ? 1 : -1;
+        const tg_tensor *row = full >= 0 ? nd->in[1 - full] : NULL;
+        int lead = row ? nd->out->ndim - row->ndim : -1;
+        bool suffix = lead >= 0 && row->numel > 0;
+        for (int d = 0; suffix && d < row->ndim; d++)
+            suffix = row->shape[d] == nd->out->shape[lead + d];
+        if (suffix) {
+            int64_t inner = row->numel, rows = nd->out->numel / inner;
+            plan->n_ops = 2;
+            plan->ndim = inner == 1 ? 1 : 2;
+            plan->shape[0] = rows;
+            plan->strides[full][0] = inner == 1 ? 1 : inner;
+            plan->strides[1 - full][0] = 0;
+            if (inner > 1) {
+                plan->shape[1] = inner;
+                plan->strides[0][1] = plan->strides[1][1] = 1;
+            }
+            return;
+        }
+    }
     int nds[3];
     const int64_t *shapes[3];
     for (int k = 0; k < nd->n_in; k++) {
@@ -341,10 +364,29 @@ static tg_status mul_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **d
     din[0] = tg_mul_scalar(dout, TG__PARAMS(nd, tg__scalar_params)->a);
     return din[0] ? TG_OK : tg_last_status();
 }
+/* A tape tensor of x's shape and dtype for a fused gradient. */
+static tg_tensor *grad_like(const tg_tensor *x, const char *fn)
+{
+    return tg__tape_tensor(fn, x->dtype, x->ndim, x->shape, false);
+}
+static tg_status mul_scalar_fused(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    tg_tensor *dx = grad_like(nd->in[0], "tg_mul_scalar");
+    if (!dx)
+        return tg_last_status();
+    double c = TG__PARAMS(nd, tg__scalar_params)->a;
+    if (dx->dtype == TG_F32)
+        tg__unary_f32(TG__UN_MUL_SCALAR, dout->data, dx->data, dx->numel, c, 0);
+    else
+        tg__unary_f64(TG__UN_MUL_SCALAR, dout->data, dx->data, dx->numel, c, 0);
+    din[0] = dx;
+    return TG_OK;
+}
 const tg_op_def tg__def_mul_scalar = {TG__OP_NAME(mul_scalar), .n_in = 1, .differentiable = true,
                                       .params_size = sizeof(tg__scalar_params),
                                       .shape = tg__shape_same, .forward = mul_scalar_forward,
                                       .backward = mul_scalar_backward,
+                                      .fused_backward = mul_scalar_fused,
                                       .tangent = tg__tangent_symmetric};
 
 static tg_status pow_scalar_forward(tg_node *nd) { return tg__map_forward(nd, TG__UN_POW_SCALAR); }
@@ -363,10 +405,27 @@ static tg_status pow_scalar_backward(tg_node *nd, tg_tensor *dout, tg_tensor **d
         din[0] = tg_mul(dout, tg_mul_scalar(tg_pow_scalar(x, p - 1), p));
     return din[0] ? TG_OK : tg_last_status();
 }
+static tg_status pow_scalar_fused(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    double p = TG__PARAMS(nd, tg__scalar_params)->a;
+    tg_tensor *x = nd->in[0];
+    if (p == 0 || p == 1)
+        return pow_scalar_backward(nd, dout, din); // no arithmetic to fuse
+    tg_tensor *dx = grad_like(x, "tg_pow_scalar");
+    if (!dx)
+        return tg_last_status();
+    if (dx->dtype == TG_F32)
+        tg__pow_scalar_grad_f32(dout->data, x->data, dx->data, dx->numel, p);
+    else
+        tg__pow_scalar_grad_f64(dout->data, x->data, dx->data, dx->numel, p);
+    din[0] = dx;
+    return TG_OK;
+}
 const tg_op_def tg__def_pow_scalar = {TG__OP_NAME(pow_scalar), .n_in = 1, .differentiable = true,
                                       .params_size = sizeof(tg__scalar_params),
                                       .shape = tg__shape_same, .forward = pow_scalar_forward,
                                       .backward = pow_scalar_backward,
+                                      .fused_backward = pow_scalar_fused,
                                       .tangent = tg__tangent_symmetric};
 
 static tg_tensor *nonfinite_scalar(const char *fn, double c)

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/layout.h"
 #include "kernels/pointwise.h"
 #include "kernels/reduce.h"
 #include "ops/ops_internal.h"
@@ -104,10 +105,40 @@ static tg_status sum_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tou
 {
     return tg__tangent_is(tout, tg__apply(&tg__def_sum, 1, tin, nd->params));
 }
+
+/* The same spread as one copy into a tensor of x's shape: dout is contiguous
+ * over the kept dims, so its stride along a reduced dim is 0. */
+static tg_status sum_fused(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    tg_tensor *x = nd->in[0];
+    tg_tensor *dx = tg__tape_tensor("tg_sum", x->dtype, x->ndim, x->shape, false);
+    if (!dx)
+        return tg_last_status();
+    size_t es = tg_dtype_size(x->dtype);
+    if (dout->numel == 1) { // every axis reduced (or only 1s kept): a fill
+        if (x->dtype == TG_F32)
+            for (int64_t i = 0; i < dx->numel; i++)
+                ((float *)dx->data)[i] = *(const float *)dout->data;
+        else
+            for (int64_t i = 0; i < dx->numel; i++)
+                ((double *)dx->data)[i] = *(const double *)dout->data;
+    } else {
+        unsigned mask = MASK(nd);
+        int64_t src[TG_MAX_DIMS], stride = 1;
+        for (int d = x->ndim - 1; d >= 0; d--) {
+            bool reduced = mask & (1u << d);
+            src[d] = reduced ? 0 : stride;
+            stride *= reduced ? 1 : x->shape[d];
+        }
+        tg__strided_copy(es, x->ndim, x->shape, dout->data, src, dx->data, dx->strides);
+    }
+    din[0] = dx;
+    return TG_OK;
+}
 const tg_op_def tg__def_sum = {TG__OP_NAME(sum), .n_in = 1, .differentiable = true,
                                .params_size = sizeof(reduce_params), .shape = reduce_shape,
                                .forward = sum_forward, .backward = sum_backward,
-                               .tangent = sum_tangent};
+                               .fused_backward = sum_fused, .tangent = sum_tangent};
 
 tg_tensor *tg_sum(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
 {

@@ -28,18 +28,51 @@ size_t tg_dtype_size(tg_dtype dtype)
     return 0;
 }
 
-tg_status tg__init_shape(tg_tensor *t, const char *fn, int ndim, const int64_t *shape)
+/* The element count of a shape tg__init_shape accepts, or -1 for one it
+ * refuses (which it then explains). Strides count a zero dim as 1, so an
+ * empty tensor's strides can overflow even though numel is 0, e.g. (0, 1e12,
+ * 1e12). One rule covers both: the product with zeros taken as 1 (the span
+ * of the strides) must keep 8 bytes per element representable; numel is at
+ * most that, so it fits too. The span only grows, so checking its last value
+ * covers every step. The checks use the compiler's overflow builtins: a
+ * division per dimension would cost more than the rest of a small op. */
+static inline int64_t valid_numel(int ndim, const int64_t *shape)
+{
+    if (ndim < 0 || ndim > TG_MAX_DIMS || (ndim > 0 && !shape))
+        return -1;
+    int64_t span = 1, bytes;
+    bool empty = false;
+    for (int i = 0; i < ndim; i++) {
+        int64_t s = shape[i];
+        if (s < 0 || __builtin_mul_overflow(span, s ? s : 1, &span))
+            return -1;
+        empty |= s == 0;
+    }
+    if (__builtin_mul_overflow(span, (int64_t)8, &bytes))
+        return -1;
+    return empty ? 0 : span;
+}
+
+/* Writes a valid shape (numel from valid_numel) and its strides into t. */
+static inline void set_shape(tg_tensor *t, int ndim, const int64_t *shape, int64_t numel)
+{
+    t->ndim = ndim;
+    int64_t stride = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        t->shape[i] = shape[i];
+        t->strides[i] = stride;
+        stride *= shape[i] ? shape[i] : 1; // bounded by the span: cannot overflow
+    }
+    t->numel = numel;
+}
+
+/* Why valid_numel refused a shape, recorded for fn. */
+static tg_status shape_error(const char *fn, int ndim, const int64_t *shape)
 {
     if (ndim < 0 || ndim > TG_MAX_DIMS)
         return tg__fail(TG_EINVAL, "%s: ndim %d outside 0..%d", fn, ndim, TG_MAX_DIMS);
     if (ndim > 0 && !shape)
         return tg__fail(TG_EINVAL, "%s: shape is NULL", fn);
-    // Strides count a zero dim as 1, so an empty tensor's strides can overflow
-    // even though numel is 0, e.g. (0, 1e12, 1e12). One rule covers both: the
-    // product with zeros taken as 1 (the span of the strides) must keep 8 bytes
-    // per element representable; numel is at most that, so it fits too. The
-    // checks use the compiler's overflow builtins: a division per dimension
-    // would cost more than the rest of a small op.
     bool empty = false;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
@@ -48,10 +81,10 @@ tg_status tg__init_shape(tg_tensor *t, const char *fn, int ndim, const int64_t *
         empty |= shape[i] == 0;
     }
     int64_t span = 1, bytes;
-    for (int i = 0; i < ndim; i++) {
+    char s[TG__SHAPE_STR];
+    for (int i = 0; i < ndim; i++)
         if (__builtin_mul_overflow(span, shape[i] ? shape[i] : 1, &span) ||
             __builtin_mul_overflow(span, (int64_t)8, &bytes)) {
-            char s[TG__SHAPE_STR];
             tg__shape_str(s, ndim, shape);
             if (empty)
                 return tg__fail(TG_ERANGE, "%s: strides overflow at dimension %d of empty shape "
@@ -59,20 +92,20 @@ tg_status tg__init_shape(tg_tensor *t, const char *fn, int ndim, const int64_t *
             return tg__fail(TG_ERANGE, "%s: element count overflows at dimension %d (shape %s)",
                             fn, i, s);
         }
-    }
-    t->ndim = ndim;
-    int64_t stride = 1;
-    for (int i = ndim - 1; i >= 0; i--) {
-        t->shape[i] = shape[i];
-        t->strides[i] = stride;
-        stride *= shape[i] ? shape[i] : 1; // bounded by span: cannot overflow
-    }
-    t->numel = empty ? 0 : span;
+    return tg__fail(TG_EINVAL, "%s: invalid shape", fn); // not reached
+}
+
+tg_status tg__init_shape(tg_tensor *t, const char *fn, int ndim, const int64_t *shape)
+{
+    int64_t numel = valid_numel(ndim, shape);
+    if (numel < 0)
+        return shape_error(fn, ndim, shape);
+    set_shape(t, ndim, shape, numel);
     return TG_OK;
 }
 
 /* Header fields other than the shape, for a fresh tensor. */
-static void init_header(tg_tensor *t, tg_tape *tape, tg_dtype dtype)
+static inline void init_header(tg_tensor *t, tg_tape *tape, tg_dtype dtype)
 {
     t->dtype = dtype;
     t->data = NULL;
@@ -89,17 +122,22 @@ static void init_header(tg_tensor *t, tg_tape *tape, tg_dtype dtype)
 tg_tensor *tg__tensor_alloc(tg_tape *tape, const char *fn, tg_dtype dtype, int ndim,
                             const int64_t *shape, bool zero)
 {
-    size_t esize = tg_dtype_size(dtype);
+    size_t esize = dtype == TG_F32 ? sizeof(float) : dtype == TG_F64 ? sizeof(double) : 0;
     if (!esize)
         return tg__fail_null(TG_EINVAL, "%s: invalid dtype %d", fn, (int)dtype);
-    tg_tensor head; // checked here first, so a bad shape takes no memory
-    tg_status s = tg__init_shape(&head, fn, ndim, shape);
-    if (s == TG_OK && (uint64_t)head.numel > (SIZE_MAX - 2 * TG__ARENA_ALIGN) / esize)
-        s = tg__fail(TG_ERANGE, "%s: tensor too large", fn);
-    if (s != TG_OK)
+    // Checked first, so a bad shape takes no memory.
+    int64_t numel = valid_numel(ndim, shape);
+    if (numel < 0) {
+        shape_error(fn, ndim, shape);
         return NULL;
-    size_t bytes = (size_t)head.numel * esize;
+    }
+    const uint64_t most = esize == 4 ? (SIZE_MAX - 2 * TG__ARENA_ALIGN) / 4
+                                     : (SIZE_MAX - 2 * TG__ARENA_ALIGN) / 8;
+    if ((uint64_t)numel > most)
+        return tg__fail_null(TG_ERANGE, "%s: tensor too large", fn);
+    size_t bytes = (size_t)numel * esize;
     tg_tensor *t;
+    void *data;
     if (tape) {
         // Header and data in one block: one bump of the arena per tensor.
         tg__arena *arena = tg__tape_arena(tape);
@@ -108,23 +146,18 @@ tg_tensor *tg__tensor_alloc(tg_tape *tape, const char *fn, tg_dtype dtype, int n
         if (!block)
             return tg__arena_fail(fn, arena, at + bytes);
         t = (tg_tensor *)block;
-        t->data = block + at;
+        data = block + at;
     } else {
         t = tg__malloc(sizeof *t);
-        void *data = t ? tg__malloc(bytes) : NULL;
+        data = t ? tg__malloc(bytes) : NULL;
         if (!data) {
             tg__free(t);
             return tg__fail_null(TG_ENOMEM, "%s: out of memory for %zu bytes", fn, bytes);
         }
-        t->data = data;
     }
-    void *data = t->data;
     init_header(t, tape, dtype);
     t->data = data;
-    t->ndim = head.ndim;
-    memcpy(t->shape, head.shape, (size_t)head.ndim * sizeof *t->shape);
-    memcpy(t->strides, head.strides, (size_t)head.ndim * sizeof *t->strides);
-    t->numel = head.numel;
+    set_shape(t, ndim, shape, numel);
     t->owns_data = !tape;
     if (zero)
         memset(t->data, 0, bytes);
@@ -141,7 +174,7 @@ void tg_tensor_free(tg_tensor *t)
     tg__free(t);
 }
 
-tg_status tg__check_live(const char *fn, const tg_tensor *t)
+tg_status tg__check_live_slow(const char *fn, const tg_tensor *t)
 {
     if (!t->tape && t->gen == TG__GEN_CALLER)
         return TG_OK;

@@ -1,0 +1,77 @@
+/* tanh.c - float32 tanh, tapegrad's own: the same bits on every CPU, and
+ * several times cheaper than glibc's tanhf (which goes through expm1f).
+ *
+ * Computed in double from float input: with e = expm1(2|x|),
+ *
+ *     tanh |x| = e / (e + 2)
+ *
+ * has no cancellation anywhere (e has the sign of x, the denominator is at
+ * least 2), so the double result is within a few double roundings (about
+ * 1e-15 relative) of the true value, and converting it to float rounds once:
+ * the float result is at most 0.5 ulp plus about 2^-29 ulp from tanh (x), so
+ * correctly rounded but for inputs within 2^-29 ulp of a halfway point
+ * (tests/check_kernels.c checks a dense sweep against double tanh; the whole
+ * float range measured 0.5 ulp at most, see docs/performance.md).
+ *
+ * expm1 on [0, 20]: 2|x| = k ln 2 + r with |r| <= ln 2 / 2 (ln 2 split in
+ * two so that k ln2_hi is exact), expm1(r) by its Taylor series to r^11
+ * (truncation below 1e-14 relative), then expm1(2|x|) = 2^k expm1(r) +
+ * (2^k - 1), where both terms have the same sign or the second dominates
+ * (no cancellation for k >= 1, and k = 0 leaves expm1(r) itself).
+ *
+ * Deterministic: only IEEE double additions, multiplications and one
+ * division, each correctly rounded, and no libm call. This file is built
+ * with -ffp-contract=off (lib/kernels/meson.build), so no compiler fuses a
+ * multiply-add differently on a CPU with FMA; it assumes double arithmetic
+ * is evaluated in double (FLT_EVAL_METHOD 0, as on x86-64 and aarch64). */
+#include <math.h> /* signbit only: no libm call */
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/pointwise.h"
+
+/* ln 2 = LN2_HI + LN2_LO; LN2_HI has 32 significant bits, so k * LN2_HI is
+ * exact for k < 2^21 (here k <= 29). */
+#define LN2_HI 6.93147180369123816490e-01 /* 0x3fe62e42fee00000 */
+#define LN2_LO 1.90821492927058770002e-10 /* 0x3dea39ef35793c76 */
+#define INV_LN2 1.44269504088896338700e+00
+
+/* At or above this |x|, tanh x rounds to +-1 in float (1 - tanh 10 is
+ * 4e-9, below half of float's 6e-8 spacing under 1). */
+#define SATURATE 10.0
+
+float tg__tanhf(float xf)
+{
+    double x = xf, ax = x < 0 ? -x : x;
+    if (!(ax < SATURATE)) // also NaN (which is returned as it came) and +-inf
+        return xf != xf ? xf : (x < 0 ? -1.0f : 1.0f);
+    double y = 2 * ax;
+    int k = (int)(y * INV_LN2 + 0.5); // y >= 0: rounds to nearest
+    double r = (y - k * LN2_HI) - k * LN2_LO;
+    // expm1(r) = r + r^2/2! + ... + r^11/11!, by Horner.
+    double p = 1.0 / 39916800;
+    p = p * r + 1.0 / 3628800;
+    p = p * r + 1.0 / 362880;
+    p = p * r + 1.0 / 40320;
+    p = p * r + 1.0 / 5040;
+    p = p * r + 1.0 / 720;
+    p = p * r + 1.0 / 120;
+    p = p * r + 1.0 / 24;
+    p = p * r + 1.0 / 6;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r;
+    uint64_t bits = (uint64_t)(k + 1023) << 52; // 2^k
+    double two_k;
+    memcpy(&two_k, &bits, sizeof two_k);
+    double e = two_k * p + (two_k - 1); // k == 0: 1 * p + 0 is p exactly
+    double t = e / (e + 2);
+    return (float)(signbit(xf) ? -t : t); // -0 stays -0
+
+}
+
+void tg__tanh_f32(const float *x, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = tg__tanhf(x[i]);
+}
