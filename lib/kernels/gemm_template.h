@@ -267,6 +267,8 @@ static __attribute__((noinline)) TARGET void FN(tiny)(const tg__gemm_job *job)
             FN(tiny_out)(c + j, s, alpha, beta);
         }
     }
+    if (tg__gemm_has_epilogue(job))
+        FN(epilogue)(job, 0, M, 0, N);
 }
 #undef TINY_W
 #undef TINY_VEC
