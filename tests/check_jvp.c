@@ -679,6 +679,43 @@ START_TEST(test_jvp_semantics)
 }
 END_TEST
 
+static tg_tensor *f_prod(tg_tensor *const *x, int n, void *ctx)
+{
+    return tg_apply(&PROD, 2, x, NULL);
+}
+
+/* The user-op fallback runs backward walks of its own: a tangent that is
+ * itself recorded keeps its graph, and with TG_CREATE_GRAPH the tangent is
+ * differentiable in it. */
+START_TEST(test_fallback_and_recorded_tangents)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_rng rng = tg_rng_seeded(11);
+    tg_tensor *a = tg_tensor_normal(TG_F64, TG_SHAPE(2, 3), 0, 1, &rng);
+    tg_tensor *b = tg_tensor_normal(TG_F64, TG_SHAPE(2, 3), 0, 1, &rng);
+    tg_tensor *w = tg_tensor_normal(TG_F64, TG_SHAPE(2, 3), 0, 1, &rng);
+    tg_tensor_set_requires_grad(w, true);
+    tg_tensor *v = tg_mul_scalar(w, 2.0), *t, *dw;
+    ASSERT_OK(tg_jvp(f_prod, NULL, 2, (tg_tensor *[]){a, b}, (tg_tensor *[]){v, NULL}, NULL, &t,
+                     0));
+    for (int64_t i = 0; i < 6; i++) // d(a b) along (v, 0) is v b
+        ck_assert_double_eq_tol(((double *)t->data)[i],
+                                ((double *)v->data)[i] * ((double *)b->data)[i], 1e-14);
+    ASSERT_OK(tg_backward_ex(tg_sum(v, NULL, 0, false), NULL, TG_RETAIN_GRAPH));
+    ck_assert_double_eq(((double *)tg_tensor_grad(w)->data)[3], 2.0);
+    ASSERT_OK(tg_jvp(f_prod, NULL, 2, (tg_tensor *[]){a, b}, (tg_tensor *[]){v, NULL}, NULL, &t,
+                     TG_CREATE_GRAPH));
+    tg_tensor *st = tg_sum(t, NULL, 0, false);
+    ASSERT_OK(tg_grad(1, &st, NULL, 1, &w, &dw, 0));
+    for (int64_t i = 0; i < 6; i++) // sum(2 w b) in w is 2 b
+        ck_assert_double_eq_tol(((double *)dw->data)[i], 2 * ((double *)b->data)[i], 1e-14);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    tg_tensor_free(w);
+    tg_tape_free(tape);
+}
+END_TEST
+
 /* ---- errors ---- */
 
 static tg_status raw_backward(tg_tensor *const *in, tg_tensor *out, tg_tensor *dout,
@@ -934,6 +971,7 @@ static Suite *jvp_suite(void)
     tcase_add_test(api, test_jvp_semantics);
     tcase_add_test(api, test_hvp_of_a_quadratic);
     tcase_add_test(api, test_jvp_through_a_model);
+    tcase_add_test(api, test_fallback_and_recorded_tangents);
     tcase_add_test(api, test_jvp_errors);
     suite_add_tcase(s, api);
     return s;
