@@ -784,6 +784,43 @@ START_TEST(test_jvp_semantics)
 }
 END_TEST
 
+static tg_tensor *f_prod(tg_tensor *const *x, int n, void *ctx)
+{
+    return tg_apply(&PROD, 2, x, NULL);
+}
+
+/* The user-op fallback runs backward walks of its own: a tangent that is
+ * itself recorded keeps its graph, and with TG_CREATE_GRAPH the tangent is
+ * differentiable in it. */
+START_TEST(test_fallback_and_recorded_tangents)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_rng rng = tg_rng_seeded(11);
+    tg_tensor *a = tg_tensor_normal(TG_F64, TG_SHAPE(2, 3), 0, 1, &rng);
+    tg_tensor *b = tg_tensor_normal(TG_F64, TG_SHAPE(2, 3), 0, 1, &rng);
+    tg_tensor *w = tg_tensor_normal(TG_F64, TG_SHAPE(2, 3), 0, 1, &rng);
+    tg_tensor_set_requires_grad(w, true);
+    tg_tensor *v = tg_mul_scalar(w, 2.0), *t, *dw;
+    ASSERT_OK(tg_jvp(f_prod, NULL, 2, (tg_tensor *[]){a, b}, (tg_tensor *[]){v, NULL}, NULL, &t,
+                     0));
+    for (int64_t i = 0; i < 6; i++) // d(a b) along (v, 0) is v b
+        ck_assert_double_eq_tol(((double *)t->data)[i],
+                                ((double *)v->data)[i] * ((double *)b->data)[i], 1e-14);
+    ASSERT_OK(tg_backward_ex(tg_sum(v, NULL, 0, false), NULL, TG_RETAIN_GRAPH));
+    ck_assert_double_eq(((double *)tg_tensor_grad(w)->data)[3], 2.0);
+    ASSERT_OK(tg_jvp(f_prod, NULL, 2, (tg_tensor *[]){a, b}, (tg_tensor *[]){v, NULL}, NULL, &t,
+                     TG_CREATE_GRAPH));
+    tg_tensor *st = tg_sum(t, NULL, 0, false);
+    ASSERT_OK(tg_grad(1, &st, NULL, 1, &w, &dw, 0));
+    for (int64_t i = 0; i < 6; i++) // sum(2 w b) in w is 2 b
+        ck_assert_double_eq_tol(((double *)dw->data)[i], 2 * ((double *)b->data)[i], 1e-14);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    tg_tensor_free(w);
+    tg_tape_free(tape);
+}
+END_TEST
+
 /* ---- errors ---- */
 
 static tg_status raw_backward(tg_tensor *const *in, tg_tensor *out, tg_tensor *dout,
@@ -951,6 +988,79 @@ START_TEST(test_hvp_of_a_quadratic)
 }
 END_TEST
 
+/* A small CNN through the nn layers: J v along the input, and H v of its
+ * loss along the parameters, which f reaches through the model (they require
+ * grad, so tg_hvp passes them on as they are and f's ops use them). */
+typedef struct net {
+    tg_model *m;
+    tg_tensor *x;
+} net;
+
+static tg_tensor *net_out(tg_tensor *const *x, int n, void *ctx)
+{
+    return tg_model_forward(((net *)ctx)->m, x[0], false);
+}
+
+static tg_tensor *net_loss(tg_tensor *const *p, int n, void *ctx)
+{
+    net *nt = ctx;
+    return tg_cross_entropy(tg_model_forward(nt->m, nt->x, true), LABELS, TG_REDUCE_MEAN);
+}
+
+START_TEST(test_jvp_through_a_model)
+{
+    tg_tape *tape = tg_tape_new();
+    net nt = {tg_model_new(TG_F64, 3, (const int64_t[]){1, 6, 6}, TG_SCHEME_PYTORCH, 3), NULL};
+    ASSERT_OK(tg_model_add(nt.m, tg_layer_conv2d(2, 3, 3, TG_ACT_TANH)));
+    ASSERT_OK(tg_model_add(nt.m, tg_layer_maxpool2d(2)));
+    ASSERT_OK(tg_model_add(nt.m, tg_layer_flatten()));
+    ASSERT_OK(tg_model_add(nt.m, tg_layer_dense(3, TG_ACT_SOFTMAX)));
+    tg_rng rng = tg_rng_seeded(9);
+    nt.x = tg_tensor_normal(TG_F64, TG_SHAPE(3, 1, 6, 6), 0, 1, &rng);
+    tg_tensor *vx = tg_tensor_normal(TG_F64, TG_SHAPE(3, 1, 6, 6), 0, 1, &rng);
+    tg_tensor *y, *jv;
+    ASSERT_OK(tg_jvp(net_out, &nt, 1, &nt.x, &vx, &y, &jv, 0));
+    const double h = 1e-6;
+    for (int64_t j = 0; j < y->numel; j++) {
+        double f[2];
+        for (int sgn = 0; sgn < 2; sgn++) {
+            tg_tensor *xs = tg_add(nt.x, tg_mul_scalar(vx, sgn ? -h : h));
+            f[sgn] = ((double *)net_out(&xs, 1, &nt)->data)[j];
+        }
+        double fd = (f[0] - f[1]) / (2 * h), t = ((double *)jv->data)[j];
+        ck_assert_msg(fabs(t - fd) <= 1e-6 + 1e-6 * fabs(fd), "output %lld: %.12g vs %.12g",
+                      (long long)j, t, fd);
+    }
+    // H v over the parameters, against reverse-over-reverse.
+    int np;
+    tg_tensor *const *params = tg_model_params(nt.m, &np);
+    tg_tensor *v[4], *hv[4], *g[4], *rr[4];
+    ck_assert_int_eq(np, 4);
+    for (int k = 0; k < np; k++)
+        v[k] = random_like(params[k], 50 + (uint64_t)k);
+    ASSERT_OK(tg_hvp(net_loss, &nt, np, params, v, NULL, hv, 0));
+    tg_tensor *l = net_loss(params, np, &nt), *gv = NULL;
+    ASSERT_OK(tg_grad(1, &l, NULL, np, params, g, TG_CREATE_GRAPH));
+    for (int k = 0; k < np; k++) {
+        tg_tensor *term = tg_sum(tg_mul(g[k], v[k]), NULL, 0, false);
+        gv = gv ? tg_add(gv, term) : term;
+    }
+    ASSERT_OK(tg_grad(1, &gv, NULL, np, params, rr, 0));
+    for (int k = 0; k < np; k++)
+        for (int64_t i = 0; i < hv[k]->numel; i++) {
+            double a = ((double *)hv[k]->data)[i], b = ((double *)rr[k]->data)[i];
+            ck_assert_msg(fabs(a - b) <= 1e-10 * (1 + fabs(b)), "param %d element %lld: "
+                          "%.17g vs %.17g", k, (long long)i, a, b);
+        }
+    for (int k = 0; k < np; k++)
+        tg_tensor_free(v[k]);
+    tg_tensor_free(vx);
+    tg_tensor_free(nt.x);
+    tg_model_free(nt.m);
+    tg_tape_free(tape);
+}
+END_TEST
+
 static Suite *jvp_suite(void)
 {
     Suite *s = suite_create("jvp");
@@ -965,6 +1075,8 @@ static Suite *jvp_suite(void)
     TCase *api = tcase_create("api");
     tcase_add_test(api, test_jvp_semantics);
     tcase_add_test(api, test_hvp_of_a_quadratic);
+    tcase_add_test(api, test_jvp_through_a_model);
+    tcase_add_test(api, test_fallback_and_recorded_tangents);
     tcase_add_test(api, test_jvp_errors);
     suite_add_tcase(s, api);
     return s;

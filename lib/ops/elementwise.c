@@ -184,17 +184,17 @@ const tg_op_def tg__def_div = {TG__OP_NAME(div), .n_in = 2, .differentiable = tr
 /* ---- pow ---- */
 
 static tg_status pow_forward(tg_node *nd) { return binary_forward(nd, TG__BIN_POW); }
-/* d(a^b)/da and d(a^b)/db; see pow_backward. */
-static tg_tensor *pow_da(tg_node *nd)
+/* d(a^b)/da and d(a^b)/db (see pow_backward), given the constants 1 and 0. */
+static tg_tensor *pow_da(tg_node *nd, tg_tensor *one, tg_tensor *zero)
 {
     tg_tensor *a = nd->in[0], *b = nd->in[1];
-    tg_tensor *safe_a = tg_where(tg_eq(b, tg_scalar(a->dtype, 0.0)), tg_scalar(a->dtype, 1.0), a);
+    tg_tensor *safe_a = tg_where(tg_eq(b, zero), one, a);
     return tg_mul(b, tg_pow(safe_a, tg_sub_scalar(b, 1.0)));
 }
-static tg_tensor *pow_db(tg_node *nd)
+static tg_tensor *pow_db(tg_node *nd, tg_tensor *one, tg_tensor *zero)
 {
     tg_tensor *a = nd->in[0];
-    tg_tensor *safe_a = tg_where(tg_eq(a, tg_scalar(a->dtype, 0.0)), tg_scalar(a->dtype, 1.0), a);
+    tg_tensor *safe_a = tg_where(tg_eq(a, zero), one, a);
     return tg_mul(nd->out, tg_log(safe_a));
 }
 static tg_status pow_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
@@ -203,17 +203,19 @@ static tg_status pow_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
     // (not 0 * 0^-1), and where a == 0 the second is 0 (not 0 * ln 0): the
     // base is swapped for 1 there, so neither the value nor any higher
     // derivative through it meets an infinity.
-    if (NEED(0) && !(din[0] = tg_mul(dout, pow_da(nd))))
+    tg_tensor *one = tg_scalar(dout->dtype, 1.0), *zero = tg_scalar(dout->dtype, 0.0);
+    if (NEED(0) && !(din[0] = tg_mul(dout, pow_da(nd, one, zero))))
         return tg_last_status();
-    if (NEED(1) && !(din[1] = tg_mul(dout, pow_db(nd))))
+    if (NEED(1) && !(din[1] = tg_mul(dout, pow_db(nd, one, zero))))
         return tg_last_status();
     return TG_OK;
 }
 static tg_status pow_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
 {
-    tg_tensor *acc = NULL;
-    TERM(0, tg_mul(t, pow_da(nd)));
-    TERM(1, tg_mul(t, pow_db(nd)));
+    tg_tensor *acc = NULL, *one = tg_scalar(nd->out->dtype, 1.0);
+    tg_tensor *zero = tg_scalar(nd->out->dtype, 0.0);
+    TERM(0, tg_mul(t, pow_da(nd, one, zero)));
+    TERM(1, tg_mul(t, pow_db(nd, one, zero)));
     *tout = acc;
     return TG_OK;
 }

@@ -85,8 +85,9 @@ static tg_status user_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 /* Without a tangent rule: J t = d<J^T u, t>/du (J^T u is linear in u, so any
  * u will do; zeros), two reverse passes through the user's backward. Exact,
  * but only when backward is built from ops on dout. When the tangent itself
- * is not being recorded, the backward runs on detached inputs so that the
- * second pass stays inside this op instead of walking the graph below it. */
+ * is not being recorded, the backward runs on detached inputs and tangents
+ * so that the second pass stays inside this op instead of walking the graph
+ * below it. */
 static tg_status user_tangent_fallback(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
 {
     const user_params *p = TG__PARAMS(nd, user_params);
@@ -113,13 +114,14 @@ static tg_status user_tangent_fallback(tg_node *nd, tg_tensor *const *tin, tg_te
         if (!din[i])
             s = tg__fail(TG_ESTATE, "tg_apply(%s): backward gave no gradient for input %d",
                          def->name, i);
-        else
-            s = tg__tangent_acc(&dot, tg_sum(tg_mul(din[i], tin[i]), NULL, 0, false));
+        else // a tangent that requires grad must not pull its own graph in either
+            s = tg__tangent_acc(&dot, tg_sum(tg_mul(din[i], create ? tin[i] : tg_detach(tin[i])),
+                                             NULL, 0, false));
     }
     if (s == TG_OK) {
         // dot does not depend on u when backward wrote its numbers directly.
-        s = dot->requires_grad ? tg_grad(1, &dot, NULL, 1, &u, tout, create ? TG_CREATE_GRAPH : 0)
-                               : TG_EINVAL;
+        unsigned flags = create ? TG_CREATE_GRAPH : TG_RETAIN_GRAPH;
+        s = dot->requires_grad ? tg_grad(1, &dot, NULL, 1, &u, tout, flags) : TG_EINVAL;
         if (s != TG_OK && s != TG_ENOMEM)
             s = tg__fail(TG_ESTATE, "%s: user op '%s' has no tangent rule, and its backward is "
                                     "not built from tapegrad ops on dout, which the fallback "
