@@ -717,6 +717,52 @@ START_TEST(test_attention)
 }
 END_TEST
 
+/* Against torch.nn.MultiheadAttention (PyTorch 1.13, float64, batch_first)
+ * with in_proj_weight = cat(Wq^T, Wk^T, Wv^T), out_proj.weight = Wo^T and the
+ * biases, weights val(k, i) = 0.6 sin(0.5 i + 0.9 k) (W k = 0..3 for q, k, v,
+ * out; b k + 10), x[i] = cos(0.3 i) of shape (2, 3, 4), 2 heads; causal
+ * through attn_mask = triu(ones(3, 3), 1). */
+START_TEST(test_attention_vs_pytorch)
+{
+    static const double want[2][24] = {
+        {-0.4718346462500016, -0.15257464973755178, 0.20404094225758757, 0.51070019541143041,
+         -0.47701491362762782, -0.16381984802362262, 0.18948402979350326, 0.49639560863061116,
+         -0.47485622579771219, -0.16115848366487012, 0.19199647586774304, 0.49814400199674425,
+         -0.40914224578042396, -0.11615069942930331, 0.20527858903937063, 0.47644851957012702,
+         -0.41058348005902318, -0.11395149668233782, 0.21057978727956644, 0.48355379508860108,
+         -0.41539460234774706, -0.12190486653547143, 0.20143143218554099, 0.47545029114073933},
+        {-0.51131103096059671, -0.23464223732422337, 0.099475159443235123, 0.40923756786151855,
+         -0.51159537840003388, -0.21169841408963644, 0.14002970523020963, 0.45747366900299852,
+         -0.47485622579771219, -0.16115848366487012, 0.19199647586774304, 0.49814400199674425,
+         -0.3387023379147685, 0.0033523523042266745, 0.34458626976177315, 0.60145345051534105,
+         -0.37121132351654029, -0.059731118308863684, 0.2663733478564011, 0.52726032837113557,
+         -0.41539460234774706, -0.12190486653547143, 0.20143143218554099, 0.47545029114073933}};
+    for (int causal = 0; causal < 2; causal++) {
+        tg_model *m = tg_model_new_functional(TG_F64, TG_SCHEME_PYTORCH, 1);
+        tg_attention_opts o = tg_attention_defaults();
+        o.causal = causal;
+        tg_layer *att = tg_model_register(m, "attn", tg_layer_attention(2, &o));
+        double xv[24];
+        for (int i = 0; i < 24; i++)
+            xv[i] = cos(0.3 * i);
+        tg_tensor *x = tg_tensor_from_doubles(TG_F64, TG_SHAPE(2, 3, 4), xv);
+        tg_tape *tape = tg_tape_new();
+        ck_assert_ptr_nonnull(tg_layer_call(m, att, x)); // builds
+        tg_tensor *const *p = tg_layer_params(att, NULL);
+        for (int k = 0; k < 4; k++) {
+            for (int i = 0; i < 16; i++)
+                ASSERT_OK(tg_tensor_set_flat(p[2 * k], i, 0.6 * sin(0.5 * i + 0.9 * k)));
+            for (int i = 0; i < 4; i++)
+                ASSERT_OK(tg_tensor_set_flat(p[2 * k + 1], i, 0.6 * sin(0.5 * i + 0.9 * (k + 10))));
+        }
+        assert_close(tg_layer_call(m, att, x), want[causal], 24, 1e-13);
+        tg_tensor_free(x);
+        tg_tape_free(tape);
+        tg_model_free(m);
+    }
+}
+END_TEST
+
 /* ---- the functional model -------------------------------------------------- */
 
 /* x + Dense(relu(Dense(x))): a residual block. */
@@ -1101,6 +1147,7 @@ static Suite *layers_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("attention");
     tcase_add_test(tc, test_attention);
+    tcase_add_test(tc, test_attention_vs_pytorch);
     suite_add_tcase(s, tc);
     tc = tcase_create("functional");
     tcase_set_timeout(tc, 120);

@@ -1,6 +1,7 @@
-/* nn.h - Keras-like layers and a Sequential model built on the graph.
+/* nn.h - Keras-like layers, a Sequential model and a functional one (layers
+ * called as functions on tensors) built on the graph.
  *
- * A model is a stack of layers. Each layer's forward pass is a composition of
+ * A Sequential model is a stack of layers. Each layer's forward pass is a composition of
  * differentiable ops (ops.h, nn_ops.h) recorded on the current tape, so
  * tg_backward on a loss fills the gradients of the model's parameters.
  *

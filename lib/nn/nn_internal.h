@@ -36,8 +36,9 @@ typedef struct tg__layer_vtable {
     size_t size;      /* sizeof the concrete struct */
     /* Validates in (per sample, no batch dim), writes the output shape into
      * layer->out_ndim/out_shape and creates layer->params (caller-owned,
-     * requires grad, initialised from ctx->rng). On failure records a message
-     * starting with ctx->where and leaves no parameters behind. */
+     * requires grad, initialised from ctx->rng) and layer->buffers
+     * (tg__add_buffer). On failure records a message starting with
+     * ctx->where; the caller drops what was made. */
     tg_status (*build)(tg_layer *layer, const tg__build_ctx *ctx, int in_ndim,
                        const int64_t *in_shape);
     /* The output for a batch x (N, in_shape...), with ops on the current tape.
