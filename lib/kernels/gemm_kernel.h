@@ -50,6 +50,11 @@ typedef struct tg__gemm_job {
      * element type of C and is indexed from this job's first row/column. */
     const void *bias;
     bool bias_per_col, relu;
+    /* Segments (0: none): the depth is n segments of seg, segment s reading
+     * A + s*seg_a and B + s*seg_b (elements) at depths [0, seg) of its own,
+     * as in a sum of per-image products; kcb then divides seg into equal
+     * blocks, so no block straddles two segments. */
+    int64_t seg, seg_a, seg_b;
 } tg__gemm_job;
 
 static inline bool tg__gemm_has_epilogue(const tg__gemm_job *job)
