@@ -15,6 +15,7 @@
 #include "core/alloc.h"
 #include "kernels/kernels.h"
 #include "kernels/pointwise.h"
+#include "kernels/reduce.h"
 #include "thread/pool.h"
 #include "tg_check.h"
 
@@ -317,6 +318,59 @@ START_TEST(test_pointwise_and_pool_same_bytes)
 }
 END_TEST
 
+/* Reductions, broadcast binary maps, where and the ReLU gradient split their
+ * work between threads too (outputs by ranges, rows or chunks of a flat row):
+ * the same bytes with 1 and 3 threads. */
+START_TEST(test_reduce_and_broadcast_same_bytes)
+{
+    enum { N = 32, C = 32, HW = 26 * 26, NX = N * C * HW };
+    const int64_t shape[3] = {N, C, HW}, bshape[3] = {1, C, 1};
+    float *x = malloc(sizeof(float) * NX), *y = malloc(sizeof(float) * NX);
+    float *bias = malloc(sizeof(float) * C);
+    tg_rng rng = tg_rng_seeded(4);
+    for (int i = 0; i < NX; i++) {
+        x[i] = (float)tg_rng_uniform(&rng) - 0.5f;
+        y[i] = (float)tg_rng_uniform(&rng) - 0.5f;
+    }
+    for (int i = 0; i < C; i++)
+        bias[i] = (float)i;
+    // Sums over (0, 2), 0, 2, all; binary maps flat, broadcast per channel
+    // (rows) and over the last axis; where; the ReLU gradient.
+    static const unsigned axes[4] = {5, 1, 4, 7};
+    float *out[2][12];
+    tg__bcast flat, chan, chan2, where;
+    const int64_t *two[2] = {shape, shape}, *withb[2] = {shape, bshape};
+    const int64_t *bfirst[2] = {bshape, shape};
+    const int64_t *three[3] = {shape, shape, bshape};
+    tg__bcast_plan(&flat, 3, shape, 2, (const int[]){3, 3}, two);
+    tg__bcast_plan(&chan, 3, shape, 2, (const int[]){3, 3}, withb);
+    tg__bcast_plan(&chan2, 3, shape, 2, (const int[]){3, 3}, bfirst);
+    tg__bcast_plan(&where, 3, shape, 3, (const int[]){3, 3, 3}, three);
+    for (int r = 0; r < 2; r++) {
+        ASSERT_OK(tg_set_num_threads(r ? max_threads(3) : 1));
+        for (int k = 0; k < 12; k++)
+            out[r][k] = calloc(NX, sizeof(float));
+        for (int k = 0; k < 4; k++)
+            tg__reduce_sum_f32(x, 3, shape, axes[k], out[r][k]);
+        tg__binary_f32(TG__BIN_MUL, &flat, x, y, out[r][4]);
+        tg__binary_f32(TG__BIN_ADD, &chan, x, bias, out[r][5]);
+        tg__binary_f32(TG__BIN_SUB, &chan2, bias, x, out[r][6]);
+        tg__binary_f32(TG__BIN_MAX, &flat, x, y, out[r][7]);
+        tg__where_f32(&where, x, y, bias, out[r][8]);
+        tg__relu_grad_f32(x, y, out[r][9], NX);
+    }
+    for (int k = 0; k < 10; k++)
+        ck_assert_msg(memcmp(out[0][k], out[1][k], sizeof(float) * NX) == 0, "kernel %d", k);
+    for (int r = 0; r < 2; r++)
+        for (int k = 0; k < 12; k++)
+            free(out[r][k]);
+    free(x);
+    free(y);
+    free(bias);
+    ASSERT_OK(tg_set_num_threads(1));
+}
+END_TEST
+
 /* The batched convolution kernels (forward and input gradient one image per
  * thread, the weight gradient one segmented product) against the per-image
  * loop, with 1 and 3 threads and with the workers' scratch unavailable (the
@@ -465,6 +519,7 @@ static Suite *threads_suite(void)
     tcase_add_loop_test(same, test_cnn_same_bytes_any_thread_count, 0, 3);
     tcase_add_test(same, test_cnn_steps_allocate_nothing_in_kernels);
     tcase_add_test(same, test_pointwise_and_pool_same_bytes);
+    tcase_add_test(same, test_reduce_and_broadcast_same_bytes);
     tcase_add_test(same, test_conv_batch_same_bytes);
     tcase_add_test(same, test_conv_dw_groups_same_bytes);
     suite_add_tcase(s, same);
