@@ -49,7 +49,8 @@ void tg__gemm_f32_segments(bool trans_a, bool trans_b, int64_t M, int64_t N, int
 /* For callers that split work between threads themselves: the scratch bytes
  * tg__gemm_f32_serial needs for this product (0: none), and the product on
  * the calling thread alone with that scratch (64-byte aligned; NULL runs it
- * unpacked). The same bytes as tg__gemm_f32. */
+ * unpacked), with an optional epilogue (NULL: none). The same bytes as
+ * tg__gemm_f32_epi. */
 size_t tg__gemm_f32_scratch(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K);
 void tg__gemm_f32_serial(void *scratch, bool trans_a, bool trans_b, int64_t M, int64_t N,
                          int64_t K, float alpha, const float *A, int64_t lda, const float *B,
