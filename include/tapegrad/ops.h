@@ -77,8 +77,10 @@ TG_API tg_tensor *tg_max(tg_tensor *x, const int *axes, int n_axes, bool keepdim
  * numpy. TG_ESHAPE for an empty group. */
 TG_API tg_tensor *tg_min(tg_tensor *x, const int *axes, int n_axes, bool keepdim);
 /* Product (1 for an empty group). The gradient to x_i is g times the product
- * of the other elements of its group, exact when some elements are 0 (it is
- * not computed as prod / x_i on the recorded path). */
+ * of the other elements of its group, exact when some elements are 0: without
+ * zeros it is g y / x_i; with zeros the recorded gradient (TG_CREATE_GRAPH)
+ * multiplies the others directly, which takes n times the memory of x for
+ * groups of n, and the fused one counts the zeros. */
 TG_API tg_tensor *tg_prod(tg_tensor *x, const int *axes, int n_axes, bool keepdim);
 /* Variance sum((x - mean)^2) / (N - correction) over each group of N
  * elements, like torch.var(x, dim, correction=c): correction 0 is the biased

@@ -219,15 +219,19 @@ static tg_status prod_forward(tg_node *nd)
 
 static tg_status prod_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
-    // d prod / dx_i is the product of the other elements of x_i's group, which
-    // stays right when some of them are 0. Ops: move the reduced axes last as
-    // one axis of n, (m, n); spread each row to (m, n, n) with the diagonal
-    // replaced by 1; the product over the last axis is then "all but x_i",
-    // and prod's own backward handles the next order the same way.
+    // d prod / dx_i is the product of the other elements of x_i's group. With
+    // no zero in x that is y / x_i (as PyTorch computes it). With zeros, ops
+    // that stay right: move the reduced axes last as one axis of n, (m, n);
+    // spread each row to (m, n, n) with the diagonal replaced by 1; the product
+    // over the last axis is then "all but x_i", and prod's own backward handles
+    // the next order the same way (n times the memory of x, only with zeros).
     tg_tensor *x = nd->in[0];
     unsigned mask = MASK(nd);
-    if (x->numel == 0) {
-        din[0] = tg_mul_scalar(spread(nd, dout), 0.0);
+    bool zero = false;
+    for (int64_t i = 0; i < x->numel && !zero; i++)
+        zero = tg__get(x, i) == 0;
+    if (!zero) {
+        din[0] = tg_div(tg_mul(spread(nd, dout), spread(nd, nd->out)), x);
         return din[0] ? TG_OK : tg_last_status();
     }
     int perm[TG_MAX_DIMS], inv[TG_MAX_DIMS], np = 0;
