@@ -147,6 +147,88 @@ START_TEST(test_gemm_same_bytes_every_kernel_and_thread_count)
 }
 END_TEST
 
+/* The epilogue (bias per row or column, ReLU) gives the bytes of a plain
+ * product followed by a separate bias add and ReLU, with every kernel and
+ * thread count, on both the unpacked and the packed path; likewise a product
+ * over depth segments gives the bytes of the per-segment products
+ * accumulated in order. */
+START_TEST(test_gemm_epilogue_and_segments_same_bytes)
+{
+    static const char *const kernels[] = {"generic", "avx2", "avx512"};
+    static const int64_t shapes[][3] = {{3, 5, 7}, {9, 31, 17}, {64, 121, 288},
+                                        {33, 65, 700}, {130, 97, 641}, {32, 9, 676}};
+    int nthreads = have_threads() ? 3 : 1;
+    bool ta = _i & 1, tb = _i & 2;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], NS = 3;
+        int64_t lda = ta ? M : K, ldb = tb ? K : N;
+        float *A = malloc(sizeof(float) * (size_t)(M * K * NS));
+        float *B = malloc(sizeof(float) * (size_t)(K * N * NS));
+        float *bias = malloc(sizeof(float) * (size_t)(M + N));
+        float *ref = malloc(sizeof(float) * (size_t)(M * N)), *C = malloc(sizeof(float) * (size_t)(M * N));
+        for (int64_t i = 0; i < M * K * NS; i++)
+            A[i] = (float)(uniform() - 0.5);
+        for (int64_t i = 0; i < K * N * NS; i++)
+            B[i] = (float)(uniform() - 0.5);
+        for (int64_t i = 0; i < M + N; i++)
+            bias[i] = (float)(uniform() - 0.5);
+        for (int mode = 0; mode < 3; mode++) { // bias per row, per column + ReLU, ReLU only
+            tg__gemm_epi epi = {.bias = mode < 2 ? (mode ? bias + M : bias) : NULL,
+                                .bias_per_col = mode == 1, .relu = mode > 0};
+            ASSERT_OK(tg_set_kernel("generic"));
+            ASSERT_OK(tg_set_num_threads(1));
+            tg__gemm_f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, ref, N);
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < N; j++) {
+                    float v = ref[i * N + j];
+                    if (epi.bias)
+                        v = v + bias[mode ? M + j : i];
+                    if (epi.relu)
+                        v = v > 0 || v != v ? v : 0;
+                    ref[i * N + j] = v;
+                }
+            for (int k = 0; k < 3; k++) {
+                if (tg_set_kernel(kernels[k]) != TG_OK)
+                    continue;
+                for (int t = 1; t <= nthreads; t++) {
+                    ASSERT_OK(tg_set_num_threads(t));
+                    tg__gemm_f32_epi(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, N, &epi);
+                    ck_assert_msg(memcmp(C, ref, sizeof(float) * (size_t)(M * N)) == 0,
+                                  "epilogue %d, %s, %d threads, %lldx%lldx%lld ta%d tb%d", mode,
+                                  kernels[k], t, (long long)M, (long long)N, (long long)K, ta,
+                                  tb);
+                }
+            }
+        }
+        // NS segments of depth K, A_s = A + s*M*K, B_s = B + s*K*N.
+        ASSERT_OK(tg_set_kernel("generic"));
+        ASSERT_OK(tg_set_num_threads(1));
+        for (int64_t sg = 0; sg < NS; sg++)
+            tg__gemm_f32(ta, tb, M, N, K, 1.0f, A + sg * M * K, lda, B + sg * K * N, ldb,
+                         sg ? 1.0f : 0.0f, ref, N);
+        for (int k = 0; k < 3; k++) {
+            if (tg_set_kernel(kernels[k]) != TG_OK)
+                continue;
+            for (int t = 1; t <= nthreads; t++) {
+                ASSERT_OK(tg_set_num_threads(t));
+                tg__gemm_f32_segments(ta, tb, M, N, K, NS, 1.0f, A, lda, M * K, B, ldb, K * N,
+                                      0.0f, C, N);
+                ck_assert_msg(memcmp(C, ref, sizeof(float) * (size_t)(M * N)) == 0,
+                              "segments, %s, %d threads, %lldx%lldx%lld ta%d tb%d", kernels[k],
+                              t, (long long)M, (long long)N, (long long)K, ta, tb);
+            }
+        }
+        free(A);
+        free(B);
+        free(bias);
+        free(ref);
+        free(C);
+    }
+    ASSERT_OK(tg_set_num_threads(1));
+    ASSERT_OK(tg_set_kernel("auto"));
+}
+END_TEST
+
 /* Without scratch memory the product still runs, unpacked, to the same bytes
  * (the scratch allocation failing is the first one of the process, so this
  * relies on fork mode). */
@@ -338,6 +420,7 @@ static Suite *kernels_suite(void)
     TCase *same = tcase_create("gemm_same_bytes");
     tcase_set_timeout(same, 300);
     tcase_add_loop_test(same, test_gemm_same_bytes_every_kernel_and_thread_count, 0, 4);
+    tcase_add_loop_test(same, test_gemm_epilogue_and_segments_same_bytes, 0, 4);
     tcase_add_loop_test(same, test_gemm_without_memory_same_bytes, 0, 4);
     tcase_add_loop_test(same, test_gemm_allocates_once, 0, 1);
     suite_add_tcase(s, same);

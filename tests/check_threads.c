@@ -15,6 +15,7 @@
 #include "core/alloc.h"
 #include "kernels/kernels.h"
 #include "kernels/pointwise.h"
+#include "kernels/reduce.h"
 #include "thread/pool.h"
 #include "tg_check.h"
 
@@ -317,9 +318,63 @@ START_TEST(test_pointwise_and_pool_same_bytes)
 }
 END_TEST
 
-/* The batched convolution kernels (one image per thread) against the
- * per-image loop, with 1 and 3 threads and with the workers' scratch
- * unavailable (the batch is then redone in order): the same bytes. */
+/* Reductions, broadcast binary maps, where and the ReLU gradient split their
+ * work between threads too (outputs by ranges, rows or chunks of a flat row):
+ * the same bytes with 1 and 3 threads. */
+START_TEST(test_reduce_and_broadcast_same_bytes)
+{
+    enum { N = 32, C = 32, HW = 26 * 26, NX = N * C * HW };
+    const int64_t shape[3] = {N, C, HW}, bshape[3] = {1, C, 1};
+    float *x = malloc(sizeof(float) * NX), *y = malloc(sizeof(float) * NX);
+    float *bias = malloc(sizeof(float) * C);
+    tg_rng rng = tg_rng_seeded(4);
+    for (int i = 0; i < NX; i++) {
+        x[i] = (float)tg_rng_uniform(&rng) - 0.5f;
+        y[i] = (float)tg_rng_uniform(&rng) - 0.5f;
+    }
+    for (int i = 0; i < C; i++)
+        bias[i] = (float)i;
+    // Sums over (0, 2), 0, 2, all; binary maps flat, broadcast per channel
+    // (rows) and over the last axis; where; the ReLU gradient.
+    static const unsigned axes[4] = {5, 1, 4, 7};
+    float *out[2][12];
+    tg__bcast flat, chan, chan2, where;
+    const int64_t *two[2] = {shape, shape}, *withb[2] = {shape, bshape};
+    const int64_t *bfirst[2] = {bshape, shape};
+    const int64_t *three[3] = {shape, shape, bshape};
+    tg__bcast_plan(&flat, 3, shape, 2, (const int[]){3, 3}, two);
+    tg__bcast_plan(&chan, 3, shape, 2, (const int[]){3, 3}, withb);
+    tg__bcast_plan(&chan2, 3, shape, 2, (const int[]){3, 3}, bfirst);
+    tg__bcast_plan(&where, 3, shape, 3, (const int[]){3, 3, 3}, three);
+    for (int r = 0; r < 2; r++) {
+        ASSERT_OK(tg_set_num_threads(r ? max_threads(3) : 1));
+        for (int k = 0; k < 12; k++)
+            out[r][k] = calloc(NX, sizeof(float));
+        for (int k = 0; k < 4; k++)
+            tg__reduce_sum_f32(x, 3, shape, axes[k], out[r][k]);
+        tg__binary_f32(TG__BIN_MUL, &flat, x, y, out[r][4]);
+        tg__binary_f32(TG__BIN_ADD, &chan, x, bias, out[r][5]);
+        tg__binary_f32(TG__BIN_SUB, &chan2, bias, x, out[r][6]);
+        tg__binary_f32(TG__BIN_MAX, &flat, x, y, out[r][7]);
+        tg__where_f32(&where, x, y, bias, out[r][8]);
+        tg__relu_grad_f32(x, y, out[r][9], NX);
+    }
+    for (int k = 0; k < 10; k++)
+        ck_assert_msg(memcmp(out[0][k], out[1][k], sizeof(float) * NX) == 0, "kernel %d", k);
+    for (int r = 0; r < 2; r++)
+        for (int k = 0; k < 12; k++)
+            free(out[r][k]);
+    free(x);
+    free(y);
+    free(bias);
+    ASSERT_OK(tg_set_num_threads(1));
+}
+END_TEST
+
+/* The batched convolution kernels (forward and input gradient one image per
+ * thread, the weight gradient one segmented product) against the per-image
+ * loop, with 1 and 3 threads and with the workers' scratch unavailable (the
+ * batch is then redone in order): the same bytes. */
 START_TEST(test_conv_batch_same_bytes)
 {
     enum { N = 6, C = 4, H = 15, W = 15, OC = 16, KK = 3, OHW = 13 * 13 };
@@ -330,6 +385,8 @@ START_TEST(test_conv_batch_same_bytes)
     float bias[OC], *cols = malloc(sizeof(float) * ckk * OHW);
     float *ref = malloc(sizeof(float) * N * OC * OHW), *y = malloc(sizeof(float) * N * OC * OHW);
     float *dref = calloc(N * C * H * W, sizeof(float)), *dx = malloc(sizeof(float) * N * C * H * W);
+    float *wref = calloc(OC * ckk, sizeof(float)), *dw = malloc(sizeof(float) * OC * ckk);
+    float *dw_scratch = malloc(sizeof(float) * (size_t)tg__conv2d_dw_scratch(N, &g));
     tg_rng rng = tg_rng_seeded(5);
     for (int i = 0; i < N * C * H * W; i++)
         x[i] = (float)tg_rng_uniform(&rng) - 0.5f;
@@ -347,6 +404,10 @@ START_TEST(test_conv_batch_same_bytes)
                 yn[o * OHW + k] += bias[o];
         tg__gemm_f32(true, false, ckk, OHW, OC, 1.0f, w, ckk, yn, OHW, 0.0f, cols, OHW);
         tg__col2im_f32(cols, &g, dref + n * C * H * W);
+        // The weight gradient, per image, accumulated in order (what
+        // lib/ops did before the batched product), with y as the gradient.
+        tg__im2col_f32(x + n * C * H * W, &g, cols);
+        tg__gemm_f32(false, true, OC, ckk, OHW, 1.0f, yn, OHW, cols, OHW, 1.0f, wref, ckk);
     }
     for (int run = 0; run < 3; run++) {
         ASSERT_OK(tg_set_num_threads(run == 0 ? 1 : max_threads(3)));
@@ -354,7 +415,9 @@ START_TEST(test_conv_batch_same_bytes)
             tg__alloc_fail_after(0, 1); // fresh workers' scratch cannot grow
         tg__conv2d_forward_f32(x, N, w, bias, false, OC, &g, cols, y);
         tg__conv2d_input_grad_f32(ref, N, w, OC, &g, cols, dx);
+        tg__conv2d_weight_grad_f32(x, ref, N, OC, &g, dw_scratch, dw);
         tg__alloc_fail_after(-1, 0);
+        ck_assert_msg(memcmp(dw, wref, sizeof(float) * OC * ckk) == 0, "dw, run %d", run);
         ck_assert_msg(memcmp(y, ref, sizeof(float) * N * OC * OHW) == 0, "forward, run %d", run);
         ck_assert_msg(memcmp(dx, dref, sizeof(float) * N * C * H * W) == 0, "dx, run %d", run);
         ASSERT_OK(tg_set_num_threads(1)); // joins the workers: run 2 starts fresh ones
@@ -366,6 +429,56 @@ START_TEST(test_conv_batch_same_bytes)
     free(y);
     free(dref);
     free(dx);
+    free(wref);
+    free(dw);
+    free(dw_scratch);
+}
+END_TEST
+
+/* The weight gradient over several groups of images (each image's im2col is
+ * large, so a group holds two): per-image bytes with every kernel and 1 or 3
+ * threads. */
+START_TEST(test_conv_dw_groups_same_bytes)
+{
+    static const char *const names[] = {"generic", "avx2", "avx512"};
+    enum { N = 5, C = 16, H = 40, W = 40, OC = 16, OH = 38, OHW = OH * OH };
+    tg__conv_geom g = {.C = C, .H = H, .W = W, .KH = 3, .KW = 3, .SH = 1, .SW = 1,
+                       .DH = 1, .DW = 1, .OH = OH, .OW = OH};
+    int64_t ckk = C * 9;
+    ck_assert_int_gt(N / tg__conv2d_dw_group(N, &g), 1); // more than one group
+    float *x = malloc(sizeof(float) * N * C * H * W), *gy = malloc(sizeof(float) * N * OC * OHW);
+    float *cols = malloc(sizeof(float) * ckk * OHW), *ref = calloc(OC * ckk, sizeof(float));
+    float *dw = malloc(sizeof(float) * OC * ckk);
+    float *scratch = malloc(sizeof(float) * (size_t)tg__conv2d_dw_scratch(N, &g));
+    tg_rng rng = tg_rng_seeded(9);
+    for (int i = 0; i < N * C * H * W; i++)
+        x[i] = (float)tg_rng_uniform(&rng) - 0.5f;
+    for (int i = 0; i < N * OC * OHW; i++)
+        gy[i] = (float)tg_rng_uniform(&rng) - 0.5f;
+    ASSERT_OK(tg_set_num_threads(1));
+    for (int n = 0; n < N; n++) {
+        tg__im2col_f32(x + n * C * H * W, &g, cols);
+        tg__gemm_f32(false, true, OC, ckk, OHW, 1.0f, gy + n * OC * OHW, OHW, cols, OHW, 1.0f,
+                     ref, ckk);
+    }
+    for (int k = 0; k < 3; k++) {
+        if (tg_set_kernel(names[k]) != TG_OK)
+            continue;
+        for (int t = 1; t <= max_threads(3); t += 2) {
+            ASSERT_OK(tg_set_num_threads(t));
+            tg__conv2d_weight_grad_f32(x, gy, N, OC, &g, scratch, dw);
+            ck_assert_msg(memcmp(dw, ref, sizeof(float) * OC * ckk) == 0, "%s, %d threads",
+                          names[k], t);
+        }
+    }
+    ASSERT_OK(tg_set_num_threads(1));
+    ASSERT_OK(tg_set_kernel("auto"));
+    free(x);
+    free(gy);
+    free(cols);
+    free(ref);
+    free(dw);
+    free(scratch);
 }
 END_TEST
 
@@ -406,7 +519,9 @@ static Suite *threads_suite(void)
     tcase_add_loop_test(same, test_cnn_same_bytes_any_thread_count, 0, 3);
     tcase_add_test(same, test_cnn_steps_allocate_nothing_in_kernels);
     tcase_add_test(same, test_pointwise_and_pool_same_bytes);
+    tcase_add_test(same, test_reduce_and_broadcast_same_bytes);
     tcase_add_test(same, test_conv_batch_same_bytes);
+    tcase_add_test(same, test_conv_dw_groups_same_bytes);
     suite_add_tcase(s, same);
     TCase *pool = tcase_create("pool");
     tcase_add_loop_test(pool, test_pool_runs_every_task_once, 0, 2);

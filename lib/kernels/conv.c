@@ -29,11 +29,12 @@ static void valid_range(int64_t W, int64_t S, int64_t P, int64_t off, int64_t OW
         *hi = *lo;
 }
 
-#define IM2COL_LD_BODY(T, LD, COL0)                                                \
+#define IM2COL_BODY(T)                                                             \
+    const int64_t OHW = g->OH * g->OW;                                             \
     for (int64_t c = 0; c < g->C; c++)                                             \
         for (int64_t u = 0; u < g->KH; u++)                                        \
             for (int64_t v = 0; v < g->KW; v++) {                                  \
-                T *row = cols + ((c * g->KH + u) * g->KW + v) * (LD) + (COL0);     \
+                T *row = cols + ((c * g->KH + u) * g->KW + v) * OHW;               \
                 int64_t lo, hi, off = v * g->DW;                                   \
                 valid_range(g->W, g->SW, g->PL, off, g->OW, &lo, &hi);             \
                 for (int64_t i = 0; i < g->OH; i++) {                              \
@@ -55,8 +56,6 @@ static void valid_range(int64_t W, int64_t S, int64_t P, int64_t off, int64_t OW
                         dst[j] = 0;                                                \
                 }                                                                  \
             }
-
-#define IM2COL_BODY(T) IM2COL_LD_BODY(T, g->OH * g->OW, 0)
 
 void tg__im2col_f32(const float *img, const tg__conv_geom *g, float *cols) { IM2COL_BODY(float) }
 
@@ -93,15 +92,6 @@ void tg__col2im_f32(const float *cols, const tg__conv_geom *g, float *img) { COL
 void tg__col2im_f64(const double *cols, const tg__conv_geom *g, double *img)
 {
     COL2IM_BODY(double)
-}
-
-/* im2col of one image into columns [col0, col0 + OH*OW) of a matrix with
- * row stride ld: a group of images side by side, for one product over all
- * of them (the weight gradient). */
-static void im2col_into_f32(const float *img, const tg__conv_geom *g, float *cols, int64_t ld,
-                            int64_t col0)
-{
-    IM2COL_LD_BODY(float, ld, col0)
 }
 
 /* ---- a batch of convolutions, one image per task ---- */
@@ -196,69 +186,49 @@ void tg__conv2d_input_grad_f32(const float *gy, int64_t N, const float *w, int64
     conv_batch_run(&b, N, cols);
 }
 
-/* ---- the weight gradient: a few deep products over groups of images ---- */
+/* ---- the weight gradient: one product per group of images ---- */
 
-typedef struct dw_gather {
-    const float *x, *gy;
-    int64_t OC, n0, ld; /* first image of the group, columns of the group */
+typedef struct dw_cols {
+    const float *x;
     const tg__conv_geom *g;
-    float *cols, *gyp;
-} dw_gather;
+    int64_t n0;
+    float *cols;
+} dw_cols;
 
-/* Image n0 + t: its im2col and its gradient rows, at columns t*OH*OW. */
-static void dw_gather_task(void *ctx, int64_t t, void *ws)
+static void dw_cols_task(void *ctx, int64_t t, void *ws)
 {
     (void)ws;
-    const dw_gather *d = ctx;
+    const dw_cols *d = ctx;
     const tg__conv_geom *g = d->g;
-    int64_t ohw = g->OH * g->OW, n = d->n0 + t;
-    im2col_into_f32(d->x + n * g->C * g->H * g->W, g, d->cols, d->ld, t * ohw);
-    for (int64_t o = 0; o < d->OC; o++)
-        memcpy(d->gyp + o * d->ld + t * ohw, d->gy + (n * d->OC + o) * ohw,
-               (size_t)ohw * sizeof(float));
+    int64_t ckk = g->C * g->KH * g->KW, ohw = g->OH * g->OW;
+    tg__im2col_f32(d->x + (d->n0 + t) * g->C * g->H * g->W, g, d->cols + t * ckk * ohw);
 }
 
-int64_t tg__conv2d_dw_group(int64_t N, int64_t OC, const tg__conv_geom *g)
+int64_t tg__conv2d_dw_group(int64_t N, const tg__conv_geom *g)
 {
-    int64_t ckk = g->C * g->KH * g->KW, ohw = g->OH * g->OW;
-    double per_image = (double)ohw * (double)(ckk + OC) * sizeof(float);
-    int64_t G = (int64_t)((double)TG__CONV_DW_GROUP_BYTES / (per_image > 1 ? per_image : 1));
-    if (G < 1)
-        G = 1;
-    return G < N ? G : N;
+    double per_image = (double)(g->OH * g->OW) * (double)(g->C * g->KH * g->KW) * sizeof(float);
+    double fit = (double)TG__CONV_DW_GROUP_BYTES / (per_image > 1 ? per_image : 1);
+    int64_t G = fit < (double)N ? (int64_t)fit : N;
+    return G < 1 ? 1 : G;
 }
 
 void tg__conv2d_weight_grad_f32(const float *x, const float *gy, int64_t N, int64_t OC,
                                 const tg__conv_geom *g, float *scratch, float *dw)
 {
     int64_t ckk = g->C * g->KH * g->KW, ohw = g->OH * g->OW;
-    int64_t G = tg__conv2d_dw_group(N, OC, g);
-    float *cols = scratch, *gyp = scratch + ckk * G * ohw, *t = gyp + OC * G * ohw;
-    // The product's wide side on the GEMM's columns: its tiles are wider than
-    // tall (6x16, 8x32), and a first convolution has ckk = 9. Either way every
-    // element is the same fma chain over the same depth (fma(a, b, c) is
-    // fma(b, a, c)), so the choice changes only the speed.
-    bool swap = ckk < OC;
+    int64_t G = tg__conv2d_dw_group(N, g);
     for (int64_t n0 = 0; n0 < N; n0 += G) {
-        int64_t gn = N - n0 < G ? N - n0 : G, K = gn * ohw;
-        dw_gather d = {.x = x, .gy = gy, .OC = OC, .n0 = n0, .ld = K, .g = g, .cols = cols,
-                       .gyp = gyp};
-        int nt = tg__threads_for((double)K * (double)(ckk + OC));
-        if (nt > 1 && gn > 1)
-            tg__parallel_for(gn, 0, dw_gather_task, &d);
+        int64_t gn = N - n0 < G ? N - n0 : G;
+        dw_cols d = {.x = x, .g = g, .n0 = n0, .cols = scratch};
+        if (gn > 1 && tg__threads_for((double)(gn * ckk * ohw)) > 1)
+            tg__parallel_for(gn, 0, dw_cols_task, &d);
         else
-            for (int64_t k = 0; k < gn; k++)
-                dw_gather_task(&d, k, NULL);
-        // Later groups add to the earlier ones (beta 1): the depth is cut
-        // where the groups are, which depends on the shapes only.
-        float beta = n0 == 0 ? 0.0f : 1.0f;
-        if (!swap)
-            tg__gemm_f32(false, true, OC, ckk, K, 1.0f, gyp, K, cols, K, beta, dw, ckk);
-        else
-            tg__gemm_f32(false, true, ckk, OC, K, 1.0f, cols, K, gyp, K, beta, t, OC);
+            for (int64_t t = 0; t < gn; t++)
+                dw_cols_task(&d, t, NULL);
+        // Image n: gy[n] (OC x ohw, row stride ohw) times its im2col
+        // transposed; later groups add to the earlier ones (beta 1), which
+        // continues the same sequence of depth blocks.
+        tg__gemm_f32_segments(false, true, OC, ckk, ohw, gn, 1.0f, gy + n0 * OC * ohw, ohw,
+                              OC * ohw, scratch, ohw, ckk * ohw, n0 == 0 ? 0.0f : 1.0f, dw, ckk);
     }
-    if (swap)
-        for (int64_t o = 0; o < OC; o++)
-            for (int64_t k = 0; k < ckk; k++)
-                dw[o * ckk + k] = t[k * OC + o];
 }

@@ -92,7 +92,7 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static void gemm(bool f64, tg__gemm_job *job)
 {
     const tg__gemm_kernel *kern = tg__gemm_current();
-    job->kcb = depth_block(job->K);
+    job->kcb = depth_block(job->seg ? job->seg : job->K);
     double work = (double)job->M * (double)job->N * (double)job->K;
     bool direct = work <= SMALL_MNK;
     int nt = tg__threads_for(work);
@@ -215,6 +215,27 @@ void tg__gemm_f64_epi(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
                       double beta, double *C, int64_t ldc, const tg__gemm_epi *epi)
 {
     GEMM_BODY(double, true)
+}
+
+void tg__gemm_f32_segments(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t seg,
+                           int64_t n_seg, float alpha, const float *A, int64_t lda,
+                           int64_t seg_a, const float *B, int64_t ldb, int64_t seg_b,
+                           float beta, float *C, int64_t ldc)
+{
+    int64_t K = seg * n_seg;
+    if (M <= 0 || N <= 0)
+        return;
+    if (seg <= 0 || n_seg <= 0 || alpha == 0) {
+        const tg__gemm_epi *epi = NULL;
+        SCALE_C(float)
+        EPILOGUE_C(float)
+        return;
+    }
+    tg__gemm_job job = {.trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K,
+                        .alpha = alpha, .beta = beta, .A = A, .lda = lda, .B = B, .ldb = ldb,
+                        .C = C, .ldc = ldc, .seg = n_seg > 1 ? seg : 0, .seg_a = seg_a,
+                        .seg_b = seg_b};
+    gemm(false, &job);
 }
 
 void tg__gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,

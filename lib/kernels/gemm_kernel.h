@@ -3,15 +3,17 @@
  * Private to lib/kernels.
  *
  * The arithmetic every kernel performs, so that all give identical bytes:
- * the depth K is cut into equal blocks of kcb <= TG__GEMM_KC (kcb depends on
- * K alone), and for each element of C and each depth block in order
+ * the depth K (or each depth segment, see tg__gemm_job) is cut into equal
+ * blocks of kcb <= TG__GEMM_KC (kcb depends on K, or the segment, alone), and
+ * for each element of C and each depth block in order
  *
  *     s = 0;  for k in the block, in order:  s = fma(a[i][k], b[k][j], s)
  *     v = alpha == 1 ? s : s * alpha
  *     C = first block ? (beta == 0 ? v : fma(beta, C, v)) : fma(1, C, v)
  *
- * with fma rounded once (C99 fmaf/fma, or the FMA instructions). The files
- * are compiled with -ffp-contract=off so that the compiler adds no fused
+ * and after the last block the optional epilogue (bias add, then ReLU; see
+ * tg__gemm_job), with fma rounded once (C99 fmaf/fma, or the FMA
+ * instructions). The files are compiled with -ffp-contract=off so that the compiler adds no fused
  * operation of its own; every fma is written out. How rows and columns are
  * tiled, packed or split between threads never enters that sequence. */
 #ifndef TG_KERNELS_GEMM_KERNEL_H
@@ -50,6 +52,11 @@ typedef struct tg__gemm_job {
      * element type of C and is indexed from this job's first row/column. */
     const void *bias;
     bool bias_per_col, relu;
+    /* Segments (0: none): the depth is n segments of seg, segment s reading
+     * A + s*seg_a and B + s*seg_b (elements) at depths [0, seg) of its own,
+     * as in a sum of per-image products; kcb then divides seg into equal
+     * blocks, so no block straddles two segments. */
+    int64_t seg, seg_a, seg_b;
 } tg__gemm_job;
 
 static inline bool tg__gemm_has_epilogue(const tg__gemm_job *job)

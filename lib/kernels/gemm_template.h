@@ -157,6 +157,26 @@ INL void FN(epilogue)(const tg__gemm_job *job, int64_t i0, int64_t rows, int64_t
     }
 }
 
+/* ---- depth segments (gemm_kernel.h) ---- */
+
+/* The operands of the block at (global) depth k0: bases *As, *Bs, the depth
+ * *kl within them, and the global depth where the segment ends. */
+INL int64_t FN(segment)(const tg__gemm_job *job, int64_t k0, const T **As, const T **Bs,
+                        int64_t *kl)
+{
+    if (!job->seg) {
+        *As = job->A;
+        *Bs = job->B;
+        *kl = k0;
+        return job->K;
+    }
+    int64_t s = k0 / job->seg;
+    *As = (const T *)job->A + s * job->seg_a;
+    *Bs = (const T *)job->B + s * job->seg_b;
+    *kl = k0 - s * job->seg;
+    return (s + 1) * job->seg;
+}
+
 /* ---- the two drivers ---- */
 
 /* The blocked loops. j0 over nc columns of B, k0 over depth blocks (beta
@@ -165,7 +185,6 @@ INL void FN(epilogue)(const tg__gemm_job *job, int64_t i0, int64_t rows, int64_t
  * rows of A stream past it from L2. */
 static TARGET void FN(packed)(const tg__gemm_job *job, T *bpack)
 {
-    const T *A = job->A, *B = job->B;
     T *C = job->C;
     const int64_t M = job->M, N = job->N, K = job->K, lda = job->lda, ldb = job->ldb;
     const int64_t ldc = job->ldc, kcb = job->kcb;
@@ -176,18 +195,20 @@ static TARGET void FN(packed)(const tg__gemm_job *job, T *bpack)
     T *apack = bpack + kcb * ((ncb + NR - 1) / NR * NR);
     for (int64_t j0 = 0; j0 < N; j0 += ncb) {
         int64_t nc = N - j0 < ncb ? N - j0 : ncb;
-        for (int64_t k0 = 0; k0 < K; k0 += kcb) {
-            int64_t kc = K - k0 < kcb ? K - k0 : kcb;
+        for (int64_t k0 = 0, kc; k0 < K; k0 += kc) {
+            const T *A, *B;
+            int64_t kl, end = FN(segment)(job, k0, &A, &B, &kl);
+            kc = end - k0 < kcb ? end - k0 : kcb;
             T bk = k0 == 0 ? beta : 1;
-            FN(pack_b)(job->trans_b, B, ldb, k0, kc, j0, nc, bpack);
+            FN(pack_b)(job->trans_b, B, ldb, kl, kc, j0, nc, bpack);
             for (int64_t i0 = 0; i0 < M; i0 += TG__GEMM_MC) {
                 int64_t mc = M - i0 < TG__GEMM_MC ? M - i0 : TG__GEMM_MC;
                 // A's block: start, row stride rsa, depth stride csa and the
                 // distance between strips.
-                const T *ablk = trans_a ? A + k0 * lda + i0 : A + i0 * lda + k0;
+                const T *ablk = trans_a ? A + kl * lda + i0 : A + i0 * lda + kl;
                 int64_t rsa = trans_a ? 1 : lda, csa = trans_a ? lda : 1, step = MR * rsa;
                 if (pack_a) {
-                    FN(pack_a)(A, lda, i0, mc, k0, kc, apack);
+                    FN(pack_a)(A, lda, i0, mc, kl, kc, apack);
                     ablk = apack;
                     rsa = 1;
                     csa = MR;
@@ -219,7 +240,6 @@ static TARGET void FN(packed)(const tg__gemm_job *job, T *bpack)
 #define DIRECT_JB 64
 static TARGET void FN(direct)(const tg__gemm_job *job)
 {
-    const T *A = job->A, *B = job->B;
     T *C = job->C;
     const int64_t M = job->M, N = job->N, K = job->K, lda = job->lda, ldb = job->ldb;
     const int64_t ldc = job->ldc, kcb = job->kcb;
@@ -227,12 +247,14 @@ static TARGET void FN(direct)(const tg__gemm_job *job)
     const int64_t ak = job->trans_a ? lda : 1, am = job->trans_a ? 1 : lda; // A strides
     const int64_t bk = job->trans_b ? 1 : ldb, bn = job->trans_b ? ldb : 1; // B strides
     for (int64_t i = 0; i < M; i++) {
-        const T *a = A + i * am;
         T *c = C + i * ldc;
         for (int64_t j0 = 0; j0 < N; j0 += DIRECT_JB) {
             int64_t nj = N - j0 < DIRECT_JB ? N - j0 : DIRECT_JB;
-            for (int64_t k0 = 0; k0 < K; k0 += kcb) {
-                int64_t kc = K - k0 < kcb ? K - k0 : kcb;
+            for (int64_t g0 = 0, kc; g0 < K; g0 += kc) {
+                const T *A, *B;
+                int64_t k0, end = FN(segment)(job, g0, &A, &B, &k0);
+                kc = end - g0 < kcb ? end - g0 : kcb;
+                const T *a = A + i * am;
                 T acc[DIRECT_JB];
                 for (int64_t j = 0; j < nj; j++)
                     acc[j] = 0;
@@ -257,7 +279,7 @@ static TARGET void FN(direct)(const tg__gemm_job *job)
                             acc[jg + g] = s[g];
                     }
                 }
-                T bb = k0 == 0 ? beta : 1;
+                T bb = g0 == 0 ? beta : 1;
                 for (int64_t j = 0; j < nj; j++) {
                     T v = alpha != 1 ? acc[j] * alpha : acc[j];
                     c[j0 + j] = bb == 0 ? v : FMA(bb, c[j0 + j], v);

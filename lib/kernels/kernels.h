@@ -35,10 +35,22 @@ void tg__gemm_f64_epi(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
                       double alpha, const double *A, int64_t lda, const double *B, int64_t ldb,
                       double beta, double *C, int64_t ldc, const tg__gemm_epi *epi);
 
+/* A sum of n_seg products as one: C = alpha sum_s op(A_s) op(B_s) + beta C,
+ * A_s = A + s*seg_a and B_s = B + s*seg_b (elements), each of depth seg (a
+ * convolution's weight gradient: one segment per image, read in place). The
+ * depth blocks divide each segment, so the bytes are those of the per-segment
+ * products accumulated in order (with beta 1 after the first); threads split
+ * C only, as in tg__gemm_f32. */
+void tg__gemm_f32_segments(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t seg,
+                           int64_t n_seg, float alpha, const float *A, int64_t lda,
+                           int64_t seg_a, const float *B, int64_t ldb, int64_t seg_b,
+                           float beta, float *C, int64_t ldc);
+
 /* For callers that split work between threads themselves: the scratch bytes
  * tg__gemm_f32_serial needs for this product (0: none), and the product on
  * the calling thread alone with that scratch (64-byte aligned; NULL runs it
- * unpacked). The same bytes as tg__gemm_f32. */
+ * unpacked), with an optional epilogue (NULL: none). The same bytes as
+ * tg__gemm_f32_epi. */
 size_t tg__gemm_f32_scratch(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K);
 void tg__gemm_f32_serial(void *scratch, bool trans_a, bool trans_b, int64_t M, int64_t N,
                          int64_t K, float alpha, const float *A, int64_t lda, const float *B,
@@ -75,20 +87,19 @@ void tg__conv2d_forward_f32(const float *x, int64_t N, const float *w, const flo
 void tg__conv2d_input_grad_f32(const float *gy, int64_t N, const float *w, int64_t OC,
                                const tg__conv_geom *g, float *cols, float *dx);
 
-/* The weight gradient, float32, in a few deep products instead of one per
- * image: dw (OC, C*KH*KW) = sum over n of gy[n] (OC, OH*OW) im2col(x[n])^T.
- * Groups of tg__conv2d_dw_group images (a number that depends on the shapes
- * only) are laid side by side, their im2col and gradient rows gathered into
- * scratch (threads take whole images), and each group is one GEMM split
- * between threads by output tiles, never by depth, accumulated in group
- * order: the same bytes whatever the thread count or kernel. scratch holds
+/* The weight gradient, float32: dw (OC, C*KH*KW) = sum over n of
+ * gy[n] (OC, OH*OW) im2col(x[n])^T, as one product per group of images
+ * (tg__gemm_f32_segments: gy read in place, one segment per image). A group
+ * is tg__conv2d_dw_group images (a number that depends on the shapes only,
+ * so that the im2col scratch stays near TG__CONV_DW_GROUP_BYTES); threads
+ * take whole images for the im2col and output tiles for the product, never
+ * depth: the same bytes whatever the thread count or kernel. scratch holds
  * tg__conv2d_dw_scratch(N, OC, g) floats. */
 #define TG__CONV_DW_GROUP_BYTES (2 << 20)
-int64_t tg__conv2d_dw_group(int64_t N, int64_t OC, const tg__conv_geom *g);
-static inline int64_t tg__conv2d_dw_scratch(int64_t N, int64_t OC, const tg__conv_geom *g)
+int64_t tg__conv2d_dw_group(int64_t N, const tg__conv_geom *g);
+static inline int64_t tg__conv2d_dw_scratch(int64_t N, const tg__conv_geom *g)
 {
-    int64_t ckk = g->C * g->KH * g->KW;
-    return tg__conv2d_dw_group(N, OC, g) * g->OH * g->OW * (ckk + OC) + ckk * OC;
+    return tg__conv2d_dw_group(N, g) * g->OH * g->OW * g->C * g->KH * g->KW;
 }
 void tg__conv2d_weight_grad_f32(const float *x, const float *gy, int64_t N, int64_t OC,
                                 const tg__conv_geom *g, float *scratch, float *dw);

@@ -147,25 +147,81 @@ void tg__unary_f64(tg__unop op, const double *x, double *y, int64_t n, double a,
     unary(op, x, y, n, a, b, true);
 }
 
+/* ---- the ReLU's gradient through its output ---- */
+
+typedef struct relu_grad_job {
+    const void *g, *y;
+    void *out;
+    int64_t n, chunk;
+    bool f64;
+} relu_grad_job;
+
+/* g * (T)(y > 0): the expression of tg_relu's fused backward (in terms of its
+ * input x; y > 0 exactly where x > 0), so the same bytes. */
+static void relu_grad_task(void *ctx, int64_t t, void *ws)
+{
+    (void)ws;
+    const relu_grad_job *j = ctx;
+    int64_t i0 = t * j->chunk, len = j->n - i0 < j->chunk ? j->n - i0 : j->chunk;
+    if (j->f64) {
+        const double *g = (const double *)j->g + i0, *y = (const double *)j->y + i0;
+        double *out = (double *)j->out + i0;
+        for (int64_t i = 0; i < len; i++)
+            out[i] = g[i] * (double)(y[i] > 0);
+    } else {
+        const float *g = (const float *)j->g + i0, *y = (const float *)j->y + i0;
+        float *out = (float *)j->out + i0;
+        for (int64_t i = 0; i < len; i++)
+            out[i] = g[i] * (float)(y[i] > 0);
+    }
+}
+
+static void relu_grad(const void *g, const void *y, void *out, int64_t n, bool f64)
+{
+    int nt = tg__threads_for((double)n);
+    relu_grad_job j = {g, y, out, n, n > 0 ? n : 1, f64};
+    if (nt > 1)
+        j.chunk = ((n + 2 * nt - 1) / (2 * nt) + 15) / 16 * 16;
+    if (nt <= 1 || j.chunk >= n)
+        relu_grad_task(&j, 0, NULL);
+    else
+        tg__parallel_for((n + j.chunk - 1) / j.chunk, 0, relu_grad_task, &j);
+}
+
+void tg__relu_grad_f32(const float *g, const float *y, float *out, int64_t n)
+{
+    relu_grad(g, y, out, n, false);
+}
+
+void tg__relu_grad_f64(const double *g, const double *y, double *out, int64_t n)
+{
+    relu_grad(g, y, out, n, true);
+}
+
 /* ---- broadcast walks ---- */
 
-/* Visits every output row (the last plan dim) and runs ROW with pointers
- * pa/pb/pc to the operands' row starts, row strides sa/sb/sc and length len. */
-#define BCAST_WALK(T, plan, a, b, c, out, ROW)                                     \
+/* Visits the output rows [r0, r1) (rows: the last plan dim), columns
+ * [c0, c1) of each, and runs ROW with pointers pa/pb/pc to the operands' and
+ * po to the output's first element there, strides sa/sb/sc and length len. */
+#define BCAST_WALK(T, plan, a, b, c, out, r0, r1, c0, c1, ROW)                     \
     do {                                                                           \
         int nd_ = (plan)->ndim;                                                    \
-        int64_t len = (plan)->shape[nd_ - 1];                                      \
+        int64_t rowlen_ = (plan)->shape[nd_ - 1], len = (c1) - (c0);               \
         int64_t sa = (plan)->strides[0][nd_ - 1], sb = (plan)->strides[1][nd_ - 1]; \
         int64_t sc = (plan)->n_ops > 2 ? (plan)->strides[2][nd_ - 1] : 0;          \
         int64_t idx_[TG__KMAX_DIMS] = {0}, off_[3] = {0, 0, 0};                    \
-        int64_t rows_ = 1;                                                         \
-        for (int d_ = 0; d_ < nd_ - 1; d_++)                                       \
-            rows_ *= (plan)->shape[d_];                                            \
-        for (int64_t r_ = 0; r_ < rows_; r_++) {                                   \
-            const T *pa = (a) + off_[0];                                           \
-            const T *pb = (b) + off_[1];                                           \
-            const T *pc = (c) + off_[2];                                           \
-            T *po = (out) + r_ * len;                                              \
+        /* The indices and operand offsets of row r0. */                           \
+        for (int64_t d_ = nd_ - 2, q_ = (r0); d_ >= 0; d_--) {                     \
+            idx_[d_] = q_ % (plan)->shape[d_];                                     \
+            q_ /= (plan)->shape[d_];                                               \
+            for (int k_ = 0; k_ < (plan)->n_ops; k_++)                             \
+                off_[k_] += idx_[d_] * (plan)->strides[k_][d_];                    \
+        }                                                                          \
+        for (int64_t r_ = (r0); r_ < (r1); r_++) {                                 \
+            const T *pa = (a) + off_[0] + (c0) * sa;                               \
+            const T *pb = (b) + off_[1] + (c0) * sb;                               \
+            const T *pc = (c) + off_[2] + (c0) * sc;                               \
+            T *po = (out) + r_ * rowlen_ + (c0);                                   \
             (void)pc;                                                              \
             (void)sc;                                                              \
             ROW;                                                                   \
@@ -180,6 +236,65 @@ void tg__unary_f64(tg__unop op, const double *x, double *y, int64_t n, double a,
             }                                                                      \
         }                                                                          \
     } while (0)
+
+/* A share of a broadcast map for one task: rows [r0, r1), columns [c0, c1). */
+typedef struct bcast_part {
+    int64_t r0, r1, c0, c1;
+} bcast_part;
+
+/* Large maps are split between threads by whole rows, or, for a single row
+ * (equal shapes: one flat run), by chunks of it. Each element is computed
+ * alone, so the split changes no result. */
+typedef struct bcast_job {
+    const tg__bcast *plan;
+    int64_t rows, per_task; /* rows per task, or columns per task when rows == 1 */
+    void (*fn)(const struct bcast_job *job, const bcast_part *part);
+    int op;
+    const void *a, *b, *c;
+    void *out;
+} bcast_job;
+
+static void bcast_task(void *ctx, int64_t t, void *ws)
+{
+    (void)ws;
+    const bcast_job *j = ctx;
+    int64_t rowlen = j->plan->shape[j->plan->ndim - 1];
+    bcast_part p = {0, j->rows, 0, rowlen};
+    if (j->rows > 1) {
+        p.r0 = t * j->per_task;
+        p.r1 = p.r0 + j->per_task < j->rows ? p.r0 + j->per_task : j->rows;
+    } else {
+        p.c0 = t * j->per_task;
+        p.c1 = p.c0 + j->per_task < rowlen ? p.c0 + j->per_task : rowlen;
+    }
+    j->fn(j, &p);
+}
+
+static void bcast_run(bcast_job *j)
+{
+    const tg__bcast *plan = j->plan;
+    int64_t rowlen = plan->shape[plan->ndim - 1];
+    j->rows = 1;
+    for (int d = 0; d < plan->ndim - 1; d++)
+        j->rows *= plan->shape[d];
+    if (j->rows == 0 || rowlen == 0)
+        return;
+    int nt = tg__threads_for((double)j->rows * (double)rowlen);
+    int64_t tasks = 1;
+    if (nt > 1 && j->rows > 1) {
+        j->per_task = (j->rows + 2 * nt - 1) / (2 * nt);
+        tasks = (j->rows + j->per_task - 1) / j->per_task;
+    } else if (nt > 1) {
+        j->per_task = ((rowlen + 2 * nt - 1) / (2 * nt) + 15) / 16 * 16;
+        tasks = (rowlen + j->per_task - 1) / j->per_task;
+    }
+    if (tasks > 1) {
+        tg__parallel_for(tasks, 0, bcast_task, j);
+        return;
+    }
+    bcast_part all = {0, j->rows, 0, rowlen};
+    j->fn(j, &all);
+}
 
 /* One row of out = EXPR(x, y); the common stride patterns get their own loop
  * so the compiler sees unit strides or a loop-invariant operand. */
@@ -210,7 +325,8 @@ void tg__unary_f64(tg__unop op, const double *x, double *y, int64_t n, double a,
 
 #define BIN_CASE(T, OP, EXPR)                                                      \
     case OP:                                                                       \
-        BCAST_WALK(T, plan, a, b, b /* no third operand */, out, BIN_ROW(T, EXPR));         \
+        BCAST_WALK(T, plan, a, b, b /* no third operand */, out, p->r0, p->r1, p->c0, \
+                   p->c1, BIN_ROW(T, EXPR));                                       \
         break;
 
 #define BINARY_BODY(T)                                                             \
@@ -229,30 +345,66 @@ void tg__unary_f64(tg__unop op, const double *x, double *y, int64_t n, double a,
         BIN_CASE(T, TG__BIN_EQ, (T)(x == y))                                       \
     }
 
+static void binary_part_f32(const bcast_job *j, const bcast_part *p)
+{
+    const tg__bcast *plan = j->plan;
+    const float *a = j->a, *b = j->b;
+    float *out = j->out;
+    tg__binop op = (tg__binop)j->op;
+    BINARY_BODY(float)
+}
+
+static void binary_part_f64(const bcast_job *j, const bcast_part *p)
+{
+    const tg__bcast *plan = j->plan;
+    const double *a = j->a, *b = j->b;
+    double *out = j->out;
+    tg__binop op = (tg__binop)j->op;
+    BINARY_BODY(double)
+}
+
 void tg__binary_f32(tg__binop op, const tg__bcast *plan, const float *a, const float *b,
                     float *out)
 {
-    BINARY_BODY(float)
+    bcast_job j = {.plan = plan, .fn = binary_part_f32, .op = op, .a = a, .b = b, .out = out};
+    bcast_run(&j);
 }
 
 void tg__binary_f64(tg__binop op, const tg__bcast *plan, const double *a, const double *b,
                     double *out)
 {
-    BINARY_BODY(double)
+    bcast_job j = {.plan = plan, .fn = binary_part_f64, .op = op, .a = a, .b = b, .out = out};
+    bcast_run(&j);
 }
 
 #define WHERE_ROW                                                                  \
     for (int64_t i = 0; i < len; i++)                                              \
         po[i] = pa[i * sa] != 0 ? pb[i * sb] : pc[i * sc];
 
+static void where_part_f32(const bcast_job *j, const bcast_part *p)
+{
+    const float *cond = j->a, *a = j->b, *b = j->c;
+    float *out = j->out;
+    BCAST_WALK(float, j->plan, cond, a, b, out, p->r0, p->r1, p->c0, p->c1, WHERE_ROW);
+}
+
+static void where_part_f64(const bcast_job *j, const bcast_part *p)
+{
+    const double *cond = j->a, *a = j->b, *b = j->c;
+    double *out = j->out;
+    BCAST_WALK(double, j->plan, cond, a, b, out, p->r0, p->r1, p->c0, p->c1, WHERE_ROW);
+}
+
 void tg__where_f32(const tg__bcast *plan, const float *cond, const float *a, const float *b,
                    float *out)
 {
-    BCAST_WALK(float, plan, cond, a, b, out, WHERE_ROW);
+    bcast_job j = {.plan = plan, .fn = where_part_f32, .a = cond, .b = a, .c = b, .out = out};
+    bcast_run(&j);
 }
 
 void tg__where_f64(const tg__bcast *plan, const double *cond, const double *a, const double *b,
                    double *out)
 {
-    BCAST_WALK(double, plan, cond, a, b, out, WHERE_ROW);
+    bcast_job j = {.plan = plan, .fn = where_part_f64, .a = cond, .b = a, .c = b, .out = out};
+    bcast_run(&j);
 }

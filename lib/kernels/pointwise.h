@@ -39,7 +39,12 @@ void tg__bcast_plan(tg__bcast *plan, int ndim, const int64_t *out_shape, int n_o
 void tg__unary_f32(tg__unop op, const float *x, float *y, int64_t n, double a, double b);
 void tg__unary_f64(tg__unop op, const double *x, double *y, int64_t n, double a, double b);
 
-/* out = a (op) b over the plan (2 operands). */
+/* out[i] = g[i] * [y[i] > 0]: the gradient of a ReLU from its output y
+ * (the bytes of tg_relu's own backward). */
+void tg__relu_grad_f32(const float *g, const float *y, float *out, int64_t n);
+void tg__relu_grad_f64(const double *g, const double *y, double *out, int64_t n);
+
+/* out = a (op) b over the plan (2 operands; large maps use the threads). */
 void tg__binary_f32(tg__binop op, const tg__bcast *plan, const float *a, const float *b,
                     float *out);
 void tg__binary_f64(tg__binop op, const tg__bcast *plan, const double *a, const double *b,

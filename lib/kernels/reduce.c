@@ -6,10 +6,12 @@
  * plain loop over the last: either a running accumulator (last group reduced)
  * or an elementwise update of an output row (last group kept). */
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 #include <tgmath.h>
 
 #include "kernels/reduce.h"
+#include "thread/pool.h"
 
 #define KMAX 8
 
@@ -79,45 +81,105 @@ static void make_groups(groups *g, int ndim, const int64_t *shape, unsigned redu
     } while (0)
 
 /* Sums of float32 runs accumulate in double: a 1e6-element sum stays exact
- * to float precision. */
+ * to float precision. Outputs [o0, o1) only: a thread's share (below). */
 #define SUM_BODY(T, ACC)                                                           \
-    groups g;                                                                      \
-    make_groups(&g, ndim, shape, reduced);                                         \
-    memset(out, 0, (size_t)g.out_numel * sizeof(T));                               \
-    if (g.reduced_last) {                                                          \
-        GROUP_WALK(&g, {                                                           \
-            /* Eight running sums: each addition no longer waits for the      */  \
-            /* previous one, and the loop vectorises.                          */  \
-            ACC acc[8];                                                            \
-            for (int u = 0; u < 8; u++)                                            \
-                acc[u] = 0;                                                        \
-            const T *xr = x + xi;                                                  \
-            int64_t j = 0;                                                         \
-            for (; j + 8 <= len; j += 8)                                           \
+    memset(out + o0, 0, (size_t)(o1 - o0) * sizeof(T));                            \
+    if (g->reduced_last) {                                                         \
+        GROUP_WALK(g, {                                                            \
+            if (oi >= o0 && oi < o1) {                                             \
+                /* Eight running sums: each addition no longer waits for the  */  \
+                /* previous one, and the loop vectorises.                      */  \
+                ACC acc[8];                                                        \
                 for (int u = 0; u < 8; u++)                                        \
-                    acc[u] += xr[j + u];                                           \
-            for (; j < len; j++)                                                   \
-                acc[0] += xr[j];                                                   \
-            out[oi] += (T)(((acc[0] + acc[1]) + (acc[2] + acc[3])) +               \
-                           ((acc[4] + acc[5]) + (acc[6] + acc[7])));               \
+                    acc[u] = 0;                                                    \
+                const T *xr = x + xi;                                              \
+                int64_t j = 0;                                                     \
+                for (; j + 8 <= len; j += 8)                                       \
+                    for (int u = 0; u < 8; u++)                                    \
+                        acc[u] += xr[j + u];                                       \
+                for (; j < len; j++)                                               \
+                    acc[0] += xr[j];                                               \
+                out[oi] += (T)(((acc[0] + acc[1]) + (acc[2] + acc[3])) +           \
+                               ((acc[4] + acc[5]) + (acc[6] + acc[7])));           \
+            }                                                                      \
         });                                                                        \
     } else {                                                                       \
-        GROUP_WALK(&g, {                                                           \
-            for (int64_t j = 0; j < len; j++)                                      \
+        GROUP_WALK(g, {                                                            \
+            int64_t j0 = o0 > oi ? o0 - oi : 0;                                    \
+            int64_t j1 = o1 - oi < len ? o1 - oi : len;                            \
+            for (int64_t j = j0; j < j1; j++)                                      \
                 out[oi + j] += x[xi + j];                                          \
         });                                                                        \
     }
 
+static void sum_f32(const float *x, const groups *g, float *out, int64_t o0, int64_t o1)
+{
+    SUM_BODY(float, double)
+}
+
+static void sum_f64(const double *x, const groups *g, double *out, int64_t o0, int64_t o1)
+{
+    SUM_BODY(double, double)
+}
+
+/* Threads take ranges of outputs: each output's sum runs over the same
+ * elements in the same order whichever thread computes it, so the bytes do
+ * not depend on the thread count. */
+typedef struct sum_job {
+    const void *x;
+    const groups *g;
+    void *out;
+    int64_t per_task;
+    bool f64;
+} sum_job;
+
+static void sum_task(void *ctx, int64_t t, void *ws)
+{
+    (void)ws;
+    const sum_job *j = ctx;
+    int64_t o0 = t * j->per_task, o1 = o0 + j->per_task;
+    if (o1 > j->g->out_numel)
+        o1 = j->g->out_numel;
+    if (j->f64)
+        sum_f64(j->x, j->g, j->out, o0, o1);
+    else
+        sum_f32(j->x, j->g, j->out, o0, o1);
+}
+
+static void reduce_sum(const void *x, int ndim, const int64_t *shape, unsigned reduced,
+                       void *out, bool f64)
+{
+    groups g;
+    make_groups(&g, ndim, shape, reduced);
+    if (g.out_numel == 0)
+        return;
+    int64_t numel = 1;
+    for (int d = 0; d < ndim; d++)
+        numel *= shape[d];
+    sum_job j = {x, &g, out, g.out_numel, f64};
+    int nt = tg__threads_for((double)numel);
+    if (nt > 1 && g.out_numel > 1) {
+        // Twice as many ranges as threads (a busy machine), whole cache lines.
+        int64_t per = (g.out_numel + 2 * nt - 1) / (2 * nt);
+        j.per_task = per < 16 ? per : (per + 15) / 16 * 16;
+    }
+    int64_t tasks = (g.out_numel + j.per_task - 1) / j.per_task;
+    if (tasks > 1)
+        tg__parallel_for(tasks, 0, sum_task, &j);
+    else
+        sum_task(&j, 0, NULL);
+}
+
 void tg__reduce_sum_f32(const float *x, int ndim, const int64_t *shape, unsigned reduced,
                         float *out)
 {
-    SUM_BODY(float, double)
+    reduce_sum(x, ndim, shape, reduced, out, false);
 }
 
 void tg__reduce_sum_f64(const double *x, int ndim, const int64_t *shape, unsigned reduced,
                         double *out)
 {
-    SUM_BODY(double, double)
+    reduce_sum(x, ndim, shape, reduced, out, true);
 }
 
 /* The maximum (BETTER is >) or minimum (<) with the first winner's index. */

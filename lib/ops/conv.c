@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/pointwise.h"
 #include "ops/ops_internal.h"
 
 typedef struct conv_params {
@@ -173,7 +174,7 @@ static tg_status dw_forward(tg_node *nd)
         return TG_OK;
     if (dw->dtype == TG_F32) { // a few deep products over groups of images
         float *buf = scratch(dw->tape, "tg_conv2d (weight gradient)", 1,
-                             tg__conv2d_dw_scratch(N, OC, &g), TG_F32);
+                             tg__conv2d_dw_scratch(N, &g), TG_F32);
         if (!buf)
             return TG_ENOMEM;
         tg__conv2d_weight_grad_f32(x->data, gy->data, N, OC, &g, buf, dw->data);
@@ -246,17 +247,10 @@ static tg_status conv_relu_fused(tg_node *nd, tg_tensor *gz, tg_tensor **din)
     tg_tensor *dz = tg__tape_tensor("tg_conv2d", y->dtype, y->ndim, y->shape, false);
     if (!dz)
         return tg_last_status();
-    if (y->dtype == TG_F32) {
-        const float *g = gz->data, *yv = y->data;
-        float *d = dz->data;
-        for (int64_t i = 0; i < y->numel; i++)
-            d[i] = g[i] * (float)(yv[i] > 0);
-    } else {
-        const double *g = gz->data, *yv = y->data;
-        double *d = dz->data;
-        for (int64_t i = 0; i < y->numel; i++)
-            d[i] = g[i] * (double)(yv[i] > 0);
-    }
+    if (y->dtype == TG_F32)
+        tg__relu_grad_f32(gz->data, y->data, dz->data, y->numel);
+    else
+        tg__relu_grad_f64(gz->data, y->data, dz->data, y->numel);
     return conv_backward(nd, dz, din);
 }
 

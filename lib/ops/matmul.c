@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/pointwise.h"
 #include "ops/ops_internal.h"
 
 /* Whether the op reads a, b transposed. */
@@ -314,17 +315,10 @@ static tg_status linear_relu_fused(tg_node *nd, tg_tensor *g, tg_tensor **din)
     tg_tensor *dz = tg__tape_tensor("tg_matmul", y->dtype, y->ndim, y->shape, false);
     if (!dz)
         return tg_last_status();
-    if (y->dtype == TG_F32) {
-        const float *gv = g->data, *yv = y->data;
-        float *d = dz->data;
-        for (int64_t i = 0; i < y->numel; i++)
-            d[i] = gv[i] * (float)(yv[i] > 0);
-    } else {
-        const double *gv = g->data, *yv = y->data;
-        double *d = dz->data;
-        for (int64_t i = 0; i < y->numel; i++)
-            d[i] = gv[i] * (double)(yv[i] > 0);
-    }
+    if (y->dtype == TG_F32)
+        tg__relu_grad_f32(g->data, y->data, dz->data, y->numel);
+    else
+        tg__relu_grad_f64(g->data, y->data, dz->data, y->numel);
     return linear_grads(nd, dz, din, true);
 }
 
