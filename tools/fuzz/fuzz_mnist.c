@@ -20,9 +20,14 @@ static const char *const names[4] = {"train-images-idx3-ubyte", "train-labels-id
 static void check_split(const tg_dataset *ds, tg_split split, int batch)
 {
     tg_tensor *im = tg_dataset_images(ds, split);
+    if (!im) { // made on first use: only lack of memory under the fuzzer's cap stops it
+        FUZZ_CHECK(tg_last_status() == TG_ENOMEM, "tg_dataset_images: %d",
+                   (int)tg_last_status());
+        return;
+    }
     const int64_t *lb = tg_dataset_labels(ds, split);
     int64_t n = tg_dataset_count(ds, split);
-    FUZZ_CHECK(im && lb && n >= 0, "split %d: missing parts", (int)split);
+    FUZZ_CHECK(lb && n >= 0, "split %d: missing parts", (int)split);
     FUZZ_CHECK(tg_tensor_ndim(im) == 4 && tg_tensor_dim(im, 0) == n && tg_tensor_dim(im, 1) == 1,
                "split %d: image shape", (int)split);
     for (int64_t i = 0; i < tg_tensor_numel(im); i++) {
@@ -48,6 +53,29 @@ static void check_split(const tg_dataset *ds, tg_split split, int batch)
         seen += count;
     }
     FUZZ_CHECK(seen == n, "epoch saw %lld of %lld", (long long)seen, (long long)n);
+    // The batches converted from the bytes are those of the tensor, bit for bit.
+    tg_batcher *u8 = tg_dataset_batcher(ds, split, batch, true, 7);
+    if (!u8) {
+        FUZZ_CHECK(tg_last_status() == TG_ENOMEM, "tg_dataset_batcher: %d",
+                   (int)tg_last_status());
+        tg_batcher_free(b);
+        return;
+    }
+    tg_batcher_reset_epoch(b);
+    tg_batcher_reset_epoch(u8); // both at their second epoch's order
+    tg_tensor *ux;
+    const int64_t *uy;
+    int64_t ucount;
+    while (tg_batcher_next(b, &x, &y, &count)) {
+        FUZZ_CHECK(tg_batcher_next(u8, &ux, &uy, &ucount) && ucount == count,
+                   "tg_dataset_batcher: batch sizes differ");
+        size_t bytes = (size_t)tg_tensor_numel(x) * tg_dtype_size(tg_tensor_dtype(x));
+        FUZZ_CHECK(memcmp(tg_tensor_data(x), tg_tensor_data(ux), bytes) == 0 &&
+                       memcmp(y, uy, (size_t)count * sizeof *y) == 0,
+                   "tg_dataset_batcher: batch contents differ");
+    }
+    FUZZ_CHECK(!tg_batcher_next(u8, NULL, NULL, NULL), "tg_dataset_batcher: extra batch");
+    tg_batcher_free(u8);
     tg_batcher_free(b);
 }
 
