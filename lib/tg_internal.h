@@ -93,7 +93,16 @@ static inline void tg__set(tg_tensor *t, int64_t i, double v)
     else
         ((double *)t->data)[i] = v;
 }
-bool tg__same_shape(const tg_tensor *a, const tg_tensor *b);
+/* Inline: the builder and the backward walk ask it of every operand. */
+static inline bool tg__same_shape(const tg_tensor *a, const tg_tensor *b)
+{
+    if (a->ndim != b->ndim)
+        return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i])
+            return false;
+    return true;
+}
 
 /* A builder's first check of an input it is about to read: true, with the
  * reason recorded, when x is NULL (a pending failure's message is kept) or

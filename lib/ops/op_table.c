@@ -64,6 +64,11 @@ tg_status tg__shape_given(const char *fn, tg_tensor *const *in, int n_in, const 
 tg_status tg__shape_broadcast(const char *fn, tg_tensor *const *in, int n_in,
                               const void *params, int *ndim, int64_t *shape)
 {
+    bool same = true; // the common case needs no dimension by dimension rule
+    for (int i = 1; i < n_in && same; i++)
+        same = tg__same_shape(in[i], in[0]);
+    if (same)
+        return tg__shape_same(fn, in, n_in, params, ndim, shape);
     int nd = 0;
     for (int i = 0; i < n_in; i++)
         if (in[i]->ndim > nd)

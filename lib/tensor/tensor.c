@@ -190,15 +190,6 @@ tg_status tg__check_live_slow(const char *fn, const tg_tensor *t)
     }
 }
 
-bool tg__same_shape(const tg_tensor *a, const tg_tensor *b)
-{
-    if (a->ndim != b->ndim)
-        return false;
-    for (int i = 0; i < a->ndim; i++)
-        if (a->shape[i] != b->shape[i])
-            return false;
-    return true;
-}
 
 /* ---- constructors ---- */
 
