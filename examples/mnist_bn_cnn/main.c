@@ -90,7 +90,8 @@ static tg_status train_mode_accuracy(tg_model *m, const tg_tensor *x, const int6
     int64_t *pred = malloc((size_t)batch * sizeof *pred), shape[8], correct = 0;
     int ndim = tg_tensor_ndim(x);
     memcpy(shape, tg_tensor_shape(x), (size_t)ndim * sizeof shape[0]);
-    tg_status s = saved && pred ? TG_OK : TG_ENOMEM;
+    tg_status s = saved && pred ? TG_OK : tg_set_error(TG_ENOMEM, "train_mode_accuracy: out of "
+                                                                "memory");
     for (int i = 0; s == TG_OK && i < n_buf; i++)
         if (!(saved[i] = tg_tensor_clone(buffers[i])))
             s = tg_last_status();
@@ -115,9 +116,11 @@ static tg_status train_mode_accuracy(tg_model *m, const tg_tensor *x, const int6
     tg_set_grad_enabled(grad);
     tg_tape_set_current(prev);
     tg_tape_free(tape);
+    // Restored even after a failure part-way.
     for (int i = 0; i < n_buf && saved && saved[i]; i++) {
+        tg_status r = tg_tensor_copy_values(buffers[i], saved[i]);
         if (s == TG_OK)
-            s = tg_tensor_copy_values(buffers[i], saved[i]);
+            s = r;
         tg_tensor_free(saved[i]);
     }
     free(saved);
