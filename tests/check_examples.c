@@ -188,8 +188,10 @@ START_TEST(test_args_extras)
     // examples/mnist_bn_cnn's two.
     a.extras = EXAMPLE_TRAIN_SAMPLES | EXAMPLE_BN_MOMENTUM;
     a.bn_momentum = 0.9;
-    ck_assert_int_eq(PARSE(&a, err, "--train-samples", "2000", "--bn-momentum=0.99"), 0);
+    ck_assert_int_eq(PARSE(&a, err, "--train-samples", "2000", "--bn-momentum=0.99",
+                           "--test-samples=500"), 0);
     ck_assert_int_eq(a.train_samples, 2000);
+    ck_assert_int_eq(a.test_samples, 500);
     ck_assert_double_eq(a.bn_momentum, 0.99);
     ck_assert_int_eq(PARSE(&a, err, "--train-samples=0"), -1);
     ck_assert_msg(strstr(err, "prog: --train-samples: expected a positive integer, got 0"),
@@ -198,7 +200,11 @@ START_TEST(test_args_extras)
     ck_assert_msg(strstr(err, "prog: --bn-momentum: expected a number in [0, 1], got 1.5"),
                   "%s", err);
     ck_assert_msg(strstr(err, "--bn-momentum X        BatchNorm's momentum"), "%s", err);
+    ck_assert_int_eq(PARSE(&a, err, "--test-samples", "x"), -1);
+    ck_assert_msg(strstr(err, "prog: --test-samples: expected a positive integer, got x"),
+                  "%s", err);
     ck_assert_int_eq(a.train_samples, 2000);
+    ck_assert_int_eq(a.test_samples, 500);
     ck_assert_double_eq(a.bn_momentum, 0.99);
 }
 END_TEST
@@ -241,6 +247,7 @@ START_TEST(test_args_say_why)
         {{"--model", "m"}, "prog: --model: unknown option\n"},
         {{"--train-samples", "100"}, "prog: --train-samples: unknown option\n"},
         {{"--bn-momentum=0.9", NULL}, "prog: --bn-momentum: unknown option\n"},
+        {{"--test-samples", "10"}, "prog: --test-samples: unknown option\n"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         example_args a = {.epochs = 5, .batch = 32, .data = "d"};

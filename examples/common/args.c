@@ -53,6 +53,8 @@ static void usage(FILE *f, const char *prog, const char *what, const example_arg
                 d->model_file ? d->model_file : "none");
     if (d->extras & EXAMPLE_TRAIN_SAMPLES)
         fprintf(f, "  --train-samples N      train on the first N training images only "
+                   "(default: all)\n"
+                   "  --test-samples N       test on the first N test images only "
                    "(default: all)\n");
     if (d->extras & EXAMPLE_BN_MOMENTUM)
         fprintf(f, "  --bn-momentum X        BatchNorm's momentum in [0, 1], the weight of the old\n"
@@ -134,9 +136,9 @@ static int apply(example_args *a, const char *name, const char *value, char *why
             a->verbose = (int)v;
         else
             snprintf(why, size, "expected 0, 1 or 2, got %s", value);
-    } else if (!strcmp(name, "--train-samples")) {
+    } else if (!strcmp(name, "--train-samples") || !strcmp(name, "--test-samples")) {
         if ((rc = example_parse_int(value, 1, INT64_MAX, &v, why, size)) == 0)
-            a->train_samples = v;
+            *(name[3] == 'r' ? &a->train_samples : &a->test_samples) = v;
     } else if (!strcmp(name, "--bn-momentum"))
         rc = parse_real(value, 0, 1, false, "a number in [0, 1]", &a->bn_momentum, why, size);
     else if (!strcmp(name, "--lr"))
@@ -178,7 +180,7 @@ static bool known(const char *name, unsigned extras)
         return extras & EXAMPLE_CHECKPOINTS;
     if (!strcmp(name, "--model"))
         return extras & EXAMPLE_MODEL_FILE;
-    if (!strcmp(name, "--train-samples"))
+    if (!strcmp(name, "--train-samples") || !strcmp(name, "--test-samples"))
         return extras & EXAMPLE_TRAIN_SAMPLES;
     if (!strcmp(name, "--bn-momentum"))
         return extras & EXAMPLE_BN_MOMENTUM;

@@ -24,13 +24,14 @@ typedef struct example_args {
     const char *resume;      /* --resume PATH: go on from such a checkpoint */
     const char *model_file;  /* --model PATH: a model file (tg_model_save) */
     int64_t train_samples;   /* --train-samples N: train on the first N only; 0: all */
+    int64_t test_samples;    /* --test-samples N: test on the first N only; 0: all */
     double bn_momentum;      /* --bn-momentum X: BatchNorm's momentum (Keras's convention) */
 } example_args;
 
 enum {
     EXAMPLE_CHECKPOINTS = 1u << 0,   /* --save, --resume */
     EXAMPLE_MODEL_FILE = 1u << 1,    /* --model */
-    EXAMPLE_TRAIN_SAMPLES = 1u << 2, /* --train-samples */
+    EXAMPLE_TRAIN_SAMPLES = 1u << 2, /* --train-samples, --test-samples */
     EXAMPLE_BN_MOMENTUM = 1u << 3,   /* --bn-momentum */
 };
 

@@ -20,8 +20,8 @@
  * image per batch on that image alone. The running statistics are restored
  * afterwards (a forward pass in training mode updates them).
  *
- * --train-samples N trains on the first N training images only (the test in
- * tests/meson.build uses it to stay short). --bench adds machine-readable
+ * --train-samples N and --test-samples N use the first N images of a split
+ * only (the test in tests/meson.build stays short with them). --bench adds machine-readable
  * lines for tools/bench/bn_cnn_compare.py. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -90,7 +90,8 @@ static tg_status train_mode_accuracy(tg_model *m, const tg_tensor *x, const int6
     int64_t *pred = malloc((size_t)batch * sizeof *pred), shape[8], correct = 0;
     int ndim = tg_tensor_ndim(x);
     memcpy(shape, tg_tensor_shape(x), (size_t)ndim * sizeof shape[0]);
-    tg_status s = saved && pred ? TG_OK : TG_ENOMEM;
+    tg_status s = saved && pred ? TG_OK : tg_set_error(TG_ENOMEM, "train_mode_accuracy: out of "
+                                                                "memory");
     for (int i = 0; s == TG_OK && i < n_buf; i++)
         if (!(saved[i] = tg_tensor_clone(buffers[i])))
             s = tg_last_status();
@@ -115,9 +116,11 @@ static tg_status train_mode_accuracy(tg_model *m, const tg_tensor *x, const int6
     tg_set_grad_enabled(grad);
     tg_tape_set_current(prev);
     tg_tape_free(tape);
+    // Restored even after a failure part-way.
     for (int i = 0; i < n_buf && saved && saved[i]; i++) {
+        tg_status r = tg_tensor_copy_values(buffers[i], saved[i]);
         if (s == TG_OK)
-            s = tg_tensor_copy_values(buffers[i], saved[i]);
+            s = r;
         tg_tensor_free(saved[i]);
     }
     free(saved);
@@ -138,17 +141,25 @@ int main(int argc, char **argv)
 
     tg_dataset *ds = tg_mnist_load(a.data, TG_F32);
     int64_t n_train = ds ? tg_dataset_count(ds, TG_SPLIT_TRAIN) : 0;
-    if (ds && a.train_samples > n_train) {
-        fprintf(stderr, "%s: --train-samples %lld: the training set has %lld images (%s)\n",
-                argv[0], (long long)a.train_samples, (long long)n_train, a.data);
+    int64_t n_test = ds ? tg_dataset_count(ds, TG_SPLIT_TEST) : 0;
+    if (ds && (a.train_samples > n_train || a.test_samples > n_test)) {
+        bool train = a.train_samples > n_train;
+        fprintf(stderr, "%s: --%s-samples %lld: the %s set has %lld images (%s)\n", argv[0],
+                train ? "train" : "test",
+                (long long)(train ? a.train_samples : a.test_samples),
+                train ? "training" : "test", (long long)(train ? n_train : n_test), a.data);
         tg_dataset_free(ds);
         return 2;
     }
     if (a.train_samples)
         n_train = a.train_samples;
+    if (a.test_samples)
+        n_test = a.test_samples;
     tg_tensor *x_train = ds ? first_samples(tg_dataset_images(ds, TG_SPLIT_TRAIN), n_train)
                             : NULL;
-    tg_model *model = x_train ? build_model(ds, a.seed, a.bn_momentum) : NULL;
+    tg_tensor *x_test = x_train ? first_samples(tg_dataset_images(ds, TG_SPLIT_TEST), n_test)
+                                : NULL;
+    tg_model *model = x_test ? build_model(ds, a.seed, a.bn_momentum) : NULL;
     tg_optim *opt = NULL;
     if (model) {
         int n_params;
@@ -160,16 +171,17 @@ int main(int argc, char **argv)
     if (!opt) {
         fprintf(stderr, "error: %s\n", tg_last_error());
         tg_model_free(model);
+        tg_tensor_free(x_test);
         tg_tensor_free(x_train);
         tg_dataset_free(ds);
         return 1;
     }
     printf("Training on %lld images, testing on %lld (%s)\n", (long long)n_train,
-           (long long)tg_dataset_count(ds, TG_SPLIT_TEST), a.data);
+           (long long)n_test, a.data);
     tg_model_summary(model, stdout);
 
     tg_data train = {.x = x_train, .labels = tg_dataset_labels(ds, TG_SPLIT_TRAIN)};
-    tg_data test = {.x = tg_dataset_images(ds, TG_SPLIT_TEST),
+    tg_data test = {.x = x_test,
                     .labels = tg_dataset_labels(ds, TG_SPLIT_TEST)};
     tg_fit_opts fit = tg_fit_defaults();
     fit.epochs = a.epochs;
@@ -220,6 +232,7 @@ int main(int argc, char **argv)
     tg_history_free(history);
     tg_optim_free(opt);
     tg_model_free(model);
+    tg_tensor_free(x_test);
     tg_tensor_free(x_train);
     tg_dataset_free(ds);
     return s == TG_OK ? 0 : 1;
