@@ -40,6 +40,10 @@ if [ ! -f "$suites/build.ninja" ]; then
 fi
 ninja -C "$suites" >/dev/null
 export TAPEGRAD_NUM_THREADS=${TAPEGRAD_NUM_THREADS:-3}
+# ThreadSanitizer runs code 5-15 times slower, more on a busy machine: Check's
+# per-test timeouts are sized for plain builds (a nested pool test once timed
+# out here under load with no race reported).
+export CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-10}
 status=0
 for suite in check_threads check_kernels check_nn; do
     echo "==> tsan: $suite ($TAPEGRAD_NUM_THREADS threads)"
