@@ -217,6 +217,10 @@ def main():
                     res[side].append(p.parse(out))
                     key = "rss_o" if side == "ours" else "rss_t"
                     res[key] = max(res[key], rss)
+                # One line a run, so that an interrupted run still shows its figures.
+                print(f"# run {r + 1}/{args.repeats}, {t} thread(s), {w}: tapegrad "
+                      f"{res['ours'][-1]['value']:.6g}, pytorch {res['theirs'][-1]['value']:.6g}"
+                      f" {p.unit}", flush=True)
         for w in only:
             if w not in ps:
                 continue
