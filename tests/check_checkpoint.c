@@ -939,6 +939,144 @@ START_TEST(test_model_load_errors)
 }
 END_TEST
 
+/* A normalised model: BatchNorm buffers are saved after the parameters of
+ * their layer and restored; they never reach an optimizer. */
+static tg_model *bn_model(uint64_t seed)
+{
+    tg_model *m = tg_model_new(TG_F64, TG_SHAPE(2, 4, 4), TG_SCHEME_PYTORCH, seed);
+    ASSERT_OK(tg_model_add(m, tg_layer_conv2d(3, 3, 3, TG_ACT_NONE)));
+    ASSERT_OK(tg_model_add(m, tg_layer_batchnorm2d(NULL)));
+    ASSERT_OK(tg_model_add(m, tg_layer_global_avgpool2d()));
+    ASSERT_OK(tg_model_add(m, tg_layer_batchnorm1d(NULL)));
+    return m;
+}
+
+static bool buffers_equal(const tg_model *a, const tg_model *b)
+{
+    int na, nb;
+    tg_tensor *const *pa = tg_model_buffers(a, &na);
+    tg_tensor *const *pb = tg_model_buffers(b, &nb);
+    if (na != nb)
+        return false;
+    for (int i = 0; i < na; i++)
+        if (tg_tensor_numel(pa[i]) != tg_tensor_numel(pb[i]) ||
+            memcmp(tg_tensor_data_const(pa[i]), tg_tensor_data_const(pb[i]),
+                   (size_t)tg_tensor_numel(pa[i]) * sizeof(double)) != 0)
+            return false;
+    return true;
+}
+
+START_TEST(test_model_buffers_roundtrip)
+{
+    make_scratch();
+    tg_model *a = bn_model(1), *b = bn_model(2);
+    tg_rng rng = tg_rng_seeded(3);
+    tg_tensor *x = tg_tensor_normal(TG_F64, TG_SHAPE(5, 2, 4, 4), 0, 1, &rng);
+    tg_tape *tape = tg_tape_new();
+    for (int i = 0; i < 3; i++) {
+        ck_assert_ptr_nonnull(tg_model_forward(a, x, false));
+        tg_tape_reset(tape);
+    }
+    ck_assert(!buffers_equal(a, b));
+    ASSERT_OK(tg_model_save(a, spath("bn.st")));
+    tg_safetensors *f = tg_safetensors_read(spath("bn.st"));
+    const char *want[] = {"conv2d.weight", "conv2d.bias", "batch_norm2d.weight",
+                          "batch_norm2d.bias", "batch_norm2d.running_mean",
+                          "batch_norm2d.running_var", "batch_norm1d.weight", "batch_norm1d.bias",
+                          "batch_norm1d.running_mean", "batch_norm1d.running_var"};
+    ck_assert_int_eq(tg_safetensors_count(f), 10);
+    for (int i = 0; i < 10; i++)
+        ck_assert_str_eq(tg_safetensors_name(f, i), want[i]);
+    tg_safetensors_free(f);
+    ASSERT_OK(tg_model_load(b, spath("bn.st")));
+    ck_assert(params_equal(a, b) && buffers_equal(a, b));
+    tg_model_set_training(a, false);
+    tg_model_set_training(b, false);
+    tg_tensor *ya = tg_model_forward(a, x, false), *yb = tg_model_forward(b, x, false);
+    ck_assert_mem_eq(tg_tensor_data_const(ya), tg_tensor_data_const(yb), 5 * 3 * sizeof(double));
+    // A file without the buffers does not fit.
+    const char *names[] = {"conv2d.weight"};
+    tg_tensor *ts[] = {tg_model_params(a, NULL)[0]};
+    ASSERT_OK(tg_safetensors_write(spath("part.st"), 1, names, ts, NULL));
+    ASSERT_FRESH_FAIL(tg_model_load(b, spath("part.st")), TG_EFORMAT,
+                      "'conv2d.bias' is missing from the file");
+    // A training checkpoint: the optimizer has the parameters only, the
+    // buffers come back with the model.
+    int np;
+    tg_tensor *const *ps = tg_model_params(a, &np);
+    ck_assert_int_eq(np, 6);
+    tg_sgd_opts so = tg_sgd_defaults();
+    so.momentum = 0.9;
+    tg_optim *oa = tg_optim_sgd(ps, np, &so);
+    tg_train_state sa = {.model = a, .optim = oa, .epoch = 2};
+    ASSERT_OK(tg_checkpoint_save(spath("t.st"), &sa));
+    tg_model *c = bn_model(9);
+    tg_optim *oc = tg_optim_sgd(tg_model_params(c, NULL), np, &so);
+    tg_train_state sc = {.model = c, .optim = oc};
+    ASSERT_OK(tg_checkpoint_load(spath("t.st"), &sc));
+    ck_assert(params_equal(a, c) && buffers_equal(a, c));
+    f = tg_safetensors_read(spath("t.st"));
+    ck_assert_ptr_nonnull(tg_safetensors_find(f, "model.batch_norm1d.running_var"));
+    tg_safetensors_free(f);
+    tg_optim_free(oa);
+    tg_optim_free(oc);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+    tg_model_free(a);
+    tg_model_free(b);
+    tg_model_free(c);
+    drop_scratch();
+}
+END_TEST
+
+/* A functional model saves under the names given at registration, once its
+ * layers are built by a first call. */
+static tg_model *functional_model(uint64_t seed, tg_tensor *x)
+{
+    tg_model *m = tg_model_new_functional(TG_F32, TG_SCHEME_KERAS, seed);
+    tg_layer *ln = tg_model_register(m, "h0.ln", tg_layer_layernorm(1, 0, true));
+    tg_layer *att = tg_model_register(m, "h0.attn", tg_layer_attention(2, NULL));
+    tg_layer *bn = tg_model_register(m, "bn", tg_layer_batchnorm1d(NULL));
+    if (x) {
+        tg_tensor *h = tg_add(x, tg_layer_call(m, att, tg_layer_call(m, ln, x)));
+        ck_assert_ptr_nonnull(tg_layer_call(m, bn, h));
+    }
+    return m;
+}
+
+START_TEST(test_functional_save_load)
+{
+    make_scratch();
+    tg_rng rng = tg_rng_seeded(3);
+    tg_tensor *x = tg_tensor_normal(TG_F32, TG_SHAPE(2, 4, 6), 0, 1, &rng);
+    tg_tape *tape = tg_tape_new();
+    tg_model *a = functional_model(1, x);
+    ASSERT_OK(tg_model_save(a, spath("f.st")));
+    tg_safetensors *f = tg_safetensors_read(spath("f.st"));
+    ck_assert_int_eq(tg_safetensors_count(f), 2 + 8 + 4);
+    ck_assert_str_eq(tg_safetensors_name(f, 2), "h0.attn.q_weight");
+    ck_assert_str_eq(tg_safetensors_name(f, 9), "h0.attn.out_bias");
+    ck_assert_str_eq(tg_safetensors_name(f, 13), "bn.running_var");
+    ck_assert_str_eq(tg_safetensors_metadata(f, "tapegrad.layers"),
+                     "h0.ln:LayerNormalization,h0.attn:MultiHeadAttention,bn:BatchNorm1D");
+    tg_safetensors_free(f);
+    // Unbuilt layers have nothing to load into.
+    tg_model *cold = functional_model(2, NULL);
+    ASSERT_FRESH_FAIL(tg_model_load(cold, spath("f.st")), TG_EFORMAT,
+                      "the file has 'h0.ln.weight', which the model does not");
+    tg_model *b = functional_model(2, x);
+    ck_assert(!params_equal(a, b));
+    ASSERT_OK(tg_model_load(b, spath("f.st")));
+    ck_assert(params_equal(a, b));
+    tg_model_free(a);
+    tg_model_free(b);
+    tg_model_free(cold);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+    drop_scratch();
+}
+END_TEST
+
 /* ==== resumable training ================================================== */
 
 enum { N_SAMPLES = 37, N_FEAT = 5, N_CLASSES = 3, BATCH = 8 };
@@ -1465,6 +1603,8 @@ static Suite *checkpoint_suite(void)
     tc = tcase_create("model");
     tcase_add_test(tc, test_model_save_load);
     tcase_add_test(tc, test_model_load_errors);
+    tcase_add_test(tc, test_model_buffers_roundtrip);
+    tcase_add_test(tc, test_functional_save_load);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("training");

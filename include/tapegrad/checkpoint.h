@@ -104,7 +104,9 @@ TG_API const char *tg_safetensors_metadata_value(const tg_safetensors *f, int i)
 /* ---- model checkpoints ------------------------------------------------------
  * Parameters are named like a PyTorch state_dict: "<layer name>.weight" and
  * "<layer name>.bias" ("conv2d.weight", "dense_1.bias", ...), with the names
- * tg_layer_name gives. Tensors are in tapegrad's own layout and dtype:
+ * tg_layer_name and tg_layer_param_name give; a layer's buffers follow its
+ * parameters ("batch_norm2d.running_mean") and are loaded back the same way.
+ * Tensors are in tapegrad's own layout and dtype:
  *   Dense   weight (in, units)         torch.nn.Linear wants weight.T (units, in)
  *   Conv2D  weight (OC, C, KH, KW)     the same as torch.nn.Conv2d
  *   biases  (units) / (OC)             the same

@@ -1,6 +1,7 @@
-/* nn.h - Keras-like layers and a Sequential model built on the graph.
+/* nn.h - Keras-like layers, a Sequential model and a functional one (layers
+ * called as functions on tensors) built on the graph.
  *
- * A model is a stack of layers. Each layer's forward pass is a composition of
+ * A Sequential model is a stack of layers. Each layer's forward pass is a composition of
  * differentiable ops (ops.h, nn_ops.h) recorded on the current tape, so
  * tg_backward on a loss fills the gradients of the model's parameters.
  *
@@ -57,9 +58,10 @@ typedef enum tg_activation {
     TG_ACT_SIGMOID,  /* 1 / (1 + e^-x) */
     TG_ACT_TANH,     /* tanh x */
     TG_ACT_SOFTMAX,  /* e^x / sum(e^x) over axis 1 */
+    TG_ACT_GELU,     /* x * Phi(x), the exact form (tg_gelu) */
 } tg_activation;
 
-/* "linear", "relu", "sigmoid", "tanh", "softmax" (Keras's names); "?" when invalid. */
+/* "linear", "relu", "sigmoid", "tanh", "softmax", "gelu" (Keras's names); "?" when invalid. */
 TG_API const char *tg_activation_name(tg_activation act);
 
 /* ---- initialisers --------------------------------------------------------
@@ -132,13 +134,17 @@ typedef struct tg_layer tg_layer;
 /* Padding of Conv2D and pooling layers: tg_padding, in nn_ops.h. */
 
 /* Dense (fully connected): y = act(x @ W + b), x (N, in), W (in, units),
- * b (units). The input must be 1-D per sample: put a Flatten before it on an
- * image (Keras would apply Dense to the last axis instead; tapegrad reports
- * the shape so that the NCHW/NHWC difference cannot go unnoticed). */
+ * b (units), applied over the last axis: a 2-D input per sample, a sequence
+ * (L, in), gives (L, units) as in Keras. A 3-D or larger input per sample is
+ * refused unless opts.last_axis is set: on an NCHW image the last axis is the
+ * width, not the channels Keras's (NHWC) Dense would act on, so put a Flatten
+ * before it (tapegrad reports the shape so that the difference cannot go
+ * unnoticed). */
 typedef struct tg_dense_opts {
     bool use_bias;      /* default true */
     tg_init kernel_init; /* default TG_INIT_DEFAULT */
     tg_init bias_init;   /* default TG_INIT_DEFAULT */
+    bool last_axis;      /* default false: accept any rank, act on the last axis */
 } tg_dense_opts;
 
 TG_API tg_dense_opts tg_dense_defaults(void);
@@ -186,6 +192,97 @@ TG_API tg_layer *tg_layer_avgpool2d(int64_t size);
 TG_API tg_layer *tg_layer_maxpool2d_ex(const tg_pool2d_opts *opts);
 TG_API tg_layer *tg_layer_avgpool2d_ex(const tg_pool2d_opts *opts);
 
+/* Conv1D on (N, C, L): y = act(conv1d(x, W) + b), W (OC, C, K) and b (OC) in
+ * PyTorch's layout -> (N, OC, OL), OL by tg_padding as for Conv2D (it runs as
+ * a Conv2D of height 1). */
+typedef struct tg_conv1d_opts {
+    int64_t stride;                 /* default 1 */
+    tg_padding padding;             /* default TG_PAD_VALID */
+    int64_t pad;                    /* TG_PAD_EXPLICIT only (>= 0) */
+    int64_t dilation;               /* default 1 */
+    bool use_bias;                  /* default true */
+    tg_init kernel_init, bias_init; /* default TG_INIT_DEFAULT */
+} tg_conv1d_opts;
+
+TG_API tg_conv1d_opts tg_conv1d_defaults(void);
+/* filters, k >= 1 and a valid activation, else TG_EINVAL. */
+TG_API tg_layer *tg_layer_conv1d(int64_t filters, int64_t k, tg_activation act);
+TG_API tg_layer *tg_layer_conv1d_ex(int64_t filters, int64_t k, tg_activation act,
+                                    const tg_conv1d_opts *opts);
+
+/* GlobalAveragePooling2D: (N, C, H, W) -> (N, C), the mean of each channel. */
+TG_API tg_layer *tg_layer_global_avgpool2d(void);
+
+/* BatchNorm1D / BatchNorm2D: per channel c (axis 1),
+ *   training:   y = (x - mean_B) / sqrt(var_B + eps) * gamma + beta, with the
+ *               batch's mean and biased variance over every axis but 1; then
+ *               running = momentum * running + (1 - momentum) * batch stat
+ *   evaluation: y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta
+ * BatchNorm1D takes (C) or (C, L) per sample (PyTorch's BatchNorm1d),
+ * BatchNorm2D (C, H, W). Parameters "weight" (gamma, ones) and "bias" (beta,
+ * zeros) when affine; buffers "running_mean" (zeros) and "running_var"
+ * (ones), which are saved in checkpoints and counted as non-trainable.
+ * Training needs more than one value per channel (TG_ESHAPE otherwise).
+ *
+ * momentum follows Keras: the weight of the old running value. PyTorch's
+ * momentum p is 1 - p here (its default 0.1 is 0.9). The running variance is
+ * the unbiased batch variance (times n/(n-1)) when unbiased is set, as in
+ * PyTorch; Keras uses the biased one. */
+typedef struct tg_batchnorm_opts {
+    double momentum; /* in [0, 1] */
+    double eps;      /* > 0 */
+    bool affine;     /* learn gamma and beta (Keras's center and scale) */
+    bool unbiased;   /* the running variance uses the unbiased batch variance */
+} tg_batchnorm_opts;
+
+/* The framework's defaults: TG_SCHEME_KERAS momentum 0.99, eps 1e-3,
+ * unbiased false; TG_SCHEME_PYTORCH momentum 0.9 (PyTorch's 0.1), eps 1e-5,
+ * unbiased true; affine true in both. An unknown scheme gives Keras's. */
+TG_API tg_batchnorm_opts tg_batchnorm_defaults(tg_init_scheme scheme);
+/* opts NULL: tg_batchnorm_defaults of the model's scheme, chosen when the
+ * layer is built. Otherwise momentum in [0, 1] and a finite eps > 0, else
+ * TG_EINVAL. */
+TG_API tg_layer *tg_layer_batchnorm1d(const tg_batchnorm_opts *opts);
+TG_API tg_layer *tg_layer_batchnorm2d(const tg_batchnorm_opts *opts);
+
+/* LayerNorm over the last n_dims axes of each sample (1 <= n_dims <= the
+ * per-sample rank):
+ *   y = (x - mean) / sqrt(var + eps) * gamma + beta
+ * mean and biased var over those axes; gamma ("weight", ones) and beta
+ * ("bias", zeros) have their shape when affine. eps <= 0 means the model's
+ * scheme default: 1e-3 (Keras's LayerNormalization), 1e-5 (PyTorch).
+ * n_dims >= 1 and a finite eps, else TG_EINVAL. */
+TG_API tg_layer *tg_layer_layernorm(int n_dims, double eps, bool affine);
+
+/* Embedding: integer ids -> rows of a table W (vocab, dim) ("weight",
+ * initialised like Keras's "uniform" U(-0.05, 0.05) in the Keras scheme and
+ * with a standard normal like torch.nn.Embedding in the PyTorch one). Ids of
+ * shape (N, d...) give (N, d..., dim). In a Sequential model (or through
+ * tg_layer_call) the ids come as a tensor of the model's dtype holding whole
+ * numbers; tg_layer_call_ids takes them as int64 directly. Each id must be in
+ * [0, vocab) (TG_ERANGE names the first bad one). The gradient of W adds up
+ * the output gradients of every position that picked a row (a scatter-add).
+ * vocab, dim >= 1, else TG_EINVAL. */
+TG_API tg_layer *tg_layer_embedding(int64_t vocab, int64_t dim);
+
+/* Multi-head self-attention on a sequence x (N, L, D) -> (N, L, D): with
+ * Q = x Wq + bq, K = x Wk + bk, V = x Wv + bv split into num_heads heads of
+ * D / num_heads, each head computes softmax(Q K^T / sqrt(D / num_heads)) V
+ * (with causal set, position i attends to positions <= i only); the heads
+ * are concatenated and y = heads Wo + bo. W* (D, D) in Dense's layout,
+ * b* (D); names "q_weight", "q_bias", "k_weight", ..., "out_weight",
+ * "out_bias". Initialised like Dense layers of D -> D. L may differ between
+ * calls. num_heads >= 1, else TG_EINVAL; D must be a multiple of num_heads
+ * (TG_ESHAPE when built). */
+typedef struct tg_attention_opts {
+    bool causal;   /* default false */
+    bool use_bias; /* default true */
+    tg_init kernel_init, bias_init; /* default TG_INIT_DEFAULT */
+} tg_attention_opts;
+
+TG_API tg_attention_opts tg_attention_defaults(void);
+TG_API tg_layer *tg_layer_attention(int num_heads, const tg_attention_opts *opts);
+
 /* Flatten: (N, d1, d2, ...) -> (N, d1*d2*...), sharing storage. On an NCHW
  * map the order is C, H, W (Keras flattens H, W, C). */
 TG_API tg_layer *tg_layer_flatten(void);
@@ -209,16 +306,30 @@ TG_API void tg_layer_free(tg_layer *layer);
  * "max_pooling2d_1", ...; before tg_model_add, the type's base name. */
 TG_API const char *tg_layer_name(const tg_layer *layer);
 /* Keras class name: "Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D",
- * "Flatten", "Dropout", "Activation". */
+ * "Flatten", "Dropout", "Activation", "Conv1D", "GlobalAveragePooling2D",
+ * "BatchNorm1D", "BatchNorm2D", "LayerNormalization", "Embedding",
+ * "MultiHeadAttention". */
 TG_API const char *tg_layer_type(const tg_layer *layer);
 /* Output shape per sample (no batch dim); *ndim receives its length.
- * NULL (and *ndim 0) before the layer is added to a model. */
+ * NULL (and *ndim 0) before the layer is added to a model (for a functional
+ * model's layer: before its first call). */
 TG_API const int64_t *tg_layer_output_shape(const tg_layer *layer, int *ndim);
 /* The layer's parameters in order (kernel, then bias when used); *n receives
  * the count (0 for layers without parameters, or before tg_model_add). */
 TG_API tg_tensor *const *tg_layer_params(const tg_layer *layer, int *n);
 /* Number of scalar parameters (0 before tg_model_add). */
 TG_API int64_t tg_layer_param_count(const tg_layer *layer);
+/* Parameter i's name in checkpoints ("weight", "bias", "q_weight", ...;
+ * saved as "<layer name>.<name>"); NULL with TG_ERANGE out of range. */
+TG_API const char *tg_layer_param_name(const tg_layer *layer, int i);
+/* Non-trainable buffers (BatchNorm's running_mean, running_var): tensors
+ * that never require grad, updated by the layer's forward in training mode,
+ * never given to an optimizer, saved and restored by checkpoints. Borrowed
+ * like the parameters. *n receives the count. */
+TG_API tg_tensor *const *tg_layer_buffers(const tg_layer *layer, int *n);
+TG_API const char *tg_layer_buffer_name(const tg_layer *layer, int i);
+/* Number of scalars in the buffers. */
+TG_API int64_t tg_layer_buffer_count(const tg_layer *layer);
 
 /* ---- the Sequential model ------------------------------------------------ */
 typedef struct tg_model tg_model;
@@ -257,7 +368,8 @@ TG_API tg_status tg_model_add(tg_model *m, tg_layer *layer);
  * TG_ESTATE (no layers, or no current tape), or an op's error. */
 TG_API tg_tensor *tg_model_forward(tg_model *m, tg_tensor *x, bool logits);
 
-/* Dropout is active only in training mode (the default). */
+/* Dropout is active, and BatchNorm uses and updates batch statistics, only
+ * in training mode (the default). */
 TG_API void tg_model_set_training(tg_model *m, bool training);
 TG_API bool tg_model_training(const tg_model *m);
 
@@ -268,10 +380,18 @@ TG_API tg_rng *tg_model_rng(tg_model *m);
 
 /* Every parameter of every layer, in layer order (kernel before bias), for an
  * optimizer. *n receives the count. The array is borrowed and valid until the
- * next tg_model_add; the tensors until tg_model_free. NULL model: NULL, *n 0. */
+ * next tg_model_add (or, in a functional model, the next first call of a
+ * layer, which builds it); the tensors until tg_model_free. Buffers are not
+ * included. NULL model: NULL, *n 0. */
 TG_API tg_tensor *const *tg_model_params(const tg_model *m, int *n);
 /* Total number of scalar parameters. */
 TG_API int64_t tg_model_param_count(const tg_model *m);
+
+/* Every buffer of every layer, in layer order (not for an optimizer), and
+ * the number of scalars in them ("Non-trainable params" in the summary).
+ * Borrowed like tg_model_params. */
+TG_API tg_tensor *const *tg_model_buffers(const tg_model *m, int *n);
+TG_API int64_t tg_model_buffer_count(const tg_model *m);
 
 /* Number of layers and the i-th one (borrowed; NULL with TG_ERANGE when out
  * of range). */
@@ -299,11 +419,64 @@ TG_API tg_dtype tg_model_dtype(const tg_model *m);
  *   Non-trainable params: 0
  *   _________________________________________________________________
  *
- * Columns widen for long names. Errors: TG_EINVAL (NULL), TG_EIO (write failed). */
+ * A row counts the layer's parameters and buffers, as Keras does; the
+ * buffers are the non-trainable params. A functional model's title is
+ * "model" and a layer not yet called shows "(unbuilt)". Columns widen for
+ * long names. Errors: TG_EINVAL (NULL), TG_EIO (write failed). */
 TG_API tg_status tg_model_summary(const tg_model *m, FILE *out);
 
 /* Frees the model, its layers and their parameters. NULL is ignored. */
 TG_API void tg_model_free(tg_model *m);
+
+/* ---- the functional model ------------------------------------------------
+ * Layers used as functions on tensors, so that user code can wire any graph:
+ * a residual block x + f(x), a transformer block. The model owns the layers
+ * registered in it, names them (for the summary and checkpoints), and lists
+ * their parameters (for an optimizer) and buffers. A layer is built, its
+ * parameters made and initialised from the model's generator, on its first
+ * call, from the shape of that input; so run one forward pass before taking
+ * tg_model_params for an optimizer or loading a checkpoint.
+ *
+ *     tg_model *m = tg_model_new_functional(TG_F32, TG_SCHEME_KERAS, 42);
+ *     tg_layer *fc = tg_model_register(m, "fc", tg_layer_dense(16, TG_ACT_RELU));
+ *     ...
+ *     tg_tensor *y = tg_add(x, tg_layer_call(m, fc, x));   // on the current tape
+ *
+ * tg_model_forward and tg_model_add refuse a functional model (TG_ESTATE),
+ * as tg_model_register refuses a Sequential one; its input and output
+ * shapes are NULL (ndim 0). Everything else (training mode, params,
+ * buffers, summary, save/load, training checkpoints) works on both. */
+
+/* An empty functional model (see tg_model_new for dtype, scheme and seed).
+ * NULL: TG_EINVAL (bad dtype or scheme), TG_ENOMEM. */
+TG_API tg_model *tg_model_new_functional(tg_dtype dtype, tg_init_scheme scheme, uint64_t seed);
+/* Whether m was made by tg_model_new_functional. */
+TG_API bool tg_model_functional(const tg_model *m);
+
+/* Registers layer under name (1..63 characters of A-Z a-z 0-9 _ . -, unique
+ * in the model; "block0.attn" reads well in checkpoints), or under Keras's
+ * automatic name when name is NULL. The model takes the layer in every case
+ * (freeing it on failure, as tg_model_add does). Returns the layer (borrowed,
+ * valid until tg_model_free), or NULL: TG_EINVAL (NULL model or layer, a bad
+ * or taken name), TG_ESTATE (a Sequential model, or a layer already in a
+ * model: not freed), TG_ENOMEM. */
+TG_API tg_layer *tg_model_register(tg_model *m, const char *name, tg_layer *layer);
+
+/* Runs layer on x (N, ...) with ops on the current tape, in the model's
+ * training mode (dropout, BatchNorm), and returns the result (tape-owned).
+ * The first call builds the layer for x's per-sample shape; later calls take
+ * that shape again, or any the layer accepts (Dense and LayerNorm: the same
+ * trailing axes; attention and Conv1D: any sequence length; Embedding: any
+ * shape of ids). A layer of a Sequential model can be called too. NULL on
+ * failure: TG_EINVAL (NULL), TG_EDTYPE, TG_ESTATE (a layer of another model,
+ * or no current tape), TG_ESHAPE ("tg_layer_call: layer 'fc' (Dense): ..."),
+ * or an op's error. A failed first call leaves the layer unbuilt. */
+TG_API tg_tensor *tg_layer_call(tg_model *m, tg_layer *layer, tg_tensor *x);
+/* The same for a layer that takes ids (Embedding): ids of shape
+ * (ndim, shape), the first dim the batch (row-major, copied). TG_EINVAL as
+ * well for another kind of layer. */
+TG_API tg_tensor *tg_layer_call_ids(tg_model *m, tg_layer *layer, int ndim, const int64_t *shape,
+                                    const int64_t *ids);
 
 #ifdef __cplusplus
 }

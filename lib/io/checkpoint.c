@@ -85,25 +85,24 @@ static tg_status plist_scalar(plist *l, const char *fn, double v, const char *na
     return plist_add(l, fn, tg_tensor_from_doubles(TG_F64, 0, NULL, &v), true, "%s", name);
 }
 
-/* PyTorch's names for a layer's parameters: weight (kernel), bias. */
-static const char *param_suffix(int k, char *buf, size_t size)
-{
-    if (k < 2)
-        return k == 0 ? "weight" : "bias";
-    snprintf(buf, size, "param%d", k);
-    return buf;
-}
-
+/* A layer's tensors under PyTorch-like state_dict names: its parameters
+ * ("weight", "bias", ...) and then its buffers ("running_mean", ...). */
 static tg_status add_model(plist *l, const char *fn, const tg_model *m, const char *prefix)
 {
     for (int i = 0; i < tg_model_layer_count(m); i++) {
         const tg_layer *layer = tg_model_layer(m, i);
-        int np = 0;
+        int np = 0, nb = 0;
         tg_tensor *const *ps = tg_layer_params(layer, &np);
         for (int k = 0; k < np; k++) {
-            char buf[16];
             tg_status st = plist_add(l, fn, ps[k], false, "%s%s.%s", prefix,
-                                     tg_layer_name(layer), param_suffix(k, buf, sizeof buf));
+                                     tg_layer_name(layer), tg_layer_param_name(layer, k));
+            if (st != TG_OK)
+                return st;
+        }
+        tg_tensor *const *bs = tg_layer_buffers(layer, &nb);
+        for (int k = 0; k < nb; k++) {
+            tg_status st = plist_add(l, fn, bs[k], false, "%s%s.%s", prefix,
+                                     tg_layer_name(layer), tg_layer_buffer_name(layer, k));
             if (st != TG_OK)
                 return st;
         }

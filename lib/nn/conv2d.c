@@ -1,5 +1,6 @@
 /* conv2d.c - the Conv2D layer: y = act(conv2d(x, W) + b) on NCHW batches,
- * W (OC, C, KH, KW). The convolution itself is tg_conv2d (nn_ops.h), or
+ * W (OC, C, KH, KW), and the Conv1D layer on (N, C, L), which runs as a
+ * Conv2D of height 1. The convolution itself is tg_conv2d (nn_ops.h), or
  * with a ReLU the fused tg__conv2d_relu (lib/ops); this file checks shapes,
  * resolves the padding mode, owns W and b. */
 #include "nn/nn_internal.h"
@@ -143,4 +144,161 @@ tg_layer *tg_layer_conv2d_ex(int64_t filters, int64_t kh, int64_t kw, tg_activat
 tg_layer *tg_layer_conv2d(int64_t filters, int64_t kh, int64_t kw, tg_activation act)
 {
     return tg_layer_conv2d_ex(filters, kh, kw, act, NULL);
+}
+
+/* ---- Conv1D ---- */
+
+typedef struct conv1d_layer {
+    tg_layer base;
+    int64_t filters, k;
+    tg_activation act;
+    tg_conv1d_opts opts;
+    int64_t pad_l, pad_r; /* resolved at build time */
+} conv1d_layer;
+
+static tg_status conv1d_shape(const conv1d_layer *c, int in_ndim, const int64_t *in_shape,
+                              const char *where, int64_t *ol, int64_t *pad_l, int64_t *pad_r)
+{
+    const tg_conv1d_opts *o = &c->opts;
+    char s[TG__SHAPE_STR];
+    if (in_ndim != 2)
+        return tg__need_shape(&c->base, where, "a 2-D (C, L) input", in_ndim, in_shape);
+    *ol = tg__out_size(in_shape[1], c->k, o->stride, o->dilation, o->padding, o->pad, pad_l,
+                       pad_r);
+    if (*ol < 1)
+        return tg__fail(TG_ESHAPE, "%s: kernel %lld (dilation %lld, padding %lld) is larger "
+                                   "than the input %s", where, (long long)c->k,
+                        (long long)o->dilation,
+                        (long long)(o->padding == TG_PAD_EXPLICIT ? o->pad : 0),
+                        tg__batch_shape_str(s, in_ndim, in_shape));
+    return TG_OK;
+}
+
+static tg_status conv1d_build(tg_layer *layer, const tg__build_ctx *ctx, int in_ndim,
+                              const int64_t *in_shape)
+{
+    conv1d_layer *c = (conv1d_layer *)layer;
+    const tg_conv1d_opts *o = &c->opts;
+    int64_t ol = 0;
+    tg_status st = conv1d_shape(c, in_ndim, in_shape, ctx->where, &ol, &c->pad_l, &c->pad_r);
+    if (st != TG_OK)
+        return st;
+    int64_t ch = in_shape[0];
+    int64_t fan_in = ch * c->k, fan_out = c->filters * c->k;
+    layer->params[0] = tg__make_param(ctx, 3, (const int64_t[]){c->filters, ch, c->k},
+                                      o->kernel_init, false, fan_in, fan_out);
+    if (!layer->params[0])
+        return tg_last_status();
+    layer->n_params = 1;
+    if (o->use_bias) {
+        layer->params[1] = tg__make_param(ctx, 1, &c->filters, o->bias_init, true, fan_in,
+                                          fan_out);
+        if (!layer->params[1])
+            return tg_last_status();
+        layer->n_params = 2;
+    }
+    layer->out_ndim = 2;
+    layer->out_shape[0] = c->filters;
+    layer->out_shape[1] = ol;
+    return TG_OK;
+}
+
+/* The same channels, any length the kernel fits (SAME padding is resolved
+ * again for each length, so it is the build's only when the length is). */
+static tg_status conv1d_accepts(const tg_layer *layer, int in_ndim, const int64_t *in_shape,
+                                const char *where)
+{
+    const conv1d_layer *c = (const conv1d_layer *)layer;
+    int64_t ol, pl, pr;
+    tg_status st = conv1d_shape(c, in_ndim, in_shape, where, &ol, &pl, &pr);
+    if (st == TG_OK && in_shape[0] != layer->in_shape[0]) {
+        char s[TG__SHAPE_STR];
+        return tg__fail(TG_ESHAPE, "%s: input %s, but the layer was built for %lld channels",
+                        where, tg__batch_shape_str(s, in_ndim, in_shape),
+                        (long long)layer->in_shape[0]);
+    }
+    return st;
+}
+
+/* x (N,C,L), w (OC,C,K), b (OC) -> (N,OC,OL) through x (N,C,1,L), w (OC,C,1,K). */
+static tg_tensor *conv1d_forward(tg_layer *layer, tg_tensor *x, const tg__forward_ctx *ctx)
+{
+    conv1d_layer *c = (conv1d_layer *)layer;
+    const tg_conv1d_opts *o = &c->opts;
+    if (!x)
+        return NULL;
+    int64_t n = x->shape[0], ch = x->shape[1], len = x->shape[2];
+    int64_t pad_l = c->pad_l, pad_r = c->pad_r;
+    if (len != layer->in_shape[1]) // SAME padding depends on the length
+        tg__out_size(len, c->k, o->stride, o->dilation, o->padding, o->pad, &pad_l, &pad_r);
+    tg_conv2d_geom g = {.stride_h = 1, .stride_w = o->stride, .dilation_h = 1,
+                        .dilation_w = o->dilation, .padding = TG_PAD_EXPLICIT,
+                        .pad_left = pad_l, .pad_right = pad_r};
+    tg_tensor *w = layer->params[0];
+    tg_tensor *x4 = tg_reshape(x, 4, (const int64_t[]){n, ch, 1, len});
+    tg_tensor *w4 = tg_reshape(w, 4, (const int64_t[]){w->shape[0], w->shape[1], 1, c->k});
+    tg_tensor *y = tg_conv2d(x4, w4, o->use_bias ? layer->params[1] : NULL, &g);
+    if (y)
+        y = tg_reshape(y, 3, (const int64_t[]){n, y->shape[1], y->shape[3]});
+    if (ctx->skip_final_act && tg__act_is_final(c->act))
+        return y;
+    return tg__apply_act(y, c->act);
+}
+
+static const tg__layer_vtable conv1d_vt = {
+    .type = "Conv1D",
+    .base = "conv1d",
+    .size = sizeof(conv1d_layer),
+    .build = conv1d_build,
+    .forward = conv1d_forward,
+    .accepts = conv1d_accepts,
+};
+
+tg_conv1d_opts tg_conv1d_defaults(void)
+{
+    return (tg_conv1d_opts){.stride = 1, .padding = TG_PAD_VALID, .dilation = 1,
+                            .use_bias = true, .kernel_init = TG_INIT(DEFAULT),
+                            .bias_init = TG_INIT(DEFAULT)};
+}
+
+tg_layer *tg_layer_conv1d_ex(int64_t filters, int64_t k, tg_activation act,
+                             const tg_conv1d_opts *opts)
+{
+    static const char fn[] = "tg_layer_conv1d";
+    tg_conv1d_opts o = opts ? *opts : tg_conv1d_defaults();
+    const int64_t big = (int64_t)1 << 30;
+    if (filters < 1 || filters > big)
+        return tg__fail_null(TG_EINVAL, "%s: filters must be in 1..2^30 (got %lld)", fn,
+                             (long long)filters);
+    if (k < 1 || k > big)
+        return tg__fail_null(TG_EINVAL, "%s: kernel %lld (need 1..2^30)", fn, (long long)k);
+    if (o.stride < 1 || o.stride > big)
+        return tg__fail_null(TG_EINVAL, "%s: stride %lld (need 1..2^30)", fn,
+                             (long long)o.stride);
+    if (o.dilation < 1 || o.dilation > big)
+        return tg__fail_null(TG_EINVAL, "%s: dilation %lld (need 1..2^30)", fn,
+                             (long long)o.dilation);
+    if ((unsigned)o.padding > (unsigned)TG_PAD_EXPLICIT)
+        return tg__fail_null(TG_EINVAL, "%s: unknown padding %d", fn, (int)o.padding);
+    if (o.padding == TG_PAD_EXPLICIT && (o.pad < 0 || o.pad > big))
+        return tg__fail_null(TG_EINVAL, "%s: padding %lld (need 0..2^30)", fn,
+                             (long long)o.pad);
+    if (!tg__act_valid(act))
+        return tg__fail_null(TG_EINVAL, "%s: unknown activation %d", fn, (int)act);
+    if (!tg__init_valid(o.kernel_init) || !tg__init_valid(o.bias_init))
+        return tg__fail_null(TG_EINVAL, "%s: invalid %s initialiser", fn,
+                             tg__init_valid(o.kernel_init) ? "bias" : "kernel");
+    conv1d_layer *c = (conv1d_layer *)tg__layer_alloc(&conv1d_vt, fn);
+    if (!c)
+        return NULL;
+    c->filters = filters;
+    c->k = k;
+    c->act = act;
+    c->opts = o;
+    return &c->base;
+}
+
+tg_layer *tg_layer_conv1d(int64_t filters, int64_t k, tg_activation act)
+{
+    return tg_layer_conv1d_ex(filters, k, act, NULL);
 }

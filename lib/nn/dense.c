@@ -16,13 +16,13 @@ static tg_status dense_build(tg_layer *layer, const tg__build_ctx *ctx, int in_n
                              const int64_t *in_shape)
 {
     dense_layer *d = (dense_layer *)layer;
-    if (in_ndim != 1) {
+    if (in_ndim < 1 || (in_ndim > 2 && !d->opts.last_axis)) {
         char s[TG__SHAPE_STR];
         return tg__fail(TG_ESHAPE, "%s: Dense needs a 1-D input per sample, got %s; add a "
                                    "Flatten layer before it", ctx->where,
                         tg__batch_shape_str(s, in_ndim, in_shape));
     }
-    int64_t in = in_shape[0];
+    int64_t in = in_shape[in_ndim - 1];
     layer->params[0] = tg__make_param(ctx, 2, (const int64_t[]){in, d->units},
                                       d->opts.kernel_init, false, in, d->units);
     if (!layer->params[0])
@@ -35,21 +35,50 @@ static tg_status dense_build(tg_layer *layer, const tg__build_ctx *ctx, int in_n
             return tg_last_status();
         layer->n_params = 2;
     }
-    layer->out_ndim = 1;
-    layer->out_shape[0] = d->units;
+    layer->out_ndim = in_ndim;
+    for (int i = 0; i + 1 < in_ndim; i++)
+        layer->out_shape[i] = in_shape[i];
+    layer->out_shape[in_ndim - 1] = d->units;
+    return TG_OK;
+}
+
+/* Any leading axes (a sequence of another length), the same last one. */
+static tg_status dense_accepts(const tg_layer *layer, int in_ndim, const int64_t *in_shape,
+                               const char *where)
+{
+    const dense_layer *d = (const dense_layer *)layer;
+    int64_t in = layer->params[0]->shape[0];
+    if (in_ndim < 1 || (in_ndim > 2 && !d->opts.last_axis) || in_shape[in_ndim - 1] != in) {
+        char s[TG__SHAPE_STR];
+        return tg__fail(TG_ESHAPE, "%s: input %s, but the layer was built for %lld features on "
+                        "the last axis%s", where, tg__batch_shape_str(s, in_ndim, in_shape),
+                        (long long)in, d->opts.last_axis ? "" : " of a 1-D or 2-D sample");
+    }
     return TG_OK;
 }
 
 static tg_tensor *dense_forward(tg_layer *layer, tg_tensor *x, const tg__forward_ctx *ctx)
 {
     dense_layer *d = (dense_layer *)layer;
-    // One op for x @ W + b and a ReLU (the GEMM's epilogue adds the bias and
-    // clamps): the bytes and gradients of tg_matmul, tg_add and tg_relu.
-    bool relu = d->act == TG_ACT_RELU;
-    tg_tensor *y = tg__linear(x, layer->params[0], d->opts.use_bias ? layer->params[1] : NULL,
-                              relu);
+    tg_tensor *w = layer->params[0], *b = d->opts.use_bias ? layer->params[1] : NULL, *y;
+    // An (N, F) batch: one op for x @ W + b and a ReLU (the GEMM's epilogue
+    // adds the bias and clamps), the bytes and gradients of tg_matmul, tg_add
+    // and tg_relu. A sequence (N, L, F): tg_matmul over the last axis, then
+    // the bias and the activation as ops (tg__linear takes 2-D x only).
+    bool fused = x && x->ndim == 2, relu = fused && d->act == TG_ACT_RELU;
+    if (fused) {
+        y = tg__linear(x, w, b, relu);
+    } else {
+        y = tg_matmul(x, w);
+        if (b)
+            y = tg_add(y, b);
+    }
     if (relu || (ctx->skip_final_act && tg__act_is_final(d->act)))
         return y;
+    // The features are the last axis (axis 1 of an (N, F) batch, as for the
+    // other layers; the last of a sequence (N, L, F)).
+    if (d->act == TG_ACT_SOFTMAX)
+        return tg_softmax(y, -1);
     return tg__apply_act(y, d->act);
 }
 
@@ -59,6 +88,7 @@ static const tg__layer_vtable dense_vt = {
     .size = sizeof(dense_layer),
     .build = dense_build,
     .forward = dense_forward,
+    .accepts = dense_accepts,
 };
 
 tg_dense_opts tg_dense_defaults(void)

@@ -8,9 +8,11 @@
 #include "tapegrad/nn.h"
 #include "tg_internal.h"
 
-/* Parameters per layer (kernel, bias). */
-#define TG__LAYER_MAX_PARAMS 2
-#define TG__LAYER_NAME 48
+/* Parameters per layer (kernel, bias; attention has four of each) and
+ * non-trainable buffers (BatchNorm's running mean and variance). */
+#define TG__LAYER_MAX_PARAMS 8
+#define TG__LAYER_MAX_BUFFERS 2
+#define TG__LAYER_NAME 64
 
 /* What build gets from the model. */
 typedef struct tg__build_ctx {
@@ -25,6 +27,7 @@ typedef struct tg__forward_ctx {
     bool training;
     bool skip_final_act; /* logits: leave out a final softmax/sigmoid */
     tg_rng *rng;
+    const char *fn; /* "tg_model_forward" or "tg_layer_call", for messages */
 } tg__forward_ctx;
 
 typedef struct tg__layer_vtable {
@@ -33,14 +36,25 @@ typedef struct tg__layer_vtable {
     size_t size;      /* sizeof the concrete struct */
     /* Validates in (per sample, no batch dim), writes the output shape into
      * layer->out_ndim/out_shape and creates layer->params (caller-owned,
-     * requires grad, initialised from ctx->rng). On failure records a message
-     * starting with ctx->where and leaves no parameters behind. */
+     * requires grad, initialised from ctx->rng) and layer->buffers
+     * (tg__add_buffer). On failure records a message starting with
+     * ctx->where; the caller drops what was made. */
     tg_status (*build)(tg_layer *layer, const tg__build_ctx *ctx, int in_ndim,
                        const int64_t *in_shape);
     /* The output for a batch x (N, in_shape...), with ops on the current tape.
      * When ctx->skip_final_act is set the layer is the model's last and
      * leaves out a trailing softmax/sigmoid (tg__act_is_final). */
     tg_tensor *(*forward)(tg_layer *layer, tg_tensor *x, const tg__forward_ctx *ctx);
+    /* tg_layer_call on a built layer: whether it takes a per-sample input
+     * shape other than the one it was built for (a sequence of another
+     * length, say); records a message starting with where otherwise. NULL:
+     * only the build shape is accepted. */
+    tg_status (*accepts)(const tg_layer *layer, int in_ndim, const int64_t *in_shape,
+                         const char *where);
+    /* Layers that look up integer ids (Embedding): the output for ids of
+     * (ndim, shape), the first dim the batch. NULL for the others. */
+    tg_tensor *(*forward_ids)(tg_layer *layer, int ndim, const int64_t *shape,
+                              const int64_t *ids, const tg__forward_ctx *ctx);
 } tg__layer_vtable;
 
 struct tg_layer {
@@ -52,6 +66,17 @@ struct tg_layer {
     int64_t out_shape[TG_MAX_DIMS];
     int n_params;
     tg_tensor *params[TG__LAYER_MAX_PARAMS];
+    /* Names in checkpoints ("<layer>.<name>"); NULL means "weight" for the
+     * first parameter and "bias" for the second. */
+    const char *param_names[TG__LAYER_MAX_PARAMS];
+    /* Non-trainable state: caller-side tensors that never require grad. */
+    int n_buffers;
+    tg_tensor *buffers[TG__LAYER_MAX_BUFFERS];
+    const char *buffer_names[TG__LAYER_MAX_BUFFERS];
+    /* The per-sample input shape it was built for. */
+    int in_ndim;
+    int64_t in_shape[TG_MAX_DIMS];
+    const tg_model *model; /* owner, once added or registered */
 };
 
 /* A zeroed layer of vt->size bytes with vt set and the base name; NULL with
@@ -63,8 +88,15 @@ tg_layer *tg__layer_alloc(const tg__layer_vtable *vt, const char *fn);
  * weight when is_bias is false), requiring grad. NULL on failure. */
 tg_tensor *tg__make_param(const tg__build_ctx *ctx, int ndim, const int64_t *shape,
                           tg_init init, bool is_bias, int64_t fan_in, int64_t fan_out);
-/* Frees the layer's parameters (used when build fails half way). */
+/* Makes a buffer of (ndim, shape) in ctx->dtype filled with value and
+ * appends it to layer->buffers under name. TG_OK or a recorded failure. */
+tg_status tg__add_buffer(tg_layer *layer, const tg__build_ctx *ctx, const char *name, int ndim,
+                         const int64_t *shape, double value);
+/* Frees the layer's parameters and buffers (used when build fails half way). */
 void tg__layer_drop_params(tg_layer *layer);
+/* Records TG_ESHAPE "<where>: <type> needs <need> per sample, got (None, ...)". */
+tg_status tg__need_shape(const tg_layer *layer, const char *where, const char *need, int in_ndim,
+                         const int64_t *in_shape);
 
 /* act(x); softmax over the feature axis (see nn.h). NULL passes through. */
 tg_tensor *tg__apply_act(tg_tensor *x, tg_activation act);

@@ -132,3 +132,48 @@ tg_layer *tg_layer_avgpool2d(int64_t size)
     tg_pool2d_opts o = tg_pool2d_defaults(size);
     return tg_layer_avgpool2d_ex(&o);
 }
+
+/* ---- GlobalAveragePooling2D ---- */
+
+static tg_status gap_build(tg_layer *layer, const tg__build_ctx *ctx, int in_ndim,
+                           const int64_t *in_shape)
+{
+    if (in_ndim != 3)
+        return tg__need_shape(layer, ctx->where, "a 3-D (C, H, W) input", in_ndim, in_shape);
+    layer->out_ndim = 1;
+    layer->out_shape[0] = in_shape[0];
+    return TG_OK;
+}
+
+/* Any image size with the same channels. */
+static tg_status gap_accepts(const tg_layer *layer, int in_ndim, const int64_t *in_shape,
+                             const char *where)
+{
+    if (in_ndim != 3 || in_shape[0] != layer->in_shape[0]) {
+        char s[TG__SHAPE_STR];
+        return tg__fail(TG_ESHAPE, "%s: input %s, but the layer was built for %lld channels "
+                        "(C, H, W)", where, tg__batch_shape_str(s, in_ndim, in_shape),
+                        (long long)layer->in_shape[0]);
+    }
+    return TG_OK;
+}
+
+/* x (N,C,H,W) -> (N,C). */
+static tg_tensor *gap_forward(tg_layer *layer, tg_tensor *x, const tg__forward_ctx *ctx)
+{
+    return tg_mean(x, (const int[]){2, 3}, 2, false);
+}
+
+static const tg__layer_vtable gap_vt = {
+    .type = "GlobalAveragePooling2D",
+    .base = "global_average_pooling2d",
+    .size = sizeof(tg_layer),
+    .build = gap_build,
+    .forward = gap_forward,
+    .accepts = gap_accepts,
+};
+
+tg_layer *tg_layer_global_avgpool2d(void)
+{
+    return tg__layer_alloc(&gap_vt, "tg_layer_global_avgpool2d");
+}

@@ -8,7 +8,7 @@
 
 bool tg__act_valid(tg_activation act)
 {
-    return (unsigned)act <= (unsigned)TG_ACT_SOFTMAX;
+    return (unsigned)act <= (unsigned)TG_ACT_GELU;
 }
 
 const char *tg_activation_name(tg_activation act)
@@ -24,6 +24,8 @@ const char *tg_activation_name(tg_activation act)
         return "tanh";
     case TG_ACT_SOFTMAX:
         return "softmax";
+    case TG_ACT_GELU:
+        return "gelu";
     }
     return "?";
 }
@@ -44,6 +46,8 @@ tg_tensor *tg__apply_act(tg_tensor *x, tg_activation act)
     case TG_ACT_SOFTMAX:
         // Axis 1 is the feature axis of (N, F) and the channel axis of NCHW maps.
         return tg_softmax(x, 1);
+    case TG_ACT_GELU:
+        return tg_gelu(x);
     }
     return tg__fail_null(TG_EINVAL, "tg_model_forward: unknown activation %d", (int)act);
 }
