@@ -353,8 +353,9 @@ static tg_status prod_fused(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 }
 
 /* t_out = sum_i t_i prod_{j != i} x_j over each group: the composed gradient
- * at dout = 1 gives the "all but x_i" products (right with zeros, and built
- * from ops, so the tangent is differentiable to any order too). */
+ * at dout = 1 gives the "all but x_i" products (y / x_i, or with zeros the
+ * products of the others; built from ops, so the tangent is differentiable
+ * to any order too). */
 static tg_status prod_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
 {
     tg_tensor *others[1] = {NULL};
