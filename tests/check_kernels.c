@@ -527,6 +527,41 @@ START_TEST(test_tanhf_accuracy)
 }
 END_TEST
 
+/* The AVX2 tanh gives the scalar function's bits in every lane: a dense sweep
+ * of float bit patterns (every 7th, both signs, so NaNs, infinities,
+ * subnormals and the saturation point fall at every lane position), run
+ * through tg__tanh_f32_vector in blocks of odd length so that groups mix
+ * saturated and ordinary lanes and tails are exercised. */
+START_TEST(test_tanhf_vector_equals_scalar)
+{
+    if (!tg__tanh_f32_has_vector())
+        return;
+    enum { N = 4093 };
+    static float xs[N], ya[N], yb[N];
+    int n = 0;
+    uint64_t checked = 0;
+    for (uint64_t u = 0; u <= 0xffffffffu; u += 7) {
+        uint32_t bits = (uint32_t)u;
+        memcpy(&xs[n++], &bits, sizeof bits);
+        if (n == N || u + 7 > 0xffffffffu) {
+            tg__tanh_f32_vector(xs, ya, n);
+            tg__tanh_f32_scalar(xs, yb, n);
+            ck_assert_msg(memcmp(ya, yb, (size_t)n * sizeof *ya) == 0,
+                          "vector tanh differs near bit pattern 0x%08x", bits);
+            checked += (uint64_t)n;
+            n = 0;
+        }
+    }
+    for (float x = 8.0f; x < 11.0f; x = nextafterf(x, 12.0f)) {
+        float v[8] = {x, -x, 0.5f, -0.0f, x, 1e-30f, -x, 0.0f}, a[8], b[8];
+        tg__tanh_f32_vector(v, a, 8);
+        tg__tanh_f32_scalar(v, b, 8);
+        ck_assert(memcmp(a, b, sizeof a) == 0);
+    }
+    ck_assert(checked > 600000000u);
+}
+END_TEST
+
 static Suite *kernels_suite(void)
 {
     Suite *s = suite_create("kernels");
@@ -554,6 +589,7 @@ static Suite *kernels_suite(void)
     TCase *tanh_tc = tcase_create("tanh");
     tcase_set_timeout(tanh_tc, 120);
     tcase_add_test(tanh_tc, test_tanhf_accuracy);
+    tcase_add_test(tanh_tc, test_tanhf_vector_equals_scalar);
     suite_add_tcase(s, tanh_tc);
     return s;
 }

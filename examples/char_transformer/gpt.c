@@ -57,7 +57,7 @@ gpt *gpt_new(const gpt_config *cfg, tg_dtype dtype, uint64_t seed)
               param(g, &g->pos, "pos_emb", TG_SHAPE(T, D), w, 0, &rng);
     for (int64_t l = 0; ok && l < cfg->blocks; l++) {
         gpt_block *b = &g->block[l];
-        char n[32];
+        char n[48]; /* "blocks." + any int64 + the longest suffix: no truncation warning */
 #define NAME(s) (snprintf(n, sizeof n, "blocks.%" PRId64 "." s, l), n)
         ok = param(g, &b->ln1_g, NAME("ln1.weight"), TG_SHAPE(D), 0, 1, &rng) &&
              param(g, &b->ln1_b, NAME("ln1.bias"), TG_SHAPE(D), 0, 0, &rng) &&

@@ -41,7 +41,7 @@ typedef struct gpt {
      * the field above that uses it. The model owns these tensors. */
     int n_params;
     tg_tensor *params[GPT_MAX_PARAMS];
-    char names[GPT_MAX_PARAMS][32];
+    char names[GPT_MAX_PARAMS][48]; /* "blocks.<any int64>.attn.qkv.weight" fits */
     tg_tensor **slots[GPT_MAX_PARAMS];
 } gpt;
 

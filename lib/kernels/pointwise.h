@@ -3,6 +3,7 @@
 #ifndef TG_KERNELS_POINTWISE_H
 #define TG_KERNELS_POINTWISE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define TG__KMAX_DIMS 8
@@ -49,6 +50,12 @@ void tg__pow_scalar_grad_f64(const double *g, const double *x, double *out, int6
  * value and for an array. */
 float tg__tanhf(float x);
 void tg__tanh_f32(const float *x, float *y, int64_t n);
+/* The two ways tg__tanh_f32 may run, for the test that they agree: one value
+ * at a time, and four lanes of the same double arithmetic (AVX2, chosen by
+ * cpuid; tg__tanh_f32_vector runs it only when tg__tanh_f32_has_vector). */
+void tg__tanh_f32_scalar(const float *x, float *y, int64_t n);
+void tg__tanh_f32_vector(const float *x, float *y, int64_t n);
+bool tg__tanh_f32_has_vector(void);
 
 /* out[i] = g[i] * [y[i] > 0]: the gradient of a ReLU from its output y
  * (the bytes of tg_relu's own backward). */

@@ -146,9 +146,79 @@ static void sum_task(void *ctx, int64_t t, void *ws)
         sum_f32(j->x, j->g, j->out, o0, o1);
 }
 
+/* Small sums whose axes (size-1 axes aside) form at most two groups: one
+ * reduced run and one kept run, in either order (a bias gradient, a sum of
+ * everything). They run SUM_BODY's additions in its order without the group
+ * walk: kept last, out[k] += x[r K + k] row by row in T; reduced last, eight
+ * running double sums over each output's run, combined in the same tree.
+ * Returns false for the other cases (and for large sums, which may thread). */
+#define SMALL_SUM_BODY(T)                                                          \
+    const T *xs = x;                                                               \
+    T *o = out;                                                                    \
+    memset(o, 0, (size_t)K * sizeof(T));                                           \
+    if (!reduced_last) {                                                           \
+        for (int64_t r = 0; r < R; r++)                                            \
+            for (int64_t k = 0; k < K; k++)                                        \
+                o[k] += xs[r * K + k];                                             \
+    } else {                                                                       \
+        for (int64_t k = 0; k < K; k++) {                                          \
+            double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                              \
+            const T *xr = xs + k * R;                                              \
+            int64_t j = 0;                                                         \
+            for (; j + 8 <= R; j += 8)                                             \
+                for (int u = 0; u < 8; u++)                                        \
+                    acc[u] += xr[j + u];                                           \
+            for (; j < R; j++)                                                     \
+                acc[0] += xr[j];                                                   \
+            o[k] += (T)(((acc[0] + acc[1]) + (acc[2] + acc[3])) +                  \
+                        ((acc[4] + acc[5]) + (acc[6] + acc[7])));                  \
+        }                                                                          \
+    }
+
+static bool small_sum(const void *x, int ndim, const int64_t *shape, unsigned reduced,
+                      void *out, bool f64)
+{
+    int n = 0, last = 0;
+    int64_t size[2] = {1, 1}, numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        int r = (reduced >> d) & 1;
+        numel *= shape[d];
+        if (shape[d] == 1)
+            continue;
+        if (n == 0 || r != last) {
+            if (n == 2)
+                return false;
+            n++;
+            last = r;
+        }
+        size[n - 1] *= shape[d];
+    }
+    if (numel > 4096)
+        return false;
+    bool reduced_last = n > 0 && last;
+    // Kept last: R reduced rows of K (R = 1 without a reduced group); reduced
+    // last: K outputs of R each.
+    int64_t K, R;
+    if (reduced_last) {
+        R = size[n - 1];
+        K = n == 2 ? size[0] : 1;
+    } else {
+        K = n > 0 ? size[n - 1] : 1;
+        R = n == 2 ? size[0] : 1;
+    }
+    if (f64) {
+        SMALL_SUM_BODY(double)
+    } else {
+        SMALL_SUM_BODY(float)
+    }
+    return true;
+}
+
 static void reduce_sum(const void *x, int ndim, const int64_t *shape, unsigned reduced,
                        void *out, bool f64)
 {
+    if (small_sum(x, ndim, shape, reduced, out, f64))
+        return;
     groups g;
     make_groups(&g, ndim, shape, reduced);
     if (g.out_numel == 0)

@@ -34,6 +34,12 @@
         }                                                                              \
     }
 
+/* Rows whose float32 forward has an array kernel of its own, with the bits of
+ * the row's expression (tanh: kernels/tanh.c, vectorised by cpuid): runs it
+ * and is true for those rows; false (folded away) for the others. */
+#define UNARY_ARRAY_F32(name, xs, ys, n)                                               \
+    (__builtin_strcmp(#name, "tanh") == 0 ? (tg__tanh_f32(xs, ys, n), true) : false)
+
 #define UNARY_ROW(name, formula, derivative, FWD, FUSED, BACKWARD, lo, hi)             \
     UNARY_KERNELS(float, f32, name, FWD, FUSED)                                        \
     UNARY_KERNELS(double, f64, name, FWD, FUSED)                                       \
@@ -43,7 +49,7 @@
         int64_t i0 = t * j->chunk, n = j->n - i0 < j->chunk ? j->n - i0 : j->chunk;    \
         if (j->f64)                                                                    \
             name##_forward_f64((const double *)j->x + i0, (double *)j->y + i0, n);     \
-        else                                                                           \
+        else if (!UNARY_ARRAY_F32(name, (const float *)j->x + i0, (float *)j->y + i0, n)) \
             name##_forward_f32((const float *)j->x + i0, (float *)j->y + i0, n);       \
     }                                                                                  \
     static tg_status name##_forward(tg_node *nd)                                       \

@@ -119,8 +119,62 @@ static inline void init_header(tg_tensor *t, tg_tape *tape, tg_dtype dtype)
     t->walk_id = 0;
 }
 
+static tg_tensor *tensor_alloc_any(tg_tape *tape, const char *fn, tg_dtype dtype, int ndim,
+                                   const int64_t *shape, bool zero);
+
+/* Op results and gradients: a tape tensor of at most 4 dims of at most 2^14
+ * each. That shape cannot overflow anything (2^56 elements of 8 bytes), so
+ * its checks are one compare a dim; everything else (and every message)
+ * goes to tensor_alloc_any. */
+#define FAST_DIMS 4
+#define FAST_DIM_MAX 16384
+
 tg_tensor *tg__tensor_alloc(tg_tape *tape, const char *fn, tg_dtype dtype, int ndim,
                             const int64_t *shape, bool zero)
+{
+    if (!tape || (unsigned)ndim > FAST_DIMS || (ndim > 0 && !shape) ||
+        (dtype != TG_F32 && dtype != TG_F64))
+        return tensor_alloc_any(tape, fn, dtype, ndim, shape, zero);
+    int64_t strides[FAST_DIMS], numel = 1, stride = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        int64_t s = shape[i];
+        if ((uint64_t)s > FAST_DIM_MAX)
+            return tensor_alloc_any(tape, fn, dtype, ndim, shape, zero);
+        strides[i] = stride;
+        numel *= s;
+        stride *= s ? s : 1;
+    }
+    size_t bytes = (size_t)numel << (dtype == TG_F32 ? 2 : 3);
+    // Header and data in one block: one bump of the arena per tensor.
+    tg__arena *arena = tg__tape_arena(tape);
+    size_t at = (sizeof(tg_tensor) + TG__ARENA_ALIGN - 1) & ~(size_t)(TG__ARENA_ALIGN - 1);
+    unsigned char *block = tg__arena_take(arena, at + bytes);
+    if (!block)
+        return tg__arena_fail(fn, arena, at + bytes);
+    tg_tensor *t = (tg_tensor *)block;
+    t->dtype = dtype;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = shape[i];
+        t->strides[i] = strides[i];
+    }
+    t->numel = numel;
+    t->data = block + at;
+    t->tape = tape;
+    t->gen = arena->generation;
+    t->owns_data = false;
+    t->requires_grad = false;
+    t->node = NULL;
+    t->grad = NULL;
+    t->walk_grad = NULL;
+    t->walk_id = 0;
+    if (zero)
+        memset(t->data, 0, bytes);
+    return t;
+}
+
+static tg_tensor *tensor_alloc_any(tg_tape *tape, const char *fn, tg_dtype dtype, int ndim,
+                                   const int64_t *shape, bool zero)
 {
     size_t esize = dtype == TG_F32 ? sizeof(float) : dtype == TG_F64 ? sizeof(double) : 0;
     if (!esize)
