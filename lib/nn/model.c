@@ -120,6 +120,15 @@ static bool have(const void *p, const char *fn, const char *what)
     return p != NULL;
 }
 
+/* Scalars in n tensors (a parameter or buffer count). */
+static int64_t numel_sum(tg_tensor *const *ts, int n)
+{
+    int64_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += ts[i]->numel;
+    return total;
+}
+
 const char *tg_layer_name(const tg_layer *layer)
 {
     return have(layer, "tg_layer_name", "layer") ? layer->name : "?";
@@ -152,11 +161,9 @@ tg_tensor *const *tg_layer_params(const tg_layer *layer, int *n)
 
 int64_t tg_layer_param_count(const tg_layer *layer)
 {
-    int64_t total = 0;
-    have(layer, "tg_layer_param_count", "layer");
-    for (int i = 0; layer && i < layer->n_params; i++)
-        total += layer->params[i]->numel;
-    return total;
+    if (!have(layer, "tg_layer_param_count", "layer"))
+        return 0;
+    return numel_sum(layer->params, layer->n_params);
 }
 
 const char *tg_layer_param_name(const tg_layer *layer, int i)
@@ -191,11 +198,9 @@ const char *tg_layer_buffer_name(const tg_layer *layer, int i)
 
 int64_t tg_layer_buffer_count(const tg_layer *layer)
 {
-    int64_t total = 0;
-    have(layer, "tg_layer_buffer_count", "layer");
-    for (int i = 0; layer && i < layer->n_buffers; i++)
-        total += layer->buffers[i]->numel;
-    return total;
+    if (!have(layer, "tg_layer_buffer_count", "layer"))
+        return 0;
+    return numel_sum(layer->buffers, layer->n_buffers);
 }
 
 /* ---- the model ---- */
@@ -598,11 +603,9 @@ tg_tensor *const *tg_model_params(const tg_model *m, int *n)
 
 int64_t tg_model_param_count(const tg_model *m)
 {
-    int64_t total = 0;
-    have(m, "tg_model_param_count", "model");
-    for (int i = 0; m && i < m->n_params; i++)
-        total += m->params[i]->numel;
-    return total;
+    if (!have(m, "tg_model_param_count", "model"))
+        return 0;
+    return numel_sum(m->params, m->n_params);
 }
 
 tg_tensor *const *tg_model_buffers(const tg_model *m, int *n)
@@ -615,11 +618,9 @@ tg_tensor *const *tg_model_buffers(const tg_model *m, int *n)
 
 int64_t tg_model_buffer_count(const tg_model *m)
 {
-    int64_t total = 0;
-    have(m, "tg_model_buffer_count", "model");
-    for (int i = 0; m && i < m->n_buffers; i++)
-        total += m->buffers[i]->numel;
-    return total;
+    if (!have(m, "tg_model_buffer_count", "model"))
+        return 0;
+    return numel_sum(m->buffers, m->n_buffers);
 }
 
 bool tg_model_functional(const tg_model *m)
