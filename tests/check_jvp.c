@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "ops/ops_internal.h"
 #include "op_cases.h"
 #include "tg_check.h"
@@ -934,6 +935,45 @@ START_TEST(test_hvp_of_a_quadratic)
 }
 END_TEST
 
+/* tg_jvp and tg_hvp with the n-th allocation failing, for every n up to
+ * where the call goes through: each fails with TG_ENOMEM or succeeds, and
+ * nothing on the failure paths touches what was not allocated (found by
+ * tools/fuzz/fuzz_ops: the hvp's gradient slots were computed from the NULL
+ * block under UBSan). Each try starts on a fresh tape, so the tape's own
+ * blocks are among the allocations that fail. */
+START_TEST(test_forward_mode_out_of_memory)
+{
+    double a[9] = {2, 1, 0, 1, 3, -1, 0, -1, 4}, xv[3] = {0.3, -0.2, 0.5}, vv[3] = {1, 2, -1};
+    tg_tensor *A = tg_tensor_from_doubles(TG_F64, TG_SHAPE(3, 3), a);
+    tg_tensor *x = tg_tensor_from_doubles(TG_F64, TG_SHAPE(3), xv);
+    tg_tensor *v = tg_tensor_from_doubles(TG_F64, TG_SHAPE(3), vv);
+    for (int hvp = 0; hvp < 2; hvp++) {
+        bool went_through = false;
+        for (long n = 0; n < 200 && !went_through; n++) {
+            tg_tape *tape = tg_tape_new();
+            ck_assert_ptr_nonnull(tape);
+            tg_tensor *out = NULL, *res = NULL;
+            tg_clear_error();
+            tg__alloc_fail_after(n, 1);
+            tg_status s = hvp ? tg_hvp(quadratic, A, 1, &x, &v, &out, &res, 0)
+                              : tg_jvp(quadratic, A, 1, &x, &v, &out, &res, 0);
+            tg__alloc_fail_after(-1, 0);
+            ck_assert_msg(s == TG_OK || s == TG_ENOMEM, "%s, allocation %ld: %d (%s)",
+                          hvp ? "tg_hvp" : "tg_jvp", n, (int)s, tg_last_error());
+            if (s == TG_ENOMEM)
+                ck_assert_ptr_null(res);
+            went_through = s == TG_OK;
+            tg_tape_free(tape);
+        }
+        ck_assert_msg(went_through, "%s makes more than 200 allocations", hvp ? "hvp" : "jvp");
+    }
+    ck_assert(!x->requires_grad);
+    tg_tensor_free(A);
+    tg_tensor_free(x);
+    tg_tensor_free(v);
+}
+END_TEST
+
 /* A small CNN through the nn layers: J v along the input, and H v of its
  * loss along the parameters, which f reaches through the model (they require
  * grad, so tg_hvp passes them on as they are and f's ops use them). */
@@ -1021,6 +1061,7 @@ static Suite *jvp_suite(void)
     TCase *api = tcase_create("api");
     tcase_add_test(api, test_jvp_semantics);
     tcase_add_test(api, test_hvp_of_a_quadratic);
+    tcase_add_test(api, test_forward_mode_out_of_memory);
     tcase_add_test(api, test_jvp_through_a_model);
     tcase_add_test(api, test_fallback_and_recorded_tangents);
     tcase_add_test(api, test_jvp_errors);

@@ -1286,6 +1286,31 @@ START_TEST(test_edge_sizes)
 }
 END_TEST
 
+/* An empty tensor may have other dims as large as int64 allows, with no
+ * memory behind them: softmax and log_softmax used to loop over its
+ * (outer, inner) groups anyway, 4 x 2^40 of them (found by
+ * tools/fuzz/fuzz_ops as a hang). Forward and backward must return at once. */
+START_TEST(test_empty_with_huge_dims)
+{
+    tg_tape *tape = tg_tape_new();
+    for (int dt = 0; dt < 2; dt++) {
+        tg_tensor *x = tg_tensor_zeros(dt ? TG_F64 : TG_F32, TG_SHAPE(4, 0, (int64_t)1 << 40));
+        ck_assert_ptr_nonnull(x);
+        ASSERT_OK(tg_tensor_set_requires_grad(x, true));
+        for (int k = 0; k < 6; k++) {
+            tg_tensor *y = k < 3 ? tg_softmax(x, k) : tg_log_softmax(x, k - 3);
+            ck_assert_msg(y, "%s", tg_last_error());
+            ck_assert_int_eq(tg_tensor_numel(y), 0);
+            ASSERT_OK(tg_backward(tg_sum(y, NULL, 0, false)));
+            ck_assert_int_eq(tg_tensor_numel(tg_tensor_grad(x)), 0);
+        }
+        tg_tape_reset(tape);
+        tg_tensor_free(x);
+    }
+    tg_tape_free(tape);
+}
+END_TEST
+
 START_TEST(test_numerical_stability)
 {
     tg_dtype dt = _i ? TG_F32 : TG_F64;
@@ -1537,6 +1562,7 @@ static Suite *ops_suite(void)
     tcase_add_loop_test(values, test_numerical_stability, 0, 2);
     tcase_add_loop_test(values, test_forward_broadcast_and_helpers, 0, 2);
     tcase_add_test(values, test_edge_sizes);
+    tcase_add_test(values, test_empty_with_huge_dims);
     tcase_add_test(values, test_found_bugs);
     tcase_add_loop_test(values, test_reductions_match_torch, 0, 2);
     tcase_add_loop_test(values, test_prod_zeros_and_min_ties, 0, 4);

@@ -176,7 +176,8 @@ static tg_status run(const request *r, tg_tensor **out, tg_tensor **results)
         if (s == TG_OK && v)
             s = add_seed(&w, x, v);
     }
-    tg_tensor *y = NULL, **grads = xs + 3 * n;
+    // xs is NULL when its block could not be had (s is TG_ENOMEM then).
+    tg_tensor *y = NULL, **grads = xs ? xs + 3 * n : NULL;
     if (s == TG_OK && !(y = r->f(xs, n, r->ctx)))
         s = tg_last_status() != TG_OK // the function's own message says why; keep it
                 ? tg_last_status()

@@ -27,6 +27,10 @@ static void split(const tg_tensor *x, int axis, int64_t *outer, int64_t *n, int6
 static tg_status softmax_forward_any(tg_node *nd, int take_log)
 {
     const tg_tensor *x = nd->in[0];
+    // Empty: nothing to write, and the other dims may be as large as int64
+    // allows (no memory backs them), so the group loops must not run.
+    if (x->numel == 0)
+        return TG_OK;
     int64_t outer, n, inner;
     split(x, AXIS(nd), &outer, &n, &inner);
     if (x->dtype == TG_F32)
@@ -67,7 +71,7 @@ static tg_status fused_any(tg_node *nd, tg_tensor *g, tg_tensor **din, bool take
                                     y->ndim, y->shape, y->ndim == 0);
     if (!dx)
         return tg_last_status();
-    if (y->ndim > 0) {
+    if (y->ndim > 0 && y->numel > 0) { // empty: as in the forward
         int64_t outer, n, inner;
         split(y, AXIS(nd), &outer, &n, &inner);
         if (y->dtype == TG_F32)

@@ -3,6 +3,10 @@
  * (random dtype, shape, values, requires_grad), apply an op to tensors picked
  * from eight slots (a ninth pick is NULL), run backward / tg_grad, reset,
  * switch or free tapes, toggle grad mode, read, write and print tensors.
+ * The toolbox step reaches every row of TG_UNARY_OPS and TG_BINARY_OPS by
+ * expanding the lists (a new row is fuzzed with no edit here), the newer
+ * reductions, argmax/argmin, layer norm, attention, tape constructors and
+ * forward mode (tg_jvp, tg_hvp of one chosen op).
  *
  * Promises checked beyond "no crash, no sanitizer report, no leak":
  *   - an op that returns NULL (or a call that returns a negative status)
@@ -423,6 +427,103 @@ static void binary(state *s, reader *r)
     put(s, r, y, "binary op");
 }
 
+/* Every row of the unary and binary op lists, so that an op added as a row
+ * is fuzzed without an edit here. */
+#define FUZZ_ROW_FN(name, ...) tg_##name,
+static tg_tensor *(*const unary_rows[])(tg_tensor *) = {TG_UNARY_OPS(FUZZ_ROW_FN)};
+static tg_tensor *(*const binary_rows[])(tg_tensor *, tg_tensor *) = {
+    TG_BINARY_OPS(FUZZ_ROW_FN)};
+#undef FUZZ_ROW_FN
+#define N_UNARY_ROWS (sizeof unary_rows / sizeof unary_rows[0])
+#define N_BINARY_ROWS (sizeof binary_rows / sizeof binary_rows[0])
+
+/* The function tg_jvp and tg_hvp differentiate: one op of the lists above,
+ * chosen by the input, then a sum to one element (tg_hvp needs a scalar). */
+typedef struct fn_choice {
+    unsigned op;
+} fn_choice;
+
+static tg_tensor *chosen_fn(tg_tensor *const *in, int n, void *ctx)
+{
+    unsigned op = ((const fn_choice *)ctx)->op;
+    tg_tensor *y = n > 1 && op & 1 ? binary_rows[(op >> 1) % N_BINARY_ROWS](in[0], in[1])
+                                   : unary_rows[(op >> 1) % N_UNARY_ROWS](in[0]);
+    if (n > 1 && op & 2)
+        y = tg_mul(y, in[1]);
+    return tg_sum(y, NULL, 0, false);
+}
+
+/* Forward mode on the chosen function: the tangents are the picked tensors
+ * themselves or others from the slots (so shapes and dtypes often differ,
+ * which must fail cleanly). */
+static void forward_mode(state *s, reader *r)
+{
+    fn_choice c = {u8(r)};
+    tg_tensor *in[2] = {pick(s, r), pick(s, r)}, *dirs[2] = {pick(s, r), pick(s, r)};
+    int n = 1 + (int)(u8(r) % 2);
+    unsigned flags = u8(r) & 1 ? TG_CREATE_GRAPH : 0;
+    tg_tensor *out = NULL, *res[2] = {NULL, NULL};
+    tg_status st = c.op & 128 ? tg_hvp(chosen_fn, &c, n, in, dirs, &out, res, flags)
+                              : tg_jvp(chosen_fn, &c, n, in, dirs, &out, res, flags);
+    status_ok_or_failed(st, c.op & 128 ? "tg_hvp" : "tg_jvp");
+    for (int i = 0; st == TG_OK && i < (c.op & 128 ? n : 1); i++)
+        if (res[i]) {
+            check_tensor(res[i], "forward-mode result");
+            store(s, r, res[i]);
+        }
+}
+
+/* The ops that arrived after the first version of this harness: every row
+ * of the op lists, the newer reductions, argmax/argmin, layer norm,
+ * attention, tape constructors, and forward mode. */
+static void toolbox(state *s, reader *r)
+{
+    tg_tensor *a = pick(s, r), *b = pick(s, r), *c = pick(s, r), *y = NULL;
+    unsigned op = u8(r);
+    int axes[4];
+    int n_axes = (int)(u8(r) % 4);
+    for (int i = 0; i < n_axes; i++)
+        axes[i] = axis(r);
+    const int *ax = n_axes ? axes : NULL;
+    bool keep = op & 64;
+    int64_t shape[TG_MAX_DIMS];
+    switch (op % 14) {
+    case 0: y = unary_rows[u8(r) % N_UNARY_ROWS](a); break;
+    case 1: y = binary_rows[u8(r) % N_BINARY_ROWS](a, b); break;
+    case 2: y = tg_min(a, ax, n_axes, keep); break;
+    case 3: y = tg_prod(a, ax, n_axes, keep); break;
+    case 4: y = tg_var(a, ax, n_axes, (int)(u8(r) % 4) - 1, keep); break;
+    case 5: y = tg_std(a, ax, n_axes, (int)(u8(r) % 4) - 1, keep); break;
+    case 6: y = tg_cumsum(a, axis(r)); break;
+    case 7: {
+        int64_t idx[NARRAY];
+        int64_t n_out = (int64_t)(u8(r) % (NARRAY + 1)); // never more than idx holds
+        tg_status st = op & 128 ? tg_argmax(a, axis(r), idx, n_out)
+                                : tg_argmin(a, axis(r), idx, n_out);
+        status_ok_or_failed(st, op & 128 ? "tg_argmax" : "tg_argmin");
+        return;
+    }
+    case 8: {
+        static const double eps[] = {1e-5, 0, -1, NAN, INFINITY, 1e-300};
+        y = tg_layer_norm(a, axis(r), op & 128 ? NULL : b, op & 32 ? NULL : c,
+                          eps[u8(r) % (sizeof eps / sizeof eps[0])]);
+        break;
+    }
+    case 9: y = tg_scaled_dot_product_attention(a, b, c, op & 128, scalar(r)); break;
+    case 10: {
+        tg_dtype dt = op & 128 ? TG_F64 : TG_F32;
+        if ((op & 0x30) == 0x30)
+            dt = (tg_dtype)5; // invalid
+        y = op & 32 ? tg_scalar(dt, scalar(r)) : tg_full(dt, shape_arg(r, shape), shape, scalar(r));
+        break;
+    }
+    case 11: forward_mode(s, r); return;
+    case 12: y = tg_matmul(a, tg_flatten(b, 0)); break; // 1-D operands
+    default: y = tg_logsumexp(tg_cumsum(a, axis(r)), ax, n_axes, keep); break;
+    }
+    put(s, r, y, "toolbox op");
+}
+
 static void backward(state *s, reader *r)
 {
     tg_tensor *out = pick(s, r);
@@ -573,7 +674,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s.tapes[0] = tg_tape_new();
     for (int step = 0; step < MAX_STEPS && more(&r); step++) {
         tg_clear_error();
-        switch (u8(&r) % 8) {
+        switch (u8(&r) % 9) {
         case 0:
         case 1: make_leaf(&s, &r); break;
         case 2:
@@ -581,6 +682,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 4: binary(&s, &r); break;
         case 5: backward(&s, &r); break;
         case 6: tape_step(&s, &r); break;
+        case 7: toolbox(&s, &r); break;
         default: access_step(&s, &r); break;
         }
     }
