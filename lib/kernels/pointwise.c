@@ -124,8 +124,19 @@ static double unary_cost(tg__unop op)
     }
 }
 
+/* Maps of at most this many elements run on the calling thread without
+ * asking the pool (they are far below a thread's share of work). */
+#define SMALL_MAP 4096
+
 static void unary(tg__unop op, const void *x, void *y, int64_t n, double a, double b, bool f64)
 {
+    if (n <= SMALL_MAP) {
+        if (f64)
+            unary_f64(op, x, y, n, a, b);
+        else
+            unary_f32(op, x, y, n, a, b);
+        return;
+    }
     int nt = tg__threads_for((double)n * unary_cost(op));
     unary_job j = {op, x, y, n, n, a, b, f64};
     if (nt > 1)
@@ -393,7 +404,6 @@ static void binary_part_f64(const bcast_job *j, const bcast_part *p)
  * directly, without the walk's odometer or the thread split (a map this
  * small runs on one thread anyway). Each element is the same expression as
  * in BINARY_BODY, so the same bytes. false: not such a map. */
-#define SMALL_MAP 4096
 #define SMALL_CASE(T, OP, EXPR)                                                    \
     case OP:                                                                       \
         for (int64_t r = 0; r < rows; r++) {                                       \

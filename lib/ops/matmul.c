@@ -21,30 +21,43 @@ static void mat_dims(const tg_tensor *x, bool trans, int64_t *rows, int64_t *col
     *cols = trans ? r : c;
 }
 
+/* The messages of matmul_shape, out of line: their buffers would make every
+ * call set up a large stack frame. */
+enum { BAD_DIMS, BAD_INNER, BAD_BATCH };
+static __attribute__((noinline, cold)) tg_status
+matmul_shape_error(const char *fn, int why, const tg_tensor *a, const tg_tensor *b, int64_t ka,
+                   int64_t kb)
+{
+    char sa[TG__SHAPE_STR], sb[TG__SHAPE_STR];
+    tg__shape_str(sa, a->ndim, a->shape);
+    tg__shape_str(sb, b->ndim, b->shape);
+    if (why == BAD_DIMS)
+        return tg__fail(TG_ESHAPE, "%s: both inputs need at least 2 dims (a %s, b %s)", fn, sa,
+                        sb);
+    if (why == BAD_INNER)
+        return tg__fail(TG_ESHAPE, "%s: inner dims %lld vs %lld (a %s, b %s)", fn, (long long)ka,
+                        (long long)kb, sa, sb);
+    return tg__fail(TG_ESHAPE, "%s: batch dims do not broadcast (a %s, b %s)", fn, sa, sb);
+}
+
 static tg_status matmul_shape(const char *fn, tg_tensor *const *in, int n_in,
                               const void *params, int *ndim, int64_t *shape)
 {
     const matmul_params *p = params;
     const tg_tensor *a = in[0], *b = in[1];
-    char sa[TG__SHAPE_STR], sb[TG__SHAPE_STR];
     if (a->ndim < 2 || b->ndim < 2)
-        return tg__fail(TG_ESHAPE, "%s: both inputs need at least 2 dims (a %s, b %s)", fn,
-                        tg__shape_str(sa, a->ndim, a->shape), tg__shape_str(sb, b->ndim, b->shape));
+        return matmul_shape_error(fn, BAD_DIMS, a, b, 0, 0);
     int64_t m, ka, kb, n;
     mat_dims(a, p->ta, &m, &ka);
     mat_dims(b, p->tb, &kb, &n);
     if (ka != kb)
-        return tg__fail(TG_ESHAPE, "%s: inner dims %lld vs %lld (a %s, b %s)", fn, (long long)ka,
-                        (long long)kb, tg__shape_str(sa, a->ndim, a->shape),
-                        tg__shape_str(sb, b->ndim, b->shape));
+        return matmul_shape_error(fn, BAD_INNER, a, b, ka, kb);
     int nd = (a->ndim > b->ndim ? a->ndim : b->ndim);
     for (int d = 0; d < nd - 2; d++) {
         int ia = d - (nd - a->ndim), ib = d - (nd - b->ndim);
         int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
         if (da != db && da != 1 && db != 1)
-            return tg__fail(TG_ESHAPE, "%s: batch dims do not broadcast (a %s, b %s)", fn,
-                            tg__shape_str(sa, a->ndim, a->shape),
-                            tg__shape_str(sb, b->ndim, b->shape));
+            return matmul_shape_error(fn, BAD_BATCH, a, b, 0, 0);
         shape[d] = da == 1 ? db : da;
     }
     shape[nd - 2] = m;
