@@ -5,7 +5,8 @@
 
 #include "autograd/tape_internal.h"
 
-static _Thread_local tg_tape *current_tape;
+/* Read inline by tg__tape_tensor (tape_internal.h). */
+_Thread_local tg_tape *tg__current_tape;
 static _Thread_local const char *api_name;
 static _Thread_local bool grad_disabled;
 
@@ -20,7 +21,7 @@ tg_tape *tg_tape_new(void)
         tg__free(tape);
         return tg__fail_null(TG_ENOMEM, "tg_tape_new: too many live tapes");
     }
-    current_tape = tape;
+    tg__current_tape = tape;
     return tape;
 }
 
@@ -28,8 +29,8 @@ void tg_tape_free(tg_tape *tape)
 {
     if (!tape)
         return;
-    if (current_tape == tape)
-        current_tape = NULL;
+    if (tg__current_tape == tape)
+        tg__current_tape = NULL;
     tg__arena_free(&tape->arena);
     tg__free(tape->nodes);
     tg__free(tape);
@@ -46,12 +47,12 @@ void tg_tape_reset(tg_tape *tape)
     tg__arena_reset(&tape->arena);
 }
 
-tg_tape *tg_tape_current(void) { return current_tape; }
+tg_tape *tg_tape_current(void) { return tg__current_tape; }
 
 tg_tape *tg_tape_set_current(tg_tape *tape)
 {
-    tg_tape *prev = current_tape;
-    current_tape = tape;
+    tg_tape *prev = tg__current_tape;
+    tg__current_tape = tape;
     return prev;
 }
 
@@ -101,19 +102,15 @@ tg_status tg__tape_push(tg_tape *tape, tg_node *node)
 
 tg_tape *tg__tape_for(const char *fn)
 {
-    if (!current_tape)
+    if (!tg__current_tape)
         return tg__fail_null(TG_ESTATE, "%s: no current tape (create one with tg_tape_new)", fn);
-    return current_tape;
+    return tg__current_tape;
 }
 
-tg_tensor *tg__tape_tensor(const char *fn, tg_dtype dtype, int ndim, const int64_t *shape,
-                           bool zero)
+tg_tensor *tg__tape_tensor_slow(const char *fn, tg_dtype dtype, int ndim, const int64_t *shape,
+                                bool zero)
 {
-    tg_tape *tape = current_tape;
-    tg_tensor *t = tape && !zero ? tg__tape_tensor_here(tape, dtype, ndim, shape) : NULL;
-    if (t)
-        return t;
-    tape = tg__tape_for(fn);
+    tg_tape *tape = tg__tape_for(fn);
     return tape ? tg__tensor_alloc(tape, fn, dtype, ndim, shape, zero) : NULL;
 }
 
@@ -216,7 +213,7 @@ build(const tg_op_def *def, const char *fn, tg_tape *tape, int n_in, tg_tensor *
  * failure of a check, takes apply_general, which reports it. */
 tg_tensor *tg__apply(const tg_op_def *def, int n_in, tg_tensor *const *in, const void *params)
 {
-    tg_tape *tape = current_tape;
+    tg_tape *tape = tg__current_tape;
     if (!tape || n_in != def->n_in || (unsigned)(n_in - 1) > 1 || !in || def->view ||
         !quick_input(in[0], tape, in[0] ? in[0]->dtype : TG_F32) ||
         (n_in == 2 && !quick_input(in[1], tape, in[0]->dtype)))
