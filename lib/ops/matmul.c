@@ -94,6 +94,13 @@ static tg_status matmul_forward(tg_node *nd)
     mat_dims(a, ta, &m, &k);
     mat_dims(b, tb, &kb, &n);
     int64_t lda = a->shape[a->ndim - 1], ldb = b->shape[b->ndim - 1];
+    if (a->ndim == 2 && b->ndim == 2 && out->dtype == TG_F32) {
+        // One plain product (a layer's): the loop below without its batch
+        // arithmetic. With no depth the GEMM writes zeros; with no rows or
+        // columns there is nothing to write.
+        tg__gemm_f32(ta, tb, m, n, k, 1.0f, a->data, lda, b->data, ldb, 0.0f, out->data, n);
+        return TG_OK;
+    }
     int64_t batches = (m * n) != 0 ? out->numel / (m * n) : 0;
     // a (B..., M, K) against a plain matrix b is one tall product: fold the
     // batch into M.
@@ -207,6 +214,8 @@ const tg_op_def tg__def_matmul = {TG__OP_NAME(matmul), .n_in = 2, .differentiabl
 /* numpy's rule for 1-D operands: a (K) is viewed as (1, K), b (K) as (K, 1),
  * and the added dim is dropped from the product. The views are reshapes, so
  * the gradient flows back through them to the vectors. */
+static tg_tensor *matmul_vectors(tg_tensor *a, tg_tensor *b);
+
 tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b)
 {
     const char *fn = "tg_matmul";
@@ -214,6 +223,14 @@ tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b)
         return NULL;
     if (a->ndim >= 2 && b->ndim >= 2)
         return matmul_t(a, b, false, false);
+    return matmul_vectors(a, b);
+}
+
+/* tg_matmul with a 0- or 1-dim operand, out of line: its buffers would make
+ * every product set up a large stack frame. */
+static __attribute__((noinline)) tg_tensor *matmul_vectors(tg_tensor *a, tg_tensor *b)
+{
+    const char *fn = "tg_matmul";
     char sa[TG__SHAPE_STR], sb[TG__SHAPE_STR];
     if (a->ndim == 0 || b->ndim == 0)
         return tg__fail_null(TG_ESHAPE, "%s: a 0-dim operand has no matrix product (a %s, b %s)",

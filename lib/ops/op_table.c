@@ -88,6 +88,22 @@ tg_status tg__shape_broadcast(const char *fn, tg_tensor *const *in, int n_in,
         same = tg__same_shape(in[i], in[0]);
     if (same)
         return tg__shape_same(fn, in, n_in, params, ndim, shape);
+    // Two operands, one shape the other's last dims (a bias row): the longer
+    // shape, which the rule below would give, without its per-dim loops.
+    if (n_in == 2) {
+        const tg_tensor *lo = in[0]->ndim >= in[1]->ndim ? in[0] : in[1];
+        const tg_tensor *sh = lo == in[0] ? in[1] : in[0];
+        int lead = lo->ndim - sh->ndim;
+        bool suffix = true;
+        for (int d = 0; d < sh->ndim && suffix; d++)
+            suffix = sh->shape[d] == lo->shape[lead + d];
+        if (suffix) {
+            *ndim = lo->ndim;
+            for (int d = 0; d < lo->ndim; d++)
+                shape[d] = lo->shape[d];
+            return TG_OK;
+        }
+    }
     int nd = 0;
     for (int i = 0; i < n_in; i++)
         if (in[i]->ndim > nd)
