@@ -81,6 +81,62 @@ tg_status tg__init_shape(tg_tensor *t, const char *fn, int ndim, const int64_t *
  * NULL, caller-owned. Data is zeroed only when zero is true. */
 tg_tensor *tg__tensor_alloc(tg_tape *tape, const char *fn, tg_dtype dtype, int ndim,
                             const int64_t *shape, bool zero);
+/* Where a tape tensor's data starts in its block: after the header, on a
+ * cache line of its own. */
+#define TG__TENSOR_DATA_AT \
+    ((sizeof(tg_tensor) + TG__ARENA_ALIGN - 1) & ~(size_t)(TG__ARENA_ALIGN - 1))
+
+/* The common case of tg__tensor_alloc, inline for the op builder and the
+ * fused gradients, whose results are mostly small matrices: a tape tensor
+ * (float32 or float64, data not zeroed) of at most 2 dims below 2^14 each,
+ * from the room left in the arena's current chunk. Such a shape cannot
+ * overflow, so its check is one compare of the dims OR-ed together (a dim of
+ * 2^14 or more, or a negative one, sets a bit at or above 2^14). NULL means
+ * "not this case" and records nothing: the caller then calls
+ * tg__tensor_alloc, which handles every shape and reports failures. */
+static inline tg_tensor *tg__tape_tensor_here(tg_tape *tape, tg_dtype dtype, int ndim,
+                                              const int64_t *shape)
+{
+    int64_t s0 = 1, s1 = 1;
+    if (ndim > 0 && !shape)
+        return NULL;
+    if (ndim == 2)
+        s0 = shape[0], s1 = shape[1];
+    else if (ndim == 1)
+        s1 = shape[0];
+    else if (ndim != 0)
+        return NULL;
+    if ((uint64_t)(s0 | s1) >= 16384 || (dtype != TG_F32 && dtype != TG_F64))
+        return NULL;
+    int64_t numel = s0 * s1;
+    size_t bytes = (size_t)numel << (dtype == TG_F32 ? 2 : 3);
+    bytes = (bytes + TG__ARENA_ALIGN - 1) & ~(size_t)(TG__ARENA_ALIGN - 1);
+    tg__arena *arena = tg__tape_arena(tape);
+    unsigned char *block = tg__arena_take_here(arena, TG__TENSOR_DATA_AT + bytes);
+    if (!block)
+        return NULL;
+    tg_tensor *t = (tg_tensor *)(void *)block;
+    t->dtype = dtype;
+    t->ndim = ndim;
+    if (ndim == 2) {
+        t->shape[0] = s0, t->strides[0] = s1 ? s1 : 1;
+        t->shape[1] = s1, t->strides[1] = 1;
+    } else if (ndim == 1) {
+        t->shape[0] = s1, t->strides[0] = 1;
+    }
+    t->numel = numel;
+    t->data = block + TG__TENSOR_DATA_AT;
+    t->tape = tape;
+    t->gen = arena->generation;
+    t->owns_data = false;
+    t->requires_grad = false;
+    t->node = NULL;
+    t->grad = NULL;
+    t->walk_grad = NULL;
+    t->walk_id = 0;
+    return t;
+}
+
 /* Value access by flat index as double. */
 static inline double tg__get(const tg_tensor *t, int64_t i)
 {

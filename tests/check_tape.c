@@ -755,6 +755,132 @@ START_TEST(test_explain_names_every_op)
 }
 END_TEST
 
+/* The tools/bench/tiny_step network (2-8-1, tanh, MSE, SGD at 0.1 on the
+ * four XOR points, tape reset per step) trained for `steps` steps: the final
+ * weights and the last loss as float bits. */
+static void xor_train(int steps, uint32_t w[33], uint32_t *loss_bits)
+{
+    tg_rng rng = tg_rng_seeded(1);
+    tg_tensor *x = tg_tensor_from_doubles(TG_F32, TG_SHAPE(4, 2),
+                                          (double[]){0, 0, 0, 1, 1, 0, 1, 1});
+    tg_tensor *y = tg_tensor_from_doubles(TG_F32, TG_SHAPE(4, 1), (double[]){0, 1, 1, 0});
+    tg_tensor *p[4] = {tg_tensor_uniform(TG_F32, TG_SHAPE(2, 8), -1, 1, &rng),
+                       tg_tensor_zeros(TG_F32, TG_SHAPE(8)),
+                       tg_tensor_uniform(TG_F32, TG_SHAPE(8, 1), -1, 1, &rng),
+                       tg_tensor_zeros(TG_F32, TG_SHAPE(1))};
+    for (int i = 0; i < 4; i++)
+        tg_tensor_set_requires_grad(p[i], true);
+    tg_tape *tape = tg_tape_new();
+    float loss = NAN;
+    for (int s = 0; s < steps; s++) {
+        tg_tensor *h = tg_tanh(tg_add(tg_matmul(x, p[0]), p[1]));
+        tg_tensor *out = tg_add(tg_matmul(h, p[2]), p[3]);
+        tg_tensor *l = tg_mean(tg_pow_scalar(tg_sub(out, y), 2), NULL, 0, false);
+        ck_assert_msg(l && tg_backward(l) == TG_OK, "%s", tg_last_error());
+        loss = *(const float *)tg_tensor_data(l);
+        for (int i = 0; i < 4; i++) {
+            float *wi = tg_tensor_data(p[i]), *g = tg_tensor_data(tg_tensor_grad(p[i]));
+            for (int64_t k = 0; k < tg_tensor_numel(p[i]); k++) {
+                wi[k] -= 0.1f * g[k];
+                g[k] = 0;
+            }
+        }
+        tg_tape_reset(tape);
+    }
+    memcpy(loss_bits, &loss, 4);
+    int n = 0;
+    for (int i = 0; i < 4; i++) {
+        memcpy(w + n, tg_tensor_data(p[i]), (size_t)tg_tensor_numel(p[i]) * 4);
+        n += (int)tg_tensor_numel(p[i]);
+        tg_tensor_free(p[i]);
+    }
+    tg_tensor_free(x);
+    tg_tensor_free(y);
+    tg_tape_free(tape);
+}
+
+/* The bits of xor_train(100) from the code before the builder's and the
+ * walk's fast paths (commit d443ddb): the fast paths compute the same
+ * numbers. Every GEMM kernel and both tanh kernels give these bits (see
+ * check_kernels), so they hold on every CPU. */
+static const uint32_t XOR_W1[16] = {
+    0x3e735a2a, 0x3d0c3567, 0xbc9087e4, 0xbe9c528e, 0x3f8994dc, 0xbf4c8b69, 0xbf7f2955,
+    0xbe9aac1c, 0x3ec6feff, 0x3ddea985, 0x3f19794a, 0x3f490b4b, 0x3fa4437e, 0x3eaf758f,
+    0x3ec91116, 0x3f2f349b};
+static const uint32_t XOR_B1[8] = {
+    0xbe866aa7, 0xbc51f65b, 0xbe15a1aa, 0x3daf07db, 0xbdde67a7, 0xbdcd89b3, 0xbe113103,
+    0xbe08c1ba};
+static const uint32_t XOR_W2[8] = {
+    0xbed4e18c, 0x3d412e00, 0xbefeab23, 0xbf112f6d, 0x3f8fb0c6, 0x3e8b089b, 0x3efd1d5c,
+    0x3bf9a263};
+static const uint32_t XOR_B2[1] = {0x3e93e646};
+static const uint32_t XOR_LOSS = 0x3d895ecc;
+
+START_TEST(test_tiny_step_bits)
+{
+    uint32_t w[33], loss, w_anomaly[33], loss_anomaly;
+    xor_train(100, w, &loss);
+    const uint32_t *want[4] = {XOR_W1, XOR_B1, XOR_W2, XOR_B2};
+    const int len[4] = {16, 8, 8, 1};
+    for (int i = 0, n = 0; i < 4; n += len[i++])
+        for (int k = 0; k < len[i]; k++)
+            ck_assert_msg(w[n + k] == want[i][k], "parameter %d element %d: 0x%08x, want 0x%08x",
+                          i, k, (unsigned)w[n + k], (unsigned)want[i][k]);
+    ck_assert_uint_eq(loss, XOR_LOSS);
+    // Anomaly mode sends the engine's bias sums through recorded ops (the
+    // general path): the same bits.
+    bool prev = tg_set_anomaly_mode(true);
+    xor_train(100, w_anomaly, &loss_anomaly);
+    tg_set_anomaly_mode(prev);
+    ck_assert(memcmp(w, w_anomaly, sizeof w) == 0);
+    ck_assert_uint_eq(loss, loss_anomaly);
+}
+END_TEST
+
+/* A user op (the identity) whose backward fails while *ctx is nonzero. */
+static tg_status flaky_forward(tg_tensor *out, tg_tensor *const *in, void *ctx)
+{
+    (void)ctx;
+    memcpy(tg_tensor_data(out), tg_tensor_data(in[0]), (size_t)tg_tensor_numel(out) * 8);
+    return TG_OK;
+}
+
+static tg_status flaky_backward(tg_tensor *const *in, tg_tensor *out, tg_tensor *dout,
+                                const bool *needs, tg_tensor **din, void *ctx)
+{
+    if (*(int *)ctx)
+        return tg_set_error(TG_EINVAL, "flaky: failing on purpose");
+    din[0] = dout;
+    return TG_OK;
+}
+
+static const tg_op_def_user FLAKY = {.name = "flaky", .n_inputs = 1, .forward = flaky_forward,
+                                     .backward = flaky_backward};
+
+START_TEST(test_failed_walk_releases_nothing)
+{
+    // The walk marks nodes released as it goes: one that fails half way (at
+    // flaky, after sum and exp were walked) must take the marks back.
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = param(TG_F64, TG_SHAPE(3), (const double[]){0.5, -1, 2});
+    int fail = 1;
+    tg_tensor *loss = tg_sum(tg_exp(tg_apply(&FLAKY, 1, (tg_tensor *[]){tg_mul(x, x)}, &fail)),
+                             NULL, 0, false);
+    ck_assert_ptr_nonnull(loss);
+    ASSERT_FRESH_FAIL(tg_backward(loss), TG_EINVAL, "flaky: failing on purpose");
+    ck_assert_ptr_null(tg_tensor_grad(x));
+    fail = 0;
+    ck_assert_int_eq(tg_backward(loss), TG_OK); // nothing was released
+    const double xv[3] = {0.5, -1, 2};
+    for (int i = 0; i < 3; i++)
+        ck_assert_double_eq_tol(at(tg_tensor_grad(x), i), exp(xv[i] * xv[i]) * 2 * xv[i], 1e-12);
+    // That walk succeeded, so it released the graph.
+    ASSERT_FRESH_FAIL(tg_backward(loss), TG_ESTATE, "released by an earlier backward");
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
 /* ---- the engine's seams: small nodes, stale and foreign tensors, limits,
  * no allocation per step, anomaly mode ---- */
 
@@ -1354,6 +1480,8 @@ static Suite *tape_suite(void)
     tcase_add_test(seams, test_attention_step_allocates_nothing);
     tcase_add_test(seams, test_anomaly_mode);
     tcase_add_test(seams, test_fused_cross_entropy_matches_composed);
+    tcase_add_test(seams, test_tiny_step_bits);
+    tcase_add_test(seams, test_failed_walk_releases_nothing);
     suite_add_tcase(s, seams);
     TCase *user = tcase_create("user_ops");
     tcase_add_test(user, test_user_op_checks);

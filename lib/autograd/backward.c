@@ -95,9 +95,19 @@ static tg_status visit(walk *w, tg_node *nd)
         return s;
     if (w->ex)
         tg__explain_step(w->ex, nd, dout);
-    for (int i = 0; i < nd->n_in && s == TG_OK; i++)
-        if (tg__needs_grad(nd, i))
-            s = deliver(w, nd->in[i], din[i]);
+    for (int i = 0; i < nd->n_in && s == TG_OK; i++) {
+        if (!tg__needs_grad(nd, i))
+            continue;
+        // The common case inline: the first gradient to reach a recorded
+        // tensor, of its shape, with nothing to explain, is just kept.
+        tg_tensor *t = nd->in[i], *g = din[i];
+        if (g && t->node && t->walk_id != w->id && !w->ex && tg__same_shape(g, t)) {
+            t->walk_id = w->id;
+            t->walk_grad = g;
+        } else {
+            s = deliver(w, t, g);
+        }
+    }
     return s;
 }
 
@@ -146,7 +156,18 @@ static tg_status run_walk(walk *w, const char *fn, int n_outs, tg_tensor *const 
     tg_status s = TG_OK;
     size_t top = 0;
     for (int i = 0; i < n_outs && s == TG_OK; i++) {
-        tg_tensor *seed = seeds && seeds[i] ? seeds[i] : tg_full_like(outs[i], 1.0);
+        tg_tensor *seed = seeds && seeds[i] ? seeds[i] : NULL;
+        if (!seed && outs[i]->numel == 1) {
+            // The usual seed, a one-element 1 of the root's shape, without
+            // tg_full_like's fill loop (the same tensor, the same name in a
+            // message).
+            seed = tg__tape_tensor("tg_full_like", outs[i]->dtype, outs[i]->ndim,
+                                   outs[i]->shape, false);
+            if (seed)
+                tg__set(seed, 0, 1.0);
+        } else if (!seed) {
+            seed = tg_full_like(outs[i], 1.0);
+        }
         s = deliver(w, outs[i], seed);
         if (outs[i]->node) {
             if (outs[i]->node->seq >= w->tape->n_nodes ||
@@ -159,15 +180,22 @@ static tg_status run_walk(walk *w, const char *fn, int n_outs, tg_tensor *const 
     }
     // Nodes appended during the walk (TG_CREATE_GRAPH) lie above top and are
     // not visited; tape->nodes may move as they are appended, so index anew.
-    for (size_t k = top; k-- > 0 && s == TG_OK;) {
-        tg_node *nd = w->tape->nodes[k];
-        if (nd->out->walk_id == w->id)
-            s = visit(w, nd);
+    // A node is marked released as soon as it has been walked (visit refuses
+    // one that already is), instead of in a second pass over the tape; a walk
+    // that fails takes the marks back, so that it releases nothing.
+    bool release = !(flags & (TG_RETAIN_GRAPH | TG_CREATE_GRAPH));
+    size_t k = top;
+    while (s == TG_OK && k > 0) {
+        tg_node *nd = w->tape->nodes[--k];
+        if (nd->out->walk_id == w->id && (s = visit(w, nd)) == TG_OK && release)
+            nd->released = true;
     }
-    if (s == TG_OK && !(flags & (TG_RETAIN_GRAPH | TG_CREATE_GRAPH)))
-        for (size_t k = 0; k < top; k++)
-            if (w->tape->nodes[k]->out->walk_id == w->id)
-                w->tape->nodes[k]->released = true;
+    // After a failure at node k: the nodes walked before it (none of them was
+    // released before, or visit would have refused it).
+    if (s != TG_OK && release)
+        for (size_t j = k + 1; j < top; j++)
+            if (w->tape->nodes[j]->out->walk_id == w->id)
+                w->tape->nodes[j]->released = false;
     tg_set_grad_enabled(prev_mode);
     return s;
 }

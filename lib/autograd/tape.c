@@ -5,7 +5,8 @@
 
 #include "autograd/tape_internal.h"
 
-static _Thread_local tg_tape *current_tape;
+/* Read inline by tg__tape_tensor (tape_internal.h). */
+_Thread_local tg_tape *tg__current_tape;
 static _Thread_local const char *api_name;
 static _Thread_local bool grad_disabled;
 
@@ -20,7 +21,7 @@ tg_tape *tg_tape_new(void)
         tg__free(tape);
         return tg__fail_null(TG_ENOMEM, "tg_tape_new: too many live tapes");
     }
-    current_tape = tape;
+    tg__current_tape = tape;
     return tape;
 }
 
@@ -28,8 +29,8 @@ void tg_tape_free(tg_tape *tape)
 {
     if (!tape)
         return;
-    if (current_tape == tape)
-        current_tape = NULL;
+    if (tg__current_tape == tape)
+        tg__current_tape = NULL;
     tg__arena_free(&tape->arena);
     tg__free(tape->nodes);
     tg__free(tape);
@@ -46,12 +47,12 @@ void tg_tape_reset(tg_tape *tape)
     tg__arena_reset(&tape->arena);
 }
 
-tg_tape *tg_tape_current(void) { return current_tape; }
+tg_tape *tg_tape_current(void) { return tg__current_tape; }
 
 tg_tape *tg_tape_set_current(tg_tape *tape)
 {
-    tg_tape *prev = current_tape;
-    current_tape = tape;
+    tg_tape *prev = tg__current_tape;
+    tg__current_tape = tape;
     return prev;
 }
 
@@ -101,13 +102,13 @@ tg_status tg__tape_push(tg_tape *tape, tg_node *node)
 
 tg_tape *tg__tape_for(const char *fn)
 {
-    if (!current_tape)
+    if (!tg__current_tape)
         return tg__fail_null(TG_ESTATE, "%s: no current tape (create one with tg_tape_new)", fn);
-    return current_tape;
+    return tg__current_tape;
 }
 
-tg_tensor *tg__tape_tensor(const char *fn, tg_dtype dtype, int ndim, const int64_t *shape,
-                           bool zero)
+tg_tensor *tg__tape_tensor_slow(const char *fn, tg_dtype dtype, int ndim, const int64_t *shape,
+                                bool zero)
 {
     tg_tape *tape = tg__tape_for(fn);
     return tape ? tg__tensor_alloc(tape, fn, dtype, ndim, shape, zero) : NULL;
@@ -184,7 +185,49 @@ static tg_tensor *header_only(tg_tape *tape, const char *fn, tg_dtype dtype, int
     return t;
 }
 
+/* Whether x can be read by an op on tape without the full checks of
+ * check_inputs: a tensor of tape made since its last reset, or a live
+ * caller-owned tensor, of the given dtype. Both tests compare with values at
+ * hand, without the process-wide generation table. */
+static inline bool quick_input(const tg_tensor *x, const tg_tape *tape, tg_dtype dtype)
+{
+    return x && x->dtype == dtype &&
+           (x->tape == tape ? x->gen == tape->arena.generation
+                            : !x->tape && x->gen == TG__GEN_CALLER);
+}
+
+static tg_tensor *apply_general(const tg_op_def *def, int n_in, tg_tensor *const *in,
+                                const void *params);
+
+/* Builds the node: the op's own parameters are copied, its inputs listed,
+ * its result allocated and computed; recorded when grad mode is on and an
+ * input requires grad. The inputs have been checked. */
+static inline __attribute__((always_inline)) tg_tensor *
+build(const tg_op_def *def, const char *fn, tg_tape *tape, int n_in, tg_tensor *const *in,
+      const void *params, int ndim, const int64_t *shape);
+
+/* The builder's fast path, for ops of one or two inputs that are all live
+ * tensors of the current tape (or caller-owned) of one dtype: those checks
+ * in one pass, the inputs and a small parameter struct copied without loops
+ * or calls, and the result's header written inline. Anything else, and every
+ * failure of a check, takes apply_general, which reports it. */
 tg_tensor *tg__apply(const tg_op_def *def, int n_in, tg_tensor *const *in, const void *params)
+{
+    tg_tape *tape = tg__current_tape;
+    if (!tape || n_in != def->n_in || (unsigned)(n_in - 1) > 1 || !in || def->view ||
+        !quick_input(in[0], tape, in[0] ? in[0]->dtype : TG_F32) ||
+        (n_in == 2 && !quick_input(in[1], tape, in[0]->dtype)))
+        return apply_general(def, n_in, in, params);
+    const char *fn = api_name ? api_name : def->fn; // as tg__api_fn
+    int ndim = 0;
+    int64_t shape[TG_MAX_DIMS];
+    if (def->shape(fn, in, n_in, params, &ndim, shape) != TG_OK)
+        return NULL;
+    return build(def, fn, tape, n_in, in, params, ndim, shape);
+}
+
+static tg_tensor *apply_general(const tg_op_def *def, int n_in, tg_tensor *const *in,
+                                const void *params)
 {
     const char *fn = tg__api_fn(def->fn);
     if (n_in < 1 || (def->n_in >= 0 && n_in != def->n_in))
@@ -198,7 +241,13 @@ tg_tensor *tg__apply(const tg_op_def *def, int n_in, tg_tensor *const *in, const
     int64_t shape[TG_MAX_DIMS];
     if (def->shape(fn, in, n_in, params, &ndim, shape) != TG_OK)
         return NULL;
+    return build(def, fn, tape, n_in, in, params, ndim, shape);
+}
 
+static inline __attribute__((always_inline)) tg_tensor *
+build(const tg_op_def *def, const char *fn, tg_tape *tape, int n_in, tg_tensor *const *in,
+      const void *params, int ndim, const int64_t *shape)
+{
     // The node, its parameters and its input list in one block.
     size_t params_at = (sizeof(tg_node) + 15) & ~(size_t)15;
     size_t in_at = params_at + ((def->params_size + 15) & ~(size_t)15);
@@ -215,14 +264,31 @@ tg_tensor *tg__apply(const tg_op_def *def, int n_in, tg_tensor *const *in, const
     for (int i = 0; i < n_in; i++) // a call to memcpy costs more for two pointers
         nd->in[i] = in[i];
     nd->params = def->params_size ? block + params_at : NULL;
-    if (def->params_size)
+    switch (def->params_size) { // the small structs of most ops: copies without a call
+    case 0:
+        break;
+    case 8:
+        memcpy(nd->params, params, 8);
+        break;
+    case 16:
+        memcpy(nd->params, params, 16);
+        break;
+    case 24:
+        memcpy(nd->params, params, 24);
+        break;
+    default:
         memcpy(nd->params, params, def->params_size);
+    }
     nd->saved = NULL;
     nd->seq = 0;
     nd->released = false;
-    nd->out = def->view ? header_only(tape, fn, in[0]->dtype, ndim, shape)
-                        : tg__tensor_alloc(tape, fn, in[0]->dtype, ndim, shape, false);
-    if (!nd->out || def->forward(nd) != TG_OK)
+    tg_tensor *out = NULL;
+    if (def->view)
+        out = header_only(tape, fn, in[0]->dtype, ndim, shape);
+    else if (!(out = tg__tape_tensor_here(tape, in[0]->dtype, ndim, shape)))
+        out = tg__tensor_alloc(tape, fn, in[0]->dtype, ndim, shape, false);
+    nd->out = out;
+    if (!out || def->forward(nd) != TG_OK)
         return NULL;
 
     bool record = false;

@@ -105,9 +105,20 @@ const char *tg__api_fn(const char *fallback);
         return api_result_;                                                        \
     } while (0)
 
-/* A tape-owned tensor for op results and backward temporaries. */
-tg_tensor *tg__tape_tensor(const char *fn, tg_dtype dtype, int ndim, const int64_t *shape,
-                           bool zero);
+/* The current tape (tg_tape_current), for the inline path below. */
+extern _Thread_local tg_tape *tg__current_tape;
+/* tg__tape_tensor's general case (and every failure). */
+tg_tensor *tg__tape_tensor_slow(const char *fn, tg_dtype dtype, int ndim, const int64_t *shape,
+                                bool zero);
+/* A tape-owned tensor for op results and backward temporaries. Inline for
+ * the fused gradients, whose results are mostly small matrices. */
+static inline tg_tensor *tg__tape_tensor(const char *fn, tg_dtype dtype, int ndim,
+                                         const int64_t *shape, bool zero)
+{
+    tg_tape *tape = tg__current_tape;
+    tg_tensor *t = tape && !zero ? tg__tape_tensor_here(tape, dtype, ndim, shape) : NULL;
+    return t ? t : tg__tape_tensor_slow(fn, dtype, ndim, shape, zero);
+}
 
 /* Builds op def on inputs with its parameter struct params (def->params_size
  * bytes, copied; NULL when the op has none): checks the inputs, infers the

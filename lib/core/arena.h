@@ -36,12 +36,12 @@ int tg__arena_init(tg__arena *a);
 /* The slow path of tg__arena_take: the next chunk, or a new one. */
 void *tg__arena_take_slow(tg__arena *a, size_t bytes);
 
-/* 64-byte aligned block; NULL when memory runs out or the limit would be
- * passed (limit_hit tells which). Inline: every op takes two blocks. */
-static inline void *tg__arena_take(tg__arena *a, size_t bytes)
+/* A block of `rounded` bytes (a multiple of TG__ARENA_ALIGN) from the current
+ * chunk, or NULL when it has no room: for callers that then take their
+ * general path (which calls tg__arena_take). */
+static inline void *tg__arena_take_here(tg__arena *a, size_t rounded)
 {
-    size_t rounded = (bytes + TG__ARENA_ALIGN - 1) & ~(size_t)(TG__ARENA_ALIGN - 1);
-    if (rounded >= bytes && a->next && (size_t)(a->end - a->next) >= rounded) {
+    if (a->next && (size_t)(a->end - a->next) >= rounded) {
         void *p = a->next;
         a->next += rounded;
         a->used += rounded;
@@ -49,7 +49,16 @@ static inline void *tg__arena_take(tg__arena *a, size_t bytes)
             a->high_water = a->used;
         return p;
     }
-    return tg__arena_take_slow(a, bytes);
+    return NULL;
+}
+
+/* 64-byte aligned block; NULL when memory runs out or the limit would be
+ * passed (limit_hit tells which). Inline: every op takes two blocks. */
+static inline void *tg__arena_take(tg__arena *a, size_t bytes)
+{
+    size_t rounded = (bytes + TG__ARENA_ALIGN - 1) & ~(size_t)(TG__ARENA_ALIGN - 1);
+    void *p = rounded >= bytes ? tg__arena_take_here(a, rounded) : NULL;
+    return p ? p : tg__arena_take_slow(a, bytes);
 }
 /* Forgets every block (they are reused in order) and starts a new generation. */
 void tg__arena_reset(tg__arena *a);

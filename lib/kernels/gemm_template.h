@@ -254,7 +254,7 @@ static __attribute__((noinline)) TARGET void FN(tiny)(const tg__gemm_job *job)
     const int64_t ak = job->trans_a ? job->lda : 1, am = job->trans_a ? 1 : job->lda;
     const int64_t bk = job->trans_b ? 1 : job->ldb, bn = job->trans_b ? job->ldb : 1;
     const int64_t wide = bn == 1 ? N & ~(int64_t)(TINY_W - 1) : 0; // TINY_W: a power of 2
-    for (int64_t i = 0; i < M; i++) {
+    for (int64_t i = 0; i < M && wide; i++) {
         const T *a = A + i * am;
         T *c = C + i * ldc;
         for (int64_t j = 0; j < wide; j += TINY_W) {
@@ -280,12 +280,34 @@ static __attribute__((noinline)) TARGET void FN(tiny)(const tg__gemm_job *job)
                 FN(tiny_out)(c + j + l, s[l], alpha, beta);
 #endif
         }
-        for (int64_t j = wide; j < N; j++) {
-            const T *b = B + j * bn;
+    }
+    // The columns left over (all of them when op(B)'s columns are not
+    // adjacent, and the one column of a layer with one output): four rows at
+    // a time share each load of b, as four separate chains.
+    for (int64_t j = wide; j < N; j++) {
+        const T *b = B + j * bn;
+        int64_t i = 0;
+        for (; i + 4 <= M; i += 4) {
+            const T *a = A + i * am;
+            T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            for (int64_t k = 0; k < K; k++) {
+                const T bv = b[k * bk], *ap = a + k * ak;
+                s0 = FMA(ap[0], bv, s0);
+                s1 = FMA(ap[am], bv, s1);
+                s2 = FMA(ap[2 * am], bv, s2);
+                s3 = FMA(ap[3 * am], bv, s3);
+            }
+            FN(tiny_out)(C + i * ldc + j, s0, alpha, beta);
+            FN(tiny_out)(C + (i + 1) * ldc + j, s1, alpha, beta);
+            FN(tiny_out)(C + (i + 2) * ldc + j, s2, alpha, beta);
+            FN(tiny_out)(C + (i + 3) * ldc + j, s3, alpha, beta);
+        }
+        for (; i < M; i++) {
+            const T *a = A + i * am;
             T s = 0;
             for (int64_t k = 0; k < K; k++)
                 s = FMA(a[k * ak], b[k * bk], s);
-            FN(tiny_out)(c + j, s, alpha, beta);
+            FN(tiny_out)(C + i * ldc + j, s, alpha, beta);
         }
     }
     if (tg__gemm_has_epilogue(job))

@@ -124,8 +124,19 @@ static double unary_cost(tg__unop op)
     }
 }
 
+/* Maps of at most this many elements run on the calling thread without
+ * asking the pool (they are far below a thread's share of work). */
+#define SMALL_MAP 4096
+
 static void unary(tg__unop op, const void *x, void *y, int64_t n, double a, double b, bool f64)
 {
+    if (n <= SMALL_MAP) {
+        if (f64)
+            unary_f64(op, x, y, n, a, b);
+        else
+            unary_f32(op, x, y, n, a, b);
+        return;
+    }
     int nt = tg__threads_for((double)n * unary_cost(op));
     unary_job j = {op, x, y, n, n, a, b, f64};
     if (nt > 1)
@@ -388,9 +399,54 @@ static void binary_part_f64(const bcast_job *j, const bcast_part *p)
     BINARY_BODY(double)
 }
 
+/* Small maps (at most SMALL_MAP elements) of the four arithmetic ops over at
+ * most two plan dims (equal shapes, a bias row, a scalar operand): the rows
+ * directly, without the walk's odometer or the thread split (a map this
+ * small runs on one thread anyway). Each element is the same expression as
+ * in BINARY_BODY, so the same bytes. false: not such a map. */
+#define SMALL_CASE(T, OP, EXPR)                                                    \
+    case OP:                                                                       \
+        for (int64_t r = 0; r < rows; r++) {                                       \
+            const T *pa = a + r * ra, *pb = b + r * rb;                            \
+            T *po = out + r * len;                                                 \
+            BIN_ROW(T, EXPR)                                                       \
+        }                                                                          \
+        return true;
+#define SMALL_BINARY_BODY(T)                                                       \
+    if (plan->ndim > 2 || plan->ndim < 1)                                          \
+        return false;                                                              \
+    const int last = plan->ndim - 1;                                               \
+    const int64_t rows = last ? plan->shape[0] : 1, len = plan->shape[last];       \
+    if (rows * len > SMALL_MAP)                                                    \
+        return false;                                                              \
+    const int64_t ra = last ? plan->strides[0][0] : 0, rb = last ? plan->strides[1][0] : 0; \
+    const int64_t sa = plan->strides[0][last], sb = plan->strides[1][last];        \
+    switch (op) {                                                                  \
+        SMALL_CASE(T, TG__BIN_ADD, x + y)                                          \
+        SMALL_CASE(T, TG__BIN_SUB, x - y)                                          \
+        SMALL_CASE(T, TG__BIN_MUL, x * y)                                          \
+        SMALL_CASE(T, TG__BIN_DIV, x / y)                                          \
+    default:                                                                       \
+        return false;                                                              \
+    }
+
+static bool small_binary_f32(tg__binop op, const tg__bcast *plan, const float *a,
+                             const float *b, float *out)
+{
+    SMALL_BINARY_BODY(float)
+}
+
+static bool small_binary_f64(tg__binop op, const tg__bcast *plan, const double *a,
+                             const double *b, double *out)
+{
+    SMALL_BINARY_BODY(double)
+}
+
 void tg__binary_f32(tg__binop op, const tg__bcast *plan, const float *a, const float *b,
                     float *out)
 {
+    if (small_binary_f32(op, plan, a, b, out))
+        return;
     bcast_job j = {.plan = plan, .fn = binary_part_f32, .op = op, .a = a, .b = b, .out = out};
     bcast_run(&j);
 }
@@ -398,6 +454,8 @@ void tg__binary_f32(tg__binop op, const tg__bcast *plan, const float *a, const f
 void tg__binary_f64(tg__binop op, const tg__bcast *plan, const double *a, const double *b,
                     double *out)
 {
+    if (small_binary_f64(op, plan, a, b, out))
+        return;
     bcast_job j = {.plan = plan, .fn = binary_part_f64, .op = op, .a = a, .b = b, .out = out};
     bcast_run(&j);
 }

@@ -21,30 +21,43 @@ static void mat_dims(const tg_tensor *x, bool trans, int64_t *rows, int64_t *col
     *cols = trans ? r : c;
 }
 
+/* The messages of matmul_shape, out of line: their buffers would make every
+ * call set up a large stack frame. */
+enum { BAD_DIMS, BAD_INNER, BAD_BATCH };
+static __attribute__((noinline, cold)) tg_status
+matmul_shape_error(const char *fn, int why, const tg_tensor *a, const tg_tensor *b, int64_t ka,
+                   int64_t kb)
+{
+    char sa[TG__SHAPE_STR], sb[TG__SHAPE_STR];
+    tg__shape_str(sa, a->ndim, a->shape);
+    tg__shape_str(sb, b->ndim, b->shape);
+    if (why == BAD_DIMS)
+        return tg__fail(TG_ESHAPE, "%s: both inputs need at least 2 dims (a %s, b %s)", fn, sa,
+                        sb);
+    if (why == BAD_INNER)
+        return tg__fail(TG_ESHAPE, "%s: inner dims %lld vs %lld (a %s, b %s)", fn, (long long)ka,
+                        (long long)kb, sa, sb);
+    return tg__fail(TG_ESHAPE, "%s: batch dims do not broadcast (a %s, b %s)", fn, sa, sb);
+}
+
 static tg_status matmul_shape(const char *fn, tg_tensor *const *in, int n_in,
                               const void *params, int *ndim, int64_t *shape)
 {
     const matmul_params *p = params;
     const tg_tensor *a = in[0], *b = in[1];
-    char sa[TG__SHAPE_STR], sb[TG__SHAPE_STR];
     if (a->ndim < 2 || b->ndim < 2)
-        return tg__fail(TG_ESHAPE, "%s: both inputs need at least 2 dims (a %s, b %s)", fn,
-                        tg__shape_str(sa, a->ndim, a->shape), tg__shape_str(sb, b->ndim, b->shape));
+        return matmul_shape_error(fn, BAD_DIMS, a, b, 0, 0);
     int64_t m, ka, kb, n;
     mat_dims(a, p->ta, &m, &ka);
     mat_dims(b, p->tb, &kb, &n);
     if (ka != kb)
-        return tg__fail(TG_ESHAPE, "%s: inner dims %lld vs %lld (a %s, b %s)", fn, (long long)ka,
-                        (long long)kb, tg__shape_str(sa, a->ndim, a->shape),
-                        tg__shape_str(sb, b->ndim, b->shape));
+        return matmul_shape_error(fn, BAD_INNER, a, b, ka, kb);
     int nd = (a->ndim > b->ndim ? a->ndim : b->ndim);
     for (int d = 0; d < nd - 2; d++) {
         int ia = d - (nd - a->ndim), ib = d - (nd - b->ndim);
         int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
         if (da != db && da != 1 && db != 1)
-            return tg__fail(TG_ESHAPE, "%s: batch dims do not broadcast (a %s, b %s)", fn,
-                            tg__shape_str(sa, a->ndim, a->shape),
-                            tg__shape_str(sb, b->ndim, b->shape));
+            return matmul_shape_error(fn, BAD_BATCH, a, b, 0, 0);
         shape[d] = da == 1 ? db : da;
     }
     shape[nd - 2] = m;
@@ -81,6 +94,13 @@ static tg_status matmul_forward(tg_node *nd)
     mat_dims(a, ta, &m, &k);
     mat_dims(b, tb, &kb, &n);
     int64_t lda = a->shape[a->ndim - 1], ldb = b->shape[b->ndim - 1];
+    if (a->ndim == 2 && b->ndim == 2 && out->dtype == TG_F32) {
+        // One plain product (a layer's): the loop below without its batch
+        // arithmetic. With no depth the GEMM writes zeros; with no rows or
+        // columns there is nothing to write.
+        tg__gemm_f32(ta, tb, m, n, k, 1.0f, a->data, lda, b->data, ldb, 0.0f, out->data, n);
+        return TG_OK;
+    }
     int64_t batches = (m * n) != 0 ? out->numel / (m * n) : 0;
     // a (B..., M, K) against a plain matrix b is one tall product: fold the
     // batch into M.
@@ -194,6 +214,8 @@ const tg_op_def tg__def_matmul = {TG__OP_NAME(matmul), .n_in = 2, .differentiabl
 /* numpy's rule for 1-D operands: a (K) is viewed as (1, K), b (K) as (K, 1),
  * and the added dim is dropped from the product. The views are reshapes, so
  * the gradient flows back through them to the vectors. */
+static tg_tensor *matmul_vectors(tg_tensor *a, tg_tensor *b);
+
 tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b)
 {
     const char *fn = "tg_matmul";
@@ -201,6 +223,14 @@ tg_tensor *tg_matmul(tg_tensor *a, tg_tensor *b)
         return NULL;
     if (a->ndim >= 2 && b->ndim >= 2)
         return matmul_t(a, b, false, false);
+    return matmul_vectors(a, b);
+}
+
+/* tg_matmul with a 0- or 1-dim operand, out of line: its buffers would make
+ * every product set up a large stack frame. */
+static __attribute__((noinline)) tg_tensor *matmul_vectors(tg_tensor *a, tg_tensor *b)
+{
+    const char *fn = "tg_matmul";
     char sa[TG__SHAPE_STR], sb[TG__SHAPE_STR];
     if (a->ndim == 0 || b->ndim == 0)
         return tg__fail_null(TG_ESHAPE, "%s: a 0-dim operand has no matrix product (a %s, b %s)",

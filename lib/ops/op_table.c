@@ -48,7 +48,8 @@ tg_status tg__shape_same(const char *fn, tg_tensor *const *in, int n_in, const v
                          int *ndim, int64_t *shape)
 {
     *ndim = in[0]->ndim;
-    memcpy(shape, in[0]->shape, (size_t)in[0]->ndim * sizeof *shape);
+    for (int d = 0; d < in[0]->ndim; d++) // at most 8: a loop costs less than a call
+        shape[d] = in[0]->shape[d];
     return TG_OK;
 }
 
@@ -61,6 +62,24 @@ tg_status tg__shape_given(const char *fn, tg_tensor *const *in, int n_in, const 
     return TG_OK;
 }
 
+/* The message of a failed broadcast, out of line: its buffers would make
+ * every call of the rule below set up a large stack frame. */
+static __attribute__((noinline, cold)) tg_status
+broadcast_error(const char *fn, tg_tensor *const *in, int n_in, int d, int64_t size, int64_t s)
+{
+    // Every shape string fits its own buffer (TG__SHAPE_STR holds the
+    // longest 8-dim shape); snprintf bounds the joined list.
+    char buf[TG__SHAPE_STR], all[3 * (TG__SHAPE_STR + 4)];
+    size_t used = 0;
+    for (int j = 0; j < n_in && j < 3 && used < sizeof all; j++) {
+        int w = snprintf(all + used, sizeof all - used, "%s%s", j ? " vs " : "",
+                         tg__shape_str(buf, in[j]->ndim, in[j]->shape));
+        used += w > 0 ? (size_t)w : 0;
+    }
+    return tg__fail(TG_ESHAPE, "%s: shapes %s do not broadcast (dimension %d: %lld "
+                               "vs %lld)", fn, all, d, (long long)size, (long long)s);
+}
+
 tg_status tg__shape_broadcast(const char *fn, tg_tensor *const *in, int n_in,
                               const void *params, int *ndim, int64_t *shape)
 {
@@ -69,6 +88,22 @@ tg_status tg__shape_broadcast(const char *fn, tg_tensor *const *in, int n_in,
         same = tg__same_shape(in[i], in[0]);
     if (same)
         return tg__shape_same(fn, in, n_in, params, ndim, shape);
+    // Two operands, one shape the other's last dims (a bias row): the longer
+    // shape, which the rule below would give, without its per-dim loops.
+    if (n_in == 2) {
+        const tg_tensor *lo = in[0]->ndim >= in[1]->ndim ? in[0] : in[1];
+        const tg_tensor *sh = lo == in[0] ? in[1] : in[0];
+        int lead = lo->ndim - sh->ndim;
+        bool suffix = true;
+        for (int d = 0; d < sh->ndim && suffix; d++)
+            suffix = sh->shape[d] == lo->shape[lead + d];
+        if (suffix) {
+            *ndim = lo->ndim;
+            for (int d = 0; d < lo->ndim; d++)
+                shape[d] = lo->shape[d];
+            return TG_OK;
+        }
+    }
     int nd = 0;
     for (int i = 0; i < n_in; i++)
         if (in[i]->ndim > nd)
@@ -80,20 +115,8 @@ tg_status tg__shape_broadcast(const char *fn, tg_tensor *const *in, int n_in,
             int64_t s = k >= 0 ? in[i]->shape[k] : 1;
             if (s == size || s == 1)
                 continue;
-            if (size != 1) {
-                // Every shape string fits its own buffer (TG__SHAPE_STR holds the
-                // longest 8-dim shape); snprintf bounds the joined list.
-                char buf[TG__SHAPE_STR], all[3 * (TG__SHAPE_STR + 4)];
-                size_t used = 0;
-                for (int j = 0; j < n_in && j < 3 && used < sizeof all; j++) {
-                    int w = snprintf(all + used, sizeof all - used, "%s%s", j ? " vs " : "",
-                                     tg__shape_str(buf, in[j]->ndim, in[j]->shape));
-                    used += w > 0 ? (size_t)w : 0;
-                }
-                return tg__fail(TG_ESHAPE, "%s: shapes %s do not broadcast (dimension %d: %lld "
-                                           "vs %lld)", fn, all, d,
-                                (long long)size, (long long)s);
-            }
+            if (size != 1)
+                return broadcast_error(fn, in, n_in, d, size, s);
             size = s;
         }
         shape[d] = size;

@@ -135,6 +135,12 @@ tg_tensor *tg__tensor_alloc(tg_tape *tape, const char *fn, tg_dtype dtype, int n
     if (!tape || (unsigned)ndim > FAST_DIMS || (ndim > 0 && !shape) ||
         (dtype != TG_F32 && dtype != TG_F64))
         return tensor_alloc_any(tape, fn, dtype, ndim, shape, zero);
+    tg_tensor *quick = tg__tape_tensor_here(tape, dtype, ndim, shape);
+    if (quick) {
+        if (zero)
+            memset(quick->data, 0, (size_t)quick->numel << (dtype == TG_F32 ? 2 : 3));
+        return quick;
+    }
     int64_t strides[FAST_DIMS], numel = 1, stride = 1;
     for (int i = ndim - 1; i >= 0; i--) {
         int64_t s = shape[i];
