@@ -115,38 +115,10 @@ void tg__im2col_f64(const double *img, const tg__conv_geom *g, double *cols)
     IM2COL_BODY(double)
 }
 
-/* dst[j] += src[j] for j < n: one rounded add per element, as the scalar
- * loop, sixteen bytes at a time (the compiler's own vectorisation of that
- * loop spent more on alias checks and remainder loops than on the adds for
- * the CNN's 11-float rows). */
-#if defined(__GNUC__)
-#define ADD_ROW(T, dst, src, n)                                                    \
-    do {                                                                           \
-        typedef T vT __attribute__((vector_size(16)));                             \
-        enum { L = 16 / sizeof(T) };                                               \
-        T *d_ = (dst);                                                             \
-        const T *s_ = (src);                                                       \
-        int64_t n_ = (n), j_ = 0;                                                  \
-        for (; j_ + L <= n_; j_ += L) {                                            \
-            vT a_, b_;                                                             \
-            memcpy(&a_, d_ + j_, sizeof a_);                                       \
-            memcpy(&b_, s_ + j_, sizeof b_);                                       \
-            a_ += b_;                                                              \
-            memcpy(d_ + j_, &a_, sizeof a_);                                       \
-        }                                                                          \
-        for (; j_ < n_; j_++)                                                      \
-            d_[j_] += s_[j_];                                                      \
-    } while (0)
-#else
-#define ADD_ROW(T, dst, src, n)                                                    \
-    do {                                                                           \
-        for (int64_t j_ = 0; j_ < (n); j_++)                                       \
-            (dst)[j_] += (src)[j_];                                                \
-    } while (0)
-#endif
-
-/* The adjoint, in im2col's order: for every image element the adds come in
- * the same sequence (rows (c, u, v), then i) as before, whatever path. */
+/* The adjoint, row by row of cols. Left as the plain loops, which the
+ * compiler vectorises: neither 16-byte adds by hand nor gathering each image
+ * element's terms in a register (latency-bound: an element's adds form one
+ * chain, in im2col's order) beat them on the CNN's 11-float rows. */
 #define COL2IM_BODY(T)                                                             \
     const int64_t OHW = g->OH * g->OW;                                             \
     for (int64_t c = 0; c < g->C; c++)                                             \
@@ -162,7 +134,8 @@ void tg__im2col_f64(const double *img, const tg__conv_geom *g, double *cols)
                     const T *src = row + i * g->OW;                                \
                     T *dst = img + (c * g->H + y) * g->W - g->PL + off;            \
                     if (g->SW == 1)                                                \
-                        ADD_ROW(T, dst + lo, src + lo, hi - lo);                   \
+                        for (int64_t j = lo; j < hi; j++)                          \
+                            dst[j] += src[j];                                      \
                     else                                                           \
                         for (int64_t j = lo; j < hi; j++)                          \
                             dst[j * g->SW] += src[j];                              \
