@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "kernels/gemm_kernel.h"
 #include "kernels/kernels.h"
+#include "kernels/layout.h"
 #include "kernels/pointwise.h"
 #include "tg_check.h"
 
@@ -634,6 +635,110 @@ START_TEST(test_maxpool_2x2_against_the_rule)
 }
 END_TEST
 
+/* The max pool's direct backward against its definition (zeros, then
+ * put_add of dy at the argmax), byte for byte, both dtypes, 1 and 3 threads:
+ * the plain 2x2 pool with odd and even sizes (a row and a column no window
+ * reads), overlapping windows (3x3 stride 1 and 2, 2x2 stride 1), padding,
+ * planes above the inline-zeroing size; dy holds signed zeros (0 + -0 is +0
+ * in put_add), NaN and ties in x. The forward's argmax and values are
+ * checked against the rule for the same shapes, NaN included. */
+typedef struct pool_case {
+    int64_t planes, H, W, KH, KW, SH, SW, PT, PB, PL, PR;
+} pool_case;
+
+static const pool_case pool_cases[] = {
+    {64, 11, 11, 2, 2, 2, 2, 0, 0, 0, 0}, /* the CNN's second pool: odd row and column */
+    {1024, 26, 26, 2, 2, 2, 2, 0, 0, 0, 0}, /* the first, a batch of 32: threads */
+    {3, 10, 37, 2, 2, 2, 2, 0, 0, 0, 0},
+    {2, 9, 7, 2, 2, 2, 2, 0, 0, 0, 0},    /* rows shorter than a vector of windows */
+    {2, 5, 2, 2, 2, 2, 2, 0, 0, 0, 0},    /* one window a row */
+    {2, 8, 9, 3, 3, 1, 1, 0, 0, 0, 0},    /* overlapping windows */
+    {2, 9, 10, 3, 3, 2, 2, 1, 1, 1, 1},   /* overlap and padding */
+    {2, 6, 7, 2, 2, 1, 1, 0, 0, 0, 0},
+    {2, 7, 7, 2, 2, 2, 2, 0, 1, 0, 1},    /* padding at the bottom and right */
+    {1, 60, 70, 2, 2, 2, 2, 0, 0, 0, 0},  /* a plane above 8 KB of floats */
+};
+#define N_POOL_CASES (int)(sizeof pool_cases / sizeof pool_cases[0])
+
+START_TEST(test_maxpool_backward_is_put_add)
+{
+    const pool_case *k = &pool_cases[_i % N_POOL_CASES];
+    bool f64 = _i >= N_POOL_CASES;
+    tg__pool_geom g = {.planes = k->planes, .H = k->H, .W = k->W, .KH = k->KH, .KW = k->KW,
+                       .SH = k->SH, .SW = k->SW, .PT = k->PT, .PL = k->PL};
+    g.OH = (g.H + k->PT + k->PB - g.KH) / g.SH + 1;
+    g.OW = (g.W + k->PL + k->PR - g.KW) / g.SW + 1;
+    int64_t nx = g.planes * g.H * g.W, ny = g.planes * g.OH * g.OW;
+    size_t es = f64 ? sizeof(double) : sizeof(float);
+    char *x = malloc(es * (size_t)nx), *y = malloc(es * (size_t)ny);
+    char *dy = malloc(es * (size_t)ny), *dx[3];
+    int64_t *arg = malloc(sizeof(int64_t) * (size_t)ny);
+    for (int64_t e = 0; e < nx; e++) {
+        double v = e % 53 == 11 ? NAN : (double)(int)(uniform() * 4) - 1.5; // ties
+        if (f64)
+            ((double *)x)[e] = v;
+        else
+            ((float *)x)[e] = (float)v;
+    }
+    for (int64_t e = 0; e < ny; e++) {
+        double v = e % 7 == 3 ? -0.0 : e % 31 == 5 ? NAN : uniform() - 0.5;
+        if (f64)
+            ((double *)dy)[e] = v;
+        else
+            ((float *)dy)[e] = (float)v;
+    }
+    if (f64)
+        tg__maxpool_f64((double *)x, &g, (double *)y, arg);
+    else
+        tg__maxpool_f32((float *)x, &g, (float *)y, arg);
+    // The forward against the rule: first maximum in window order, NaN wins.
+    for (int64_t p = 0, o = 0; p < g.planes; p++)
+        for (int64_t i = 0; i < g.OH; i++)
+            for (int64_t j = 0; j < g.OW; j++, o++) {
+                int64_t at = -1;
+                double best = 0;
+                for (int64_t r = i * g.SH - g.PT; r < i * g.SH - g.PT + g.KH; r++)
+                    for (int64_t c = j * g.SW - g.PL; c < j * g.SW - g.PL + g.KW; c++) {
+                        if (r < 0 || r >= g.H || c < 0 || c >= g.W)
+                            continue;
+                        int64_t e = (p * g.H + r) * g.W + c;
+                        double v = f64 ? ((double *)x)[e] : ((float *)x)[e];
+                        if (at < 0 || v > best || (isnan(v) && !isnan(best)))
+                            at = e, best = v;
+                    }
+                double got = f64 ? ((double *)y)[o] : ((float *)y)[o];
+                ck_assert_msg(arg[o] == at && (isnan(best) ? isnan(got) : got == best),
+                              "case %d window %lld: argmax %lld, want %lld", _i, (long long)o,
+                              (long long)arg[o], (long long)at);
+            }
+    for (int r = 0; r < 3; r++) {
+        dx[r] = malloc(es * (size_t)nx);
+        memset(dx[r], 0x5a, es * (size_t)nx); // every element must be written
+    }
+    memset(dx[0], 0, es * (size_t)nx);
+    if (f64)
+        tg__put_add_f64((double *)dy, arg, ny, (double *)dx[0]);
+    else
+        tg__put_add_f32((float *)dy, arg, ny, (float *)dx[0]);
+    for (int r = 1; r < 3; r++) {
+        ASSERT_OK(tg_set_num_threads(r == 1 ? 1 : 3));
+        if (f64)
+            tg__maxpool_backward_f64((double *)dy, arg, &g, (double *)dx[r]);
+        else
+            tg__maxpool_backward_f32((float *)dy, arg, &g, (float *)dx[r]);
+        ck_assert_msg(memcmp(dx[0], dx[r], es * (size_t)nx) == 0, "case %d, %d thread(s)", _i,
+                      r == 1 ? 1 : 3);
+    }
+    ASSERT_OK(tg_set_num_threads(1));
+    for (int r = 0; r < 3; r++)
+        free(dx[r]);
+    free(x);
+    free(y);
+    free(dy);
+    free(arg);
+}
+END_TEST
+
 START_TEST(test_avgpool_adjoint)
 {
     tg__pool_geom g = {.planes = 3, .H = 5, .W = 6, .KH = 3, .KW = 2, .SH = 2, .SW = 2,
@@ -772,6 +877,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(pool, test_maxpool_first_max_and_2x2_path);
     tcase_add_loop_test(pool, test_maxpool_2x2_against_the_rule, 0, 2);
     tcase_add_test(pool, test_avgpool_adjoint);
+    tcase_add_loop_test(pool, test_maxpool_backward_is_put_add, 0, 2 * N_POOL_CASES);
     suite_add_tcase(s, pool);
     TCase *tanh_tc = tcase_create("tanh");
     tcase_set_timeout(tanh_tc, 120);

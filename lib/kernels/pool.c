@@ -1,5 +1,6 @@
-/* pool.c - max and average pooling over planes of H x W (see kernels.h). Max
- * pooling, the CNN's, splits its planes between threads (lib/thread). */
+/* pool.c - max and average pooling over planes of H x W (see kernels.h), and
+ * the max pool's gradient. Max pooling, the CNN's, splits its planes between
+ * threads (lib/thread), forward and backward. */
 #include <math.h>
 #include <string.h>
 
@@ -79,6 +80,7 @@
  * ones were split badly and ran 3x slower than the scalar loop). */
 typedef float v8f __attribute__((vector_size(16), aligned(4)));
 typedef int32_t v8i __attribute__((vector_size(16), aligned(4)));
+typedef int64_t v2l __attribute__((vector_size(16), aligned(8)));
 #define EVEN(u, v) __builtin_shufflevector(u, v, 0, 2, 4, 6)
 #define ODD(u, v) __builtin_shufflevector(u, v, 1, 3, 5, 7)
 /* m ? yes : no, lane by lane (m all ones or zeros), as bits. */
@@ -90,7 +92,8 @@ static int64_t vec_2x2_f32(const float *r0, const float *r1, const tg__pool_geom
     if (g->W >= (1 << 30))
         return 0;
     int32_t W = (int32_t)g->W;
-    v8i nan = {0};
+    v8i nan = {0}, zero = {0};
+    v2l first = {at, at + 2};
     int64_t j = 0;
     for (; j + 4 <= g->OW; j += 4) {
         v8f p0, p1, q0, q1;
@@ -105,8 +108,13 @@ static int64_t vec_2x2_f32(const float *r0, const float *r1, const tg__pool_geom
         v8f best = PICK(low, bottom, top);
         v8i off = (low & (W + (dgt & 1))) | (~low & (bgt & 1));
         memcpy(yo + j, &best, sizeof best);
-        for (int l = 0; l < 4; l++)
-            ao[j + l] = at + 2 * (j + l) + off[l];
+        // The indices at + 2 (j + l) + off[l] as two pairs of int64 (off is
+        // at most W + 1, so widening is interleaving with zeros).
+        v2l a01 = (v2l)__builtin_shufflevector(off, zero, 0, 4, 1, 5) + first;
+        v2l a23 = (v2l)__builtin_shufflevector(off, zero, 2, 6, 3, 7) + first + 4;
+        memcpy(ao + j, &a01, sizeof a01);
+        memcpy(ao + j + 2, &a23, sizeof a23);
+        first += 8;
         nan |= (a != a) | (b != b) | (c != c) | (d != d);
     }
     for (int l = 0; l < 4; l++)
@@ -197,6 +205,113 @@ void tg__maxpool_f64(const double *x, const tg__pool_geom *g, double *y, int64_t
 {
     if (g->planes > 0)
         maxpool(x, g, y, argmax, true);
+}
+
+/* ---- the max pool's gradient: dy scattered to the argmax ---- */
+
+/* n bytes (a multiple of 4) of zeros: overlapping 16-byte stores inline up
+ * to a few KB (the CNN's planes are 0.5 and 2.7 KB), memset beyond. */
+static inline void zero_small(void *dst, int64_t n)
+{
+    static const char zeros[16];
+    char *d = dst;
+    if (n > 8192) {
+        memset(d, 0, (size_t)n);
+    } else if (n >= 16) {
+        int64_t k = 0;
+        for (; k + 16 <= n; k += 16)
+            memcpy(d + k, zeros, 16);
+        if (k < n)
+            memcpy(d + n - 16, zeros, 16);
+    } else if (n >= 8) {
+        memcpy(d, zeros, 8);
+        memcpy(d + n - 8, zeros, 8);
+    } else if (n == 4) {
+        memcpy(d, zeros, 4);
+    }
+}
+
+/* dx = zeros, then dx[argmax[k]] += dy[k] for every k in order: put_add's
+ * result, one plane at a time (a plane's outputs point into that plane
+ * only, so each element sees the same adds in the same order) while the
+ * plane is in cache, instead of one pass that clears all of dx and a second
+ * that scatters into it. The plain 2x2 pool's windows do not overlap, so
+ * each element gets one term at most: a store of 0 + dy[k] (the bits of the
+ * add into zeros: -0 becomes +0), no load. */
+#define MAXPOOL_BACK_BODY(T)                                                       \
+    bool plain = is_plain_2x2(g);                                                  \
+    int64_t hw = g->H * g->W, ohw = g->OH * g->OW;                                 \
+    for (int64_t p = p0; p < p1; p++) {                                            \
+        T *plane = dx + p * hw;                                                    \
+        const T *d = dy + p * ohw;                                                 \
+        const int64_t *a = argmax + p * ohw;                                       \
+        zero_small(plane, hw * (int64_t)sizeof(T));                                \
+        if (plain) /* windows do not overlap: one term at most per element */      \
+            for (int64_t k = 0; k < ohw; k++)                                      \
+                dx[a[k]] = (T)0 + d[k];                                            \
+        else                                                                       \
+            for (int64_t k = 0; k < ohw; k++)                                      \
+                dx[a[k]] += d[k];                                                  \
+    }
+
+static void maxpool_back_planes_f32(const float *dy, const int64_t *argmax,
+                                    const tg__pool_geom *g, float *dx, int64_t p0, int64_t p1)
+{
+    MAXPOOL_BACK_BODY(float)
+}
+
+static void maxpool_back_planes_f64(const double *dy, const int64_t *argmax,
+                                    const tg__pool_geom *g, double *dx, int64_t p0, int64_t p1)
+{
+    MAXPOOL_BACK_BODY(double)
+}
+
+/* Threads take whole planes, as in the forward pass. */
+typedef struct maxpool_back_job {
+    const void *dy;
+    const int64_t *argmax;
+    const tg__pool_geom *g;
+    void *dx;
+    int64_t per_task;
+    bool f64;
+} maxpool_back_job;
+
+static void maxpool_back_task(void *ctx, int64_t t, void *ws)
+{
+    (void)ws;
+    const maxpool_back_job *j = ctx;
+    int64_t p0 = t * j->per_task, p1 = p0 + j->per_task;
+    if (p1 > j->g->planes)
+        p1 = j->g->planes;
+    if (j->f64)
+        maxpool_back_planes_f64(j->dy, j->argmax, j->g, j->dx, p0, p1);
+    else
+        maxpool_back_planes_f32(j->dy, j->argmax, j->g, j->dx, p0, p1);
+}
+
+static void maxpool_back(const void *dy, const int64_t *argmax, const tg__pool_geom *g,
+                         void *dx, bool f64)
+{
+    if (g->planes <= 0)
+        return;
+    // About one unit of work per element of dx written.
+    int nt = tg__threads_for((double)g->planes * (double)(g->H * g->W));
+    maxpool_back_job j = {dy, argmax, g, dx, g->planes, f64};
+    if (nt > 1)
+        j.per_task = (g->planes + 2 * nt - 1) / (2 * nt);
+    tg__parallel_for((g->planes + j.per_task - 1) / j.per_task, 0, maxpool_back_task, &j);
+}
+
+void tg__maxpool_backward_f32(const float *dy, const int64_t *argmax, const tg__pool_geom *g,
+                              float *dx)
+{
+    maxpool_back(dy, argmax, g, dx, false);
+}
+
+void tg__maxpool_backward_f64(const double *dy, const int64_t *argmax, const tg__pool_geom *g,
+                              double *dx)
+{
+    maxpool_back(dy, argmax, g, dx, true);
 }
 
 #define AVGPOOL_BODY(T)                                                            \
