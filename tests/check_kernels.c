@@ -639,8 +639,8 @@ END_TEST
  * put_add of dy at the argmax), byte for byte, both dtypes, 1 and 3 threads:
  * the plain 2x2 pool with odd and even sizes (a row and a column no window
  * reads), overlapping windows (3x3 stride 1 and 2, 2x2 stride 1), padding,
- * planes above the inline-zeroing size; dy holds signed zeros (0 + -0 is +0
- * in put_add), NaN and ties in x. The forward's argmax and values are
+ * a batch large enough for threads; dy holds signed zeros (0 + -0 is +0 in
+ * put_add) and NaN, x ties and NaN. The forward's argmax and values are
  * checked against the rule for the same shapes, NaN included. */
 typedef struct pool_case {
     int64_t planes, H, W, KH, KW, SH, SW, PT, PB, PL, PR;
@@ -656,7 +656,7 @@ static const pool_case pool_cases[] = {
     {2, 9, 10, 3, 3, 2, 2, 1, 1, 1, 1},   /* overlap and padding */
     {2, 6, 7, 2, 2, 1, 1, 0, 0, 0, 0},
     {2, 7, 7, 2, 2, 2, 2, 0, 1, 0, 1},    /* padding at the bottom and right */
-    {1, 60, 70, 2, 2, 2, 2, 0, 0, 0, 0},  /* a plane above 8 KB of floats */
+    {1, 60, 70, 2, 2, 2, 2, 0, 0, 0, 0},  /* a larger plane */
 };
 #define N_POOL_CASES (int)(sizeof pool_cases / sizeof pool_cases[0])
 

@@ -209,28 +209,6 @@ void tg__maxpool_f64(const double *x, const tg__pool_geom *g, double *y, int64_t
 
 /* ---- the max pool's gradient: dy scattered to the argmax ---- */
 
-/* n bytes (a multiple of 4) of zeros: overlapping 16-byte stores inline up
- * to a few KB (the CNN's planes are 0.5 and 2.7 KB), memset beyond. */
-static inline void zero_small(void *dst, int64_t n)
-{
-    static const char zeros[16];
-    char *d = dst;
-    if (n > 8192) {
-        memset(d, 0, (size_t)n);
-    } else if (n >= 16) {
-        int64_t k = 0;
-        for (; k + 16 <= n; k += 16)
-            memcpy(d + k, zeros, 16);
-        if (k < n)
-            memcpy(d + n - 16, zeros, 16);
-    } else if (n >= 8) {
-        memcpy(d, zeros, 8);
-        memcpy(d + n - 8, zeros, 8);
-    } else if (n == 4) {
-        memcpy(d, zeros, 4);
-    }
-}
-
 /* dx = zeros, then dx[argmax[k]] += dy[k] for every k in order: put_add's
  * result, one plane at a time (a plane's outputs point into that plane
  * only, so each element sees the same adds in the same order) while the
@@ -245,7 +223,7 @@ static inline void zero_small(void *dst, int64_t n)
         T *plane = dx + p * hw;                                                    \
         const T *d = dy + p * ohw;                                                 \
         const int64_t *a = argmax + p * ohw;                                       \
-        zero_small(plane, hw * (int64_t)sizeof(T));                                \
+        memset(plane, 0, (size_t)hw * sizeof(T));                                  \
         if (plain) /* windows do not overlap: one term at most per element */      \
             for (int64_t k = 0; k < ohw; k++)                                      \
                 dx[a[k]] = (T)0 + d[k];                                            \
