@@ -722,7 +722,8 @@ START_TEST(test_maxpool_backward_is_put_add)
         tg__put_add_f64((double *)dy, arg, ny, (double *)dx[0]);
     else
         tg__put_add_f32((float *)dy, arg, ny, (float *)dx[0]);
-    for (int r = 1; r < 3; r++) {
+    int runs = have_threads() ? 3 : 2; // a build without threads checks 1 thread only
+    for (int r = 1; r < runs; r++) {
         ASSERT_OK(tg_set_num_threads(r == 1 ? 1 : 3));
         if (f64)
             tg__maxpool_backward_f64((double *)dy, arg, &g, (double *)dx[r]);
