@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "kernels/gemm_kernel.h"
 #include "kernels/kernels.h"
+#include "kernels/layout.h"
 #include "kernels/pointwise.h"
 #include "tg_check.h"
 
@@ -392,6 +393,189 @@ START_TEST(test_im2col_reads_the_window)
 }
 END_TEST
 
+/* The vectorised im2col / col2im (short-row copies, the unpadded stride-1
+ * block copy, 16-byte adds) against a plain reading of the definition, byte
+ * for byte, in both dtypes: rows shorter than a vector (OW 1-3), odd widths,
+ * padding on every side, strides 1-3, dilation, rows long enough for memcpy.
+ * col2im starts from an image of random values, signed zeros and a NaN, and
+ * the reference adds in the same order (rows (c, u, v), then i, then j), so
+ * every rounding and every sign of zero must agree. */
+typedef struct conv_case {
+    int64_t C, H, W, KH, KW, SH, SW, PT, PB, PL, PR, DH, DW;
+} conv_case;
+
+static const conv_case conv_cases[] = {
+    {1, 28, 28, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1},  /* the CNN's conv1 */
+    {32, 13, 13, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1}, /* conv2: rows of 11 */
+    {2, 5, 3, 3, 1, 1, 1, 0, 0, 0, 0, 1, 1},    /* rows of 3, shorter than a vector */
+    {2, 4, 2, 2, 2, 1, 1, 0, 0, 0, 0, 1, 1},    /* rows of 1 */
+    {3, 9, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},    /* "same" padding, odd width */
+    {2, 8, 9, 3, 2, 2, 2, 1, 0, 0, 1, 1, 1},    /* stride 2, uneven padding */
+    {2, 11, 12, 3, 3, 1, 3, 2, 1, 2, 2, 2, 1},  /* stride 3 across, dilation down */
+    {1, 10, 17, 2, 3, 3, 1, 0, 2, 1, 0, 1, 3},  /* dilated across, stride down */
+    {2, 6, 150, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1},  /* rows of 148: the memcpy path */
+    {1, 5, 70, 1, 5, 1, 1, 1, 1, 3, 3, 1, 2},   /* long padded rows */
+    {2, 7, 6, 3, 3, 1, 1, 2, 2, 2, 2, 1, 1},    /* padding wider than the image rows */
+    {1, 3, 4, 3, 4, 1, 1, 0, 0, 0, 0, 1, 1},    /* one output */
+};
+#define N_CONV_CASES (int)(sizeof conv_cases / sizeof conv_cases[0])
+
+static tg__conv_geom conv_case_geom(const conv_case *k)
+{
+    tg__conv_geom g = {.C = k->C, .H = k->H, .W = k->W, .KH = k->KH, .KW = k->KW, .SH = k->SH,
+                       .SW = k->SW, .PT = k->PT, .PL = k->PL, .DH = k->DH, .DW = k->DW};
+    g.OH = (g.H + k->PT + k->PB - g.DH * (g.KH - 1) - 1) / g.SH + 1;
+    g.OW = (g.W + k->PL + k->PR - g.DW * (g.KW - 1) - 1) / g.SW + 1;
+    return g;
+}
+
+#define IM2COL_REF_BODY(T)                                                         \
+    for (int64_t c = 0; c < g->C; c++)                                             \
+        for (int64_t u = 0; u < g->KH; u++)                                        \
+            for (int64_t v = 0; v < g->KW; v++)                                    \
+                for (int64_t i = 0; i < g->OH; i++)                                \
+                    for (int64_t j = 0; j < g->OW; j++) {                          \
+                        int64_t y = i * g->SH - g->PT + u * g->DH;                 \
+                        int64_t x = j * g->SW - g->PL + v * g->DW;                 \
+                        T *e = cols + (((c * g->KH + u) * g->KW + v) * g->OH + i) * g->OW + j; \
+                        bool in = y >= 0 && y < g->H && x >= 0 && x < g->W;        \
+                        if (MODE == 0)                                             \
+                            *e = in ? img[(c * g->H + y) * g->W + x] : 0;          \
+                        else if (in)                                               \
+                            img[(c * g->H + y) * g->W + x] += *e;                  \
+                    }
+
+#define MODE 0
+static void im2col_ref_f32(float *img, const tg__conv_geom *g, float *cols) { IM2COL_REF_BODY(float) }
+static void im2col_ref_f64(double *img, const tg__conv_geom *g, double *cols) { IM2COL_REF_BODY(double) }
+#undef MODE
+#define MODE 1
+static void col2im_ref_f32(float *img, const tg__conv_geom *g, float *cols) { IM2COL_REF_BODY(float) }
+static void col2im_ref_f64(double *img, const tg__conv_geom *g, double *cols) { IM2COL_REF_BODY(double) }
+#undef MODE
+
+START_TEST(test_im2col_col2im_same_bytes_as_the_rule)
+{
+    const conv_case *k = &conv_cases[_i % N_CONV_CASES];
+    bool f64 = _i >= N_CONV_CASES;
+    tg__conv_geom g = conv_case_geom(k);
+    ck_assert(g.OH >= 1 && g.OW >= 1);
+    size_t es = f64 ? sizeof(double) : sizeof(float);
+    int64_t nimg = g.C * g.H * g.W, ncols = g.C * g.KH * g.KW * g.OH * g.OW;
+    // One spare element each side: nothing outside the arrays may be touched.
+    char *img = malloc(es * (size_t)(nimg + 2)), *img_ref = malloc(es * (size_t)(nimg + 2));
+    char *cols = malloc(es * (size_t)(ncols + 2)), *cols_ref = malloc(es * (size_t)(ncols + 2));
+    for (int64_t e = 0; e < nimg + 2; e++) {
+        double val = e % 23 == 5 ? -0.0 : e % 37 == 3 ? NAN : uniform() - 0.5;
+        if (f64)
+            ((double *)img)[e] = val;
+        else
+            ((float *)img)[e] = (float)val;
+    }
+    for (int64_t e = 0; e < ncols + 2; e++) {
+        double val = e % 19 == 7 ? -0.0 : uniform() - 0.5;
+        if (f64)
+            ((double *)cols)[e] = val;
+        else
+            ((float *)cols)[e] = (float)val;
+    }
+    memcpy(cols_ref, cols, es * (size_t)(ncols + 2));
+    if (f64) {
+        tg__im2col_f64((double *)img + 1, &g, (double *)cols + 1);
+        im2col_ref_f64((double *)img + 1, &g, (double *)cols_ref + 1);
+    } else {
+        tg__im2col_f32((float *)img + 1, &g, (float *)cols + 1);
+        im2col_ref_f32((float *)img + 1, &g, (float *)cols_ref + 1);
+    }
+    ck_assert_msg(memcmp(cols, cols_ref, es * (size_t)(ncols + 2)) == 0, "im2col, case %d", _i);
+    // col2im of fresh values into an image that is not zero.
+    for (int64_t e = 0; e < ncols + 2; e++) {
+        double val = e % 17 == 2 ? -0.0 : e % 29 == 4 ? 1e30 : uniform() - 0.5;
+        if (f64)
+            ((double *)cols)[e] = val;
+        else
+            ((float *)cols)[e] = (float)val;
+    }
+    memcpy(img_ref, img, es * (size_t)(nimg + 2));
+    if (f64) {
+        tg__col2im_f64((double *)cols + 1, &g, (double *)img + 1);
+        col2im_ref_f64((double *)img_ref + 1, &g, (double *)cols + 1);
+    } else {
+        tg__col2im_f32((float *)cols + 1, &g, (float *)img + 1);
+        col2im_ref_f32((float *)img_ref + 1, &g, (float *)cols + 1);
+    }
+    ck_assert_msg(memcmp(img, img_ref, es * (size_t)(nimg + 2)) == 0, "col2im, case %d", _i);
+    free(img);
+    free(img_ref);
+    free(cols);
+    free(cols_ref);
+}
+END_TEST
+
+/* ---- the ReLU's gradient ---- */
+
+/* out = g * (T)(y > 0), that is g where y > 0 and g * 0 elsewhere (-0 for a
+ * negative g, NaN for an infinite or NaN g, NaN payloads kept), bit for bit,
+ * over every pair of special values and random ones, at lengths that leave
+ * every tail size and with the arrays at odd offsets. */
+static const double relu_specials[] = {0.0, -0.0, 1.0, -1.0, 0x1p-149, -0x1p-149, 0x1p-1074,
+                                       1e30, -1e30, INFINITY, -INFINITY, NAN, -NAN, 2.5, -3.25};
+#define N_RELU_SPECIALS (int)(sizeof relu_specials / sizeof relu_specials[0])
+
+START_TEST(test_relu_grad_same_bits)
+{
+    enum { N = N_RELU_SPECIALS * N_RELU_SPECIALS + 61 };
+    volatile float zf = 0.0f;
+    volatile double zd = 0.0;
+    float *gf = malloc(sizeof(float) * (N + 1)), *yf = malloc(sizeof(float) * (N + 1));
+    float *of = malloc(sizeof(float) * (N + 1));
+    double *gd = malloc(sizeof(double) * (N + 1)), *yd = malloc(sizeof(double) * (N + 1));
+    double *od = malloc(sizeof(double) * (N + 1));
+    for (int e = 0; e < N; e++) {
+        double a = e < N_RELU_SPECIALS * N_RELU_SPECIALS ? relu_specials[e / N_RELU_SPECIALS]
+                                                         : uniform() - 0.5;
+        double b = e < N_RELU_SPECIALS * N_RELU_SPECIALS ? relu_specials[e % N_RELU_SPECIALS]
+                                                         : uniform() - 0.5;
+        gf[e + 1] = (float)a, yf[e + 1] = (float)b, gd[e + 1] = a, yd[e + 1] = b;
+    }
+    // A NaN with a payload, both dtypes.
+    uint32_t pf = 0x7fc12345u;
+    uint64_t pd = 0xfff8000000abcdefull;
+    memcpy(gf + 5, &pf, sizeof pf);
+    memcpy(gd + 5, &pd, sizeof pd);
+    yf[5] = -1.0f, yd[5] = -1.0;
+    memcpy(gf + 6, &pf, sizeof pf);
+    memcpy(gd + 6, &pd, sizeof pd);
+    yf[6] = 2.0f, yd[6] = 2.0;
+    for (int len = 0; len <= N; len += len < 40 ? 1 : 97) {
+        memset(of, 0x5a, sizeof(float) * (N + 1));
+        memset(od, 0x5a, sizeof(double) * (N + 1));
+        tg__relu_grad_f32(gf + 1, yf + 1, of + 1, len);
+        tg__relu_grad_f64(gd + 1, yd + 1, od + 1, len);
+        for (int e = 1; e <= N; e++) {
+            float wf = e > len ? of[e] : yf[e] > 0 ? gf[e] : gf[e] * zf;
+            double wd = e > len ? od[e] : yd[e] > 0 ? gd[e] : gd[e] * zd;
+            if (e > len) { // untouched
+                uint32_t b;
+                memcpy(&b, of + e, sizeof b);
+                ck_assert_uint_eq(b, 0x5a5a5a5au);
+            }
+            ck_assert_msg(memcmp(&wf, of + e, sizeof wf) == 0, "f32 len %d at %d: %a vs %a",
+                          len, e - 1, (double)wf, (double)of[e]);
+            ck_assert_msg(memcmp(&wd, od + e, sizeof wd) == 0, "f64 len %d at %d: %a vs %a",
+                          len, e - 1, wd, od[e]);
+        }
+        ck_assert_uint_eq(((uint32_t *)(void *)of)[0], 0x5a5a5a5au);
+    }
+    free(gf);
+    free(yf);
+    free(of);
+    free(gd);
+    free(yd);
+    free(od);
+}
+END_TEST
+
 /* ---- pooling ---- */
 
 START_TEST(test_maxpool_first_max_and_2x2_path)
@@ -448,6 +632,113 @@ START_TEST(test_maxpool_2x2_against_the_rule)
                     bad = k;
             }
     ck_assert_msg(bad < 0, "window %d: argmax %lld", bad, bad < 0 ? 0LL : (long long)arg[bad]);
+}
+END_TEST
+
+/* The max pool's direct backward against its definition (zeros, then
+ * put_add of dy at the argmax), byte for byte, both dtypes, 1 and 3 threads:
+ * the plain 2x2 pool with odd and even sizes (a row and a column no window
+ * reads), overlapping windows (3x3 stride 1 and 2, 2x2 stride 1), padding,
+ * a batch large enough for threads; dy holds signed zeros (0 + -0 is +0 in
+ * put_add) and NaN, x ties, and NaN in half the runs. The forward's argmax and values are
+ * checked against the rule for the same shapes, NaN included. */
+typedef struct pool_case {
+    int64_t planes, H, W, KH, KW, SH, SW, PT, PB, PL, PR;
+} pool_case;
+
+static const pool_case pool_cases[] = {
+    {64, 11, 11, 2, 2, 2, 2, 0, 0, 0, 0}, /* the CNN's second pool: odd row and column */
+    {1024, 26, 26, 2, 2, 2, 2, 0, 0, 0, 0}, /* the first, a batch of 32: threads */
+    {3, 10, 37, 2, 2, 2, 2, 0, 0, 0, 0},
+    {2, 9, 7, 2, 2, 2, 2, 0, 0, 0, 0},    /* rows shorter than a vector of windows */
+    {2, 5, 2, 2, 2, 2, 2, 0, 0, 0, 0},    /* one window a row */
+    {2, 8, 9, 3, 3, 1, 1, 0, 0, 0, 0},    /* overlapping windows */
+    {2, 9, 10, 3, 3, 2, 2, 1, 1, 1, 1},   /* overlap and padding */
+    {2, 6, 7, 2, 2, 1, 1, 0, 0, 0, 0},
+    {2, 7, 7, 2, 2, 2, 2, 0, 1, 0, 1},    /* padding at the bottom and right */
+    {1, 60, 70, 2, 2, 2, 2, 0, 0, 0, 0},  /* a larger plane */
+};
+#define N_POOL_CASES (int)(sizeof pool_cases / sizeof pool_cases[0])
+
+START_TEST(test_maxpool_backward_is_put_add)
+{
+    const pool_case *k = &pool_cases[_i % N_POOL_CASES];
+    // A NaN in x sends the forward's whole range of planes through the
+    // general loop, so half the runs have none: the vector paths are checked.
+    bool f64 = _i / N_POOL_CASES % 2, nans = _i >= 2 * N_POOL_CASES;
+    tg__pool_geom g = {.planes = k->planes, .H = k->H, .W = k->W, .KH = k->KH, .KW = k->KW,
+                       .SH = k->SH, .SW = k->SW, .PT = k->PT, .PL = k->PL};
+    g.OH = (g.H + k->PT + k->PB - g.KH) / g.SH + 1;
+    g.OW = (g.W + k->PL + k->PR - g.KW) / g.SW + 1;
+    int64_t nx = g.planes * g.H * g.W, ny = g.planes * g.OH * g.OW;
+    size_t es = f64 ? sizeof(double) : sizeof(float);
+    char *x = malloc(es * (size_t)nx), *y = malloc(es * (size_t)ny);
+    char *dy = malloc(es * (size_t)ny), *dx[3];
+    int64_t *arg = malloc(sizeof(int64_t) * (size_t)ny);
+    for (int64_t e = 0; e < nx; e++) {
+        double v = nans && e % 53 == 11 ? NAN : (double)(int)(uniform() * 4) - 1.5; // ties
+        if (f64)
+            ((double *)x)[e] = v;
+        else
+            ((float *)x)[e] = (float)v;
+    }
+    for (int64_t e = 0; e < ny; e++) {
+        double v = e % 7 == 3 ? -0.0 : e % 31 == 5 ? NAN : uniform() - 0.5;
+        if (f64)
+            ((double *)dy)[e] = v;
+        else
+            ((float *)dy)[e] = (float)v;
+    }
+    if (f64)
+        tg__maxpool_f64((double *)x, &g, (double *)y, arg);
+    else
+        tg__maxpool_f32((float *)x, &g, (float *)y, arg);
+    // The forward against the rule: first maximum in window order, NaN wins.
+    for (int64_t p = 0, o = 0; p < g.planes; p++)
+        for (int64_t i = 0; i < g.OH; i++)
+            for (int64_t j = 0; j < g.OW; j++, o++) {
+                int64_t at = -1;
+                double best = 0;
+                for (int64_t r = i * g.SH - g.PT; r < i * g.SH - g.PT + g.KH; r++)
+                    for (int64_t c = j * g.SW - g.PL; c < j * g.SW - g.PL + g.KW; c++) {
+                        if (r < 0 || r >= g.H || c < 0 || c >= g.W)
+                            continue;
+                        int64_t e = (p * g.H + r) * g.W + c;
+                        double v = f64 ? ((double *)x)[e] : ((float *)x)[e];
+                        if (at < 0 || v > best || (isnan(v) && !isnan(best)))
+                            at = e, best = v;
+                    }
+                double got = f64 ? ((double *)y)[o] : ((float *)y)[o];
+                ck_assert_msg(arg[o] == at && (isnan(best) ? isnan(got) : got == best),
+                              "case %d window %lld: argmax %lld, want %lld", _i, (long long)o,
+                              (long long)arg[o], (long long)at);
+            }
+    for (int r = 0; r < 3; r++) {
+        dx[r] = malloc(es * (size_t)nx);
+        memset(dx[r], 0x5a, es * (size_t)nx); // every element must be written
+    }
+    memset(dx[0], 0, es * (size_t)nx);
+    if (f64)
+        tg__put_add_f64((double *)dy, arg, ny, (double *)dx[0]);
+    else
+        tg__put_add_f32((float *)dy, arg, ny, (float *)dx[0]);
+    int runs = have_threads() ? 3 : 2; // a build without threads checks 1 thread only
+    for (int r = 1; r < runs; r++) {
+        ASSERT_OK(tg_set_num_threads(r == 1 ? 1 : 3));
+        if (f64)
+            tg__maxpool_backward_f64((double *)dy, arg, &g, (double *)dx[r]);
+        else
+            tg__maxpool_backward_f32((float *)dy, arg, &g, (float *)dx[r]);
+        ck_assert_msg(memcmp(dx[0], dx[r], es * (size_t)nx) == 0, "case %d, %d thread(s)", _i,
+                      r == 1 ? 1 : 3);
+    }
+    ASSERT_OK(tg_set_num_threads(1));
+    for (int r = 0; r < 3; r++)
+        free(dx[r]);
+    free(x);
+    free(y);
+    free(dy);
+    free(arg);
 }
 END_TEST
 
@@ -580,11 +871,16 @@ static Suite *kernels_suite(void)
     suite_add_tcase(s, same);
     TCase *conv = tcase_create("im2col");
     tcase_add_loop_test(conv, test_im2col_reads_the_window, 0, 6);
+    tcase_add_loop_test(conv, test_im2col_col2im_same_bytes_as_the_rule, 0, 2 * N_CONV_CASES);
     suite_add_tcase(s, conv);
+    TCase *relu = tcase_create("relu_grad");
+    tcase_add_test(relu, test_relu_grad_same_bits);
+    suite_add_tcase(s, relu);
     TCase *pool = tcase_create("pool");
     tcase_add_test(pool, test_maxpool_first_max_and_2x2_path);
     tcase_add_loop_test(pool, test_maxpool_2x2_against_the_rule, 0, 2);
     tcase_add_test(pool, test_avgpool_adjoint);
+    tcase_add_loop_test(pool, test_maxpool_backward_is_put_add, 0, 4 * N_POOL_CASES);
     suite_add_tcase(s, pool);
     TCase *tanh_tc = tcase_create("tanh");
     tcase_set_timeout(tanh_tc, 120);

@@ -459,6 +459,45 @@ START_TEST(test_pool_f32_grads)
 }
 END_TEST
 
+/* The max pool's gradient through its direct kernel (no graph) and through
+ * put_add (recorded): the same bytes in both dtypes, for every geometry and
+ * for the CNN's plain 2x2 pool on odd sizes, with ties and NaN in x and
+ * signed zeros and NaN in the seed. */
+START_TEST(test_maxpool_fused_same_bytes)
+{
+    tg_pool2d_geom plain = tg_pool2d_geom_square(2);
+    tg_pool2d_geom *g = _i < N_POOL_CASES ? &pool_cases[_i] : &plain;
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F32 : TG_F64;
+        tg_tape *tape = tg_tape_new();
+        tg_tensor *x = rand_tensor(TG_F64, TG_SHAPE(3, 2, 11, 9), 90 + (uint64_t)_i);
+        for (int64_t e = 0; e < tg_tensor_numel(x); e++) {
+            double v;
+            ASSERT_OK(tg_tensor_get_flat(x, e, &v));
+            ASSERT_OK(tg_tensor_set_flat(x, e, e % 41 == 7 ? NAN : round(v * 2) / 2)); // ties
+        }
+        tg_tensor *xd = tg_tensor_clone_as(x, dt);
+        tg_tensor_set_requires_grad(xd, true);
+        tg_tensor *y = tg_max_pool2d(xd, g);
+        ck_assert_msg(y, "%s", tg_last_error());
+        tg_tensor *r = rand_tensor(dt, tg_tensor_ndim(y), tg_tensor_shape(y), 7);
+        for (int64_t e = 0; e < tg_tensor_numel(r); e += 5)
+            ASSERT_OK(tg_tensor_set_flat(r, e, e % 3 ? -0.0 : NAN));
+        tg_tensor *gx[2];
+        for (int mode = 0; mode < 2; mode++)
+            ASSERT_OK(tg_grad(1, &y, &r, 1, &xd, &gx[mode],
+                              TG_RETAIN_GRAPH | (mode ? TG_CREATE_GRAPH : 0u)));
+        ck_assert_msg(memcmp(tg_tensor_data(gx[0]), tg_tensor_data(gx[1]),
+                             (size_t)tg_tensor_numel(xd) * tg_dtype_size(dt)) == 0,
+                      "case %d %s: fused and composed gradients differ", _i, tg_dtype_name(dt));
+        tg_tensor_free(x);
+        tg_tensor_free(xd);
+        tg_tensor_free(r);
+        tg_tape_free(tape);
+    }
+}
+END_TEST
+
 START_TEST(test_maxpool_ties_go_to_first)
 {
     tg_tape *tape = tg_tape_new();
@@ -1266,6 +1305,7 @@ static Suite *nn_ops_suite(void)
     tcase_add_loop_test(pool, test_pool_gradcheck, 0, N_POOL_CASES);
     tcase_add_loop_test(pool, test_pool_f32_grads, 0, N_POOL_CASES);
     tcase_add_test(pool, test_maxpool_ties_go_to_first);
+    tcase_add_loop_test(pool, test_maxpool_fused_same_bytes, 0, N_POOL_CASES + 1);
     tcase_add_test(pool, test_pool_errors);
     suite_add_tcase(s, pool);
     TCase *drop = tcase_create("dropout");

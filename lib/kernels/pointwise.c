@@ -193,7 +193,49 @@ typedef struct relu_grad_job {
 } relu_grad_job;
 
 /* g * (T)(y > 0): the expression of tg_relu's fused backward (in terms of its
- * input x; y > 0 exactly where x > 0), so the same bytes. */
+ * input x; y > 0 exactly where x > 0), so the same bytes. Computed as a
+ * select between g (g * 1 is g) and g * 0, both formed for every element, so
+ * the loop has no branch (the plain product compiled to a branch per element
+ * that mispredicted on half of them: 12% of a CNN epoch). The compiler made
+ * that same select of the product, with the multiply by 1 folded away, so
+ * these are its bits, signed zeros, infinities and NaN payloads included
+ * (g * 0 keeps the sign of g, and is NaN for an infinite or NaN g). Sixteen
+ * bytes at a time with vector extensions where the compiler has them (the
+ * baseline's SSE2 has every operation; GCC leaves the float64 loop scalar
+ * otherwise), the same select through the bits for the tail. */
+#define RELU_GRAD_SCALAR(T, U, i0)                                                 \
+    for (int64_t k = (i0); k < len; k++) {                                         \
+        T gk = g[k], z = gk * 0;                                                   \
+        U a, b, m = y[k] > 0 ? ~(U)0 : 0;                                          \
+        memcpy(&a, &gk, sizeof a);                                                 \
+        memcpy(&b, &z, sizeof b);                                                  \
+        a = (a & m) | (b & ~m);                                                    \
+        memcpy(out + k, &a, sizeof a);                                             \
+    }
+
+#if defined(__GNUC__)
+#define RELU_GRAD_LOOP(T, U)                                                       \
+    do {                                                                           \
+        typedef T vT __attribute__((vector_size(16)));                             \
+        typedef U vU __attribute__((vector_size(16)));                             \
+        enum { L = 16 / sizeof(T) };                                               \
+        const vT zero = {0};                                                       \
+        int64_t i = 0;                                                             \
+        for (; i + L <= len; i += L) {                                             \
+            vT gv, yv;                                                             \
+            memcpy(&gv, g + i, sizeof gv);                                         \
+            memcpy(&yv, y + i, sizeof yv);                                         \
+            vT z = gv * zero;                                                      \
+            vU m = (vU)(yv > zero);                                                \
+            vU r = (m & (vU)gv) | (~m & (vU)z);                                    \
+            memcpy(out + i, &r, sizeof r);                                         \
+        }                                                                          \
+        RELU_GRAD_SCALAR(T, U, i)                                                  \
+    } while (0)
+#else
+#define RELU_GRAD_LOOP(T, U) RELU_GRAD_SCALAR(T, U, 0)
+#endif
+
 static void relu_grad_task(void *ctx, int64_t t, void *ws)
 {
     (void)ws;
@@ -202,13 +244,11 @@ static void relu_grad_task(void *ctx, int64_t t, void *ws)
     if (j->f64) {
         const double *g = (const double *)j->g + i0, *y = (const double *)j->y + i0;
         double *out = (double *)j->out + i0;
-        for (int64_t i = 0; i < len; i++)
-            out[i] = g[i] * (double)(y[i] > 0);
+        RELU_GRAD_LOOP(double, uint64_t);
     } else {
         const float *g = (const float *)j->g + i0, *y = (const float *)j->y + i0;
         float *out = (float *)j->out + i0;
-        for (int64_t i = 0; i < len; i++)
-            out[i] = g[i] * (float)(y[i] > 0);
+        RELU_GRAD_LOOP(float, uint32_t);
     }
 }
 

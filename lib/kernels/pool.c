@@ -1,5 +1,6 @@
-/* pool.c - max and average pooling over planes of H x W (see kernels.h). Max
- * pooling, the CNN's, splits its planes between threads (lib/thread). */
+/* pool.c - max and average pooling over planes of H x W (see kernels.h), and
+ * the max pool's gradient. Max pooling, the CNN's, splits its planes between
+ * threads (lib/thread), forward and backward. */
 #include <math.h>
 #include <string.h>
 
@@ -69,20 +70,87 @@
         }                                                                          \
     }
 
-/* Four windows at a time for float32: the same compares as the scalar loop
- * above, on vectors (even and odd columns split by shuffles), so the result
- * and the chosen indices are the same bytes. Returns the outputs done; the
- * scalar loop finishes the row. Needs __builtin_shufflevector (GCC 12+,
- * clang) and offsets that fit in 32 bits. */
+/* Four windows at a time for float32 (after eight at a time with AVX2 where
+ * the CPU has it): the same compares as the scalar loop above, on vectors
+ * (even and odd columns split by shuffles), so the result and the chosen
+ * indices are the same bytes. Returns the outputs done; the scalar loop
+ * finishes the row. Needs __builtin_shufflevector (GCC 12+, clang) and
+ * offsets that fit in 32 bits. */
 #if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
 /* 16-byte vectors: the baseline's SSE2 has every operation used here (32-byte
  * ones were split badly and ran 3x slower than the scalar loop). */
 typedef float v8f __attribute__((vector_size(16), aligned(4)));
 typedef int32_t v8i __attribute__((vector_size(16), aligned(4)));
+typedef int64_t v2l __attribute__((vector_size(16), aligned(8)));
 #define EVEN(u, v) __builtin_shufflevector(u, v, 0, 2, 4, 6)
 #define ODD(u, v) __builtin_shufflevector(u, v, 1, 3, 5, 7)
 /* m ? yes : no, lane by lane (m all ones or zeros), as bits. */
 #define PICK(m, yes, no) ((v8f)(((m) & (v8i)(yes)) | (~(m) & (v8i)(no))))
+
+#if defined(__x86_64__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12))
+#include <immintrin.h>
+/* Eight windows at a time with AVX2 (chosen by cpuid): the same compares
+ * and selects on 32-byte vectors. The in-lane shuffles leave the windows in
+ * the order 0 1 4 5 2 3 6 7, which one 64-bit permute of the maxima and one
+ * of the offsets undo. Returns the outputs done. */
+__attribute__((target("avx2"))) static int64_t vec8_2x2_f32(const float *r0, const float *r1,
+                                                             int32_t W, int64_t OW, int64_t at,
+                                                             float *yo, int64_t *ao,
+                                                             bool *nan_seen)
+{
+    const __m256i one = _mm256_set1_epi32(1), wv = _mm256_set1_epi32(W);
+    const __m256i four = _mm256_set1_epi64x(8), step = _mm256_set1_epi64x(16);
+    __m256i first = _mm256_set_epi64x(at + 6, at + 4, at + 2, at);
+    __m256 nan = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 8 <= OW; j += 8) {
+        __m256 p0 = _mm256_loadu_ps(r0 + 2 * j), p1 = _mm256_loadu_ps(r0 + 2 * j + 8);
+        __m256 q0 = _mm256_loadu_ps(r1 + 2 * j), q1 = _mm256_loadu_ps(r1 + 2 * j + 8);
+        __m256 a = _mm256_shuffle_ps(p0, p1, _MM_SHUFFLE(2, 0, 2, 0));
+        __m256 b = _mm256_shuffle_ps(p0, p1, _MM_SHUFFLE(3, 1, 3, 1));
+        __m256 c = _mm256_shuffle_ps(q0, q1, _MM_SHUFFLE(2, 0, 2, 0));
+        __m256 d = _mm256_shuffle_ps(q0, q1, _MM_SHUFFLE(3, 1, 3, 1));
+        __m256 bgt = _mm256_cmp_ps(b, a, _CMP_GT_OQ), dgt = _mm256_cmp_ps(d, c, _CMP_GT_OQ);
+        __m256 top = _mm256_blendv_ps(a, b, bgt), bottom = _mm256_blendv_ps(c, d, dgt);
+        __m256 low = _mm256_cmp_ps(bottom, top, _CMP_GT_OQ);
+        __m256 best = _mm256_blendv_ps(top, bottom, low);
+        __m256i ti = _mm256_and_si256(_mm256_castps_si256(bgt), one);
+        __m256i bi = _mm256_add_epi32(wv, _mm256_and_si256(_mm256_castps_si256(dgt), one));
+        __m256i off = _mm256_castps_si256(
+            _mm256_blendv_ps(_mm256_castsi256_ps(ti), _mm256_castsi256_ps(bi), low));
+        best = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(best), 0xD8));
+        off = _mm256_permute4x64_epi64(off, 0xD8);
+        _mm256_storeu_ps(yo + j, best);
+        __m256i lo = _mm256_add_epi64(_mm256_cvtepu32_epi64(_mm256_castsi256_si128(off)), first);
+        __m256i hi = _mm256_add_epi64(_mm256_cvtepu32_epi64(_mm256_extracti128_si256(off, 1)),
+                                      _mm256_add_epi64(first, four));
+        _mm256_storeu_si256((__m256i *)(void *)(ao + j), lo);
+        _mm256_storeu_si256((__m256i *)(void *)(ao + j + 4), hi);
+        first = _mm256_add_epi64(first, step);
+        __m256 na = _mm256_or_ps(_mm256_cmp_ps(a, a, _CMP_UNORD_Q), _mm256_cmp_ps(b, b, _CMP_UNORD_Q));
+        __m256 nc = _mm256_or_ps(_mm256_cmp_ps(c, c, _CMP_UNORD_Q), _mm256_cmp_ps(d, d, _CMP_UNORD_Q));
+        nan = _mm256_or_ps(nan, _mm256_or_ps(na, nc));
+    }
+    *nan_seen |= _mm256_movemask_ps(nan) != 0;
+    return j;
+}
+
+static int pool_kind; /* 0: not chosen yet, 1: SSE2 only, 2: AVX2 */
+
+static bool pool_has_avx2(void)
+{
+    int kind = __atomic_load_n(&pool_kind, __ATOMIC_RELAXED);
+    if (!kind) {
+        kind = __builtin_cpu_supports("avx2") ? 2 : 1;
+        __atomic_store_n(&pool_kind, kind, __ATOMIC_RELAXED);
+    }
+    return kind == 2;
+}
+#define VEC8_2X2(r0, r1, W, OW, at, yo, ao, nan)                                   \
+    (pool_has_avx2() ? vec8_2x2_f32(r0, r1, W, OW, at, yo, ao, nan) : 0)
+#else
+#define VEC8_2X2(r0, r1, W, OW, at, yo, ao, nan) 0
+#endif
 
 static int64_t vec_2x2_f32(const float *r0, const float *r1, const tg__pool_geom *g,
                            int64_t at, float *yo, int64_t *ao, bool *nan_seen)
@@ -90,8 +158,9 @@ static int64_t vec_2x2_f32(const float *r0, const float *r1, const tg__pool_geom
     if (g->W >= (1 << 30))
         return 0;
     int32_t W = (int32_t)g->W;
-    v8i nan = {0};
-    int64_t j = 0;
+    int64_t j = VEC8_2X2(r0, r1, W, g->OW, at, yo, ao, nan_seen);
+    v8i nan = {0}, zero = {0};
+    v2l first = {at + 2 * j, at + 2 * j + 2};
     for (; j + 4 <= g->OW; j += 4) {
         v8f p0, p1, q0, q1;
         memcpy(&p0, r0 + 2 * j, sizeof p0);
@@ -105,8 +174,13 @@ static int64_t vec_2x2_f32(const float *r0, const float *r1, const tg__pool_geom
         v8f best = PICK(low, bottom, top);
         v8i off = (low & (W + (dgt & 1))) | (~low & (bgt & 1));
         memcpy(yo + j, &best, sizeof best);
-        for (int l = 0; l < 4; l++)
-            ao[j + l] = at + 2 * (j + l) + off[l];
+        // The indices at + 2 (j + l) + off[l] as two pairs of int64 (off is
+        // at most W + 1, so widening is interleaving with zeros).
+        v2l a01 = (v2l)__builtin_shufflevector(off, zero, 0, 4, 1, 5) + first;
+        v2l a23 = (v2l)__builtin_shufflevector(off, zero, 2, 6, 3, 7) + first + 4;
+        memcpy(ao + j, &a01, sizeof a01);
+        memcpy(ao + j + 2, &a23, sizeof a23);
+        first += 8;
         nan |= (a != a) | (b != b) | (c != c) | (d != d);
     }
     for (int l = 0; l < 4; l++)
@@ -197,6 +271,91 @@ void tg__maxpool_f64(const double *x, const tg__pool_geom *g, double *y, int64_t
 {
     if (g->planes > 0)
         maxpool(x, g, y, argmax, true);
+}
+
+/* ---- the max pool's gradient: dy scattered to the argmax ---- */
+
+/* dx = zeros, then dx[argmax[k]] += dy[k] for every k in order: put_add's
+ * result, one plane at a time (a plane's outputs point into that plane
+ * only, so each element sees the same adds in the same order) while the
+ * plane is in cache, instead of one pass that clears all of dx and a second
+ * that scatters into it. The plain 2x2 pool's windows do not overlap, so
+ * each element gets one term at most: a store of 0 + dy[k] (the bits of the
+ * add into zeros: -0 becomes +0), no load. */
+#define MAXPOOL_BACK_BODY(T)                                                       \
+    bool plain = is_plain_2x2(g);                                                  \
+    int64_t hw = g->H * g->W, ohw = g->OH * g->OW;                                 \
+    for (int64_t p = p0; p < p1; p++) {                                            \
+        T *plane = dx + p * hw;                                                    \
+        const T *d = dy + p * ohw;                                                 \
+        const int64_t *a = argmax + p * ohw;                                       \
+        memset(plane, 0, (size_t)hw * sizeof(T));                                  \
+        if (plain) /* windows do not overlap: one term at most per element */      \
+            for (int64_t k = 0; k < ohw; k++)                                      \
+                dx[a[k]] = (T)0 + d[k];                                            \
+        else                                                                       \
+            for (int64_t k = 0; k < ohw; k++)                                      \
+                dx[a[k]] += d[k];                                                  \
+    }
+
+static void maxpool_back_planes_f32(const float *dy, const int64_t *argmax,
+                                    const tg__pool_geom *g, float *dx, int64_t p0, int64_t p1)
+{
+    MAXPOOL_BACK_BODY(float)
+}
+
+static void maxpool_back_planes_f64(const double *dy, const int64_t *argmax,
+                                    const tg__pool_geom *g, double *dx, int64_t p0, int64_t p1)
+{
+    MAXPOOL_BACK_BODY(double)
+}
+
+/* Threads take whole planes, as in the forward pass. */
+typedef struct maxpool_back_job {
+    const void *dy;
+    const int64_t *argmax;
+    const tg__pool_geom *g;
+    void *dx;
+    int64_t per_task;
+    bool f64;
+} maxpool_back_job;
+
+static void maxpool_back_task(void *ctx, int64_t t, void *ws)
+{
+    (void)ws;
+    const maxpool_back_job *j = ctx;
+    int64_t p0 = t * j->per_task, p1 = p0 + j->per_task;
+    if (p1 > j->g->planes)
+        p1 = j->g->planes;
+    if (j->f64)
+        maxpool_back_planes_f64(j->dy, j->argmax, j->g, j->dx, p0, p1);
+    else
+        maxpool_back_planes_f32(j->dy, j->argmax, j->g, j->dx, p0, p1);
+}
+
+static void maxpool_back(const void *dy, const int64_t *argmax, const tg__pool_geom *g,
+                         void *dx, bool f64)
+{
+    if (g->planes <= 0)
+        return;
+    // About one unit of work per element of dx written.
+    int nt = tg__threads_for((double)g->planes * (double)(g->H * g->W));
+    maxpool_back_job j = {dy, argmax, g, dx, g->planes, f64};
+    if (nt > 1)
+        j.per_task = (g->planes + 2 * nt - 1) / (2 * nt);
+    tg__parallel_for((g->planes + j.per_task - 1) / j.per_task, 0, maxpool_back_task, &j);
+}
+
+void tg__maxpool_backward_f32(const float *dy, const int64_t *argmax, const tg__pool_geom *g,
+                              float *dx)
+{
+    maxpool_back(dy, argmax, g, dx, false);
+}
+
+void tg__maxpool_backward_f64(const double *dy, const int64_t *argmax, const tg__pool_geom *g,
+                              double *dx)
+{
+    maxpool_back(dy, argmax, g, dx, true);
 }
 
 #define AVGPOOL_BODY(T)                                                            \

@@ -2,7 +2,8 @@
  *
  * max_pool2d keeps, per output, the flat index of the chosen input element
  * (argmax); its gradient is put_add(g, those indices), whose own gradient is a
- * take: max pooling is take(x, argmax), differentiable to any order.
+ * take: max pooling is take(x, argmax), differentiable to any order. Without
+ * a graph of the backward, one kernel writes put_add's bytes directly.
  * avg_pool2d is linear; its gradient is avg_pool2d_grad (the adjoint, which
  * spreads each value over its window) and the adjoint's gradient is
  * avg_pool2d again. The three share pool_params. Kernels: kernels/pool.c. */
@@ -129,6 +130,23 @@ static tg_status max_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
     din[0] = tg__put_add(gz, nd->out->numel, POOL(nd)->argmax, x->ndim, x->shape);
     return din[0] ? TG_OK : tg_last_status();
 }
+/* Without a graph of the backward: put_add's bytes in one pass per plane
+ * (tg__maxpool_backward_*), without a separate clearing of the whole input
+ * gradient. */
+static tg_status max_fused(tg_node *nd, tg_tensor *gz, tg_tensor **din)
+{
+    tg_tensor *x = nd->in[0];
+    tg__pool_geom g = kernel_geom(POOL(nd));
+    tg_tensor *dx = tg__tape_tensor("tg_max_pool2d", x->dtype, x->ndim, x->shape, false);
+    if (!dx)
+        return tg_last_status();
+    if (x->dtype == TG_F32)
+        tg__maxpool_backward_f32(gz->data, POOL(nd)->argmax, &g, dx->data);
+    else
+        tg__maxpool_backward_f64(gz->data, POOL(nd)->argmax, &g, dx->data);
+    din[0] = dx;
+    return TG_OK;
+}
 /* max pooling is take(x, argmax): its tangent is take(t, argmax). */
 static tg_status max_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
 {
@@ -138,7 +156,7 @@ static tg_status max_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tou
 const tg_op_def tg__def_max_pool2d = {TG__OP_NAME(max_pool2d), .n_in = 1, .differentiable = true,
                                       .params_size = sizeof(pool_params), .shape = pool_shape,
                                       .forward = max_forward, .backward = max_backward,
-                                      .tangent = max_tangent};
+                                      .fused_backward = max_fused, .tangent = max_tangent};
 
 /* ---- average and its adjoint ---- */
 
