@@ -86,6 +86,24 @@ tg_tensor *tg__tensor_alloc(tg_tape *tape, const char *fn, tg_dtype dtype, int n
 #define TG__TENSOR_DATA_AT \
     ((sizeof(tg_tensor) + TG__ARENA_ALIGN - 1) & ~(size_t)(TG__ARENA_ALIGN - 1))
 
+/* Every tape tensor's fields beyond dtype, shape and strides: the data at
+ * `data` in its block, owned by the tape, not yet on the graph. Shared by
+ * tg__tensor_alloc (lib/tensor) and its inline common case below. */
+static inline void tg__tape_header_finish(tg_tensor *t, tg_tape *tape, const tg__arena *arena,
+                                          unsigned char *data, int64_t numel)
+{
+    t->numel = numel;
+    t->data = data;
+    t->tape = tape;
+    t->gen = arena->generation;
+    t->owns_data = false;
+    t->requires_grad = false;
+    t->node = NULL;
+    t->grad = NULL;
+    t->walk_grad = NULL;
+    t->walk_id = 0;
+}
+
 /* The common case of tg__tensor_alloc, inline for the op builder and the
  * fused gradients, whose results are mostly small matrices: a tape tensor
  * (float32 or float64, data not zeroed) of at most 2 dims below 2^14 each,
@@ -124,16 +142,7 @@ static inline tg_tensor *tg__tape_tensor_here(tg_tape *tape, tg_dtype dtype, int
     } else if (ndim == 1) {
         t->shape[0] = s1, t->strides[0] = 1;
     }
-    t->numel = numel;
-    t->data = block + TG__TENSOR_DATA_AT;
-    t->tape = tape;
-    t->gen = arena->generation;
-    t->owns_data = false;
-    t->requires_grad = false;
-    t->node = NULL;
-    t->grad = NULL;
-    t->walk_grad = NULL;
-    t->walk_id = 0;
+    tg__tape_header_finish(t, tape, arena, block + TG__TENSOR_DATA_AT, numel);
     return t;
 }
 

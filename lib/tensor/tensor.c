@@ -153,7 +153,7 @@ tg_tensor *tg__tensor_alloc(tg_tape *tape, const char *fn, tg_dtype dtype, int n
     size_t bytes = (size_t)numel << (dtype == TG_F32 ? 2 : 3);
     // Header and data in one block: one bump of the arena per tensor.
     tg__arena *arena = tg__tape_arena(tape);
-    size_t at = (sizeof(tg_tensor) + TG__ARENA_ALIGN - 1) & ~(size_t)(TG__ARENA_ALIGN - 1);
+    size_t at = TG__TENSOR_DATA_AT;
     unsigned char *block = tg__arena_take(arena, at + bytes);
     if (!block)
         return tg__arena_fail(fn, arena, at + bytes);
@@ -164,16 +164,7 @@ tg_tensor *tg__tensor_alloc(tg_tape *tape, const char *fn, tg_dtype dtype, int n
         t->shape[i] = shape[i];
         t->strides[i] = strides[i];
     }
-    t->numel = numel;
-    t->data = block + at;
-    t->tape = tape;
-    t->gen = arena->generation;
-    t->owns_data = false;
-    t->requires_grad = false;
-    t->node = NULL;
-    t->grad = NULL;
-    t->walk_grad = NULL;
-    t->walk_id = 0;
+    tg__tape_header_finish(t, tape, arena, block + at, numel);
     if (zero)
         memset(t->data, 0, bytes);
     return t;
