@@ -1297,8 +1297,10 @@ START_TEST(test_empty_with_huge_dims)
         tg_tensor *x = tg_tensor_zeros(dt ? TG_F64 : TG_F32, TG_SHAPE(4, 0, (int64_t)1 << 40));
         ck_assert_ptr_nonnull(x);
         ASSERT_OK(tg_tensor_set_requires_grad(x, true));
-        for (int k = 0; k < 6; k++) {
-            tg_tensor *y = k < 3 ? tg_softmax(x, k) : tg_log_softmax(x, k - 3);
+        for (int k = 0; k < 9; k++) {
+            tg_tensor *y = k < 3   ? tg_softmax(x, k)
+                           : k < 6 ? tg_log_softmax(x, k - 3)
+                                   : tg_cumsum(x, k - 6);
             ck_assert_msg(y, "%s", tg_last_error());
             ck_assert_int_eq(tg_tensor_numel(y), 0);
             ASSERT_OK(tg_backward(tg_sum(y, NULL, 0, false)));

@@ -29,6 +29,10 @@ static tg_status cumsum_forward(tg_node *nd)
 {
     const cumsum_params *p = TG__PARAMS(nd, cumsum_params);
     const tg_tensor *x = nd->in[0];
+    // An empty tensor can have huge other dims (4 x 0 x 2^40): the loops
+    // below would walk every (outer, inner) pair for nothing.
+    if (tg_tensor_numel(x) == 0)
+        return TG_OK;
     int64_t outer = 1, inner = 1, n = x->ndim ? x->shape[p->axis] : 1;
     for (int d = 0; d < p->axis; d++)
         outer *= x->shape[d];
