@@ -24,7 +24,9 @@ tapegrad's rate / PyTorch's. Peak RSS is each process's ru_maxrss as
 /usr/bin/time reports it (the whole process: PyTorch's includes the
 interpreter and its libraries), the largest over the repeats. "tape" is tapegrad's tape arena:
 tg_tape_high_water / tg_tape_bytes after the run. The header names the CPU,
-the kernel tapegrad chose (tg_kernel_name), torch's BLAS and the load average
+the kernel tapegrad chose (tg_kernel_name), torch's BLAS, the OpenBLAS core
+(OPENBLAS_VERBOSE=2; on an AVX-512 CPU that OpenBLAS misdetects, the script sets
+OPENBLAS_CORETYPE=SkylakeX unless --openblas keep) and the load average
 before and after. A benchmark, not a test: nothing asserts a time.
 """
 import argparse
@@ -158,6 +160,43 @@ def cpu_flags():
     return "?"
 
 
+# OpenBLAS cores with 512-bit kernels: on a CPU with AVX-512, any other core
+# is a misdetection (OpenBLAS 0.3.21 takes Sapphire Rapids for a Prescott) and
+# would make PyTorch and numpy look several times slower than they are.
+AVX512_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
+
+
+def openblas_core(env=None):
+    """The core OpenBLAS chose for numpy in this environment (OPENBLAS_VERBOSE=2
+    prints it on the first product), or "?" when it says nothing."""
+    e = dict(env if env is not None else os.environ, OPENBLAS_VERBOSE="2")
+    p = subprocess.run([PY, "-c", "import numpy; numpy.ones((8, 8)) @ numpy.ones((8, 8))"],
+                       env=e, capture_output=True, text=True)
+    for line in (p.stdout + p.stderr).splitlines():
+        if line.startswith("Core:"):
+            return line.split(":", 1)[1].strip()
+    return "?"
+
+
+def fair_openblas(mode):
+    """Sets OPENBLAS_CORETYPE for the PyTorch and numpy runs when OpenBLAS
+    misdetects an AVX-512 CPU (mode "auto"), and returns the header line that
+    says which core they run."""
+    core = openblas_core()
+    if mode == "keep" or "OPENBLAS_CORETYPE" in os.environ:
+        note = f"OpenBLAS core {core}"
+        if "avx512f" in cpu_flags() and core not in AVX512_CORES + ("?",):
+            note += (f" -- WARNING: not an AVX-512 core on an AVX-512 CPU, PyTorch runs "
+                     f"slower than it can (OPENBLAS_CORETYPE=SkylakeX fixes it)")
+        return note
+    if "avx512f" in cpu_flags() and core not in AVX512_CORES + ("?",):
+        os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+        fixed = openblas_core()
+        return (f"OpenBLAS core {fixed} (it detected {core} on this AVX-512 CPU; "
+                f"OPENBLAS_CORETYPE=SkylakeX set for PyTorch and numpy, --openblas keep: don't)")
+    return f"OpenBLAS core {core}"
+
+
 def loadavg():
     try:
         return " ".join(open("/proc/loadavg").read().split()[:3])
@@ -181,6 +220,10 @@ def main():
     ap.add_argument("--fashion", default="/usr/share/datasets/fashion-mnist",
                     help="full Fashion-MNIST for fashion_train (apt-get install "
                          "dataset-fashion-mnist)")
+    ap.add_argument("--openblas", choices=("auto", "keep"), default="auto",
+                    help="auto (default): when OpenBLAS picks a non-AVX-512 core on an "
+                         "AVX-512 CPU, set OPENBLAS_CORETYPE=SkylakeX for the fair "
+                         "comparison; keep: leave OpenBLAS's choice")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     only = [w for w in args.only.split(",") if w]
@@ -199,6 +242,7 @@ def main():
     start = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"# {start}; {cpu_name()}, {os.cpu_count()} CPUs ({cpu_flags()}); "
           f"load average {loadavg()} (1, 5, 15 min)")
+    print(f"# {fair_openblas(args.openblas)}")
     print(f"# tapegrad {build}; torch {torch_ver}; {args.repeats} interleaved runs per "
           f"cell, median shown")
     table = []
