@@ -33,6 +33,9 @@ tile_avx512(const int rows, int64_t kc, const float *ap, int64_t rsa, int64_t cs
     __m512 c0[8], c1[8];
     for (int r = 0; r < rows; r++)
         c0[r] = c1[r] = _mm512_setzero_ps();
+    // Unrolled: 1024^3 1.17x, the CNN's conv2 products 1.01-1.04x (CPU
+    // time, alternating; GCC 12 leaves the loop rolled otherwise).
+#pragma GCC unroll 4
     for (int64_t k = 0; k < kc; k++) {
         __m512 b0 = _mm512_loadu_ps(bp + k * 32), b1 = _mm512_loadu_ps(bp + k * 32 + 16);
         const float *a = ap + k * csa;
