@@ -7,7 +7,9 @@
  * (and, given this program's path, runs all three and prints the ratios).
  * The first line names the kernel and the thread count (TAPEGRAD_KERNEL and
  * TAPEGRAD_NUM_THREADS choose them), the last the peak RSS. Usage:
- *     gemm_bench [f32|f64] [shape-name]
+ *     gemm_bench [f32|f64] [shape-name | [t]MxNxK[t]]
+ * where a t before or after the sizes transposes A or B (e.g. 32x9x676t is
+ * conv1.dw's shape without its beta).
  * To judge a change to one kernel on a machine shared with other work:
  *   TG_BENCH_CLOCK=cpu   times CPU time of the process (CLOCK_PROCESS_CPUTIME_ID)
  *                        instead of wall time, so time spent descheduled does
@@ -181,9 +183,20 @@ int main(int argc, char **argv)
         }
         printf("# kernel %s threads %d\n", tg_kernel_name(), tg_num_threads());
     }
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        const shape *s = &shapes[i];
-        if (only && strcmp(only, s->name) != 0)
+    shape custom = {.name = only};
+    long long m, nn, kk;
+    int used = 0;
+    const char *dims = only && only[0] == 't' ? only + 1 : only;
+    bool is_custom = dims && sscanf(dims, "%lldx%lldx%lld%n", &m, &nn, &kk, &used) == 3 &&
+                     m > 0 && nn > 0 && kk > 0;
+    if (is_custom) {
+        custom.ta = dims != only;
+        custom.tb = dims[used] == 't';
+        custom.M = m, custom.N = nn, custom.K = kk;
+    }
+    for (size_t i = 0; i < (is_custom ? 1 : sizeof shapes / sizeof shapes[0]); i++) {
+        const shape *s = is_custom ? &custom : &shapes[i];
+        if (!is_custom && only && strcmp(only, s->name) != 0)
             continue;
         double rate[MAX_KERNELS];
         bench(s, f64, n, kernels, rate);
