@@ -31,8 +31,13 @@ tile_avx512(const int rows, int64_t kc, const float *ap, int64_t rsa, int64_t cs
             const float *bp, int64_t ldbp, float *C, int64_t ldc, int64_t n, float alpha, float beta)
 {
     __m512 c0[8], c1[8];
-    for (int r = 0; r < rows; r++)
+    for (int r = 0; r < rows; r++) {
         c0[r] = c1[r] = _mm512_setzero_ps();
+        // C's tile is read (or written) only after the whole depth block:
+        // ask for its lines now, so they arrive while the fmas run.
+        _mm_prefetch((const char *)(C + r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + r * ldc + n - 1), _MM_HINT_T0);
+    }
     // Unrolled: 1024^3 1.17x, the CNN's conv2 products 1.01-1.04x (CPU
     // time, alternating; GCC 12 leaves the loop rolled otherwise).
 #pragma GCC unroll 4
