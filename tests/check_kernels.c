@@ -295,6 +295,100 @@ START_TEST(test_gemm_small_path_equals_packed)
 }
 END_TEST
 
+/* The paths chosen by shape give the bytes of the direct formulation (each
+ * element's fma chain in gemm_kernel.h's order, no packing, no transposing),
+ * with every kernel and with one and two threads: a narrow product (N below
+ * the tile's width, more rows than columns) computed as its transpose, with
+ * beta, alpha and a bias on either side; a shallow untransposed B read in
+ * place, with a ragged last strip; row counts whose last two strips are
+ * balanced (MR + 1, 2 MR + 3, ...); several depth blocks and segments. */
+START_TEST(test_gemm_shape_paths_equal_direct)
+{
+    static const tg__gemm_kernel *const kerns[] = {&tg__gemm_generic, &tg__gemm_avx2,
+                                                   &tg__gemm_avx512};
+    static const int64_t shapes[][3] = {
+        {32, 9, 676}, {100, 7, 50}, {33, 1, 300}, {64, 15, 121}, {200, 20, 90}, // narrow
+        {32, 676, 9}, {13, 100, 16}, {40, 33, 5}, {9, 70, 12}, {7, 2100, 3},    // shallow B
+        {9, 64, 40},  {17, 50, 30}, {25, 40, 100}, {13, 33, 700}, {151, 40, 20}, // ragged rows
+    };
+    static const float alphas[] = {1.0f, -0.75f}, betas[] = {0.0f, 1.0f, 0.5f};
+    bool ta = _i & 1, tb = _i & 2;
+    int nthreads = have_threads() ? 2 : 1;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], pad = (int64_t)s % 2;
+        int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+        float *A = malloc(sizeof(float) * (size_t)(lda * (ta ? K : M)));
+        float *B = malloc(sizeof(float) * (size_t)(ldb * (tb ? N : K)));
+        float *bias = malloc(sizeof(float) * (size_t)(M + N));
+        float *C0 = malloc(sizeof(float) * (size_t)(ldc * M));
+        float *C1 = malloc(sizeof(float) * (size_t)(ldc * M));
+        float *C2 = malloc(sizeof(float) * (size_t)(ldc * M));
+        for (int64_t i = 0; i < lda * (ta ? K : M); i++)
+            A[i] = (float)(uniform() - 0.5);
+        for (int64_t i = 0; i < ldb * (tb ? N : K); i++)
+            B[i] = (float)(uniform() - 0.5);
+        for (int64_t i = 0; i < M + N; i++)
+            bias[i] = (float)(uniform() - 0.5);
+        for (int64_t i = 0; i < ldc * M; i++)
+            C0[i] = (float)uniform();
+        for (size_t k = 0; k < sizeof kerns / sizeof kerns[0]; k++) {
+            const tg__gemm_kernel *kern = kerns[k];
+            if (!kern->supported())
+                continue;
+            ASSERT_OK(tg_set_kernel(kern->name));
+            for (size_t v = 0; v < 8; v++) {
+                float alpha = alphas[v % 2], beta = betas[v % 3];
+                // v 6, 7: bias per row, per column, and ReLU
+                tg__gemm_epi epi = {.bias = v == 6 ? bias : bias + M, .bias_per_col = v == 7,
+                                    .relu = true};
+                const tg__gemm_epi *e = v >= 6 ? &epi : NULL;
+                tg__gemm_job job = {.trans_a = ta, .trans_b = tb, .M = M, .N = N, .K = K,
+                                    .alpha = alpha, .beta = beta, .A = A, .lda = lda, .B = B,
+                                    .ldb = ldb, .C = C1, .ldc = ldc,
+                                    .kcb = tg__gemm_depth_block(K),
+                                    .bias = e ? e->bias : NULL,
+                                    .bias_per_col = e && e->bias_per_col, .relu = e != NULL};
+                memcpy(C1, C0, sizeof(float) * (size_t)(ldc * M));
+                kern->direct_f32(&job);
+                for (int t = 1; t <= nthreads; t++) {
+                    ASSERT_OK(tg_set_num_threads(t));
+                    memcpy(C2, C0, sizeof(float) * (size_t)(ldc * M));
+                    tg__gemm_f32_epi(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C2, ldc, e);
+                    ck_assert_msg(memcmp(C1, C2, sizeof(float) * (size_t)(ldc * M)) == 0,
+                                  "%s, %d threads, %lldx%lldx%lld ta%d tb%d alpha %g beta %g "
+                                  "epilogue %d: not the direct bytes", kern->name, t,
+                                  (long long)M, (long long)N, (long long)K, ta, tb, alpha,
+                                  beta, v >= 6 ? (int)v - 5 : 0);
+                }
+            }
+        }
+        // The same through the serial entry (a convolution's per-image call),
+        // with the scratch size it reports.
+        size_t bytes = tg__gemm_f32_scratch(ta, tb, M, N, K);
+        float *ws = bytes ? aligned_alloc(64, (bytes + 63) / 64 * 64) : NULL;
+        tg__gemm_job job = {.trans_a = ta, .trans_b = tb, .M = M, .N = N, .K = K, .alpha = 1,
+                            .beta = 0.5, .A = A, .lda = lda, .B = B, .ldb = ldb, .C = C1,
+                            .ldc = ldc, .kcb = tg__gemm_depth_block(K)};
+        memcpy(C1, C0, sizeof(float) * (size_t)(ldc * M));
+        tg__gemm_current()->direct_f32(&job);
+        memcpy(C2, C0, sizeof(float) * (size_t)(ldc * M));
+        tg__gemm_f32_serial(ws, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.5f, C2, ldc, NULL);
+        ck_assert_msg(memcmp(C1, C2, sizeof(float) * (size_t)(ldc * M)) == 0,
+                      "serial %lldx%lldx%lld ta%d tb%d: not the direct bytes", (long long)M,
+                      (long long)N, (long long)K, ta, tb);
+        free(ws);
+        free(A);
+        free(B);
+        free(bias);
+        free(C0);
+        free(C1);
+        free(C2);
+    }
+    ASSERT_OK(tg_set_num_threads(1));
+    ASSERT_OK(tg_set_kernel("auto"));
+}
+END_TEST
+
 /* Without scratch memory the product still runs, unpacked, to the same bytes
  * (the scratch allocation failing is the first one of the process, so this
  * relies on fork mode). */
@@ -867,6 +961,7 @@ static Suite *kernels_suite(void)
     tcase_add_loop_test(same, test_gemm_epilogue_and_segments_same_bytes, 0, 4);
     tcase_add_loop_test(same, test_gemm_without_memory_same_bytes, 0, 4);
     tcase_add_loop_test(same, test_gemm_small_path_equals_packed, 0, 4);
+    tcase_add_loop_test(same, test_gemm_shape_paths_equal_direct, 0, 4);
     tcase_add_loop_test(same, test_gemm_allocates_once, 0, 1);
     suite_add_tcase(s, same);
     TCase *conv = tcase_create("im2col");

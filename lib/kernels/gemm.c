@@ -15,7 +15,8 @@
  * largest product it has seen: after the first training step a product
  * allocates nothing. Products of at most SMALL_MNK multiply-adds skip packing
  * (it would cost more than it saves); so does a thread that cannot get
- * scratch memory, through the same sums. */
+ * scratch memory, through the same sums. A larger product narrower than the
+ * kernel's tile runs as its transpose (see narrow below), to the same bytes. */
 #include <string.h>
 
 #include "kernels/gemm_kernel.h"
@@ -24,23 +25,71 @@
 
 #define SMALL_MNK 8192
 
-/* Equal depth blocks of at most TG__GEMM_KC: 288 is one block of 288, not
- * 256 + 32, so no pass over C does a sliver of the work. */
-static int64_t depth_block(int64_t K)
+/* ---- narrow products, computed transposed ----
+ * A product with fewer columns than the kernel's tile is wide (N < nr) wastes
+ * most of each tile: conv1's weight gradient, 32 x 9 x 676, fills 9 of 32
+ * AVX-512 lanes. Its transpose C^T = op(B)^T op(A)^T (9 x 32) fills them
+ * all, so such a product with more rows than columns runs as that, into a
+ * buffer on the stack, then is transposed into C. Each element's sum is the
+ * same sequence of fmas (fma(a, b, s) and fma(b, a, s) are the same
+ * rounding of the same exact product), and alpha, beta and the epilogue act
+ * on it as before: the bytes are those of the direct formulation. */
+#define NARROW_C 4096 /* elements of C: 16 KB of stack */
+
+static bool narrow(const tg__gemm_kernel *kern, bool f64, const tg__gemm_job *job)
 {
-    if (K <= TG__GEMM_KC)
-        return K;
-    int64_t blocks = (K + TG__GEMM_KC - 1) / TG__GEMM_KC;
-    return (K + blocks - 1) / blocks;
+    return !f64 && job->N < kern->nr && job->M > job->N && job->M * job->N <= NARROW_C;
+}
+
+/* The transposed job, writing ct (N x M); C^T is copied in when beta reads
+ * it. */
+static tg__gemm_job transposed(const tg__gemm_job *job, float *ct)
+{
+    tg__gemm_job t = *job;
+    t.trans_a = !job->trans_b;
+    t.trans_b = !job->trans_a;
+    t.M = job->N;
+    t.N = job->M;
+    t.A = job->B;
+    t.lda = job->ldb;
+    t.B = job->A;
+    t.ldb = job->lda;
+    t.C = ct;
+    t.ldc = job->M;
+    t.bias_per_col = !job->bias_per_col;
+    t.seg_a = job->seg_b;
+    t.seg_b = job->seg_a;
+    const float *C = job->C;
+    for (int64_t i = 0; job->beta != 0 && i < job->M; i++)
+        for (int64_t j = 0; j < job->N; j++)
+            ct[j * job->M + i] = C[i * job->ldc + j];
+    return t;
+}
+
+static void untranspose(const tg__gemm_job *job, const float *ct)
+{
+    float *C = job->C;
+    for (int64_t i = 0; i < job->M; i++)
+        for (int64_t j = 0; j < job->N; j++)
+            C[i * job->ldc + j] = ct[j * job->M + i];
 }
 
 /* Bytes of packing scratch for a job (a block of at most its size needs no
- * more). */
+ * more), and for its transpose when that is what runs. */
 static size_t scratch_bytes(const tg__gemm_kernel *kern, bool f64, const tg__gemm_job *job)
 {
-    int64_t es = f64 ? 8 : 4;
-    return (size_t)(es * tg__gemm_scratch_elems(job, es, f64 ? kern->mr_f64 : kern->mr,
-                                                f64 ? kern->nr_f64 : kern->nr));
+    int64_t es = f64 ? 8 : 4, mr = f64 ? kern->mr_f64 : kern->mr;
+    int64_t nr = f64 ? kern->nr_f64 : kern->nr;
+    int64_t elems = tg__gemm_scratch_elems(job, es, mr, nr);
+    if (narrow(kern, f64, job)) {
+        tg__gemm_job t = *job;
+        t.trans_a = !job->trans_b;
+        t.M = job->N;
+        t.N = job->M;
+        int64_t te = tg__gemm_scratch_elems(&t, es, mr, nr);
+        elems = te > elems ? te : elems;
+    }
+    return (size_t)(es * elems);
 }
 
 /* One block of C on the calling thread; ws is its packing scratch (NULL: run
@@ -91,20 +140,36 @@ static void split_task(void *ctx, int64_t t, void *ws)
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+static void gemm_packed(const tg__gemm_kernel *kern, bool f64, const tg__gemm_job *job,
+                        double work);
+
 static void gemm(bool f64, tg__gemm_job *job)
 {
     const tg__gemm_kernel *kern = tg__gemm_current();
-    job->kcb = depth_block(job->seg ? job->seg : job->K);
+    job->kcb = tg__gemm_depth_block(job->seg ? job->seg : job->K);
     double work = (double)job->M * (double)job->N * (double)job->K;
     bool direct = work <= SMALL_MNK;
     if (direct) { // far below any thread's share of work
         run_block(kern, f64, job, true, NULL);
         return;
     }
+    if (narrow(kern, f64, job)) {
+        _Alignas(64) float ct[NARROW_C];
+        tg__gemm_job t = transposed(job, ct);
+        gemm_packed(kern, f64, &t, work);
+        untranspose(job, ct);
+        return;
+    }
+    gemm_packed(kern, f64, job, work);
+}
+
+/* A product above SMALL_MNK, on one thread or split between several. */
+static void gemm_packed(const tg__gemm_kernel *kern, bool f64, const tg__gemm_job *job,
+                        double work)
+{
     int nt = tg__threads_for(work);
     if (nt <= 1) {
-        void *ws = direct ? NULL : tg__workspace(scratch_bytes(kern, f64, job));
-        run_block(kern, f64, job, direct, ws);
+        run_block(kern, f64, job, false, tg__workspace(scratch_bytes(kern, f64, job)));
         return;
     }
     // Twice as many blocks as threads, so a thread slowed by other work on
@@ -114,7 +179,7 @@ static void gemm(bool f64, tg__gemm_job *job)
     int64_t row_tiles = ceil_div(job->M, mr);
     int64_t tn = col_tiles < want ? col_tiles : want;
     int64_t tm = ceil_div(want, tn) < row_tiles ? ceil_div(want, tn) : row_tiles;
-    split s = {.kern = kern, .whole = *job, .f64 = f64, .direct = direct};
+    split s = {.kern = kern, .whole = *job, .f64 = f64, .direct = false};
     s.cols = ceil_div(col_tiles, tn) * nr;
     s.rows = ceil_div(row_tiles, tm) * mr;
     s.tn = ceil_div(job->N, s.cols);
@@ -122,7 +187,7 @@ static void gemm(bool f64, tg__gemm_job *job)
     tg__gemm_job block = *job;
     block.M = s.rows < job->M ? s.rows : job->M;
     block.N = s.cols < job->N ? s.cols : job->N;
-    size_t ws_bytes = direct ? 0 : scratch_bytes(kern, f64, &block);
+    size_t ws_bytes = scratch_bytes(kern, f64, &block);
     tg__parallel_for(ceil_div(job->M, s.rows) * s.tn, ws_bytes, split_task, &s);
 }
 
@@ -136,7 +201,7 @@ static tg__gemm_job job_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, in
 {
     tg__gemm_job job = {.trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K,
                         .alpha = alpha, .beta = beta, .A = A, .lda = lda, .B = B, .ldb = ldb,
-                        .C = C, .ldc = ldc, .kcb = depth_block(K)};
+                        .C = C, .ldc = ldc, .kcb = tg__gemm_depth_block(K)};
     if (epi) {
         job.bias = epi->bias;
         job.bias_per_col = epi->bias_per_col;
@@ -166,7 +231,15 @@ void tg__gemm_f32_serial(void *scratch, bool trans_a, bool trans_b, int64_t M, i
     tg__gemm_job job = job_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
                                epi);
     bool direct = (double)M * (double)N * (double)K <= SMALL_MNK;
-    run_block(tg__gemm_current(), false, &job, direct, scratch);
+    const tg__gemm_kernel *kern = tg__gemm_current();
+    if (!direct && scratch && narrow(kern, false, &job)) {
+        _Alignas(64) float ct[NARROW_C];
+        tg__gemm_job t = transposed(&job, ct);
+        run_block(kern, false, &t, false, scratch);
+        untranspose(&job, ct);
+        return;
+    }
+    run_block(kern, false, &job, direct, scratch);
 }
 
 /* C = beta C, for K == 0 or alpha == 0 (C is not read when beta == 0). */

@@ -26,14 +26,14 @@ static bool avx2_supported(void)
  * a constant in every call, so the accumulators stay in registers. A tile
  * narrower than 16 goes through a buffer. */
 static inline __attribute__((always_inline)) TARGET void
-tile_avx2(const int rows, int64_t kc, const float *ap, int64_t rsa, int64_t csa, const float *bp,
+tile_avx2(const int rows, int64_t kc, const float *ap, int64_t rsa, int64_t csa, const float *bp, int64_t ldbp,
           float *C, int64_t ldc, int64_t n, float alpha, float beta)
 {
     __m256 c0[6], c1[6];
     for (int r = 0; r < rows; r++)
         c0[r] = c1[r] = _mm256_setzero_ps();
     for (int64_t k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_loadu_ps(bp + k * 16), b1 = _mm256_loadu_ps(bp + k * 16 + 8);
+        __m256 b0 = _mm256_loadu_ps(bp + k * ldbp), b1 = _mm256_loadu_ps(bp + k * ldbp + 8);
         const float *a = ap + k * csa;
         for (int r = 0; r < rows; r++) {
             __m256 av = _mm256_broadcast_ss(a + r * rsa);
@@ -72,16 +72,16 @@ tile_avx2(const int rows, int64_t kc, const float *ap, int64_t rsa, int64_t csa,
 }
 
 static TARGET void micro_avx2(int rows, int64_t kc, const float *ap, int64_t rsa, int64_t csa,
-                              const float *bp, float *C, int64_t ldc, int64_t n, float alpha,
+                              const float *bp, int64_t ldbp, float *C, int64_t ldc, int64_t n, float alpha,
                               float beta)
 {
     switch (rows) {
-    case 6: tile_avx2(6, kc, ap, rsa, csa, bp, C, ldc, n, alpha, beta); break;
-    case 5: tile_avx2(5, kc, ap, rsa, csa, bp, C, ldc, n, alpha, beta); break;
-    case 4: tile_avx2(4, kc, ap, rsa, csa, bp, C, ldc, n, alpha, beta); break;
-    case 3: tile_avx2(3, kc, ap, rsa, csa, bp, C, ldc, n, alpha, beta); break;
-    case 2: tile_avx2(2, kc, ap, rsa, csa, bp, C, ldc, n, alpha, beta); break;
-    case 1: tile_avx2(1, kc, ap, rsa, csa, bp, C, ldc, n, alpha, beta); break;
+    case 6: tile_avx2(6, kc, ap, rsa, csa, bp, ldbp, C, ldc, n, alpha, beta); break;
+    case 5: tile_avx2(5, kc, ap, rsa, csa, bp, ldbp, C, ldc, n, alpha, beta); break;
+    case 4: tile_avx2(4, kc, ap, rsa, csa, bp, ldbp, C, ldc, n, alpha, beta); break;
+    case 3: tile_avx2(3, kc, ap, rsa, csa, bp, ldbp, C, ldc, n, alpha, beta); break;
+    case 2: tile_avx2(2, kc, ap, rsa, csa, bp, ldbp, C, ldc, n, alpha, beta); break;
+    case 1: tile_avx2(1, kc, ap, rsa, csa, bp, ldbp, C, ldc, n, alpha, beta); break;
     default: break;
     }
 }

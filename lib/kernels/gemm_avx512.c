@@ -28,13 +28,21 @@ static bool avx512_supported(void)
 /* As tile_avx2, for 32 columns. */
 static inline __attribute__((always_inline)) TARGET void
 tile_avx512(const int rows, int64_t kc, const float *ap, int64_t rsa, int64_t csa,
-            const float *bp, float *C, int64_t ldc, int64_t n, float alpha, float beta)
+            const float *bp, int64_t ldbp, float *C, int64_t ldc, int64_t n, float alpha, float beta)
 {
     __m512 c0[8], c1[8];
-    for (int r = 0; r < rows; r++)
+    for (int r = 0; r < rows; r++) {
         c0[r] = c1[r] = _mm512_setzero_ps();
+        // C's tile is read (or written) only after the whole depth block:
+        // ask for its lines now, so they arrive while the fmas run.
+        _mm_prefetch((const char *)(C + r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + r * ldc + n - 1), _MM_HINT_T0);
+    }
+    // Unrolled: 1024^3 1.17x, the CNN's conv2 products 1.01-1.04x (CPU
+    // time, alternating; GCC 12 leaves the loop rolled otherwise).
+#pragma GCC unroll 4
     for (int64_t k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_loadu_ps(bp + k * 32), b1 = _mm512_loadu_ps(bp + k * 32 + 16);
+        __m512 b0 = _mm512_loadu_ps(bp + k * ldbp), b1 = _mm512_loadu_ps(bp + k * ldbp + 16);
         const float *a = ap + k * csa;
         for (int r = 0; r < rows; r++) {
             __m512 av = _mm512_set1_ps(a[r * rsa]);
@@ -73,18 +81,18 @@ tile_avx512(const int rows, int64_t kc, const float *ap, int64_t rsa, int64_t cs
 }
 
 static TARGET void micro_avx512(int rows, int64_t kc, const float *ap, int64_t rsa, int64_t csa,
-                                const float *bp, float *C, int64_t ldc, int64_t n, float alpha,
+                                const float *bp, int64_t ldbp, float *C, int64_t ldc, int64_t n, float alpha,
                                 float beta)
 {
     switch (rows) {
-    case 8: tile_avx512(8, kc, ap, rsa, csa, bp, C, ldc, n, alpha, beta); break;
-    case 7: tile_avx512(7, kc, ap, rsa, csa, bp, C, ldc, n, alpha, beta); break;
-    case 6: tile_avx512(6, kc, ap, rsa, csa, bp, C, ldc, n, alpha, beta); break;
-    case 5: tile_avx512(5, kc, ap, rsa, csa, bp, C, ldc, n, alpha, beta); break;
-    case 4: tile_avx512(4, kc, ap, rsa, csa, bp, C, ldc, n, alpha, beta); break;
-    case 3: tile_avx512(3, kc, ap, rsa, csa, bp, C, ldc, n, alpha, beta); break;
-    case 2: tile_avx512(2, kc, ap, rsa, csa, bp, C, ldc, n, alpha, beta); break;
-    case 1: tile_avx512(1, kc, ap, rsa, csa, bp, C, ldc, n, alpha, beta); break;
+    case 8: tile_avx512(8, kc, ap, rsa, csa, bp, ldbp, C, ldc, n, alpha, beta); break;
+    case 7: tile_avx512(7, kc, ap, rsa, csa, bp, ldbp, C, ldc, n, alpha, beta); break;
+    case 6: tile_avx512(6, kc, ap, rsa, csa, bp, ldbp, C, ldc, n, alpha, beta); break;
+    case 5: tile_avx512(5, kc, ap, rsa, csa, bp, ldbp, C, ldc, n, alpha, beta); break;
+    case 4: tile_avx512(4, kc, ap, rsa, csa, bp, ldbp, C, ldc, n, alpha, beta); break;
+    case 3: tile_avx512(3, kc, ap, rsa, csa, bp, ldbp, C, ldc, n, alpha, beta); break;
+    case 2: tile_avx512(2, kc, ap, rsa, csa, bp, ldbp, C, ldc, n, alpha, beta); break;
+    case 1: tile_avx512(1, kc, ap, rsa, csa, bp, ldbp, C, ldc, n, alpha, beta); break;
     default: break;
     }
 }

@@ -31,6 +31,10 @@
 #define TG__GEMM_TINY 2048
 /* Rows of A packed at once (a multiple of every MR): the block lives in L2. */
 #define TG__GEMM_MC 144
+/* A depth block of untransposed B at most this deep is read in place: its
+ * few rows stay in L1 whatever the stride, and packing them would cost about
+ * as much as the product (conv1.fwd, K = 9). */
+#define TG__GEMM_B_IN_PLACE_K 16
 /* Bytes of packed B per (kc x nc) block: about half of a 1 MB L2. */
 #define TG__GEMM_B_BYTES (512 * 1024)
 
@@ -88,6 +92,17 @@ extern const tg__gemm_kernel tg__gemm_avx512;
 /* The float64 kernels of the AVX2 file, which the AVX-512 kernel shares. */
 void tg__gemm_avx2_packed_f64(const tg__gemm_job *job, double *scratch);
 void tg__gemm_avx2_direct_f64(const tg__gemm_job *job);
+
+/* Equal depth blocks of at most TG__GEMM_KC for a depth (or segment) K: 288
+ * is one block of 288, not 256 + 32, so no pass over C does a sliver of the
+ * work. The same for every kernel: it fixes the order of the additions. */
+static inline int64_t tg__gemm_depth_block(int64_t K)
+{
+    if (K <= TG__GEMM_KC)
+        return K;
+    int64_t blocks = (K + TG__GEMM_KC - 1) / TG__GEMM_KC;
+    return (K + blocks - 1) / blocks;
+}
 
 /* Whether op(A) is packed. Untransposed A never is: the kernel's broadcasts
  * then read MR rows in place, each along contiguous memory, as fast as from

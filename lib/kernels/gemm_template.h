@@ -9,7 +9,8 @@
  * pair of strips. Packing absorbs the transposes, so all four transpose
  * combinations run the same micro-kernel. Beta is applied as the first depth
  * block is written, so C is written once instead of cleared and read back;
- * the ragged last strip of rows runs a kernel with exactly that many rows.
+ * ragged rows run kernels with exactly as many rows, the last two strips
+ * sharing them evenly (FN(strip)).
  *
  * Define before including:
  *   T       float or double          FMA    fmaf or fma
@@ -24,14 +25,14 @@
 /* ---- the portable micro-kernel: NR lanes per row, each an fma chain ---- */
 #ifdef LANE_MICRO
 INL void FN(lane_tile)(const int rows, int64_t kc, const T *ap, int64_t rsa, int64_t csa,
-                       const T *bp, T *C, int64_t ldc, int64_t n, T alpha, T beta)
+                       const T *bp, int64_t ldbp, T *C, int64_t ldc, int64_t n, T alpha, T beta)
 {
     T acc[MR][NR];
     for (int r = 0; r < rows; r++)
         for (int l = 0; l < NR; l++)
             acc[r][l] = 0;
     for (int64_t k = 0; k < kc; k++) {
-        const T *b = bp + k * NR, *a = ap + k * csa;
+        const T *b = bp + k * ldbp, *a = ap + k * csa;
         for (int r = 0; r < rows; r++) {
             T av = a[r * rsa];
             for (int l = 0; l < NR; l++)
@@ -47,12 +48,12 @@ INL void FN(lane_tile)(const int rows, int64_t kc, const T *ap, int64_t rsa, int
 
 /* rows is a constant in each call below, so the loops over rows unroll. */
 static TARGET void FN(lane_micro)(int rows, int64_t kc, const T *ap, int64_t rsa, int64_t csa,
-                                  const T *bp, T *C, int64_t ldc, int64_t n, T alpha, T beta)
+                                  const T *bp, int64_t ldbp, T *C, int64_t ldc, int64_t n, T alpha, T beta)
 {
     switch (rows) {
 #define ROWS_CASE(R)                                                                 \
     case R:                                                                          \
-        FN(lane_tile)(R < MR ? R : MR, kc, ap, rsa, csa, bp, C, ldc, n, alpha, beta); \
+        FN(lane_tile)(R < MR ? R : MR, kc, ap, rsa, csa, bp, ldbp, C, ldc, n, alpha, beta); \
         break;
         ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4)
         ROWS_CASE(5) ROWS_CASE(6) ROWS_CASE(7) ROWS_CASE(8)
@@ -179,10 +180,28 @@ INL int64_t FN(segment)(const tg__gemm_job *job, int64_t k0, const T **As, const
 
 /* ---- the two drivers ---- */
 
+/* Row strip t of an mc-row block: its first row (returned) and *rows. When
+ * mc is not a multiple of MR the last two strips share the MR + rest rows
+ * evenly (8 + 1 -> 5 + 4): a strip of one to three rows has too few fma
+ * chains to hide the fma latency, while four or more keep both units busy. */
+INL int64_t FN(strip)(int64_t mc, int64_t t, int64_t *rows)
+{
+    const int64_t full = mc / MR, rest = mc - full * MR;
+    if (rest == 0 || full == 0 || t < full - 1) {
+        *rows = mc - t * MR < MR ? mc - t * MR : MR;
+        return t * MR;
+    }
+    const int64_t first = (MR + rest + 1) / 2;
+    *rows = t == full - 1 ? first : MR + rest - first;
+    return (full - 1) * MR + (t == full ? first : 0);
+}
+
 /* The blocked loops. j0 over nc columns of B, k0 over depth blocks (beta
  * applies on the first only, later blocks add with beta 1), i0 over MC rows
  * of A; then B strips outside A strips, so one B strip stays in L1 while the
- * rows of A stream past it from L2. */
+ * rows of A stream past it from L2. A shallow block of untransposed B
+ * (kc <= TG__GEMM_B_IN_PLACE_K) is read in place, but for a ragged last
+ * strip, which is packed with its zero columns. */
 static TARGET void FN(packed)(const tg__gemm_job *job, T *bpack)
 {
     T *C = job->C;
@@ -200,31 +219,45 @@ static TARGET void FN(packed)(const tg__gemm_job *job, T *bpack)
             int64_t kl, end = FN(segment)(job, k0, &A, &B, &kl);
             kc = end - k0 < kcb ? end - k0 : kcb;
             T bk = k0 == 0 ? beta : 1;
-            FN(pack_b)(job->trans_b, B, ldb, kl, kc, j0, nc, bpack);
+            const bool b_in_place = !job->trans_b && kc <= TG__GEMM_B_IN_PLACE_K;
+            const int64_t in_place_cols = b_in_place ? nc / NR * NR : 0;
+            if (in_place_cols < nc)
+                FN(pack_b)(job->trans_b, B, ldb, kl, kc, j0 + in_place_cols, nc - in_place_cols,
+                           bpack + in_place_cols * kc);
             for (int64_t i0 = 0; i0 < M; i0 += TG__GEMM_MC) {
                 int64_t mc = M - i0 < TG__GEMM_MC ? M - i0 : TG__GEMM_MC;
-                // A's block: start, row stride rsa, depth stride csa and the
-                // distance between strips.
+                // A's block: start, row stride rsa, depth stride csa, and the
+                // start of each strip.
                 const T *ablk = trans_a ? A + kl * lda + i0 : A + i0 * lda + kl;
-                int64_t rsa = trans_a ? 1 : lda, csa = trans_a ? lda : 1, step = MR * rsa;
+                int64_t rsa = trans_a ? 1 : lda, csa = trans_a ? lda : 1;
+                int64_t strips = (mc + MR - 1) / MR, first[TG__GEMM_MC], rows[TG__GEMM_MC];
+                const T *astrip[TG__GEMM_MC];
+                for (int64_t t = 0; t < strips; t++) {
+                    first[t] = FN(strip)(mc, t, &rows[t]);
+                    astrip[t] = ablk + first[t] * rsa;
+                    if (pack_a) {
+                        astrip[t] = apack + t * MR * kc;
+                        FN(pack_a)(A, lda, i0 + first[t], rows[t], kl, kc, apack + t * MR * kc);
+                    }
+                }
                 if (pack_a) {
-                    FN(pack_a)(A, lda, i0, mc, kl, kc, apack);
-                    ablk = apack;
                     rsa = 1;
                     csa = MR;
-                    step = MR * kc;
                 }
-                int64_t full = mc / MR, rest = mc - full * MR;
                 for (int64_t js = 0; js < nc; js += NR) {
                     int64_t n = nc - js < NR ? nc - js : NR;
-                    const T *bp = bpack + js * kc;
+                    const bool here = js < in_place_cols;
+                    const T *bp = here ? B + kl * ldb + j0 + js : bpack + js * kc;
+                    const int64_t ldbp = here ? ldb : NR;
                     T *c = C + i0 * ldc + j0 + js;
-                    for (int64_t s = 0; s < full; s++)
-                        MICRO(MR, kc, ablk + s * step, rsa, csa, bp, c + s * MR * ldc, ldc, n,
-                              alpha, bk);
-                    if (rest)
-                        MICRO((int)rest, kc, ablk + full * step, rsa, csa, bp,
-                              c + full * MR * ldc, ldc, n, alpha, bk);
+                    for (int64_t t = 0; t < strips; t++) {
+                        if (rows[t] == MR)
+                            MICRO(MR, kc, astrip[t], rsa, csa, bp, ldbp, c + first[t] * ldc, ldc,
+                                  n, alpha, bk);
+                        else
+                            MICRO((int)rows[t], kc, astrip[t], rsa, csa, bp, ldbp,
+                                  c + first[t] * ldc, ldc, n, alpha, bk);
+                    }
                     if (epilogue && k0 + kc == K) // this strip of C is final
                         FN(epilogue)(job, i0, mc, j0 + js, n);
                 }

@@ -7,7 +7,17 @@
  * (and, given this program's path, runs all three and prints the ratios).
  * The first line names the kernel and the thread count (TAPEGRAD_KERNEL and
  * TAPEGRAD_NUM_THREADS choose them), the last the peak RSS. Usage:
- *     gemm_bench [f32|f64] [shape-name]
+ *     gemm_bench [f32|f64] [shape-name | [t]MxNxK[t]]
+ * where a t before or after the sizes transposes A or B (e.g. 32x9x676t is
+ * conv1.dw's shape without its beta).
+ * To judge a change to one kernel on a machine shared with other work:
+ *   TG_BENCH_CLOCK=cpu   times CPU time of the process (CLOCK_PROCESS_CPUTIME_ID)
+ *                        instead of wall time, so time spent descheduled does
+ *                        not count (with threads: GFLOP per CPU-second);
+ *   TG_BENCH_KERNELS=avx2,avx512   times each named kernel on each shape, the
+ *                        kernels alternating repeat by repeat so that a slow
+ *                        spell of the machine falls on all of them; one column
+ *                        per kernel, then the ratio of the last to the first.
  * The shape list is repeated in gemm_torch.py; keep the two in step. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -42,10 +52,12 @@ static const shape shapes[] = {
 
 enum { REPEATS = 9 };
 
+static clockid_t bench_clock = CLOCK_MONOTONIC;
+
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(bench_clock, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -64,7 +76,10 @@ static void call(const shape *s, bool f64, const void *A, const void *B, void *C
         tg__gemm_f32(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, s->beta, C, s->N);
 }
 
-static double bench(const shape *s, bool f64)
+enum { MAX_KERNELS = 3 };
+
+/* Median GFLOP/s of each of the n kernels (NULL: the current one) on s. */
+static void bench(const shape *s, bool f64, int n, const char *const *kernels, double *out)
 {
     size_t es = f64 ? sizeof(double) : sizeof(float);
     size_t na = (size_t)(s->M * s->K), nb = (size_t)(s->K * s->N), nc = (size_t)(s->M * s->N);
@@ -99,18 +114,26 @@ static double bench(const shape *s, bool f64)
             break;
         calls *= 2;
     }
-    double rates[REPEATS];
-    for (int r = 0; r < REPEATS; r++) {
-        double t0 = now();
-        for (long c = 0; c < calls; c++)
-            call(s, f64, A, B, C);
-        rates[r] = flop * (double)calls / (now() - t0) * 1e-9;
+    double rates[MAX_KERNELS][REPEATS];
+    for (int r = 0; r < REPEATS; r++)
+        for (int k = 0; k < n; k++) {
+            if (kernels[k] && tg_set_kernel(kernels[k]) != TG_OK) {
+                fprintf(stderr, "gemm_bench: kernel %s: %s\n", kernels[k], tg_last_error());
+                exit(1);
+            }
+            call(s, f64, A, B, C); // the switch's first call warms this kernel's code
+            double t0 = now();
+            for (long c = 0; c < calls; c++)
+                call(s, f64, A, B, C);
+            rates[k][r] = flop * (double)calls / (now() - t0) * 1e-9;
+        }
+    for (int k = 0; k < n; k++) {
+        qsort(rates[k], REPEATS, sizeof rates[k][0], cmp);
+        out[k] = rates[k][REPEATS / 2];
     }
-    qsort(rates, REPEATS, sizeof rates[0], cmp);
     free(A);
     free(B);
     free(C);
-    return rates[REPEATS / 2];
 }
 
 /* VmHWM, not getrusage: ru_maxrss survives exec on Linux, so under a Python
@@ -132,14 +155,58 @@ int main(int argc, char **argv)
 {
     bool f64 = argc > 1 && strcmp(argv[1], "f64") == 0;
     const char *only = argc > 2 ? argv[2] : NULL;
-    printf("# kernel %s threads %d\n", tg_kernel_name(), tg_num_threads());
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        const shape *s = &shapes[i];
-        if (only && strcmp(only, s->name) != 0)
+    const char *clk = getenv("TG_BENCH_CLOCK");
+    if (clk && strcmp(clk, "cpu") == 0)
+        bench_clock = CLOCK_PROCESS_CPUTIME_ID;
+    // TG_BENCH_KERNELS: a comma-separated list, copied so it can be cut up.
+    static char list[64];
+    const char *kernels[MAX_KERNELS] = {NULL};
+    int n = 1;
+    const char *env = getenv("TG_BENCH_KERNELS");
+    if (env && *env) {
+        snprintf(list, sizeof list, "%s", env);
+        n = 0;
+        for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && n < MAX_KERNELS;
+             tok = strtok_r(NULL, ",", &save))
+            kernels[n++] = tok;
+    }
+    if (n > 1) {
+        printf("# kernels");
+        for (int k = 0; k < n; k++)
+            printf(" %s", kernels[k]);
+        printf(" threads %d clock %s\n", tg_num_threads(),
+               bench_clock == CLOCK_MONOTONIC ? "wall" : "cpu");
+    } else {
+        if (kernels[0] && tg_set_kernel(kernels[0]) != TG_OK) {
+            fprintf(stderr, "gemm_bench: kernel %s: %s\n", kernels[0], tg_last_error());
+            return 1;
+        }
+        printf("# kernel %s threads %d\n", tg_kernel_name(), tg_num_threads());
+    }
+    shape custom = {.name = only};
+    long long m, nn, kk;
+    int used = 0;
+    const char *dims = only && only[0] == 't' ? only + 1 : only;
+    bool is_custom = dims && sscanf(dims, "%lldx%lldx%lld%n", &m, &nn, &kk, &used) == 3 &&
+                     m > 0 && nn > 0 && kk > 0;
+    if (is_custom) {
+        custom.ta = dims != only;
+        custom.tb = dims[used] == 't';
+        custom.M = m, custom.N = nn, custom.K = kk;
+    }
+    for (size_t i = 0; i < (is_custom ? 1 : sizeof shapes / sizeof shapes[0]); i++) {
+        const shape *s = is_custom ? &custom : &shapes[i];
+        if (!is_custom && only && strcmp(only, s->name) != 0)
             continue;
-        printf("%-11s %d %d %5lld %5lld %5lld %g %7.2f\n", s->name, s->ta, s->tb,
-               (long long)s->M, (long long)s->N, (long long)s->K, (double)s->beta,
-               bench(s, f64));
+        double rate[MAX_KERNELS];
+        bench(s, f64, n, kernels, rate);
+        printf("%-11s %d %d %5lld %5lld %5lld %g", s->name, s->ta, s->tb, (long long)s->M,
+               (long long)s->N, (long long)s->K, (double)s->beta);
+        for (int k = 0; k < n; k++)
+            printf(" %7.2f", rate[k]);
+        if (n > 1)
+            printf("  %.3f", rate[n - 1] / rate[0]);
+        printf("\n");
         fflush(stdout);
     }
     printf("# max_rss_kib %ld\n", peak_rss_kib());
