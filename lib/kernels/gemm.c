@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "kernels/gemm_kernel.h"
+#include "kernels/gemm_small.h"
 #include "kernels/kernels.h"
 #include "thread/pool.h"
 
@@ -213,6 +214,8 @@ void tg__gemm_f32_epi(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                       float *C, int64_t ldc, const tg__gemm_epi *epi)
 {
+    if (tg__gemm_small_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi))
+        return; // a tiny product: the short entry (gemm_small.c), the same bytes
     GEMM_BODY(float, false)
 }
 
@@ -220,6 +223,8 @@ void tg__gemm_f64_epi(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
                       double alpha, const double *A, int64_t lda, const double *B, int64_t ldb,
                       double beta, double *C, int64_t ldc, const tg__gemm_epi *epi)
 {
+    if (tg__gemm_small_f64(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi))
+        return;
     GEMM_BODY(double, true)
 }
 
@@ -248,6 +253,8 @@ void tg__gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                   int64_t ldc)
 {
+    if (tg__gemm_small_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL))
+        return; // straight to the short entry: one call less for the products it takes
     tg__gemm_f32_epi(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
@@ -255,5 +262,7 @@ void tg__gemm_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, d
                   const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
                   double *C, int64_t ldc)
 {
+    if (tg__gemm_small_f64(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL))
+        return;
     tg__gemm_f64_epi(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
