@@ -53,8 +53,55 @@ static void plan_for(tg__bcast *plan, const tg_node *nd)
     tg__bcast_plan(plan, nd->out->ndim, nd->out->shape, nd->n_in, nds, shapes);
 }
 
+/* a + b or a - b for a of the output's shape and b of it too or a row of its
+ * last dims (a layer's bias, a target), small: the kernel's one rounding per
+ * element, as a loop here, because planning the broadcast and dispatching on
+ * the op cost more than a small network's additions. false: not this case. */
+#define ADD_SUB_ROWS(T)                                                            \
+    const T *x = a->data, *y = b->data;                                            \
+    T *o = out->data;                                                              \
+    if (op == TG__BIN_ADD)                                                         \
+        for (int64_t r = 0; r < rows; r++, x += K, o += K)                         \
+            for (int64_t k = 0; k < K; k++)                                        \
+                o[k] = x[k] + y[k];                                                \
+    else                                                                           \
+        for (int64_t r = 0; r < rows; r++, x += K, o += K)                         \
+            for (int64_t k = 0; k < K; k++)                                        \
+                o[k] = x[k] - y[k];
+
+static bool small_add_sub(tg_node *nd, tg__binop op)
+{
+    const tg_tensor *a = nd->in[0], *b = nd->in[1];
+    tg_tensor *out = nd->out;
+    if ((op != TG__BIN_ADD && op != TG__BIN_SUB) || out->numel > 4096 || out->numel == 0 ||
+        !tg__same_shape(a, out))
+        return false;
+    int64_t rows, K;
+    if (tg__same_shape(b, out)) {
+        rows = 1; // one flat run
+        K = out->numel;
+    } else {
+        int lead = out->ndim - b->ndim;
+        if (lead < 0 || b->numel == 0)
+            return false;
+        for (int d = 0; d < b->ndim; d++)
+            if (b->shape[d] != out->shape[lead + d])
+                return false;
+        K = b->numel;
+        rows = out->numel / K;
+    }
+    if (out->dtype == TG_F32) {
+        ADD_SUB_ROWS(float)
+    } else {
+        ADD_SUB_ROWS(double)
+    }
+    return true;
+}
+
 static tg_status binary_forward(tg_node *nd, tg__binop op)
 {
+    if (small_add_sub(nd, op))
+        return TG_OK;
     tg__bcast plan;
     plan_for(&plan, nd);
     if (nd->out->dtype == TG_F32)
