@@ -158,7 +158,7 @@ static const op_case cases[] = {
     {"copy", "copy", 1, {2}, {{2, 3}}, ANY, true, f_copy},
     {"sum all", "sum", 1, {3}, {{2, 3, 2}}, ANY, true, f_sum_all},
     {"sum axes keepdim", "sum expand reshape", 1, {3}, {{2, 3, 4}}, ANY, true, f_sum_axes},
-    {"mean", "sum mul_scalar", 1, {3}, {{2, 3, 2}}, ANY, true, f_mean},
+    {"mean", "mean", 1, {3}, {{2, 3, 2}}, ANY, true, f_mean},
     {"max all", "max put_add", 1, {2}, {{3, 4}}, ANY, true, f_max_all},
     {"max axis", "max put_add take", 1, {3}, {{2, 3, 4}}, ANY, true, f_max_axis},
     {"logsumexp", "logsumexp", 1, {3}, {{2, 3, 2}}, ANY, true, f_lse},
@@ -189,8 +189,8 @@ static const op_case cases[] = {
     {"where broadcast", "where", 2, {2, 2}, {{3, 1}, {1, 4}}, AWAY_FROM_ZERO, true, f_where_b},
     {"sum one axis", "sum", 1, {3}, {{2, 3, 4}}, ANY, true, f_sum_axis},
     {"sum of a 0-dim", "sum", 1, {0}, {{0}}, ANY, true, f_sum_0dim},
-    {"mean all", "sum mul_scalar", 1, {3}, {{2, 3, 2}}, ANY, true, f_mean_all},
-    {"mean axes keepdim", "sum mul_scalar", 1, {3}, {{2, 3, 2}}, ANY, true, f_mean_keep},
+    {"mean all", "mean", 1, {3}, {{2, 3, 2}}, ANY, true, f_mean_all},
+    {"mean axes keepdim", "mean", 1, {3}, {{2, 3, 2}}, ANY, true, f_mean_keep},
     {"max axes keepdim", "max", 1, {3}, {{2, 3, 4}}, ANY, true, f_max_keep2},
     {"logsumexp axes keepdim", "logsumexp", 1, {3}, {{2, 3, 2}}, ANY, true, f_lse_keep},
     {"flatten", "reshape", 1, {3}, {{2, 3, 2}}, ANY, true, f_flatten},
@@ -1734,6 +1734,49 @@ START_TEST(test_add_sub_rows_bits)
 }
 END_TEST
 
+
+/* tg_mean is one node (reduce.c) with the bytes of the composition it
+ * replaced, mul_scalar(sum(x), 1/n): forward, the fused gradient and the
+ * recorded one, over all axes, some, and with keepdim, both dtypes. */
+START_TEST(test_mean_matches_sum_scaled)
+{
+    tg_dtype dt = _i ? TG_F64 : TG_F32;
+    tg_tape *tape = tg_tape_new();
+    static const int axes[][2] = {{0, 0}, {1, 0}, {0, 2}, {-1, 0}};
+    static const int n_axes[] = {0, 1, 2, 1};
+    for (int a = 0; a < 4; a++)
+        for (int keep = 0; keep < 2; keep++) {
+            tg_tensor *x = fast_tensor(dt, 3, (const int64_t[]){3, 5, 7});
+            tg_tensor_set_requires_grad(x, true);
+            const int *ax = n_axes[a] ? axes[a] : NULL;
+            int64_t count = 1;
+            for (int d = 0; d < 3; d++) {
+                bool reduced = !ax;
+                for (int k = 0; k < n_axes[a]; k++)
+                    reduced |= (ax[k] + 3) % 3 == d;
+                count *= reduced ? (int64_t[]){3, 5, 7}[d] : 1;
+            }
+            tg_tensor *m = tg_mean(x, ax, n_axes[a], keep);
+            tg_tensor *r = tg_mul_scalar(tg_sum(x, ax, n_axes[a], keep), 1.0 / (double)count);
+            ck_assert_msg(same_bytes(m, r), "%s mean %d keep %d: forward differs",
+                          tg_dtype_name(dt), a, keep);
+            tg_tensor *seed = fast_tensor(dt, tg_tensor_ndim(m), tg_tensor_shape(m));
+            for (int graph = 0; graph < 2; graph++) {
+                unsigned flags = TG_RETAIN_GRAPH | (graph ? TG_CREATE_GRAPH : 0);
+                tg_tensor *gm = NULL, *gr = NULL;
+                ck_assert_int_eq(tg_grad(1, &m, &seed, 1, &x, &gm, flags), TG_OK);
+                ck_assert_int_eq(tg_grad(1, &r, &seed, 1, &x, &gr, flags), TG_OK);
+                ck_assert_msg(same_bytes(gm, gr), "%s mean %d keep %d%s: gradient differs",
+                              tg_dtype_name(dt), a, keep, graph ? " (recorded)" : "");
+            }
+            tg_tensor_free(seed);
+            tg_tensor_free(x);
+            tg_tape_reset(tape);
+        }
+    tg_tape_free(tape);
+}
+END_TEST
+
 static Suite *ops_suite(void)
 {
     Suite *s = suite_create("ops");
@@ -1774,6 +1817,7 @@ static Suite *ops_suite(void)
     tcase_add_loop_test(fast, test_gemm_small_bits, 0, 2);
     tcase_add_loop_test(fast, test_sum_to_rows_bits, 0, 2);
     tcase_add_loop_test(fast, test_add_sub_rows_bits, 0, 2);
+    tcase_add_loop_test(fast, test_mean_matches_sum_scaled, 0, 2);
     suite_add_tcase(s, fast);
     TCase *errors = tcase_create("errors");
     tcase_add_test(errors, test_op_errors);

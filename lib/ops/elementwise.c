@@ -58,16 +58,26 @@ static void plan_for(tg__bcast *plan, const tg_node *nd)
  * element, as a loop here, because planning the broadcast and dispatching on
  * the op cost more than a small network's additions. false: not this case. */
 #define ADD_SUB_ROWS(T)                                                            \
-    const T *x = a->data, *y = b->data;                                            \
-    T *o = out->data;                                                              \
-    if (op == TG__BIN_ADD)                                                         \
-        for (int64_t r = 0; r < rows; r++, x += K, o += K)                         \
+    const T *restrict x = a->data, *restrict y = b->data;                          \
+    T *restrict o = out->data;                                                     \
+    const int64_t n = out->numel;                                                  \
+    if (K == 1) { /* a scalar operand: one flat loop */                            \
+        const T y0 = y[0];                                                         \
+        if (op == TG__BIN_ADD)                                                     \
+            for (int64_t i = 0; i < n; i++)                                        \
+                o[i] = x[i] + y0;                                                  \
+        else                                                                       \
+            for (int64_t i = 0; i < n; i++)                                        \
+                o[i] = x[i] - y0;                                                  \
+    } else if (op == TG__BIN_ADD) {                                                \
+        for (int64_t r = 0; r < n; r += K)                                         \
             for (int64_t k = 0; k < K; k++)                                        \
-                o[k] = x[k] + y[k];                                                \
-    else                                                                           \
-        for (int64_t r = 0; r < rows; r++, x += K, o += K)                         \
+                o[r + k] = x[r + k] + y[k];                                        \
+    } else {                                                                       \
+        for (int64_t r = 0; r < n; r += K)                                         \
             for (int64_t k = 0; k < K; k++)                                        \
-                o[k] = x[k] - y[k];
+                o[r + k] = x[r + k] - y[k];                                        \
+    }
 
 static bool small_add_sub(tg_node *nd, tg__binop op)
 {
@@ -76,10 +86,9 @@ static bool small_add_sub(tg_node *nd, tg__binop op)
     if ((op != TG__BIN_ADD && op != TG__BIN_SUB) || out->numel > 4096 || out->numel == 0 ||
         !tg__same_shape(a, out))
         return false;
-    int64_t rows, K;
+    int64_t K;
     if (tg__same_shape(b, out)) {
-        rows = 1; // one flat run
-        K = out->numel;
+        K = out->numel; // one flat run
     } else {
         int lead = out->ndim - b->ndim;
         if (lead < 0 || b->numel == 0)
@@ -88,7 +97,6 @@ static bool small_add_sub(tg_node *nd, tg__binop op)
             if (b->shape[d] != out->shape[lead + d])
                 return false;
         K = b->numel;
-        rows = out->numel / K;
     }
     if (out->dtype == TG_F32) {
         ADD_SUB_ROWS(float)
