@@ -63,6 +63,19 @@ TARGET bool tg__gemm_small_f32(bool trans_a, bool trans_b, int64_t M, int64_t N,
     return true;
 }
 
+/* tg__gemm_f32 (no epilogue) with this entry first, so that a tiny product
+ * costs one call from the op: tg__gemm_f32 jumps here (the same arguments)
+ * and only a product this entry does not take goes on to the general one. */
+TARGET void tg__gemm_small_first_f32(bool trans_a, bool trans_b, int64_t M, int64_t N,
+                                   int64_t K, float alpha, const float *A, int64_t lda,
+                                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    if (alpha != 0 && takes(M, N, K))
+        small_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+    else
+        tg__gemm_f32_epi(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}
+
 TARGET bool tg__gemm_small_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                         double alpha, const double *A, int64_t lda, const double *B,
                         int64_t ldb, double beta, double *C, int64_t ldc,
@@ -72,6 +85,19 @@ TARGET bool tg__gemm_small_f64(bool trans_a, bool trans_b, int64_t M, int64_t N,
         return false;
     small_f64(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
     return true;
+}
+
+/* tg__gemm_f64 (no epilogue) with this entry first, so that a tiny product
+ * costs one call from the op: tg__gemm_f64 jumps here (the same arguments)
+ * and only a product this entry does not take goes on to the general one. */
+TARGET void tg__gemm_small_first_f64(bool trans_a, bool trans_b, int64_t M, int64_t N,
+                                   int64_t K, double alpha, const double *A, int64_t lda,
+                                   const double *B, int64_t ldb, double beta, double *C, int64_t ldc)
+{
+    if (alpha != 0 && takes(M, N, K))
+        small_f64(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+    else
+        tg__gemm_f64_epi(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
 #else /* not x86-64: every product takes the general path */
@@ -93,6 +119,20 @@ bool tg__gemm_small_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
     (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda;
     (void)B, (void)ldb, (void)beta, (void)C, (void)ldc, (void)epi;
     return false;
+}
+
+void tg__gemm_small_first_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                              float alpha, const float *A, int64_t lda, const float *B,
+                              int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    tg__gemm_f32_epi(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}
+
+void tg__gemm_small_first_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                              double alpha, const double *A, int64_t lda, const double *B,
+                              int64_t ldb, double beta, double *C, int64_t ldc)
+{
+    tg__gemm_f64_epi(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
 #endif

@@ -19,5 +19,13 @@ bool tg__gemm_small_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
                         double alpha, const double *A, int64_t lda, const double *B,
                         int64_t ldb, double beta, double *C, int64_t ldc,
                         const tg__gemm_epi *epi);
+/* tg__gemm_f32 / _f64 themselves: the short entry when it takes the product,
+ * else tg__gemm_*_epi with no epilogue. */
+void tg__gemm_small_first_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                              float alpha, const float *A, int64_t lda, const float *B,
+                              int64_t ldb, float beta, float *C, int64_t ldc);
+void tg__gemm_small_first_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                              double alpha, const double *A, int64_t lda, const double *B,
+                              int64_t ldb, double beta, double *C, int64_t ldc);
 
 #endif
