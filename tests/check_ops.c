@@ -1570,18 +1570,22 @@ static void gemm_with(const char *kernel, bool f64, bool ta, bool tb, int64_t M,
 {
     ck_assert_int_eq(tg_set_kernel(kernel), TG_OK);
     memcpy(C, C0, c_bytes);
-    if (f64)
+    if (f64 && epi)
         tg__gemm_f64_epi(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
-    else
+    else if (f64) // the plain entry, which jumps to the short one
+        tg__gemm_f64(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else if (epi)
         tg__gemm_f32_epi(ta, tb, M, N, K, (float)alpha, A, lda, B, ldb, (float)beta, C, ldc,
                          epi);
+    else
+        tg__gemm_f32(ta, tb, M, N, K, (float)alpha, A, lda, B, ldb, (float)beta, C, ldc);
 }
 
 /* The short entry for tiny products (kernels/gemm_small.c, taken with the
  * avx2 and avx512 kernels) against the generic kernel's general path, byte
  * for byte: shapes around the vector widths and up to TG__GEMM_TINY, every
- * transpose pair, alpha, beta, padded leading dimensions, each epilogue,
- * both dtypes. _i: 0 float32, 1 float64. */
+ * transpose pair, alpha, beta, padded leading dimensions, each epilogue and
+ * none (through tg__gemm_f32/_f64 too), both dtypes. _i: 0 float32, 1 float64. */
 START_TEST(test_gemm_small_bits)
 {
     const bool f64 = _i == 1;

@@ -54,8 +54,9 @@ static inline bool takes(int64_t M, int64_t N, int64_t K)
 #include "kernels/gemm_small_template.h"
 
 TARGET bool tg__gemm_small_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
-                        float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
-                        float beta, float *C, int64_t ldc, const tg__gemm_epi *epi)
+                               float alpha, const float *A, int64_t lda, const float *B,
+                               int64_t ldb, float beta, float *C, int64_t ldc,
+                               const tg__gemm_epi *epi)
 {
     if (alpha == 0 || !takes(M, N, K))
         return false;
@@ -67,8 +68,9 @@ TARGET bool tg__gemm_small_f32(bool trans_a, bool trans_b, int64_t M, int64_t N,
  * costs one call from the op: tg__gemm_f32 jumps here (the same arguments)
  * and only a product this entry does not take goes on to the general one. */
 TARGET void tg__gemm_small_first_f32(bool trans_a, bool trans_b, int64_t M, int64_t N,
-                                   int64_t K, float alpha, const float *A, int64_t lda,
-                                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+                                     int64_t K, float alpha, const float *A, int64_t lda,
+                                     const float *B, int64_t ldb, float beta, float *C,
+                                     int64_t ldc)
 {
     if (alpha != 0 && takes(M, N, K))
         small_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
@@ -77,9 +79,9 @@ TARGET void tg__gemm_small_first_f32(bool trans_a, bool trans_b, int64_t M, int6
 }
 
 TARGET bool tg__gemm_small_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
-                        double alpha, const double *A, int64_t lda, const double *B,
-                        int64_t ldb, double beta, double *C, int64_t ldc,
-                        const tg__gemm_epi *epi)
+                               double alpha, const double *A, int64_t lda, const double *B,
+                               int64_t ldb, double beta, double *C, int64_t ldc,
+                               const tg__gemm_epi *epi)
 {
     if (alpha == 0 || !takes(M, N, K))
         return false;
@@ -91,8 +93,9 @@ TARGET bool tg__gemm_small_f64(bool trans_a, bool trans_b, int64_t M, int64_t N,
  * costs one call from the op: tg__gemm_f64 jumps here (the same arguments)
  * and only a product this entry does not take goes on to the general one. */
 TARGET void tg__gemm_small_first_f64(bool trans_a, bool trans_b, int64_t M, int64_t N,
-                                   int64_t K, double alpha, const double *A, int64_t lda,
-                                   const double *B, int64_t ldb, double beta, double *C, int64_t ldc)
+                                     int64_t K, double alpha, const double *A, int64_t lda,
+                                     const double *B, int64_t ldb, double beta, double *C,
+                                     int64_t ldc)
 {
     if (alpha != 0 && takes(M, N, K))
         small_f64(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
