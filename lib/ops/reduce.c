@@ -184,16 +184,31 @@ static tg_status mean_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 }
 static tg_status mean_fused(tg_node *nd, tg_tensor *dout, tg_tensor **din)
 {
-    // One output (the usual loss): its scaled gradient in a local, no tensor.
-    double one[1];
-    tg_tensor local = {.dtype = dout->dtype, .numel = 1, .data = one};
-    tg_tensor *g = dout->numel == 1 ? &local
-                                    : tg__tape_tensor("tg_mean", dout->dtype, dout->ndim,
-                                                      dout->shape, false);
-    if (!g)
+    const double c = mean_scale(nd);
+    if (dout->numel != 1) {
+        tg_tensor *g = tg__tape_tensor("tg_mean", dout->dtype, dout->ndim, dout->shape, false);
+        if (!g)
+            return tg_last_status();
+        scale(dout->dtype, dout->data, g->data, dout->numel, c);
+        return sum_fused(nd, g, din);
+    }
+    // One output (the usual loss): dout times 1/n, rounded as the mul_scalar
+    // kernel rounds it (v * (T)c), filled over x's shape as sum_fused does.
+    tg_tensor *x = nd->in[0];
+    tg_tensor *dx = tg__tape_tensor("tg_mean", x->dtype, x->ndim, x->shape, false);
+    if (!dx)
         return tg_last_status();
-    scale(dout->dtype, dout->data, g->data, dout->numel, mean_scale(nd));
-    return sum_fused(nd, g, din);
+    if (x->dtype == TG_F32) {
+        const float v = *(const float *)dout->data * (float)c;
+        for (int64_t i = 0; i < dx->numel; i++)
+            ((float *)dx->data)[i] = v;
+    } else {
+        const double v = *(const double *)dout->data * c;
+        for (int64_t i = 0; i < dx->numel; i++)
+            ((double *)dx->data)[i] = v;
+    }
+    din[0] = dx;
+    return TG_OK;
 }
 static tg_status mean_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
 {
