@@ -174,7 +174,14 @@ static void scale(tg_dtype dtype, const void *x, void *y, int64_t n, double c)
 static tg_status mean_forward(tg_node *nd)
 {
     sum_forward(nd);
-    scale(nd->out->dtype, nd->out->data, nd->out->data, nd->out->numel, mean_scale(nd));
+    tg_tensor *out = nd->out;
+    const double c = mean_scale(nd);
+    if (out->numel != 1) // (one output, the usual loss: v * (T)c as the kernel rounds it)
+        scale(out->dtype, out->data, out->data, out->numel, c);
+    else if (out->dtype == TG_F32)
+        *(float *)out->data *= (float)c;
+    else
+        *(double *)out->data *= c;
     return TG_OK;
 }
 static tg_status mean_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
