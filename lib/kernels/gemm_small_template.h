@@ -117,6 +117,20 @@ FN(by_cols)(int64_t M, int64_t N, int64_t K, T alpha, const T *A, int64_t ak, in
     }
 }
 
+/* The n <= W sums in s for a column of C from c down (stride ldc), one at a
+ * time; out of line, so that its buffer does not give the short entry a
+ * realigned stack frame. */
+static __attribute__((noinline)) TARGET void
+FN(finish_column)(T *c, int64_t ldc, V s, int64_t n, T alpha, T beta, const T *bias,
+                  bool bias_one, bool relu)
+{
+    T lane[W];
+    VSTORE(lane, s);
+    for (int64_t l = 0; l < n; l++)
+        FN(finish)(c + l * ldc, lane[l], alpha, beta, bias ? bias + (bias_one ? 0 : l) : NULL,
+                   relu);
+}
+
 /* op(A)'s columns contiguous (am == 1) and few columns of C: W rows of a
  * column of C per vector; stored as a vector when C is one column (ldc 1),
  * else finished one element at a time. */
@@ -141,11 +155,8 @@ FN(by_rows)(int64_t M, int64_t N, int64_t K, T alpha, const T *A, int64_t ak, co
                             bias ? bias + (per_col ? j : i) : NULL, per_col, relu);
                 continue;
             }
-            T lane[W];
-            VSTORE(lane, s);
-            for (int64_t l = 0; l < W && i + l < M; l++)
-                FN(finish)(C + (i + l) * ldc + j, lane[l], alpha, beta,
-                           bias ? bias + (per_col ? j : i + l) : NULL, relu);
+            FN(finish_column)(C + i * ldc + j, ldc, s, M - i < W ? M - i : W, alpha, beta,
+                              bias ? bias + (per_col ? j : i) : NULL, per_col, relu);
         }
     }
 }
