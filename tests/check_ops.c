@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/kernels.h"
 #include "ops/ops_internal.h"
 #include "op_cases.h"
 #include "tg_check.h"
@@ -157,7 +158,7 @@ static const op_case cases[] = {
     {"copy", "copy", 1, {2}, {{2, 3}}, ANY, true, f_copy},
     {"sum all", "sum", 1, {3}, {{2, 3, 2}}, ANY, true, f_sum_all},
     {"sum axes keepdim", "sum expand reshape", 1, {3}, {{2, 3, 4}}, ANY, true, f_sum_axes},
-    {"mean", "sum mul_scalar", 1, {3}, {{2, 3, 2}}, ANY, true, f_mean},
+    {"mean", "mean", 1, {3}, {{2, 3, 2}}, ANY, true, f_mean},
     {"max all", "max put_add", 1, {2}, {{3, 4}}, ANY, true, f_max_all},
     {"max axis", "max put_add take", 1, {3}, {{2, 3, 4}}, ANY, true, f_max_axis},
     {"logsumexp", "logsumexp", 1, {3}, {{2, 3, 2}}, ANY, true, f_lse},
@@ -188,8 +189,8 @@ static const op_case cases[] = {
     {"where broadcast", "where", 2, {2, 2}, {{3, 1}, {1, 4}}, AWAY_FROM_ZERO, true, f_where_b},
     {"sum one axis", "sum", 1, {3}, {{2, 3, 4}}, ANY, true, f_sum_axis},
     {"sum of a 0-dim", "sum", 1, {0}, {{0}}, ANY, true, f_sum_0dim},
-    {"mean all", "sum mul_scalar", 1, {3}, {{2, 3, 2}}, ANY, true, f_mean_all},
-    {"mean axes keepdim", "sum mul_scalar", 1, {3}, {{2, 3, 2}}, ANY, true, f_mean_keep},
+    {"mean all", "mean", 1, {3}, {{2, 3, 2}}, ANY, true, f_mean_all},
+    {"mean axes keepdim", "mean", 1, {3}, {{2, 3, 2}}, ANY, true, f_mean_keep},
     {"max axes keepdim", "max", 1, {3}, {{2, 3, 4}}, ANY, true, f_max_keep2},
     {"logsumexp axes keepdim", "logsumexp", 1, {3}, {{2, 3, 2}}, ANY, true, f_lse_keep},
     {"flatten", "reshape", 1, {3}, {{2, 3, 2}}, ANY, true, f_flatten},
@@ -1540,6 +1541,246 @@ START_TEST(test_found_bugs)
 }
 END_TEST
 
+
+/* ---- the small-network fast paths: the same bytes as the general ones ---- */
+
+static uint64_t fast_state = 0x9E3779B97F4A7C15ULL;
+/* Deterministic values in [-1, 1), with a -0, an exact 0 and a large one now
+ * and then (roundings and signs of zero that a different order would show). */
+static double fast_value(void)
+{
+    fast_state ^= fast_state << 13;
+    fast_state ^= fast_state >> 7;
+    fast_state ^= fast_state << 17;
+    uint64_t r = fast_state >> 11;
+    if (r % 29 == 0)
+        return -0.0;
+    if (r % 31 == 0)
+        return 0.0;
+    if (r % 37 == 0)
+        return 1e6 * ((double)(r % 1000) - 500);
+    return (double)r * 0x1.0p-52 - 1.0;
+}
+
+/* One product with the kernel named, into C (copied from C0 first). */
+static void gemm_with(const char *kernel, bool f64, bool ta, bool tb, int64_t M, int64_t N,
+                      int64_t K, double alpha, const void *A, int64_t lda, const void *B,
+                      int64_t ldb, double beta, const void *C0, void *C, int64_t ldc,
+                      size_t c_bytes, const tg__gemm_epi *epi)
+{
+    ck_assert_int_eq(tg_set_kernel(kernel), TG_OK);
+    memcpy(C, C0, c_bytes);
+    if (f64 && epi)
+        tg__gemm_f64_epi(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
+    else if (f64) // the plain entry, which jumps to the short one
+        tg__gemm_f64(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else if (epi)
+        tg__gemm_f32_epi(ta, tb, M, N, K, (float)alpha, A, lda, B, ldb, (float)beta, C, ldc,
+                         epi);
+    else
+        tg__gemm_f32(ta, tb, M, N, K, (float)alpha, A, lda, B, ldb, (float)beta, C, ldc);
+}
+
+/* The short entry for tiny products (kernels/gemm_small.c, taken with the
+ * avx2 and avx512 kernels) against the generic kernel's general path, byte
+ * for byte: shapes around the vector widths and up to TG__GEMM_TINY, every
+ * transpose pair, alpha, beta, padded leading dimensions, each epilogue and
+ * none (through tg__gemm_f32/_f64 too), both dtypes. _i: 0 float32, 1 float64. */
+START_TEST(test_gemm_small_bits)
+{
+    const bool f64 = _i == 1;
+    const size_t es = f64 ? sizeof(double) : sizeof(float);
+    const char *fast = tg_set_kernel("avx2") == TG_OK ? "avx2" : NULL;
+    if (!fast) // no AVX2 here: every product takes the general path anyway
+        return;
+    static const int64_t dims[][3] = {{1, 1, 1},  {4, 8, 2},   {4, 1, 8},  {8, 1, 4},
+                                      {4, 8, 1},  {2, 8, 4},   {3, 5, 7},  {5, 3, 2},
+                                      {9, 4, 3},  {1, 17, 6},  {17, 1, 6}, {7, 9, 1},
+                                      {6, 16, 5}, {16, 2, 64}, {1, 1, 320}, {2, 2, 300},
+                                      {32, 8, 8}, {8, 32, 8},  {12, 12, 14}, {1, 64, 32}};
+    static const double alphas[] = {1, 0.5, -3}, betas[] = {0, 1, -0.3};
+    enum { MAXE = 16 * 1024 };
+    void *A = malloc(MAXE * 8), *B = malloc(MAXE * 8), *C0 = malloc(MAXE * 8);
+    void *C1 = malloc(MAXE * 8), *C2 = malloc(MAXE * 8), *bias = malloc(MAXE * 8);
+    ck_assert(A && B && C0 && C1 && C2 && bias);
+    int checked = 0;
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
+        for (int t = 0; t < 4; t++)
+            for (int v = 0; v < 9; v++) {
+                const int64_t M = dims[d][0], N = dims[d][1], K = dims[d][2];
+                const bool ta = t & 1, tb = t & 2;
+                const double alpha = alphas[v % 3], beta = betas[v / 3];
+                const int64_t pad = v % 2 ? 3 : 0;
+                const int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+                const int64_t na = lda * (ta ? K : M), nb = ldb * (tb ? N : K), nc = ldc * M;
+                ck_assert(na <= MAXE && nb <= MAXE && nc <= MAXE);
+                for (int64_t i = 0; i < MAXE; i++) {
+                    double a = fast_value(), b = fast_value(), c = fast_value(),
+                           e = fast_value();
+                    if (f64) {
+                        ((double *)A)[i] = a, ((double *)B)[i] = b;
+                        ((double *)C0)[i] = c, ((double *)bias)[i] = e;
+                    } else {
+                        ((float *)A)[i] = (float)a, ((float *)B)[i] = (float)b;
+                        ((float *)C0)[i] = (float)c, ((float *)bias)[i] = (float)e;
+                    }
+                }
+                const tg__gemm_epi epis[] = {{NULL, false, false}, {bias, false, false},
+                                             {bias, true, false},  {NULL, false, true},
+                                             {bias, true, true}};
+                for (int e = 0; e < 6; e++) {
+                    const tg__gemm_epi *epi = e == 5 ? NULL : &epis[e];
+                    gemm_with(fast, f64, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C0, C1,
+                              ldc, (size_t)nc * es, epi);
+                    gemm_with("generic", f64, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C0,
+                              C2, ldc, (size_t)nc * es, epi);
+                    ck_assert_msg(memcmp(C1, C2, (size_t)nc * es) == 0,
+                                  "%s %lldx%lldx%lld ta%d tb%d alpha %g beta %g pad %lld "
+                                  "epilogue %d: the short entry's bytes differ",
+                                  f64 ? "f64" : "f32", (long long)M, (long long)N,
+                                  (long long)K, ta, tb, alpha, beta, (long long)pad, e);
+                    checked++;
+                }
+            }
+    ck_assert_int_eq(tg_set_kernel("auto"), TG_OK);
+    ck_assert_int_gt(checked, 1000);
+    free(A), free(B), free(C0), free(C1), free(C2), free(bias);
+}
+END_TEST
+
+static tg_tensor *fast_tensor(tg_dtype dt, int ndim, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++)
+        n *= shape[d];
+    double *v = malloc(sizeof(double) * (size_t)(n + 1));
+    for (int64_t i = 0; i < n; i++)
+        v[i] = fast_value();
+    if (n >= 3) // a column of zeros of both signs: 0 + -0 + -0 is +0
+        v[0] = -0.0, v[1] = -0.0;
+    tg_tensor *t = tg_tensor_from_doubles(dt, ndim, shape, v);
+    free(v);
+    return t;
+}
+
+static bool same_bytes(const tg_tensor *a, const tg_tensor *b)
+{
+    return a && b && tg_tensor_numel(a) == tg_tensor_numel(b) &&
+           tg_tensor_dtype(a) == tg_tensor_dtype(b) &&
+           memcmp(tg_tensor_data((tg_tensor *)a), tg_tensor_data((tg_tensor *)b),
+                  (size_t)tg_tensor_numel(a) * tg_dtype_size(tg_tensor_dtype(a))) == 0;
+}
+
+/* The engine's bias-gradient sum (sum_to.c, sum_rows) against the recorded
+ * sum it stands for (tg__sum_to: tg_sum then reshape), byte for byte. */
+START_TEST(test_sum_to_rows_bits)
+{
+    tg_dtype dt = _i ? TG_F64 : TG_F32;
+    tg_tape *tape = tg_tape_new();
+    static const int64_t Rs[] = {2, 3, 4, 8, 9, 17, 64}, Ks[] = {1, 2, 5, 8, 33};
+    for (size_t r = 0; r < sizeof Rs / sizeof Rs[0]; r++)
+        for (size_t k = 0; k < sizeof Ks / sizeof Ks[0]; k++)
+            for (int form = 0; form < 2; form++) {
+                int64_t R = Rs[r], K = Ks[k];
+                tg_tensor *g = fast_tensor(dt, 2, (const int64_t[]){R, K});
+                int ndim = form ? 2 : 1;
+                const int64_t *shape = form ? (const int64_t[]){1, K} : (const int64_t[]){K};
+                tg_tensor *fast = tg__sum_to_direct(g, ndim, shape);
+                tg_tensor *ref = tg__sum_to(g, ndim, shape);
+                ck_assert_msg(same_bytes(fast, ref), "%s (%lld, %lld) -> %s%lld: sums differ",
+                              tg_dtype_name(dt), (long long)R, (long long)K, form ? "1x" : "",
+                              (long long)K);
+                ck_assert_int_eq(tg_tensor_ndim(fast), ndim);
+                tg_tensor_free(g);
+            }
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* tg_add and tg_sub of a small result whose second operand has the result's
+ * shape or is a row of its last dims (elementwise.c, small_add_sub) against
+ * the same additions written out, byte for byte, both dtypes; and b + a (a
+ * row first: the general broadcast path) agrees with a + b. */
+START_TEST(test_add_sub_rows_bits)
+{
+    tg_dtype dt = _i ? TG_F64 : TG_F32;
+    tg_tape *tape = tg_tape_new();
+    static const int64_t shapes[][3] = {{4, 8, 0}, {4, 1, 0}, {3, 5, 2}, {1, 9, 0}, {7, 3, 3}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int row_dims = 0; row_dims < 3; row_dims++) {
+            int ndim = shapes[s][2] ? 3 : 2;
+            int64_t shape[3] = {shapes[s][0], shapes[s][1], shapes[s][2]};
+            int bnd = row_dims == 0 ? ndim : row_dims; // all dims, or the last 1 or 2
+            tg_tensor *a = fast_tensor(dt, ndim, shape);
+            tg_tensor *b = fast_tensor(dt, bnd, shape + (ndim - bnd));
+            int64_t n = tg_tensor_numel(a), K = tg_tensor_numel(b);
+            for (int op = 0; op < 2; op++) {
+                tg_tensor *out = op ? tg_sub(a, b) : tg_add(a, b);
+                tg_tensor *swapped = op ? NULL : tg_add(b, a);
+                ck_assert_ptr_nonnull(out);
+                for (int64_t i = 0; i < n; i++) {
+                    double x = tg__get(a, i), y = tg__get(b, i % K), got = tg__get(out, i);
+                    double want = dt == TG_F32 ? (double)(op ? (float)x - (float)y
+                                                            : (float)x + (float)y)
+                                               : (op ? x - y : x + y);
+                    ck_assert_msg(memcmp(&got, &want, sizeof got) == 0 ||
+                                      (got != got && want != want),
+                                  "%s %s at %lld: %a vs %a", tg_dtype_name(dt),
+                                  op ? "sub" : "add", (long long)i, got, want);
+                }
+                if (!op) // x + y and y + x are the same rounding
+                    ck_assert(same_bytes(out, swapped));
+            }
+            tg_tensor_free(a);
+            tg_tensor_free(b);
+        }
+    tg_tape_free(tape);
+}
+END_TEST
+
+
+/* tg_mean is one node (reduce.c) with the bytes of the composition it
+ * replaced, mul_scalar(sum(x), 1/n): forward, the fused gradient and the
+ * recorded one, over all axes, some, and with keepdim, both dtypes. */
+START_TEST(test_mean_matches_sum_scaled)
+{
+    tg_dtype dt = _i ? TG_F64 : TG_F32;
+    tg_tape *tape = tg_tape_new();
+    static const int axes[][2] = {{0, 0}, {1, 0}, {0, 2}, {-1, 0}};
+    static const int n_axes[] = {0, 1, 2, 1};
+    for (int a = 0; a < 4; a++)
+        for (int keep = 0; keep < 2; keep++) {
+            tg_tensor *x = fast_tensor(dt, 3, (const int64_t[]){3, 5, 7});
+            tg_tensor_set_requires_grad(x, true);
+            const int *ax = n_axes[a] ? axes[a] : NULL;
+            int64_t count = 1;
+            for (int d = 0; d < 3; d++) {
+                bool reduced = !ax;
+                for (int k = 0; k < n_axes[a]; k++)
+                    reduced |= (ax[k] + 3) % 3 == d;
+                count *= reduced ? (int64_t[]){3, 5, 7}[d] : 1;
+            }
+            tg_tensor *m = tg_mean(x, ax, n_axes[a], keep);
+            tg_tensor *r = tg_mul_scalar(tg_sum(x, ax, n_axes[a], keep), 1.0 / (double)count);
+            ck_assert_msg(same_bytes(m, r), "%s mean %d keep %d: forward differs",
+                          tg_dtype_name(dt), a, keep);
+            tg_tensor *seed = fast_tensor(dt, tg_tensor_ndim(m), tg_tensor_shape(m));
+            for (int graph = 0; graph < 2; graph++) {
+                unsigned flags = TG_RETAIN_GRAPH | (graph ? TG_CREATE_GRAPH : 0);
+                tg_tensor *gm = NULL, *gr = NULL;
+                ck_assert_int_eq(tg_grad(1, &m, &seed, 1, &x, &gm, flags), TG_OK);
+                ck_assert_int_eq(tg_grad(1, &r, &seed, 1, &x, &gr, flags), TG_OK);
+                ck_assert_msg(same_bytes(gm, gr), "%s mean %d keep %d%s: gradient differs",
+                              tg_dtype_name(dt), a, keep, graph ? " (recorded)" : "");
+            }
+            tg_tensor_free(seed);
+            tg_tensor_free(x);
+            tg_tape_reset(tape);
+        }
+    tg_tape_free(tape);
+}
+END_TEST
+
 static Suite *ops_suite(void)
 {
     Suite *s = suite_create("ops");
@@ -1575,6 +1816,13 @@ static Suite *ops_suite(void)
     tcase_add_loop_test(values, test_binary_values_and_errors, 0, N_BINARY);
     tcase_add_loop_test(values, test_binary_docs_row, 0, N_BINARY);
     suite_add_tcase(s, values);
+    TCase *fast = tcase_create("fast_paths");
+    tcase_set_timeout(fast, 120);
+    tcase_add_loop_test(fast, test_gemm_small_bits, 0, 2);
+    tcase_add_loop_test(fast, test_sum_to_rows_bits, 0, 2);
+    tcase_add_loop_test(fast, test_add_sub_rows_bits, 0, 2);
+    tcase_add_loop_test(fast, test_mean_matches_sum_scaled, 0, 2);
+    suite_add_tcase(s, fast);
     TCase *errors = tcase_create("errors");
     tcase_add_test(errors, test_op_errors);
     tcase_add_test(errors, test_reduction_errors);

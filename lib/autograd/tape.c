@@ -267,6 +267,9 @@ build(const tg_op_def *def, const char *fn, tg_tape *tape, int n_in, tg_tensor *
     switch (def->params_size) { // the small structs of most ops: copies without a call
     case 0:
         break;
+    case 2: // matmul's transpose flags
+        memcpy(nd->params, params, 2);
+        break;
     case 8:
         memcpy(nd->params, params, 8);
         break;

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "kernels/gemm_kernel.h"
+#include "kernels/gemm_small.h"
 #include "kernels/kernels.h"
 #include "thread/pool.h"
 
@@ -286,6 +287,8 @@ void tg__gemm_f32_epi(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                       float *C, int64_t ldc, const tg__gemm_epi *epi)
 {
+    if (tg__gemm_small_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi))
+        return; // a tiny product: the short entry (gemm_small.c), the same bytes
     GEMM_BODY(float, false)
 }
 
@@ -293,6 +296,8 @@ void tg__gemm_f64_epi(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
                       double alpha, const double *A, int64_t lda, const double *B, int64_t ldb,
                       double beta, double *C, int64_t ldc, const tg__gemm_epi *epi)
 {
+    if (tg__gemm_small_f64(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi))
+        return;
     GEMM_BODY(double, true)
 }
 
@@ -321,12 +326,13 @@ void tg__gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                   int64_t ldc)
 {
-    tg__gemm_f32_epi(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+    // The same arguments: a jump, so a tiny product costs one call from the op.
+    tg__gemm_small_first_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void tg__gemm_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
                   const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
                   double *C, int64_t ldc)
 {
-    tg__gemm_f64_epi(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+    tg__gemm_small_first_f64(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -53,8 +53,63 @@ static void plan_for(tg__bcast *plan, const tg_node *nd)
     tg__bcast_plan(plan, nd->out->ndim, nd->out->shape, nd->n_in, nds, shapes);
 }
 
+/* a + b or a - b for a of the output's shape and b of it too or a row of its
+ * last dims (a layer's bias, a target), small: the kernel's one rounding per
+ * element, as a loop here, because planning the broadcast and dispatching on
+ * the op cost more than a small network's additions. false: not this case. */
+#define ADD_SUB_ROWS(T)                                                            \
+    const T *restrict x = a->data, *restrict y = b->data;                          \
+    T *restrict o = out->data;                                                     \
+    const int64_t n = out->numel;                                                  \
+    if (K == 1) { /* a scalar operand: one flat loop */                            \
+        const T y0 = y[0];                                                         \
+        if (op == TG__BIN_ADD)                                                     \
+            for (int64_t i = 0; i < n; i++)                                        \
+                o[i] = x[i] + y0;                                                  \
+        else                                                                       \
+            for (int64_t i = 0; i < n; i++)                                        \
+                o[i] = x[i] - y0;                                                  \
+    } else if (op == TG__BIN_ADD) {                                                \
+        for (int64_t r = 0; r < n; r += K)                                         \
+            for (int64_t k = 0; k < K; k++)                                        \
+                o[r + k] = x[r + k] + y[k];                                        \
+    } else {                                                                       \
+        for (int64_t r = 0; r < n; r += K)                                         \
+            for (int64_t k = 0; k < K; k++)                                        \
+                o[r + k] = x[r + k] - y[k];                                        \
+    }
+
+static bool small_add_sub(tg_node *nd, tg__binop op)
+{
+    const tg_tensor *a = nd->in[0], *b = nd->in[1];
+    tg_tensor *out = nd->out;
+    if ((op != TG__BIN_ADD && op != TG__BIN_SUB) || out->numel > 4096 || out->numel == 0 ||
+        !tg__same_shape(a, out))
+        return false;
+    int64_t K;
+    if (tg__same_shape(b, out)) {
+        K = out->numel; // one flat run
+    } else {
+        int lead = out->ndim - b->ndim;
+        if (lead < 0 || b->numel == 0)
+            return false;
+        for (int d = 0; d < b->ndim; d++)
+            if (b->shape[d] != out->shape[lead + d])
+                return false;
+        K = b->numel;
+    }
+    if (out->dtype == TG_F32) {
+        ADD_SUB_ROWS(float)
+    } else {
+        ADD_SUB_ROWS(double)
+    }
+    return true;
+}
+
 static tg_status binary_forward(tg_node *nd, tg__binop op)
 {
+    if (small_add_sub(nd, op))
+        return TG_OK;
     tg__bcast plan;
     plan_for(&plan, nd);
     if (nd->out->dtype == TG_F32)

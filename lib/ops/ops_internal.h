@@ -20,7 +20,7 @@
 #define TG_OP_ENTRIES(X)                                                         \
     X(add) X(sub) X(mul) X(div) X(pow) X(maximum) X(minimum) X(where) X(compare) \
     X(add_scalar) X(mul_scalar) X(pow_scalar) X(sign) X(leaky_relu) X(clamp)    \
-    X(sum) X(max) X(min) X(prod) X(logsumexp) X(cumsum) X(matmul)                                        \
+    X(sum) X(mean) X(max) X(min) X(prod) X(logsumexp) X(cumsum) X(matmul)      \
     X(reshape) X(permute) X(expand) X(slice) X(slice_grad) X(concat) X(take)    \
     X(put_add) X(softmax) X(log_softmax) X(conv2d) X(conv2d_dx) X(conv2d_dw)    \
     X(conv2d_relu) X(linear) X(linear_relu)                                     \

@@ -145,6 +145,87 @@ tg_tensor *tg_sum(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
     return reduce(&tg__def_sum, "tg_sum", x, axes, n_axes, keepdim);
 }
 
+/* ---- mean: the sum scaled by 1/n, one node ----
+ * The bytes of mul_scalar(sum(x), 1/n), the composition it replaces (one
+ * node instead of two: a small network's loss is a mean, and each node costs
+ * a build and a visit): the sum kernel, then the mul_scalar kernel with the
+ * same double 1/n; backward scales dout by it, then spreads as sum does. */
+
+/* 1/n, n the number of elements averaged into each output (> 0: tg_mean
+ * refuses empty groups). */
+static double mean_scale(const tg_node *nd)
+{
+    const tg_tensor *x = nd->in[0];
+    int64_t count = 1;
+    for (int d = 0; d < x->ndim; d++)
+        if (MASK(nd) & (1u << d))
+            count *= x->shape[d];
+    return 1.0 / (double)count;
+}
+
+static void scale(tg_dtype dtype, const void *x, void *y, int64_t n, double c)
+{
+    if (dtype == TG_F32)
+        tg__unary_f32(TG__UN_MUL_SCALAR, x, y, n, c, 0);
+    else
+        tg__unary_f64(TG__UN_MUL_SCALAR, x, y, n, c, 0);
+}
+
+static tg_status mean_forward(tg_node *nd)
+{
+    sum_forward(nd);
+    tg_tensor *out = nd->out;
+    const double c = mean_scale(nd);
+    if (out->numel != 1) // (one output, the usual loss: v * (T)c as the kernel rounds it)
+        scale(out->dtype, out->data, out->data, out->numel, c);
+    else if (out->dtype == TG_F32)
+        *(float *)out->data *= (float)c;
+    else
+        *(double *)out->data *= c;
+    return TG_OK;
+}
+static tg_status mean_backward(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    din[0] = spread(nd, tg_mul_scalar(dout, mean_scale(nd)));
+    return din[0] ? TG_OK : tg_last_status();
+}
+static tg_status mean_fused(tg_node *nd, tg_tensor *dout, tg_tensor **din)
+{
+    const double c = mean_scale(nd);
+    if (dout->numel != 1) {
+        tg_tensor *g = tg__tape_tensor("tg_mean", dout->dtype, dout->ndim, dout->shape, false);
+        if (!g)
+            return tg_last_status();
+        scale(dout->dtype, dout->data, g->data, dout->numel, c);
+        return sum_fused(nd, g, din);
+    }
+    // One output (the usual loss): dout times 1/n, rounded as the mul_scalar
+    // kernel rounds it (v * (T)c), filled over x's shape as sum_fused does.
+    tg_tensor *x = nd->in[0];
+    tg_tensor *dx = tg__tape_tensor("tg_mean", x->dtype, x->ndim, x->shape, false);
+    if (!dx)
+        return tg_last_status();
+    if (x->dtype == TG_F32) {
+        const float v = *(const float *)dout->data * (float)c;
+        for (int64_t i = 0; i < dx->numel; i++)
+            ((float *)dx->data)[i] = v;
+    } else {
+        const double v = *(const double *)dout->data * c;
+        for (int64_t i = 0; i < dx->numel; i++)
+            ((double *)dx->data)[i] = v;
+    }
+    din[0] = dx;
+    return TG_OK;
+}
+static tg_status mean_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
+{
+    return tg__tangent_is(tout, tg__apply(&tg__def_mean, 1, tin, nd->params));
+}
+const tg_op_def tg__def_mean = {TG__OP_NAME(mean), .n_in = 1, .differentiable = true,
+                                .params_size = sizeof(reduce_params), .shape = reduce_shape,
+                                .forward = mean_forward, .backward = mean_backward,
+                                .fused_backward = mean_fused, .tangent = mean_tangent};
+
 tg_tensor *tg_mean(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
 {
     if (tg__bad_input("tg_mean", x, 0))
@@ -162,9 +243,8 @@ tg_tensor *tg_mean(tg_tensor *x, const int *axes, int n_axes, bool keepdim)
         return tg__fail_null(TG_ESHAPE, "tg_mean: no elements to average (input %s)",
                              tg__shape_str(shape, x->ndim, x->shape));
     }
-    TG__API_CALL("tg_mean", tg_mul_scalar(reduce(&tg__def_sum, "tg_mean", x, axes, n_axes,
-                                                  keepdim),
-                                           1.0 / (double)count));
+    reduce_params p = {mask, keepdim, NULL};
+    return tg__apply(&tg__def_mean, 1, &x, &p);
 }
 
 /* ---- max and min: the forward keeps each group's winner; backward scatters

@@ -37,8 +37,11 @@ int main(int argc, char **argv)
                        tg_tensor_zeros(TG_F32, TG_SHAPE(8)),
                        tg_tensor_uniform(TG_F32, TG_SHAPE(8, 1), -1, 1, &rng),
                        tg_tensor_zeros(TG_F32, TG_SHAPE(1))};
-    for (int i = 0; i < 4; i++)
+    int64_t numel[4]; // asked once: the loop below measures the step, not a getter per element
+    for (int i = 0; i < 4; i++) {
         tg_tensor_set_requires_grad(p[i], true);
+        numel[i] = tg_tensor_numel(p[i]);
+    }
     tg_tape *tape = tg_tape_new();
     double times[1000], loss = 0;
     for (int r = 0; r < REPEATS; r++) {
@@ -54,7 +57,7 @@ int main(int argc, char **argv)
             loss = tg_tensor_item(l);
             for (int i = 0; i < 4; i++) {
                 float *w = tg_tensor_data(p[i]), *g = tg_tensor_data(tg_tensor_grad(p[i]));
-                for (int64_t k = 0; k < tg_tensor_numel(p[i]); k++) {
+                for (int64_t k = 0; k < numel[i]; k++) {
                     w[k] -= 0.1f * g[k];
                     g[k] = 0;
                 }
