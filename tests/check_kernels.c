@@ -729,8 +729,9 @@ START_TEST(test_maxpool_2x2_against_the_rule)
 }
 END_TEST
 
-/* The max pool's direct backward against its definition (zeros, then
- * put_add of dy at the argmax), byte for byte, both dtypes, 1 and 3 threads:
+/* The max pool's direct backward (which finds the argmax again from x and
+ * y) against its definition (zeros, then put_add of dy at the forward's
+ * argmax), byte for byte, both dtypes, 1 and 3 threads:
  * the plain 2x2 pool with odd and even sizes (a row and a column no window
  * reads), overlapping windows (3x3 stride 1 and 2, 2x2 stride 1), padding,
  * a batch large enough for threads; dy holds signed zeros (0 + -0 is +0 in
@@ -770,7 +771,9 @@ START_TEST(test_maxpool_backward_is_put_add)
     char *dy = malloc(es * (size_t)ny), *dx[3];
     int64_t *arg = malloc(sizeof(int64_t) * (size_t)ny);
     for (int64_t e = 0; e < nx; e++) {
-        double v = nans && e % 53 == 11 ? NAN : (double)(int)(uniform() * 4) - 1.5; // ties
+        // Ties, signed zeros among them (-0 == +0: the first of them is chosen).
+        int q = (int)(uniform() * 5);
+        double v = nans && e % 53 == 11 ? NAN : q == 0 ? -0.0 : q == 1 ? 0.0 : q - 2.5;
         if (f64)
             ((double *)x)[e] = v;
         else
@@ -807,6 +810,14 @@ START_TEST(test_maxpool_backward_is_put_add)
                               "case %d window %lld: argmax %lld, want %lld", _i, (long long)o,
                               (long long)arg[o], (long long)at);
             }
+    // Without indices, the same values.
+    char *y2 = malloc(es * (size_t)ny);
+    if (f64)
+        tg__maxpool_f64((double *)x, &g, (double *)y2, NULL);
+    else
+        tg__maxpool_f32((float *)x, &g, (float *)y2, NULL);
+    ck_assert_msg(memcmp(y, y2, es * (size_t)ny) == 0, "case %d: y without argmax", _i);
+    free(y2);
     for (int r = 0; r < 3; r++) {
         dx[r] = malloc(es * (size_t)nx);
         memset(dx[r], 0x5a, es * (size_t)nx); // every element must be written
@@ -820,9 +831,10 @@ START_TEST(test_maxpool_backward_is_put_add)
     for (int r = 1; r < runs; r++) {
         ASSERT_OK(tg_set_num_threads(r == 1 ? 1 : 3));
         if (f64)
-            tg__maxpool_backward_f64((double *)dy, arg, &g, (double *)dx[r]);
+            tg__maxpool_backward_f64((double *)x, (double *)y, (double *)dy, &g,
+                                     (double *)dx[r]);
         else
-            tg__maxpool_backward_f32((float *)dy, arg, &g, (float *)dx[r]);
+            tg__maxpool_backward_f32((float *)x, (float *)y, (float *)dy, &g, (float *)dx[r]);
         ck_assert_msg(memcmp(dx[0], dx[r], es * (size_t)nx) == 0, "case %d, %d thread(s)", _i,
                       r == 1 ? 1 : 3);
     }

@@ -998,6 +998,80 @@ START_TEST(test_model_forward_errors)
 }
 END_TEST
 
+/* With grad mode off, tg_model_forward relays the layers before the last
+ * through two tapes of the model's own: the same bytes as with grad on, in
+ * both output modes, and the caller's tape receives the result alone. A
+ * view as the last layer's result (Flatten) is copied to the caller's tape,
+ * so a first result survives a second forward pass; a view in the middle
+ * followed by two layers, and Dropout in evaluation mode (its input
+ * itself), keep their inputs alive until consumed. */
+static void same_bytes_without_grad(tg_model *m, int64_t n, bool logits)
+{
+    int in_ndim = 0;
+    const int64_t *in = tg_model_input_shape(m, &in_ndim);
+    int64_t shape[TG_MAX_DIMS] = {n};
+    for (int i = 0; i < in_ndim; i++)
+        shape[i + 1] = in[i];
+    tg_rng rng = tg_rng_seeded(7);
+    tg_tensor *x1 = tg_tensor_uniform(TG_F32, in_ndim + 1, shape, -1, 1, &rng);
+    tg_tensor *x2 = tg_tensor_uniform(TG_F32, in_ndim + 1, shape, -1, 1, &rng);
+    tg_tape *tape = tg_tape_new();
+    tg_model_set_training(m, false);
+    tg_tensor *r1 = tg_model_forward(m, x1, logits), *r2 = tg_model_forward(m, x2, logits);
+    ck_assert_ptr_nonnull(r1);
+    ck_assert_ptr_nonnull(r2);
+    size_t bytes = (size_t)tg_tensor_numel(r1) * sizeof(float);
+    float *want1 = malloc(bytes), *want2 = malloc(bytes);
+    memcpy(want1, tg_tensor_data(r1), bytes);
+    memcpy(want2, tg_tensor_data(r2), bytes);
+    size_t with_grad = tg_tape_high_water(tape);
+    tg_tape_free(tape);
+
+    tape = tg_tape_new();
+    bool prev = tg_set_grad_enabled(false);
+    tg_tensor *y1 = tg_model_forward(m, x1, logits), *y2 = tg_model_forward(m, x2, logits);
+    tg_set_grad_enabled(prev);
+    ck_assert_ptr_nonnull(y1);
+    ck_assert_ptr_nonnull(y2);
+    ck_assert(memcmp(tg_tensor_data(y1), want1, bytes) == 0);
+    ck_assert(memcmp(tg_tensor_data(y2), want2, bytes) == 0);
+    // Two results with their headers and op records, a few KiB (the CNN's
+    // first activation alone is 432 KiB at this batch).
+    size_t held = tg_tape_high_water(tape);
+    ck_assert_uint_le(held, 2 * bytes + 8192);
+    ck_assert_uint_lt(held, with_grad);
+    tg_tape_free(tape);
+    free(want1);
+    free(want2);
+    tg_tensor_free(x1);
+    tg_tensor_free(x2);
+}
+
+START_TEST(test_forward_without_grad_relays)
+{
+    tg_model *m = article_cnn(TG_F32, 3);
+    same_bytes_without_grad(m, 5, false);
+    same_bytes_without_grad(m, 5, true);
+    tg_model_free(m);
+    // Flatten last: its result is a view of the convolution's.
+    m = tg_model_new(TG_F32, TG_SHAPE(1, 6, 6), TG_SCHEME_KERAS, 1);
+    ASSERT_OK(tg_model_add(m, tg_layer_conv2d(3, 3, 3, TG_ACT_RELU)));
+    ASSERT_OK(tg_model_add(m, tg_layer_flatten()));
+    same_bytes_without_grad(m, 4, false);
+    tg_model_free(m);
+    // A view in the middle, then two layers; Dropout passing its input on.
+    m = tg_model_new(TG_F32, TG_SHAPE(2, 5, 5), TG_SCHEME_KERAS, 1);
+    ASSERT_OK(tg_model_add(m, tg_layer_conv2d(4, 2, 2, TG_ACT_NONE)));
+    ASSERT_OK(tg_model_add(m, tg_layer_flatten()));
+    ASSERT_OK(tg_model_add(m, tg_layer_dense(6, TG_ACT_TANH)));
+    ASSERT_OK(tg_model_add(m, tg_layer_dropout(0.5)));
+    ASSERT_OK(tg_model_add(m, tg_layer_dense(3, TG_ACT_SOFTMAX)));
+    same_bytes_without_grad(m, 3, false);
+    same_bytes_without_grad(m, 3, true);
+    tg_model_free(m);
+}
+END_TEST
+
 static Suite *nn_suite(void)
 {
     Suite *s = suite_create("nn");
@@ -1019,6 +1093,7 @@ static Suite *nn_suite(void)
     tcase_add_test(tc, test_conv2d_values);
     tcase_add_test(tc, test_pool_values);
     tcase_add_test(tc, test_logits_consistency);
+    tcase_add_test(tc, test_forward_without_grad_relays);
     tcase_add_test(tc, test_dropout_modes);
     suite_add_tcase(s, tc);
 

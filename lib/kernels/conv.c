@@ -115,10 +115,44 @@ void tg__im2col_f64(const double *img, const tg__conv_geom *g, double *cols)
     IM2COL_BODY(double)
 }
 
-/* The adjoint, row by row of cols. Left as the plain loops, which the
- * compiler vectorises: neither 16-byte adds by hand nor gathering each image
- * element's terms in a register (latency-bound: an element's adds form one
- * chain, in im2col's order) beat them on the CNN's 11-float rows. */
+/* The adjoint, row by row of cols, in im2col's order (every element's adds
+ * form one chain in that order, so it is kept). The float32 rows are added
+ * with add_row_f32 (conv2's 11-float rows: three 16-byte adds, no
+ * scalar tail and no alias check; 35% fewer instructions than the
+ * compiler's loop). Gathering each image element's terms in a register was
+ * slower: scalar work at every row's edges. */
+/* d[0..n) += s[0..n) for float32 rows: 16-byte adds, the last one
+ * overlapping the one before when n is not a multiple of 4. Every sum is
+ * formed from d's values before any store (the overlapped lanes are
+ * computed twice from the same operands, so stored twice with one value);
+ * d and s do not overlap. */
+typedef float v4f __attribute__((vector_size(16), aligned(4)));
+
+static inline void add_row_f32(float *d, const float *s, int64_t n)
+{
+    if (n < 4) {
+        for (int64_t j = 0; j < n; j++)
+            d[j] += s[j];
+        return;
+    }
+    v4f a, b, last;
+    memcpy(&a, d + n - 4, sizeof a);
+    memcpy(&b, s + n - 4, sizeof b);
+    last = a + b;
+    int64_t j = 0;
+    for (; j + 4 < n; j += 4) {
+        memcpy(&a, d + j, sizeof a);
+        memcpy(&b, s + j, sizeof b);
+        a = a + b;
+        memcpy(d + j, &a, sizeof a);
+    }
+    memcpy(d + n - 4, &last, sizeof last);
+}
+#define ADD_ROW_float(d, s, n) add_row_f32(d, s, n)
+#define ADD_ROW_double(d, s, n)                                                    \
+    for (int64_t j = 0; j < (n); j++)                                              \
+        (d)[j] += (s)[j]
+
 #define COL2IM_BODY(T)                                                             \
     const int64_t OHW = g->OH * g->OW;                                             \
     for (int64_t c = 0; c < g->C; c++)                                             \
@@ -134,8 +168,7 @@ void tg__im2col_f64(const double *img, const tg__conv_geom *g, double *cols)
                     const T *src = row + i * g->OW;                                \
                     T *dst = img + (c * g->H + y) * g->W - g->PL + off;            \
                     if (g->SW == 1)                                                \
-                        for (int64_t j = lo; j < hi; j++)                          \
-                            dst[j] += src[j];                                      \
+                        ADD_ROW_##T(dst + lo, src + lo, hi - lo);                  \
                     else                                                           \
                         for (int64_t j = lo; j < hi; j++)                          \
                             dst[j * g->SW] += src[j];                              \

@@ -111,17 +111,19 @@ typedef struct tg__pool_geom {
 
 /* y (planes, OH, OW) = window maxima of x (planes, H, W); argmax[k] is the
  * flat index into x of y[k]'s element, the first maximal one in row-major
- * window order; padding is never chosen. */
+ * window order (a NaN wins, the first one); padding is never chosen.
+ * argmax may be NULL: y alone (the same bytes). */
 void tg__maxpool_f32(const float *x, const tg__pool_geom *g, float *y, int64_t *argmax);
 void tg__maxpool_f64(const double *x, const tg__pool_geom *g, double *y, int64_t *argmax);
 /* The gradient of the max pool: dx (planes, H, W) = zeros with
- * dx[argmax[k]] += dy[k] for every k in order (put_add's bytes), for argmax
- * as tg__maxpool_* wrote it for this geometry (each index inside its
- * window). Planes go to threads; the same bytes for any thread count. */
-void tg__maxpool_backward_f32(const float *dy, const int64_t *argmax, const tg__pool_geom *g,
-                              float *dx);
-void tg__maxpool_backward_f64(const double *dy, const int64_t *argmax, const tg__pool_geom *g,
-                              double *dx);
+ * dx[argmax[k]] += dy[k] for every k in order (put_add's bytes), for the
+ * argmax tg__maxpool_* would write for x and this geometry; y is its output
+ * for x (the indices are found again from x and y, not kept). Planes go to
+ * threads; the same bytes for any thread count. */
+void tg__maxpool_backward_f32(const float *x, const float *y, const float *dy,
+                              const tg__pool_geom *g, float *dx);
+void tg__maxpool_backward_f64(const double *x, const double *y, const double *dy,
+                              const tg__pool_geom *g, double *dx);
 /* y = window means, dividing by the whole window (include_pad) or by its
  * unpadded part. */
 void tg__avgpool_f32(const float *x, const tg__pool_geom *g, bool include_pad, float *y);

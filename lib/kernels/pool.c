@@ -40,7 +40,8 @@
                     }                                                              \
                 int64_t k = (p * g->OH + i) * g->OW + j;                           \
                 y[k] = best;                                                       \
-                argmax[k] = p * g->H * g->W + (at < 0 ? 0 : at);                   \
+                if (argmax)                                                        \
+                    argmax[k] = p * g->H * g->W + (at < 0 ? 0 : at);               \
             }                                                                      \
     }
 
@@ -55,7 +56,7 @@
         for (int64_t i = 0; i < g->OH; i++) {                                      \
             const T *r0 = plane + 2 * i * g->W, *r1 = r0 + g->W;                   \
             T *yo = y + (p * g->OH + i) * g->OW;                                   \
-            int64_t *ao = argmax + (p * g->OH + i) * g->OW;                        \
+            int64_t *ao = argmax ? argmax + (p * g->OH + i) * g->OW : row_scratch; \
             int64_t j = VEC_2X2_##T(r0, r1, g, base + 2 * i * g->W, yo, ao, &nan_seen); \
             for (; j < g->OW; j++) {                                               \
                 T a = r0[2 * j], b = r0[2 * j + 1];                                \
@@ -201,12 +202,14 @@ static bool is_plain_2x2(const tg__pool_geom *g)
 }
 
 /* Planes [p0, p1). NaN wins a window (and propagates), like the other
- * frameworks. */
+ * frameworks. argmax may be NULL (no indices wanted): the 2x2 path then
+ * writes a row's indices to row_scratch (OW of them), or when that is NULL
+ * too, the general loop does the work. */
 static void maxpool_planes_f32(const float *x, const tg__pool_geom *g, float *y, int64_t *argmax,
-                               int64_t p0, int64_t p1)
+                               int64_t *row_scratch, int64_t p0, int64_t p1)
 {
     bool nan_seen = false;
-    if (is_plain_2x2(g)) {
+    if (is_plain_2x2(g) && (argmax || row_scratch)) {
         MAXPOOL_2X2_BODY(float)
         if (!nan_seen)
             return;
@@ -215,10 +218,10 @@ static void maxpool_planes_f32(const float *x, const tg__pool_geom *g, float *y,
 }
 
 static void maxpool_planes_f64(const double *x, const tg__pool_geom *g, double *y,
-                               int64_t *argmax, int64_t p0, int64_t p1)
+                               int64_t *argmax, int64_t *row_scratch, int64_t p0, int64_t p1)
 {
     bool nan_seen = false;
-    if (is_plain_2x2(g)) {
+    if (is_plain_2x2(g) && (argmax || row_scratch)) {
         MAXPOOL_2X2_BODY(double)
         if (!nan_seen)
             return;
@@ -239,15 +242,14 @@ typedef struct maxpool_job {
 
 static void maxpool_task(void *ctx, int64_t t, void *ws)
 {
-    (void)ws;
     const maxpool_job *j = ctx;
     int64_t p0 = t * j->per_task, p1 = p0 + j->per_task;
     if (p1 > j->g->planes)
         p1 = j->g->planes;
     if (j->f64)
-        maxpool_planes_f64(j->x, j->g, j->y, j->argmax, p0, p1);
+        maxpool_planes_f64(j->x, j->g, j->y, j->argmax, ws, p0, p1);
     else
-        maxpool_planes_f32(j->x, j->g, j->y, j->argmax, p0, p1);
+        maxpool_planes_f32(j->x, j->g, j->y, j->argmax, ws, p0, p1);
 }
 
 static void maxpool(const void *x, const tg__pool_geom *g, void *y, int64_t *argmax, bool f64)
@@ -258,7 +260,9 @@ static void maxpool(const void *x, const tg__pool_geom *g, void *y, int64_t *arg
     maxpool_job j = {x, g, y, argmax, g->planes, f64};
     if (nt > 1)
         j.per_task = (g->planes + 2 * nt - 1) / (2 * nt);
-    tg__parallel_for((g->planes + j.per_task - 1) / j.per_task, 0, maxpool_task, &j);
+    // Without argmax, one row of indices per thread (the 2x2 path forms them).
+    size_t ws = argmax ? 0 : (size_t)g->OW * sizeof *argmax;
+    tg__parallel_for((g->planes + j.per_task - 1) / j.per_task, ws, maxpool_task, &j);
 }
 
 void tg__maxpool_f32(const float *x, const tg__pool_geom *g, float *y, int64_t *argmax)
@@ -273,38 +277,120 @@ void tg__maxpool_f64(const double *x, const tg__pool_geom *g, double *y, int64_t
         maxpool(x, g, y, argmax, true);
 }
 
-/* ---- the max pool's gradient: dy scattered to the argmax ---- */
+/* ---- the max pool's gradient: dy sent to each window's chosen element ---- */
 
 /* dx = zeros, then dx[argmax[k]] += dy[k] for every k in order: put_add's
- * result, one plane at a time (a plane's outputs point into that plane
- * only, so each element sees the same adds in the same order) while the
- * plane is in cache, instead of one pass that clears all of dx and a second
- * that scatters into it. The plain 2x2 pool's windows do not overlap, so
- * each element gets one term at most: a store of 0 + dy[k] (the bits of the
- * add into zeros: -0 becomes +0), no load. */
-#define MAXPOOL_BACK_BODY(T)                                                       \
-    bool plain = is_plain_2x2(g);                                                  \
-    int64_t hw = g->H * g->W, ohw = g->OH * g->OW;                                 \
-    for (int64_t p = p0; p < p1; p++) {                                            \
-        T *plane = dx + p * hw;                                                    \
-        const T *d = dy + p * ohw;                                                 \
-        const int64_t *a = argmax + p * ohw;                                       \
-        memset(plane, 0, (size_t)hw * sizeof(T));                                  \
-        if (plain) /* windows do not overlap: one term at most per element */      \
-            for (int64_t k = 0; k < ohw; k++)                                      \
-                dx[a[k]] = (T)0 + d[k];                                            \
-        else                                                                       \
-            for (int64_t k = 0; k < ohw; k++)                                      \
-                dx[a[k]] += d[k];                                                  \
+ * bytes for the forward's argmax, which is not kept but found again, one
+ * plane at a time while the plane is in cache (a plane's windows choose
+ * elements of that plane only, so each element sees the same adds in the
+ * same order whichever thread takes the plane).
+ *
+ * The plain 2x2 pool reads x and y: its windows do not overlap, and the
+ * forward's choice is the first of the four elements (row-major) that
+ * equals y or is a NaN (a NaN wins its window, the first one; otherwise the
+ * first maximum: -0 == +0 in the forward's compares as here). All four are
+ * written at once, 0 + dy (put_add's add into zeros: -0 becomes +0) for the
+ * chosen one and +0 for the others; the row and column that no window reads
+ * are cleared. Other geometries run the forward's general search per
+ * window and add. */
+#define CHOSEN(v, m) ((v) == (m) || (v) != (v))
+
+#define MAXPOOL_BACK_2X2_ROW(T)                                                    \
+    for (; j < g->OW; j++) {                                                       \
+        T a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j]; /* else the fourth */   \
+        T m = yr[j], v = (T)0 + dr[j];                                             \
+        int at = CHOSEN(a, m) ? 0 : CHOSEN(b, m) ? 1 : CHOSEN(c, m) ? 2 : 3;       \
+        d0[2 * j] = at == 0 ? v : (T)0;                                            \
+        d0[2 * j + 1] = at == 1 ? v : (T)0;                                        \
+        d1[2 * j] = at == 2 ? v : (T)0;                                            \
+        d1[2 * j + 1] = at == 3 ? v : (T)0;                                        \
     }
 
-static void maxpool_back_planes_f32(const float *dy, const int64_t *argmax,
+#define MAXPOOL_BACK_BODY(T)                                                       \
+    int64_t hw = g->H * g->W, ohw = g->OH * g->OW;                                 \
+    bool plain = is_plain_2x2(g);                                                  \
+    for (int64_t p = p0; p < p1; p++) {                                            \
+        const T *xp = x + p * hw, *yp = y + p * ohw, *dyp = dy + p * ohw;          \
+        T *plane = dx + p * hw;                                                    \
+        if (plain) {                                                               \
+            for (int64_t i = 0; i < g->OH; i++) {                                  \
+                const T *r0 = xp + 2 * i * g->W, *r1 = r0 + g->W;                  \
+                const T *yr = yp + i * g->OW, *dr = dyp + i * g->OW;               \
+                T *d0 = plane + 2 * i * g->W, *d1 = d0 + g->W;                     \
+                int64_t j = BACK_2X2_##T(r0, r1, yr, dr, g->OW, d0, d1);           \
+                MAXPOOL_BACK_2X2_ROW(T)                                            \
+                size_t rest = (size_t)(g->W - 2 * g->OW) * sizeof(T);              \
+                memset(d0 + 2 * g->OW, 0, rest);                                   \
+                memset(d1 + 2 * g->OW, 0, rest);                                   \
+            }                                                                      \
+            memset(plane + 2 * g->OH * g->W, 0,                                    \
+                   (size_t)((g->H - 2 * g->OH) * g->W) * sizeof(T));               \
+            continue;                                                              \
+        }                                                                          \
+        memset(plane, 0, (size_t)hw * sizeof(T));                                  \
+        for (int64_t i = 0; i < g->OH; i++)                                        \
+            for (int64_t j = 0; j < g->OW; j++) {                                  \
+                WINDOW(g, i, j)                                                    \
+                T best = -INFINITY;                                                \
+                int64_t at = -1;                                                   \
+                for (int64_t r = y0; r < y1; r++)                                  \
+                    for (int64_t c = x0; c < x1; c++) {                            \
+                        T v = xp[r * g->W + c];                                    \
+                        if (at < 0 || v > best || (v != v && best == best)) {      \
+                            best = v;                                              \
+                            at = r * g->W + c;                                     \
+                        }                                                          \
+                    }                                                              \
+                plane[at < 0 ? 0 : at] += dyp[i * g->OW + j];                      \
+            }                                                                      \
+    }
+
+/* Four windows at a time for float32: the scalar row's rule on 16-byte
+ * vectors, the four results interleaved back into the two rows. Returns the
+ * windows done. */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+static int64_t back_2x2_f32(const float *r0, const float *r1, const float *yr, const float *dr,
+                            int64_t OW, float *d0, float *d1)
+{
+    const v8f zero = {0};
+    int64_t j = 0;
+    for (; j + 4 <= OW; j += 4) {
+        v8f p0, p1, q0, q1, m, v;
+        memcpy(&p0, r0 + 2 * j, sizeof p0);
+        memcpy(&p1, r0 + 2 * j + 4, sizeof p1);
+        memcpy(&q0, r1 + 2 * j, sizeof q0);
+        memcpy(&q1, r1 + 2 * j + 4, sizeof q1);
+        memcpy(&m, yr + j, sizeof m);
+        memcpy(&v, dr + j, sizeof v);
+        v = v + zero;
+        v8f a = EVEN(p0, p1), b = ODD(p0, p1), c = EVEN(q0, q1); // else the fourth
+        v8i ea = (a == m) | (a != a), eb = (b == m) | (b != b), ec = (c == m) | (c != c);
+        v8f da = PICK(ea, v, zero), db = PICK(~ea & eb, v, zero);
+        v8f dc = PICK(~(ea | eb) & ec, v, zero), dd = PICK(~(ea | eb | ec), v, zero);
+        v8f o0 = __builtin_shufflevector(da, db, 0, 4, 1, 5);
+        v8f o1 = __builtin_shufflevector(da, db, 2, 6, 3, 7);
+        v8f o2 = __builtin_shufflevector(dc, dd, 0, 4, 1, 5);
+        v8f o3 = __builtin_shufflevector(dc, dd, 2, 6, 3, 7);
+        memcpy(d0 + 2 * j, &o0, sizeof o0);
+        memcpy(d0 + 2 * j + 4, &o1, sizeof o1);
+        memcpy(d1 + 2 * j, &o2, sizeof o2);
+        memcpy(d1 + 2 * j + 4, &o3, sizeof o3);
+    }
+    return j;
+}
+#define BACK_2X2_float(r0, r1, yr, dr, OW, d0, d1) back_2x2_f32(r0, r1, yr, dr, OW, d0, d1)
+#else
+#define BACK_2X2_float(r0, r1, yr, dr, OW, d0, d1) 0
+#endif
+#define BACK_2X2_double(r0, r1, yr, dr, OW, d0, d1) 0
+
+static void maxpool_back_planes_f32(const float *x, const float *y, const float *dy,
                                     const tg__pool_geom *g, float *dx, int64_t p0, int64_t p1)
 {
     MAXPOOL_BACK_BODY(float)
 }
 
-static void maxpool_back_planes_f64(const double *dy, const int64_t *argmax,
+static void maxpool_back_planes_f64(const double *x, const double *y, const double *dy,
                                     const tg__pool_geom *g, double *dx, int64_t p0, int64_t p1)
 {
     MAXPOOL_BACK_BODY(double)
@@ -312,8 +398,7 @@ static void maxpool_back_planes_f64(const double *dy, const int64_t *argmax,
 
 /* Threads take whole planes, as in the forward pass. */
 typedef struct maxpool_back_job {
-    const void *dy;
-    const int64_t *argmax;
+    const void *x, *y, *dy;
     const tg__pool_geom *g;
     void *dx;
     int64_t per_task;
@@ -328,34 +413,34 @@ static void maxpool_back_task(void *ctx, int64_t t, void *ws)
     if (p1 > j->g->planes)
         p1 = j->g->planes;
     if (j->f64)
-        maxpool_back_planes_f64(j->dy, j->argmax, j->g, j->dx, p0, p1);
+        maxpool_back_planes_f64(j->x, j->y, j->dy, j->g, j->dx, p0, p1);
     else
-        maxpool_back_planes_f32(j->dy, j->argmax, j->g, j->dx, p0, p1);
+        maxpool_back_planes_f32(j->x, j->y, j->dy, j->g, j->dx, p0, p1);
 }
 
-static void maxpool_back(const void *dy, const int64_t *argmax, const tg__pool_geom *g,
+static void maxpool_back(const void *x, const void *y, const void *dy, const tg__pool_geom *g,
                          void *dx, bool f64)
 {
     if (g->planes <= 0)
         return;
     // About one unit of work per element of dx written.
     int nt = tg__threads_for((double)g->planes * (double)(g->H * g->W));
-    maxpool_back_job j = {dy, argmax, g, dx, g->planes, f64};
+    maxpool_back_job j = {x, y, dy, g, dx, g->planes, f64};
     if (nt > 1)
         j.per_task = (g->planes + 2 * nt - 1) / (2 * nt);
     tg__parallel_for((g->planes + j.per_task - 1) / j.per_task, 0, maxpool_back_task, &j);
 }
 
-void tg__maxpool_backward_f32(const float *dy, const int64_t *argmax, const tg__pool_geom *g,
-                              float *dx)
+void tg__maxpool_backward_f32(const float *x, const float *y, const float *dy,
+                              const tg__pool_geom *g, float *dx)
 {
-    maxpool_back(dy, argmax, g, dx, false);
+    maxpool_back(x, y, dy, g, dx, false);
 }
 
-void tg__maxpool_backward_f64(const double *dy, const int64_t *argmax, const tg__pool_geom *g,
-                              double *dx)
+void tg__maxpool_backward_f64(const double *x, const double *y, const double *dy,
+                              const tg__pool_geom *g, double *dx)
 {
-    maxpool_back(dy, argmax, g, dx, true);
+    maxpool_back(x, y, dy, g, dx, true);
 }
 
 #define AVGPOOL_BODY(T)                                                            \

@@ -6,6 +6,7 @@
  * layers themselves live in dense.c, conv2d.c, pool.c, simple.c, norm.c,
  * embedding.c and attention.c. */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,6 +27,7 @@ struct tg_model {
     tg_tensor **buffers; /* every layer's buffers, in order */
     int n_buffers, cap_buffers;
     bool functional; /* tg_model_new_functional: layers are called, not stacked */
+    tg__relay relay; /* tg_model_forward with grad mode off */
 };
 
 /* ---- helpers shared by the layer files ---- */
@@ -258,6 +260,7 @@ void tg_model_free(tg_model *m)
         return;
     for (int i = 0; i < m->n_layers; i++)
         layer_destroy(m->layers[i]);
+    tg__relay_free(&m->relay);
     tg__free(m->layers);
     tg__free(m->params);
     tg__free(m->buffers);
@@ -571,6 +574,12 @@ tg_tensor *tg_model_forward(tg_model *m, tg_tensor *x, bool logits)
     if (!tg_tape_current())
         return tg__fail_null(TG_ESTATE, "%s: no current tape (create one with tg_tape_new)", fn);
     tg__forward_ctx ctx = {m->training, false, &m->rng, fn};
+    // No graph: each layer's input can go once it is consumed (relay.c).
+    if (!tg_grad_enabled() && m->n_layers > 1 && !atomic_exchange(&m->relay.busy, 1)) {
+        tg_tensor *y = tg__relay_forward(&m->relay, m->layers, m->n_layers, x, &ctx, logits);
+        atomic_store(&m->relay.busy, 0);
+        return y;
+    }
     tg_tensor *h = x;
     for (int i = 0; i < m->n_layers && h; i++) {
         tg_layer *l = m->layers[i];

@@ -107,6 +107,21 @@ static inline bool tg__act_is_final(tg_activation act)
     return act == TG_ACT_SOFTMAX || act == TG_ACT_SIGMOID;
 }
 
+/* A Sequential model's forward pass with grad mode off (relay.c): the
+ * layers before the last on two tapes of the relay's own, reset in turn as
+ * each activation is consumed, the last on the current tape, which receives
+ * the result alone. busy: held by the thread running it (others take the
+ * ordinary path). */
+typedef struct tg__relay {
+    tg_tape *tapes[2]; /* made on first use */
+    _Atomic int busy;
+} tg__relay;
+/* layers[0..n) on x, as tg_model_forward runs them (ctx->skip_final_act set
+ * for the last when logits); the caller holds r->busy. */
+tg_tensor *tg__relay_forward(tg__relay *r, tg_layer *const *layers, int n, tg_tensor *x,
+                             tg__forward_ctx *ctx, bool logits);
+void tg__relay_free(tg__relay *r);
+
 /* "(None, 32, 26, 26)" for a per-sample shape; buf of TG__SHAPE_STR bytes. */
 const char *tg__batch_shape_str(char *buf, int ndim, const int64_t *shape);
 /* Validates an init (kind known, constant finite) for constructors. */

@@ -141,17 +141,21 @@ static tg_status dx_forward(tg_node *nd)
     int64_t N = dx->shape[0], OC = w->shape[0], ckk = g.C * g.KH * g.KW, ohw = g.OH * g.OW;
     if (dx->numel == 0)
         return TG_OK;
-    memset(dx->data, 0, (size_t)dx->numel * tg_dtype_size(dx->dtype));
-    if (gy->numel == 0 || ckk == 0)
+    size_t bytes = (size_t)dx->numel * tg_dtype_size(dx->dtype);
+    if (gy->numel == 0 || ckk == 0) {
+        memset(dx->data, 0, bytes);
         return TG_OK;
+    }
     void *cols = scratch(dx->tape, "tg_conv2d (input gradient)", ckk, ohw, dx->dtype);
     if (!cols)
         return TG_ENOMEM;
-    if (dx->dtype == TG_F32) { // the batch in one kernel call: one image per thread
+    if (dx->dtype == TG_F32) { // the batch in one kernel call (which clears dx first)
         tg__conv2d_input_grad_f32(gy->data, N, w->data, OC, &g, cols, dx->data);
         return TG_OK;
     }
-    // float64 (the checking dtype): image by image on this thread.
+    // float64 (the checking dtype): image by image on this thread, adding
+    // into zeros.
+    memset(dx->data, 0, bytes);
     for (int64_t n = 0; n < N; n++) {
         tg__gemm_f64(true, false, ckk, ohw, OC, 1.0, w->data, ckk,
                      (const double *)gy->data + n * OC * ohw, ohw, 0.0, cols, ohw);

@@ -1,9 +1,11 @@
 /* pool.c - 2-D max and average pooling (NCHW).
  *
- * max_pool2d keeps, per output, the flat index of the chosen input element
- * (argmax); its gradient is put_add(g, those indices), whose own gradient is a
- * take: max pooling is take(x, argmax), differentiable to any order. Without
- * a graph of the backward, one kernel writes put_add's bytes directly.
+ * max_pool2d is take(x, argmax), argmax the flat index of each window's
+ * chosen element: its gradient is put_add(g, argmax), whose own gradient is
+ * a take, so it is differentiable to any order. The indices are not kept by
+ * the forward pass (8 bytes an output, more than the output itself): without
+ * a graph of the backward, one kernel writes put_add's bytes from x, y and g
+ * directly; the recorded backward and the tangent find them again first.
  * avg_pool2d is linear; its gradient is avg_pool2d_grad (the adjoint, which
  * spreads each value over its window) and the adjoint's gradient is
  * avg_pool2d again. The three share pool_params. Kernels: kernels/pool.c. */
@@ -17,7 +19,7 @@ typedef struct pool_params {
     int64_t pad_top, pad_bottom, pad_left, pad_right;
     bool count_include_pad;
     int64_t in_shape[4];   /* the input's shape (the adjoint's result) */
-    const int64_t *argmax; /* max_pool2d: found by forward */
+    const int64_t *argmax; /* max_pool2d: found when a rule first needs it */
 } pool_params;
 
 #define POOL(nd) TG__PARAMS(nd, pool_params)
@@ -114,25 +116,48 @@ static tg_status max_forward(tg_node *nd)
 {
     tg__pool_geom g = kernel_geom(POOL(nd));
     tg_tensor *y = nd->out;
-    int64_t *argmax = tg__tape_alloc(y->tape, "tg_max_pool2d", (size_t)y->numel * sizeof *argmax);
-    if (!argmax)
-        return TG_ENOMEM;
     if (y->dtype == TG_F32)
-        tg__maxpool_f32(nd->in[0]->data, &g, y->data, argmax);
+        tg__maxpool_f32(nd->in[0]->data, &g, y->data, NULL);
     else
-        tg__maxpool_f64(nd->in[0]->data, &g, y->data, argmax);
-    POOL(nd)->argmax = argmax;
+        tg__maxpool_f64(nd->in[0]->data, &g, y->data, NULL);
     return TG_OK;
 }
+
+/* The forward's indices, found again (with the values, into scratch) on the
+ * first call and kept on the tape; NULL with TG_ENOMEM recorded. */
+static const int64_t *max_argmax(tg_node *nd)
+{
+    pool_params *p = POOL(nd);
+    if (p->argmax)
+        return p->argmax;
+    const tg_tensor *x = nd->in[0], *y = nd->out;
+    tg__pool_geom g = kernel_geom(p);
+    int64_t *argmax = tg__tape_alloc(y->tape, "tg_max_pool2d",
+                                     (size_t)y->numel * sizeof *argmax);
+    void *values = argmax ? tg__tape_alloc(y->tape, "tg_max_pool2d",
+                                           (size_t)y->numel * tg_dtype_size(y->dtype))
+                          : NULL;
+    if (!values)
+        return NULL;
+    if (y->dtype == TG_F32)
+        tg__maxpool_f32(x->data, &g, values, argmax);
+    else
+        tg__maxpool_f64(x->data, &g, values, argmax);
+    return p->argmax = argmax;
+}
+
 static tg_status max_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
 {
     tg_tensor *x = nd->in[0];
-    din[0] = tg__put_add(gz, nd->out->numel, POOL(nd)->argmax, x->ndim, x->shape);
+    const int64_t *argmax = max_argmax(nd);
+    if (!argmax)
+        return tg_last_status();
+    din[0] = tg__put_add(gz, nd->out->numel, argmax, x->ndim, x->shape);
     return din[0] ? TG_OK : tg_last_status();
 }
 /* Without a graph of the backward: put_add's bytes in one pass per plane
- * (tg__maxpool_backward_*), without a separate clearing of the whole input
- * gradient. */
+ * from x and y (tg__maxpool_backward_*), without the indices and without a
+ * separate clearing of the whole input gradient. */
 static tg_status max_fused(tg_node *nd, tg_tensor *gz, tg_tensor **din)
 {
     tg_tensor *x = nd->in[0];
@@ -141,9 +166,9 @@ static tg_status max_fused(tg_node *nd, tg_tensor *gz, tg_tensor **din)
     if (!dx)
         return tg_last_status();
     if (x->dtype == TG_F32)
-        tg__maxpool_backward_f32(gz->data, POOL(nd)->argmax, &g, dx->data);
+        tg__maxpool_backward_f32(x->data, nd->out->data, gz->data, &g, dx->data);
     else
-        tg__maxpool_backward_f64(gz->data, POOL(nd)->argmax, &g, dx->data);
+        tg__maxpool_backward_f64(x->data, nd->out->data, gz->data, &g, dx->data);
     din[0] = dx;
     return TG_OK;
 }
@@ -151,7 +176,10 @@ static tg_status max_fused(tg_node *nd, tg_tensor *gz, tg_tensor **din)
 static tg_status max_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
 {
     tg_tensor *y = nd->out;
-    return tg__tangent_is(tout, tg__take(tin[0], y->numel, POOL(nd)->argmax, y->ndim, y->shape));
+    const int64_t *argmax = max_argmax(nd);
+    if (!argmax)
+        return tg_last_status();
+    return tg__tangent_is(tout, tg__take(tin[0], y->numel, argmax, y->ndim, y->shape));
 }
 const tg_op_def tg__def_max_pool2d = {TG__OP_NAME(max_pool2d), .n_in = 1, .differentiable = true,
                                       .params_size = sizeof(pool_params), .shape = pool_shape,
