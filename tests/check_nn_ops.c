@@ -286,6 +286,50 @@ START_TEST(test_empty_batch)
 }
 END_TEST
 
+/* A kernel of width 0 and height 256 over 2^31 - 1 channels of 4096 empty
+ * images, padded to 1 x 3 outputs: no element of x or w exists, the output
+ * is the bias alone. im2col looped over every (channel, kernel row) pair of
+ * every image anyway, 2^51 empty iterations (found by tools/fuzz/fuzz_ops as
+ * a timeout, with 2^31 channels and 4 rows). Forward and backward must
+ * return at once. */
+START_TEST(test_conv2d_empty_kernel_huge_channels)
+{
+    tg_tape *tape = tg_tape_new();
+    const int64_t C = ((int64_t)1 << 31) - 1;
+    for (int dt = 0; dt < 2; dt++) {
+        tg_dtype d = dt ? TG_F64 : TG_F32;
+        tg_tensor *x = tg_tensor_zeros(d, TG_SHAPE(4096, C, 256, 0));
+        tg_tensor *w = tg_tensor_zeros(d, TG_SHAPE(1, C, 256, 0));
+        tg_tensor *b = tg_tensor_from_doubles(d, TG_SHAPE(1), (double[]){0.5});
+        ck_assert_msg(x && w, "%s", tg_last_error());
+        ASSERT_OK(tg_tensor_set_requires_grad(x, true));
+        ASSERT_OK(tg_tensor_set_requires_grad(w, true));
+        ASSERT_OK(tg_tensor_set_requires_grad(b, true));
+        tg_conv2d_geom g = tg_conv2d_geom_default();
+        g.padding = TG_PAD_EXPLICIT;
+        g.pad_left = 1;
+        g.pad_right = 1;
+        tg_tensor *y = tg_conv2d(x, w, b, &g);
+        ck_assert_msg(y, "%s", tg_last_error());
+        ck_assert_int_eq(tg_tensor_numel(y), 4096 * 1 * 1 * 3);
+        for (int64_t i = 0; i < 4096 * 3; i++) {
+            double v;
+            ASSERT_OK(tg_tensor_get_flat(y, i, &v));
+            ck_assert(v == 0.5);
+        }
+        ASSERT_OK(tg_backward(tg_sum(y, NULL, 0, false)));
+        ck_assert_int_eq(tg_tensor_numel(tg_tensor_grad(x)), 0);
+        ck_assert_int_eq(tg_tensor_numel(tg_tensor_grad(w)), 0);
+        ck_assert(tg_tensor_item(tg_tensor_grad(b)) == 4096 * 3);
+        tg_tape_reset(tape);
+        tg_tensor_free(x);
+        tg_tensor_free(w);
+        tg_tensor_free(b);
+    }
+    tg_tape_free(tape);
+}
+END_TEST
+
 START_TEST(test_conv2d_keras_same_output_size)
 {
     // "same" keeps ceil(in / stride) whatever the kernel and dilation.
@@ -1290,6 +1334,7 @@ static Suite *nn_ops_suite(void)
     tcase_add_loop_test(conv, test_conv2d_large, 0, 2);
     tcase_add_test(conv, test_conv2d_keras_same_output_size);
     tcase_add_test(conv, test_empty_batch);
+    tcase_add_test(conv, test_conv2d_empty_kernel_huge_channels);
     tcase_add_test(conv, test_conv2d_errors);
     suite_add_tcase(s, conv);
     TCase *fused = tcase_create("fused");

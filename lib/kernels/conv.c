@@ -73,6 +73,8 @@ static inline void zero_row(void *dst, size_t n)
  * each; the general loop handles everything else and gives the same bytes
  * there too. */
 #define IM2COL_BODY(T)                                                             \
+    if (g->KH == 0 || g->KW == 0) /* no rows (C may still be 2^31) */              \
+        return;                                                                    \
     const int64_t OHW = g->OH * g->OW;                                             \
     const size_t rowb = (size_t)g->OW * sizeof(T);                                 \
     for (int64_t c = 0; c < g->C; c++)                                             \
@@ -154,6 +156,8 @@ static inline void add_row_f32(float *d, const float *s, int64_t n)
         (d)[j] += (s)[j]
 
 #define COL2IM_BODY(T)                                                             \
+    if (g->KH == 0 || g->KW == 0 || g->H == 0 || g->W == 0) /* nothing to add */   \
+        return;                                                                    \
     const int64_t OHW = g->OH * g->OW;                                             \
     for (int64_t c = 0; c < g->C; c++)                                             \
         for (int64_t u = 0; u < g->KH; u++)                                        \

@@ -22,22 +22,28 @@
     if (x1 > (g)->W)                                                               \
         x1 = (g)->W;
 
+/* The window's maximum `best` and its offset `at` in the plane src (-1 for
+ * an empty window): the first largest element, or the first NaN, so that
+ * forward and backward choose the same element. Follows WINDOW. */
+#define WINDOW_MAX(T, src, g)                                                      \
+    T best = -INFINITY;                                                            \
+    int64_t at = -1;                                                               \
+    for (int64_t r = y0; r < y1; r++)                                              \
+        for (int64_t c = x0; c < x1; c++) {                                        \
+            T v = (src)[r * (g)->W + c];                                           \
+            if (at < 0 || v > best || (v != v && best == best)) {                  \
+                best = v;                                                          \
+                at = r * (g)->W + c;                                               \
+            }                                                                      \
+        }
+
 #define MAXPOOL_BODY(T)                                                            \
     for (int64_t p = p0; p < p1; p++) {                                      \
         const T *plane = x + p * g->H * g->W;                                      \
         for (int64_t i = 0; i < g->OH; i++)                                        \
             for (int64_t j = 0; j < g->OW; j++) {                                  \
                 WINDOW(g, i, j)                                                    \
-                T best = -INFINITY;                                                \
-                int64_t at = -1;                                                   \
-                for (int64_t r = y0; r < y1; r++)                                  \
-                    for (int64_t c = x0; c < x1; c++) {                            \
-                        T v = plane[r * g->W + c];                                 \
-                        if (at < 0 || v > best || (v != v && best == best)) {      \
-                            best = v;                                              \
-                            at = r * g->W + c;                                     \
-                        }                                                          \
-                    }                                                              \
+                WINDOW_MAX(T, plane, g)                                            \
                 int64_t k = (p * g->OH + i) * g->OW + j;                           \
                 y[k] = best;                                                       \
                 if (argmax)                                                        \
@@ -331,16 +337,7 @@ void tg__maxpool_f64(const double *x, const tg__pool_geom *g, double *y, int64_t
         for (int64_t i = 0; i < g->OH; i++)                                        \
             for (int64_t j = 0; j < g->OW; j++) {                                  \
                 WINDOW(g, i, j)                                                    \
-                T best = -INFINITY;                                                \
-                int64_t at = -1;                                                   \
-                for (int64_t r = y0; r < y1; r++)                                  \
-                    for (int64_t c = x0; c < x1; c++) {                            \
-                        T v = xp[r * g->W + c];                                    \
-                        if (at < 0 || v > best || (v != v && best == best)) {      \
-                            best = v;                                              \
-                            at = r * g->W + c;                                     \
-                        }                                                          \
-                    }                                                              \
+                WINDOW_MAX(T, xp, g)                                               \
                 plane[at < 0 ? 0 : at] += dyp[i * g->OW + j];                      \
             }                                                                      \
     }
