@@ -17,34 +17,10 @@ static bool reducible(const tg_tensor *g, int ndim, const int64_t *shape)
 }
 
 /* The bias gradient: g (R, K) summed over its rows to shape (K) or (1, K),
- * R and K > 1 or K == 1, at most 4096 elements, with tg__reduce_sum's
- * additions in its order (kernels/reduce.c, small_sum): each column from 0
- * down the rows in the element type; one column in eight running double
- * sums and their tree. Written here, as one loop, because a small network's
- * step does this once per layer and the general kernel's grouping of axes
- * costs more than the sum. NULL: not this case (nothing recorded). */
-#define SUM_ROWS(T)                                                                \
-    const T *x = g->data;                                                          \
-    T *o = s->data;                                                                \
-    if (K > 1) {                                                                   \
-        for (int64_t k = 0; k < K; k++)                                            \
-            o[k] = 0;                                                              \
-        for (int64_t r = 0; r < R; r++)                                            \
-            for (int64_t k = 0; k < K; k++)                                        \
-                o[k] += x[r * K + k];                                              \
-    } else {                                                                       \
-        double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                  \
-        int64_t j = 0;                                                             \
-        for (; j + 8 <= R; j += 8)                                                 \
-            for (int u = 0; u < 8; u++)                                            \
-                acc[u] += x[j + u];                                                \
-        for (; j < R; j++)                                                         \
-            acc[0] += x[j];                                                        \
-        T zero = 0;                                                                \
-        o[0] = zero + (T)(((acc[0] + acc[1]) + (acc[2] + acc[3])) +                \
-                          ((acc[4] + acc[5]) + (acc[6] + acc[7])));                \
-    }
-
+ * at most 4096 elements: straight to the sum kernel with axis 0 reduced (its
+ * small-sum loop), without reducible()'s and the mask's general walk, which
+ * cost more than the sum in a small network's step (once per layer). NULL:
+ * not this case (nothing recorded). */
 static tg_tensor *sum_rows(tg_tensor *g, int ndim, const int64_t *shape)
 {
     if (g->ndim != 2)
@@ -56,11 +32,10 @@ static tg_tensor *sum_rows(tg_tensor *g, int ndim, const int64_t *shape)
     tg_tensor *s = tg__tape_tensor("tg_sum", g->dtype, ndim, shape, false);
     if (!s)
         return NULL;
-    if (g->dtype == TG_F32) {
-        SUM_ROWS(float)
-    } else {
-        SUM_ROWS(double)
-    }
+    if (g->dtype == TG_F32)
+        tg__reduce_sum_f32(g->data, 2, g->shape, 1u, s->data);
+    else
+        tg__reduce_sum_f64(g->data, 2, g->shape, 1u, s->data);
     return s;
 }
 
