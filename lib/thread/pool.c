@@ -141,10 +141,33 @@ static void after_fork_child(void)
     pool.pending = 0;
 }
 
+static void shrink_locked(int keep);
+
+void tg__pool_join_workers(void)
+{
+    if (in_task)
+        return;
+    pthread_mutex_lock(&pool.lock);
+    if (!pool.busy)
+        shrink_locked(0);
+    pthread_mutex_unlock(&pool.lock);
+}
+
+int tg__pool_workers(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    int n = pool.n_workers;
+    pthread_mutex_unlock(&pool.lock);
+    return n;
+}
+
 static void init_once(void)
 {
     pthread_key_create(&workspace_key, free_workspace);
     pthread_atfork(NULL, NULL, after_fork_child);
+    // Workers still waiting when the program exits would be reported by a
+    // leak checker (valgrind: each thread's stack and TLS "possibly lost").
+    atexit(tg__pool_join_workers);
 }
 
 static void *align64(void *raw)
@@ -368,6 +391,9 @@ tg_status tg_set_num_threads(int n)
 
 /* No destructor without pthreads: a thread that exits leaves its buffer. */
 static _Thread_local workspace serial_workspace;
+void tg__pool_join_workers(void) {}
+int tg__pool_workers(void) { return 0; }
+
 static workspace *this_workspace(void) { return &serial_workspace; }
 
 #endif

@@ -36,4 +36,12 @@ int tg__threads_for(double work);
  * build: there it is a thread-local pointer). NULL when out of memory. */
 void *tg__workspace(size_t bytes);
 
+/* Joins every worker (the next loop starts them again); does nothing when
+ * called from inside a task or while a loop runs, where joining could wait
+ * forever. Registered with atexit when the pool first starts, so a program
+ * ends with no thread of ours left for a leak checker to report. */
+void tg__pool_join_workers(void);
+/* Running workers (0 in a serial build): for tests. */
+int tg__pool_workers(void);
+
 #endif
