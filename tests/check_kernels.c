@@ -924,14 +924,15 @@ START_TEST(test_tanhf_accuracy)
 }
 END_TEST
 
-/* The AVX2 tanh gives the scalar function's bits in every lane: a dense sweep
- * of float bit patterns (every 7th, both signs, so NaNs, infinities,
- * subnormals and the saturation point fall at every lane position), run
- * through tg__tanh_f32_vector in blocks of odd length so that groups mix
+/* Every vector tanh this CPU runs (AVX2, AVX-512) gives the scalar
+ * function's bits in every lane: a dense sweep of float bit patterns (every
+ * 7th, both signs, so NaNs, infinities, subnormals and the saturation point
+ * fall at every lane position), in blocks of odd length so that groups mix
  * saturated and ordinary lanes and tails are exercised. */
 START_TEST(test_tanhf_vector_equals_scalar)
 {
-    if (!tg__tanh_f32_has_vector())
+    int variants = tg__tanh_f32_variants();
+    if (variants < 2)
         return;
     enum { N = 4093 };
     static float xs[N], ya[N], yb[N];
@@ -941,19 +942,23 @@ START_TEST(test_tanhf_vector_equals_scalar)
         uint32_t bits = (uint32_t)u;
         memcpy(&xs[n++], &bits, sizeof bits);
         if (n == N || u + 7 > 0xffffffffu) {
-            tg__tanh_f32_vector(xs, ya, n);
             tg__tanh_f32_scalar(xs, yb, n);
-            ck_assert_msg(memcmp(ya, yb, (size_t)n * sizeof *ya) == 0,
-                          "vector tanh differs near bit pattern 0x%08x", bits);
+            for (int v = 1; v < variants; v++) {
+                tg__tanh_f32_variant(v, xs, ya, n);
+                ck_assert_msg(memcmp(ya, yb, (size_t)n * sizeof *ya) == 0,
+                              "tanh variant %d differs near bit pattern 0x%08x", v, bits);
+            }
             checked += (uint64_t)n;
             n = 0;
         }
     }
     for (float x = 8.0f; x < 11.0f; x = nextafterf(x, 12.0f)) {
-        float v[8] = {x, -x, 0.5f, -0.0f, x, 1e-30f, -x, 0.0f}, a[8], b[8];
-        tg__tanh_f32_vector(v, a, 8);
-        tg__tanh_f32_scalar(v, b, 8);
-        ck_assert(memcmp(a, b, sizeof a) == 0);
+        float v[11] = {x, -x, 0.5f, -0.0f, x, 1e-30f, -x, 0.0f, 0.75f, -x, 2.0f}, a[11], b[11];
+        tg__tanh_f32_scalar(v, b, 11);
+        for (int k = 1; k < variants; k++) {
+            tg__tanh_f32_variant(k, v, a, 11);
+            ck_assert(memcmp(a, b, sizeof a) == 0);
+        }
     }
     ck_assert(checked > 600000000u);
 }

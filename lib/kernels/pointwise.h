@@ -50,12 +50,14 @@ void tg__pow_scalar_grad_f64(const double *g, const double *x, double *out, int6
  * value and for an array. */
 float tg__tanhf(float x);
 void tg__tanh_f32(const float *x, float *y, int64_t n);
-/* The two ways tg__tanh_f32 may run, for the test that they agree: one value
- * at a time, and four lanes of the same double arithmetic (AVX2, chosen by
- * cpuid; tg__tanh_f32_vector runs it only when tg__tanh_f32_has_vector). */
+/* The ways tg__tanh_f32 may run, for the test that they agree: variant 0 is
+ * one value at a time, then four lanes of the same double arithmetic (AVX2)
+ * and eight (AVX-512), as far as this CPU has them (cpuid);
+ * tg__tanh_f32_variants says how many it has, and tg__tanh_f32 runs the
+ * widest. */
 void tg__tanh_f32_scalar(const float *x, float *y, int64_t n);
-void tg__tanh_f32_vector(const float *x, float *y, int64_t n);
-bool tg__tanh_f32_has_vector(void);
+int tg__tanh_f32_variants(void);
+void tg__tanh_f32_variant(int variant, const float *x, float *y, int64_t n);
 
 /* out[i] = g[i] * [y[i] > 0]: the gradient of a ReLU from its output y
  * (the bytes of tg_relu's own backward). */
