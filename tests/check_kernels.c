@@ -13,6 +13,7 @@
 #include "kernels/kernels.h"
 #include "kernels/layout.h"
 #include "kernels/pointwise.h"
+#include "kernels/reduce.h"
 #include "tg_check.h"
 
 static uint64_t state = 88172645463325252ULL;
@@ -924,6 +925,43 @@ START_TEST(test_tanhf_accuracy)
 }
 END_TEST
 
+/* A small sum over the leading axis (the bias gradient of a small layer) adds
+ * each column's rows in order, starting from +0: 19 columns (two blocks of
+ * eight and a tail), rows with -0.0 in them, float and double. Summing only
+ * -0.0 gives +0, as the general walk does. */
+START_TEST(test_small_sum_row_order_from_plus_zero)
+{
+    enum { R = 5, K = 19 };
+    const int64_t shape[2] = {R, K}, shape_t[2] = {K, R};
+    float xf[R * K], of[K], negf[R * K], onf[K];
+    double xd[R * K], od[K];
+    tg_rng rng = tg_rng_seeded(11);
+    for (int i = 0; i < R * K; i++) {
+        xf[i] = i % 7 == 3 ? -0.0f : (float)(tg_rng_uniform(&rng) - 0.5) * 1e3f;
+        xd[i] = xf[i] * (1.0 + 1e-9 * i);
+        negf[i] = -0.0f;
+    }
+    tg__reduce_sum_f32(xf, 2, shape, 1u, of);
+    tg__reduce_sum_f64(xd, 2, shape, 1u, od);
+    for (int k = 0; k < K; k++) {
+        float ef = 0.0f;
+        double ed = 0.0;
+        for (int r = 0; r < R; r++) {
+            ef += xf[r * K + k];
+            ed += xd[r * K + k];
+        }
+        ck_assert_msg(memcmp(&ef, &of[k], sizeof ef) == 0, "float column %d", k);
+        ck_assert_msg(memcmp(&ed, &od[k], sizeof ed) == 0, "double column %d", k);
+    }
+    tg__reduce_sum_f32(negf, 2, shape, 1u, onf);
+    for (int k = 0; k < K; k++)
+        ck_assert(onf[k] == 0 && !signbit(onf[k]));
+    tg__reduce_sum_f32(negf, 2, shape_t, 2u, onf);
+    for (int k = 0; k < K; k++)
+        ck_assert(onf[k] == 0 && !signbit(onf[k]));
+}
+END_TEST
+
 /* Every vector tanh this CPU runs (AVX2, AVX-512) gives the scalar
  * function's bits in every lane: a dense sweep of float bit patterns (every
  * 7th, both signs, so NaNs, infinities, subnormals and the saturation point
@@ -994,6 +1032,9 @@ static Suite *kernels_suite(void)
     tcase_add_test(pool, test_avgpool_adjoint);
     tcase_add_loop_test(pool, test_maxpool_backward_is_put_add, 0, 4 * N_POOL_CASES);
     suite_add_tcase(s, pool);
+    TCase *sum = tcase_create("sum");
+    tcase_add_test(sum, test_small_sum_row_order_from_plus_zero);
+    suite_add_tcase(s, sum);
     TCase *tanh_tc = tcase_create("tanh");
     tcase_set_timeout(tanh_tc, 300); // exhaustive over every 7th float: 75-143 s on a busy 2-CPU machine
     tcase_add_test(tanh_tc, test_tanhf_accuracy);

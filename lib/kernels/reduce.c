@@ -152,14 +152,26 @@ static void sum_task(void *ctx, int64_t t, void *ws)
  * walk: kept last, out[k] += x[r K + k] row by row in T; reduced last, eight
  * running double sums over each output's run, combined in the same tree.
  * Returns false for the other cases (and for large sums, which may thread). */
+/* Each output starts from +0 and adds its inputs in row order; the kept-last
+ * case holds eight columns in registers across the rows. */
 #define SMALL_SUM_BODY(T)                                                          \
-    const T *xs = x;                                                               \
-    T *o = out;                                                                    \
-    memset(o, 0, (size_t)K * sizeof(T));                                           \
+    const T *restrict xs = x;                                                      \
+    T *restrict o = out;                                                           \
     if (!reduced_last) {                                                           \
-        for (int64_t r = 0; r < R; r++)                                            \
-            for (int64_t k = 0; k < K; k++)                                        \
-                o[k] += xs[r * K + k];                                             \
+        int64_t k = 0;                                                             \
+        for (; k + 8 <= K; k += 8) {                                               \
+            T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                   \
+            for (int64_t r = 0; r < R; r++)                                        \
+                for (int u = 0; u < 8; u++)                                        \
+                    acc[u] += xs[r * K + k + u];                                   \
+            memcpy(o + k, acc, sizeof acc);                                        \
+        }                                                                          \
+        for (; k < K; k++) {                                                       \
+            T acc = 0;                                                             \
+            for (int64_t r = 0; r < R; r++)                                        \
+                acc += xs[r * K + k];                                              \
+            o[k] = acc;                                                            \
+        }                                                                          \
     } else {                                                                       \
         for (int64_t k = 0; k < K; k++) {                                          \
             double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                              \
@@ -170,8 +182,8 @@ static void sum_task(void *ctx, int64_t t, void *ws)
                     acc[u] += xr[j + u];                                           \
             for (; j < R; j++)                                                     \
                 acc[0] += xr[j];                                                   \
-            o[k] += (T)(((acc[0] + acc[1]) + (acc[2] + acc[3])) +                  \
-                        ((acc[4] + acc[5]) + (acc[6] + acc[7])));                  \
+            o[k] = (T)0 + (T)(((acc[0] + acc[1]) + (acc[2] + acc[3])) +            \
+                              ((acc[4] + acc[5]) + (acc[6] + acc[7])));            \
         }                                                                          \
     }
 
