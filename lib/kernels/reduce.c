@@ -149,11 +149,12 @@ static void sum_task(void *ctx, int64_t t, void *ws)
 /* Small sums whose axes (size-1 axes aside) form at most two groups: one
  * reduced run and one kept run, in either order (a bias gradient, a sum of
  * everything). They run SUM_BODY's additions in its order without the group
- * walk: kept last, out[k] += x[r K + k] row by row in T; reduced last, eight
- * running double sums over each output's run, combined in the same tree.
- * Returns false for the other cases (and for large sums, which may thread). */
-/* Each output starts from +0 and adds its inputs in row order; the kept-last
- * case holds eight columns in registers across the rows. */
+ * walk: kept last, each out[k] from +0 adds x[r K + k] row by row in T (eight
+ * columns held in registers across the rows); reduced last, eight running
+ * double sums over each output's run, combined in the same tree, then added
+ * to +0 in T, as SUM_BODY does (a double too small for a float rounds to
+ * -0.0f, and +0 + -0 is +0). Returns false for the other cases (and for
+ * large sums, which may thread). */
 #define SMALL_SUM_BODY(T)                                                          \
     const T *restrict xs = x;                                                      \
     T *restrict o = out;                                                           \

@@ -187,7 +187,8 @@ __attribute__((target("avx512f"))) static void tanh_f32_avx512(const float *x, f
 
 typedef void (*tanh_fn)(const float *x, float *y, int64_t n);
 
-/* The implementations this CPU runs, widest last; lanes[0] is the scalar one. */
+/* The implementations this CPU runs, widest last; lanes[0] is the scalar one.
+ * The AVX-512 one needs the AVX2 one too, for its last n % 8. */
 static int supported(tanh_fn lanes[3])
 {
     int n = 0;
