@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "kernels/conv_rows.h"
 #include "kernels/gemm_kernel.h"
 #include "kernels/kernels.h"
 #include "kernels/layout.h"
@@ -512,6 +513,8 @@ static const conv_case conv_cases[] = {
     {1, 5, 70, 1, 5, 1, 1, 1, 1, 3, 3, 1, 2},   /* long padded rows */
     {2, 7, 6, 3, 3, 1, 1, 2, 2, 2, 2, 1, 1},    /* padding wider than the image rows */
     {1, 3, 4, 3, 4, 1, 1, 0, 0, 0, 0, 1, 1},    /* one output */
+    {2, 4, 40, 2, 34, 1, 1, 1, 0, 0, 0, 1, 1},  /* 68 window positions: col2im's taps in groups */
+    {3, 9, 20, 3, 3, 2, 1, 1, 1, 2, 1, 2, 1},   /* stride and dilation down, padded, SW 1 */
 };
 #define N_CONV_CASES (int)(sizeof conv_cases / sizeof conv_cases[0])
 
@@ -574,15 +577,24 @@ START_TEST(test_im2col_col2im_same_bytes_as_the_rule)
         else
             ((float *)cols)[e] = (float)val;
     }
+    // float32 runs every variant of the row moves the CPU has, float64 the one it uses.
+    int variants = f64 ? 1 : tg__conv_rows_variants();
+    char *cols0 = malloc(es * (size_t)(ncols + 2)), *img0 = malloc(es * (size_t)(nimg + 2));
+    memcpy(cols0, cols, es * (size_t)(ncols + 2));
     memcpy(cols_ref, cols, es * (size_t)(ncols + 2));
-    if (f64) {
-        tg__im2col_f64((double *)img + 1, &g, (double *)cols + 1);
+    if (f64)
         im2col_ref_f64((double *)img + 1, &g, (double *)cols_ref + 1);
-    } else {
-        tg__im2col_f32((float *)img + 1, &g, (float *)cols + 1);
+    else
         im2col_ref_f32((float *)img + 1, &g, (float *)cols_ref + 1);
+    for (int v = 0; v < variants; v++) {
+        memcpy(cols, cols0, es * (size_t)(ncols + 2));
+        if (f64)
+            tg__im2col_f64((double *)img + 1, &g, (double *)cols + 1);
+        else
+            tg__im2col_f32_with(tg__conv_rows_variant(v), (float *)img + 1, &g, (float *)cols + 1);
+        ck_assert_msg(memcmp(cols, cols_ref, es * (size_t)(ncols + 2)) == 0,
+                      "im2col, case %d, variant %d", _i, v);
     }
-    ck_assert_msg(memcmp(cols, cols_ref, es * (size_t)(ncols + 2)) == 0, "im2col, case %d", _i);
     // col2im of fresh values into an image that is not zero.
     for (int64_t e = 0; e < ncols + 2; e++) {
         double val = e % 17 == 2 ? -0.0 : e % 29 == 4 ? 1e30 : uniform() - 0.5;
@@ -591,15 +603,45 @@ START_TEST(test_im2col_col2im_same_bytes_as_the_rule)
         else
             ((float *)cols)[e] = (float)val;
     }
+    memcpy(img0, img, es * (size_t)(nimg + 2));
     memcpy(img_ref, img, es * (size_t)(nimg + 2));
-    if (f64) {
-        tg__col2im_f64((double *)cols + 1, &g, (double *)img + 1);
+    if (f64)
         col2im_ref_f64((double *)img_ref + 1, &g, (double *)cols + 1);
-    } else {
-        tg__col2im_f32((float *)cols + 1, &g, (float *)img + 1);
+    else
         col2im_ref_f32((float *)img_ref + 1, &g, (float *)cols + 1);
+    for (int v = 0; v < variants; v++) {
+        memcpy(img, img0, es * (size_t)(nimg + 2));
+        if (f64)
+            tg__col2im_f64((double *)cols + 1, &g, (double *)img + 1);
+        else
+            tg__col2im_f32_with(tg__conv_rows_variant(v), (float *)cols + 1, &g, (float *)img + 1);
+        ck_assert_msg(memcmp(img, img_ref, es * (size_t)(nimg + 2)) == 0,
+                      "col2im, case %d, variant %d", _i, v);
     }
-    ck_assert_msg(memcmp(img, img_ref, es * (size_t)(nimg + 2)) == 0, "col2im, case %d", _i);
+    // All -0.0: every sum is -0.0, unless a variant adds a +0 for a term
+    // that is not there (an element a window position does not reach).
+    for (int64_t e = 0; e < ncols + 2; e++)
+        if (f64)
+            ((double *)cols)[e] = -0.0;
+        else
+            ((float *)cols)[e] = -0.0f;
+    for (int64_t e = 0; e < nimg + 2; e++)
+        if (f64)
+            ((double *)img0)[e] = -0.0;
+        else
+            ((float *)img0)[e] = -0.0f;
+    memcpy(img_ref, img0, es * (size_t)(nimg + 2));
+    for (int v = 0; v < variants; v++) {
+        memcpy(img, img0, es * (size_t)(nimg + 2));
+        if (f64)
+            tg__col2im_f64((double *)cols + 1, &g, (double *)img + 1);
+        else
+            tg__col2im_f32_with(tg__conv_rows_variant(v), (float *)cols + 1, &g, (float *)img + 1);
+        ck_assert_msg(memcmp(img, img_ref, es * (size_t)(nimg + 2)) == 0,
+                      "col2im of -0.0, case %d, variant %d", _i, v);
+    }
+    free(cols0);
+    free(img0);
     free(img);
     free(img_ref);
     free(cols);

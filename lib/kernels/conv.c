@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "kernels/conv_rows.h"
 #include "kernels/kernels.h"
 #include "thread/pool.h"
 
@@ -29,38 +30,13 @@ static void valid_range(int64_t W, int64_t S, int64_t P, int64_t off, int64_t OW
         *hi = *lo;
 }
 
-/* Row copies. The CNN's rows are short (conv2: 11 floats, conv1: 26), so a
- * memcpy call per row cost as much as the copying; these are inline 16-byte
- * moves (SSE2, the baseline), the last one overlapping the one before it when
- * n is not a multiple of 16, so every byte is written with its source value
- * and no byte outside the row is touched. Long rows go to memcpy. n is a
- * multiple of 4 (whole floats or doubles). */
-static inline void copy_row(void *dst, const void *src, size_t n)
+/* Zeros for padding: n bytes, a multiple of 4. */
+static inline void zero_bytes(const tg__conv_rows *moves, void *dst, size_t n)
 {
-    char *d = dst;
-    const char *s = src;
-    if (n >= 256) {
-        memcpy(d, s, n);
-    } else if (n >= 16) {
-        size_t k = 0;
-        for (; k + 16 <= n; k += 16)
-            memcpy(d + k, s + k, 16);
-        if (k < n)
-            memcpy(d + n - 16, s + n - 16, 16);
-    } else if (n >= 8) {
-        memcpy(d, s, 8);
-        memcpy(d + n - 8, s + n - 8, 8);
-    } else if (n == 4) {
-        memcpy(d, s, 4);
-    }
-}
-
-static inline void zero_row(void *dst, size_t n)
-{
-    static const char zeros[256];
+    static const float zeros[64];
     for (char *d = dst; n > 0;) {
         size_t m = n < sizeof zeros ? n : sizeof zeros;
-        copy_row(d, zeros, m);
+        moves->copy((float *)(void *)d, 0, zeros, 0, 1, (int64_t)(m / sizeof(float)));
         d += m;
         n -= m;
     }
@@ -68,15 +44,16 @@ static inline void zero_row(void *dst, size_t n)
 
 /* Rows (c, u, v) for every c, u, v; within one, output row i reads image row
  * y = i*SH - PT + u*DH from column j*SW - PL + v*DW: zeros where y is outside
- * the image, else zeros before lo, the valid range [lo, hi), zeros after. The
- * unpadded stride-1 case (the CNN's) is a copy of OH image rows of OW values
- * each; the general loop handles everything else and gives the same bytes
- * there too. */
+ * the image, else zeros before lo, the valid range [lo, hi), zeros after.
+ * When the window never leaves the image rows and columns (the CNN's
+ * unpadded convolutions) and SW is 1, a row is OH runs of OW values, one
+ * call; the general loop handles everything else and gives the same bytes
+ * there too. Values move as bits (F: floats per element), so float64 uses
+ * the same copies. */
 #define IM2COL_BODY(T)                                                             \
     if (g->KH == 0 || g->KW == 0) /* no rows (C may still be 2^31) */              \
         return;                                                                    \
-    const int64_t OHW = g->OH * g->OW;                                             \
-    const size_t rowb = (size_t)g->OW * sizeof(T);                                 \
+    const int64_t OHW = g->OH * g->OW, F = (int64_t)(sizeof(T) / sizeof(float));   \
     for (int64_t c = 0; c < g->C; c++)                                             \
         for (int64_t u = 0; u < g->KH; u++)                                        \
             for (int64_t v = 0; v < g->KW; v++) {                                  \
@@ -86,22 +63,23 @@ static inline void zero_row(void *dst, size_t n)
                 int64_t y0 = u * g->DH - g->PT, ylast = y0 + (g->OH - 1) * g->SH;  \
                 if (g->SW == 1 && lo == 0 && hi == g->OW && y0 >= 0 && ylast < g->H) { \
                     const T *src = img + (c * g->H + y0) * g->W - g->PL + off;     \
-                    for (int64_t i = 0; i < g->OH; i++)                            \
-                        copy_row(row + i * g->OW, src + i * g->SH * g->W, rowb);   \
+                    moves->copy((float *)row, F * g->OW, (const float *)src,       \
+                                F * g->SH * g->W, g->OH, F * g->OW);               \
                     continue;                                                      \
                 }                                                                  \
                 for (int64_t i = 0; i < g->OH; i++) {                              \
                     T *dst = row + i * g->OW;                                      \
                     int64_t y = i * g->SH - g->PT + u * g->DH;                     \
                     if (y < 0 || y >= g->H) {                                      \
-                        zero_row(dst, rowb);                                       \
+                        zero_bytes(moves, dst, (size_t)g->OW * sizeof(T));                \
                         continue;                                                  \
                     }                                                              \
                     const T *src = img + (c * g->H + y) * g->W - g->PL + off;      \
                     for (int64_t j = 0; j < lo; j++)                               \
                         dst[j] = 0;                                                \
                     if (g->SW == 1)                                                \
-                        copy_row(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(T)); \
+                        moves->copy((float *)(dst + lo), 0, (const float *)(src + lo), 0, 1, \
+                                    F * (hi - lo));                                \
                     else                                                           \
                         for (int64_t j = lo; j < hi; j++)                          \
                             dst[j] = src[j * g->SW];                               \
@@ -110,76 +88,106 @@ static inline void zero_row(void *dst, size_t n)
                 }                                                                  \
             }
 
-void tg__im2col_f32(const float *img, const tg__conv_geom *g, float *cols) { IM2COL_BODY(float) }
+void tg__im2col_f32_with(const tg__conv_rows *moves, const float *img, const tg__conv_geom *g,
+                         float *cols)
+{
+    IM2COL_BODY(float)
+}
+
+void tg__im2col_f32(const float *img, const tg__conv_geom *g, float *cols)
+{
+    tg__im2col_f32_with(tg__conv_rows_best(), img, g, cols);
+}
 
 void tg__im2col_f64(const double *img, const tg__conv_geom *g, double *cols)
 {
+    const tg__conv_rows *moves = tg__conv_rows_best();
     IM2COL_BODY(double)
 }
 
-/* The adjoint, row by row of cols, in im2col's order (every element's adds
- * form one chain in that order, so it is kept). The float32 rows are added
- * with add_row_f32 (conv2's 11-float rows: three 16-byte adds, no
- * scalar tail and no alias check; 35% fewer instructions than the
- * compiler's loop). Gathering each image element's terms in a register was
- * slower: scalar work at every row's edges. */
-/* d[0..n) += s[0..n) for float32 rows: 16-byte adds, the last one
- * overlapping the one before when n is not a multiple of 4. Every sum is
- * formed from d's values before any store (the overlapped lanes are
- * computed twice from the same operands, so stored twice with one value);
- * d and s do not overlap. */
-typedef float v4f __attribute__((vector_size(16), aligned(4)));
-
-static inline void add_row_f32(float *d, const float *s, int64_t n)
+/* The adjoint: img += each entry of cols at the place im2col read it from,
+ * image row by image row. Each element's terms are added in im2col's order
+ * of the rows (c, u, v), one rounding each. Image row y is read by the
+ * window positions (u, v) whose output row i has y = i*SH - PT + u*DH: the
+ * same for every channel, so they are listed once per y (tg__conv_taps, in
+ * that order) and added to row y of every channel by one call (float32:
+ * tg__conv_rows' add_taps, which keeps the row in registers across the
+ * taps). Gathering each element's terms one by one was slower: scalar work
+ * at every row's edges. */
+static void add_taps_f64(double *dst, int64_t ds, const double *cols, int64_t cs, int64_t planes,
+                         const tg__conv_taps *taps, int64_t SW)
 {
-    if (n < 4) {
-        for (int64_t j = 0; j < n; j++)
-            d[j] += s[j];
+    for (int64_t p = 0; p < planes; p++)
+        for (int64_t t = 0; t < taps->n; t++)
+            for (int64_t j = taps->lo[t]; j < taps->hi[t]; j++)
+                dst[p * ds + taps->shift[t] + j * SW] += cols[p * cs + taps->src[t] + j];
+}
+
+/* The float32 adds: with SW > 1 a tap's terms are SW apart in the row. */
+static void add_taps_f32(const tg__conv_rows *moves, float *dst, int64_t ds, const float *cols,
+                         int64_t cs, int64_t planes, const tg__conv_taps *taps, int64_t SW)
+{
+    if (SW == 1) {
+        moves->add_taps(dst, ds, cols, cs, planes, taps);
         return;
     }
-    v4f a, b, last;
-    memcpy(&a, d + n - 4, sizeof a);
-    memcpy(&b, s + n - 4, sizeof b);
-    last = a + b;
-    int64_t j = 0;
-    for (; j + 4 < n; j += 4) {
-        memcpy(&a, d + j, sizeof a);
-        memcpy(&b, s + j, sizeof b);
-        a = a + b;
-        memcpy(d + j, &a, sizeof a);
-    }
-    memcpy(d + n - 4, &last, sizeof last);
+    for (int64_t p = 0; p < planes; p++)
+        for (int64_t t = 0; t < taps->n; t++)
+            for (int64_t j = taps->lo[t]; j < taps->hi[t]; j++)
+                dst[p * ds + taps->shift[t] + j * SW] += cols[p * cs + taps->src[t] + j];
 }
-#define ADD_ROW_float(d, s, n) add_row_f32(d, s, n)
-#define ADD_ROW_double(d, s, n)                                                    \
-    for (int64_t j = 0; j < (n); j++)                                              \
-        (d)[j] += (s)[j]
+#define ADD_TAPS_float(...) add_taps_f32(moves, __VA_ARGS__)
+#define ADD_TAPS_double(...) add_taps_f64(__VA_ARGS__)
 
+/* Rows y of all channels; taps of more than TG__CONV_TAPS positions are
+ * added in groups, in order. */
 #define COL2IM_BODY(T)                                                             \
-    if (g->KH == 0 || g->KW == 0 || g->H == 0 || g->W == 0) /* nothing to add */   \
-        return;                                                                    \
-    const int64_t OHW = g->OH * g->OW;                                             \
-    for (int64_t c = 0; c < g->C; c++)                                             \
-        for (int64_t u = 0; u < g->KH; u++)                                        \
+    if (g->KH == 0 || g->KW == 0 || g->H == 0 || g->W == 0 || g->C == 0)           \
+        return; /* nothing to add */                                               \
+    const int64_t OHW = g->OH * g->OW, HW = g->H * g->W;                           \
+    const int64_t per_channel = g->KH * g->KW * OHW;                               \
+    tg__conv_taps taps;                                                            \
+    /* The valid output columns of the first kernel columns, found once. */        \
+    int64_t vlo[TG__CONV_TAPS], vhi[TG__CONV_TAPS];                                \
+    for (int64_t v = 0; v < g->KW && v < TG__CONV_TAPS; v++)                       \
+        valid_range(g->W, g->SW, g->PL, v * g->DW, g->OW, &vlo[v], &vhi[v]);       \
+    for (int64_t y = 0; y < g->H; y++) {                                           \
+        taps.n = 0;                                                                \
+        for (int64_t u = 0; u < g->KH; u++) {                                      \
+            int64_t at = y + g->PT - u * g->DH; /* = i * SH */                     \
+            int64_t i = g->SH == 1 ? at : at / g->SH;                              \
+            if (at < 0 || i >= g->OH || (g->SH != 1 && at % g->SH != 0))           \
+                continue;                                                          \
             for (int64_t v = 0; v < g->KW; v++) {                                  \
-                const T *row = cols + ((c * g->KH + u) * g->KW + v) * OHW;         \
-                int64_t lo, hi, off = v * g->DW;                                   \
-                valid_range(g->W, g->SW, g->PL, off, g->OW, &lo, &hi);             \
-                for (int64_t i = 0; i < g->OH; i++) {                              \
-                    int64_t y = i * g->SH - g->PT + u * g->DH;                     \
-                    if (y < 0 || y >= g->H)                                        \
-                        continue;                                                  \
-                    const T *src = row + i * g->OW;                                \
-                    T *dst = img + (c * g->H + y) * g->W - g->PL + off;            \
-                    if (g->SW == 1)                                                \
-                        ADD_ROW_##T(dst + lo, src + lo, hi - lo);                  \
-                    else                                                           \
-                        for (int64_t j = lo; j < hi; j++)                          \
-                            dst[j * g->SW] += src[j];                              \
+                int64_t t = taps.n++, off = v * g->DW;                             \
+                if (v < TG__CONV_TAPS) {                                           \
+                    taps.lo[t] = vlo[v];                                           \
+                    taps.hi[t] = vhi[v];                                           \
+                } else {                                                           \
+                    valid_range(g->W, g->SW, g->PL, off, g->OW, &taps.lo[t], &taps.hi[t]); \
                 }                                                                  \
-            }
+                taps.src[t] = (u * g->KW + v) * OHW + i * g->OW;                   \
+                taps.shift[t] = off - g->PL;                                       \
+                if (taps.n == TG__CONV_TAPS) {                                     \
+                    ADD_TAPS_##T(img + y * g->W, HW, cols, per_channel, g->C, &taps, g->SW); \
+                    taps.n = 0;                                                    \
+                }                                                                  \
+            }                                                                      \
+        }                                                                          \
+        if (taps.n > 0)                                                            \
+            ADD_TAPS_##T(img + y * g->W, HW, cols, per_channel, g->C, &taps, g->SW); \
+    }
 
-void tg__col2im_f32(const float *cols, const tg__conv_geom *g, float *img) { COL2IM_BODY(float) }
+void tg__col2im_f32_with(const tg__conv_rows *moves, const float *cols, const tg__conv_geom *g,
+                         float *img)
+{
+    COL2IM_BODY(float)
+}
+
+void tg__col2im_f32(const float *cols, const tg__conv_geom *g, float *img)
+{
+    tg__col2im_f32_with(tg__conv_rows_best(), cols, g, img);
+}
 
 void tg__col2im_f64(const double *cols, const tg__conv_geom *g, double *img)
 {

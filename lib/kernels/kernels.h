@@ -71,6 +71,13 @@ void tg__im2col_f64(const double *img, const tg__conv_geom *g, double *cols);
  * read them from. */
 void tg__col2im_f32(const float *cols, const tg__conv_geom *g, float *img);
 void tg__col2im_f64(const double *cols, const tg__conv_geom *g, double *img);
+/* The float32 ones with a given variant of the row moves (the tests run
+ * every variant the CPU has; the two above use tg__conv_rows_best()). */
+struct tg__conv_rows;
+void tg__im2col_f32_with(const struct tg__conv_rows *moves, const float *img,
+                         const tg__conv_geom *g, float *cols);
+void tg__col2im_f32_with(const struct tg__conv_rows *moves, const float *cols,
+                         const tg__conv_geom *g, float *img);
 
 /* A batch of convolutions, float32, one image per task on the thread pool
  * when the batch is large enough (each image's arithmetic is the same as on
