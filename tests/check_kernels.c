@@ -1004,6 +1004,46 @@ START_TEST(test_small_sum_row_order_from_plus_zero)
 }
 END_TEST
 
+/* tg__sum_rows (the engine's bias-gradient sum) gives tg__reduce_sum's bytes
+ * over axis 0 for every small shape, one column and one row included, with
+ * signed zeros, a NaN and large terms that round. */
+START_TEST(test_sum_rows_is_reduce_sum)
+{
+    static const int64_t shapes[][2] = {{4, 8}, {4, 1}, {1, 7}, {1, 1}, {9, 13}, {64, 64},
+                                        {3, 17}, {100, 1}, {33, 1}, {2, 2048}};
+    tg_rng rng = tg_rng_seeded(12);
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        int64_t R = shapes[c][0], K = shapes[c][1];
+        float *xf = malloc(sizeof(float) * (size_t)(R * K));
+        double *xd = malloc(sizeof(double) * (size_t)(R * K));
+        float *af = malloc(sizeof(float) * (size_t)K), *bf = malloc(sizeof(float) * (size_t)K);
+        double *ad = malloc(sizeof(double) * (size_t)K), *bd = malloc(sizeof(double) * (size_t)K);
+        for (int64_t i = 0; i < R * K; i++) {
+            // Terms of mixed sizes, so that float and double running sums differ.
+            double v = i % 11 == 4   ? -0.0
+                       : i == 5 && K > 1 ? NAN
+                                         : (tg_rng_uniform(&rng) - 0.5) * (i % 3 ? 1e7 : 1e-2);
+            xf[i] = (float)v;
+            xd[i] = v;
+        }
+        tg__reduce_sum_f32(xf, 2, shapes[c], 1u, af);
+        tg__sum_rows_f32(xf, R, K, bf);
+        tg__reduce_sum_f64(xd, 2, shapes[c], 1u, ad);
+        tg__sum_rows_f64(xd, R, K, bd);
+        ck_assert_msg(memcmp(af, bf, sizeof(float) * (size_t)K) == 0, "float %ldx%ld", (long)R,
+                      (long)K);
+        ck_assert_msg(memcmp(ad, bd, sizeof(double) * (size_t)K) == 0, "double %ldx%ld",
+                      (long)R, (long)K);
+        free(xf);
+        free(xd);
+        free(af);
+        free(bf);
+        free(ad);
+        free(bd);
+    }
+}
+END_TEST
+
 /* Every vector tanh this CPU runs (AVX2, AVX-512) gives the scalar
  * function's bits in every lane: a dense sweep of float bit patterns (every
  * 7th, both signs, so NaNs, infinities, subnormals and the saturation point
@@ -1076,6 +1116,7 @@ static Suite *kernels_suite(void)
     suite_add_tcase(s, pool);
     TCase *sum = tcase_create("sum");
     tcase_add_test(sum, test_small_sum_row_order_from_plus_zero);
+    tcase_add_test(sum, test_sum_rows_is_reduce_sum);
     suite_add_tcase(s, sum);
     TCase *tanh_tc = tcase_create("tanh");
     tcase_set_timeout(tanh_tc, 300); // exhaustive over every 7th float: 75-143 s on a busy 2-CPU machine

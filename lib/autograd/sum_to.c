@@ -17,9 +17,10 @@ static bool reducible(const tg_tensor *g, int ndim, const int64_t *shape)
 }
 
 /* The bias gradient: g (R, K) summed over its rows to shape (K) or (1, K),
- * at most 4096 elements: straight to the sum kernel with axis 0 reduced (its
- * small-sum loop), without reducible()'s and the mask's general walk, which
- * cost more than the sum in a small network's step (once per layer). NULL:
+ * at most 4096 elements: straight to the sum kernel's small-sum loop
+ * (tg__sum_rows: tg__reduce_sum's bytes), without reducible()'s, the mask's
+ * and the kernel's shape walks, which cost more than the sum in a small
+ * network's step (once per layer). NULL:
  * not this case (nothing recorded). */
 static tg_tensor *sum_rows(tg_tensor *g, int ndim, const int64_t *shape)
 {
@@ -33,9 +34,9 @@ static tg_tensor *sum_rows(tg_tensor *g, int ndim, const int64_t *shape)
     if (!s)
         return NULL;
     if (g->dtype == TG_F32)
-        tg__reduce_sum_f32(g->data, 2, g->shape, 1u, s->data);
+        tg__sum_rows_f32(g->data, R, K, s->data);
     else
-        tg__reduce_sum_f64(g->data, 2, g->shape, 1u, s->data);
+        tg__sum_rows_f64(g->data, R, K, s->data);
     return s;
 }
 

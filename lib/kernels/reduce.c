@@ -188,6 +188,18 @@ static void sum_task(void *ctx, int64_t t, void *ws)
         }                                                                          \
     }
 
+/* The two cases above on R x K: reduced last (K outputs of R each) or kept
+ * last (R rows of K). */
+static void small_sum_of(const void *x, int64_t R, int64_t K, bool reduced_last, void *out,
+                         bool f64)
+{
+    if (f64) {
+        SMALL_SUM_BODY(double)
+    } else {
+        SMALL_SUM_BODY(float)
+    }
+}
+
 static bool small_sum(const void *x, int ndim, const int64_t *shape, unsigned reduced,
                       void *out, bool f64)
 {
@@ -219,12 +231,20 @@ static bool small_sum(const void *x, int ndim, const int64_t *shape, unsigned re
         K = n > 0 ? size[n - 1] : 1;
         R = n == 2 ? size[0] : 1;
     }
-    if (f64) {
-        SMALL_SUM_BODY(double)
-    } else {
-        SMALL_SUM_BODY(float)
-    }
+    small_sum_of(x, R, K, reduced_last, out, f64);
     return true;
+}
+
+/* Axis 0 of R x K, as tg__reduce_sum would classify it: one column (K = 1,
+ * R > 1) is a reduced-last run, anything else kept-last rows. */
+void tg__sum_rows_f32(const float *x, int64_t R, int64_t K, float *out)
+{
+    small_sum_of(x, R, K, K == 1 && R > 1, out, false);
+}
+
+void tg__sum_rows_f64(const double *x, int64_t R, int64_t K, double *out)
+{
+    small_sum_of(x, R, K, K == 1 && R > 1, out, true);
 }
 
 static void reduce_sum(const void *x, int ndim, const int64_t *shape, unsigned reduced,

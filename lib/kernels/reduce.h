@@ -11,6 +11,11 @@ void tg__reduce_sum_f32(const float *x, int ndim, const int64_t *shape, unsigned
                         float *out);
 void tg__reduce_sum_f64(const double *x, int ndim, const int64_t *shape, unsigned reduced,
                         double *out);
+/* The sum over axis 0 of a small R x K array (R * K <= 4096), out[k] for
+ * k < K: tg__reduce_sum's bytes for that case without its shape analysis (a
+ * bias gradient in a small network's step). */
+void tg__sum_rows_f32(const float *x, int64_t R, int64_t K, float *out);
+void tg__sum_rows_f64(const double *x, int64_t R, int64_t K, double *out);
 /* The same for the maximum; argmax[k] is the flat index into x of the first
  * (row-major) maximal element of output k. */
 void tg__reduce_max_f32(const float *x, int ndim, const int64_t *shape, unsigned reduced,
