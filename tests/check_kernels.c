@@ -612,7 +612,9 @@ END_TEST
 /* out = g * (T)(y > 0), that is g where y > 0 and g * 0 elsewhere (-0 for a
  * negative g, NaN for an infinite or NaN g, NaN payloads kept), bit for bit,
  * over every pair of special values and random ones, at lengths that leave
- * every tail size and with the arrays at odd offsets. */
+ * every tail size of every vector width (up to 16 floats) and with the
+ * arrays at odd offsets, for every variant (scalar, 16-, 32- and 64-byte
+ * vectors as this CPU has them) and the default. */
 static const double relu_specials[] = {0.0, -0.0, 1.0, -1.0, 0x1p-149, -0x1p-149, 0x1p-1074,
                                        1e30, -1e30, INFINITY, -INFINITY, NAN, -NAN, 2.5, -3.25};
 #define N_RELU_SPECIALS (int)(sizeof relu_specials / sizeof relu_specials[0])
@@ -642,25 +644,34 @@ START_TEST(test_relu_grad_same_bits)
     memcpy(gf + 6, &pf, sizeof pf);
     memcpy(gd + 6, &pd, sizeof pd);
     yf[6] = 2.0f, yd[6] = 2.0;
-    for (int len = 0; len <= N; len += len < 40 ? 1 : 97) {
-        memset(of, 0x5a, sizeof(float) * (N + 1));
-        memset(od, 0x5a, sizeof(double) * (N + 1));
-        tg__relu_grad_f32(gf + 1, yf + 1, of + 1, len);
-        tg__relu_grad_f64(gd + 1, yd + 1, od + 1, len);
-        for (int e = 1; e <= N; e++) {
-            float wf = e > len ? of[e] : yf[e] > 0 ? gf[e] : gf[e] * zf;
-            double wd = e > len ? od[e] : yd[e] > 0 ? gd[e] : gd[e] * zd;
-            if (e > len) { // untouched
-                uint32_t b;
-                memcpy(&b, of + e, sizeof b);
-                ck_assert_uint_eq(b, 0x5a5a5a5au);
+    // Variant -1 is the default (the widest), then every one this CPU runs.
+    for (int v = -1; v < tg__relu_grad_variants(); v++) {
+        for (int len = 0; len <= N; len += len < 140 ? 1 : 97) {
+            memset(of, 0x5a, sizeof(float) * (N + 1));
+            memset(od, 0x5a, sizeof(double) * (N + 1));
+            if (v < 0) {
+                tg__relu_grad_f32(gf + 1, yf + 1, of + 1, len);
+                tg__relu_grad_f64(gd + 1, yd + 1, od + 1, len);
+            } else {
+                tg__relu_grad_f32_variant(v, gf + 1, yf + 1, of + 1, len);
+                tg__relu_grad_f64_variant(v, gd + 1, yd + 1, od + 1, len);
             }
-            ck_assert_msg(memcmp(&wf, of + e, sizeof wf) == 0, "f32 len %d at %d: %a vs %a",
-                          len, e - 1, (double)wf, (double)of[e]);
-            ck_assert_msg(memcmp(&wd, od + e, sizeof wd) == 0, "f64 len %d at %d: %a vs %a",
-                          len, e - 1, wd, od[e]);
+            for (int e = 1; e <= N; e++) {
+                float wf = e > len ? of[e] : yf[e] > 0 ? gf[e] : gf[e] * zf;
+                double wd = e > len ? od[e] : yd[e] > 0 ? gd[e] : gd[e] * zd;
+                if (e > len) { // untouched
+                    uint32_t b;
+                    memcpy(&b, of + e, sizeof b);
+                    ck_assert_uint_eq(b, 0x5a5a5a5au);
+                }
+                ck_assert_msg(memcmp(&wf, of + e, sizeof wf) == 0,
+                              "f32 variant %d len %d at %d: %a vs %a", v, len, e - 1, (double)wf,
+                              (double)of[e]);
+                ck_assert_msg(memcmp(&wd, od + e, sizeof wd) == 0,
+                              "f64 variant %d len %d at %d: %a vs %a", v, len, e - 1, wd, od[e]);
+            }
+            ck_assert_uint_eq(((uint32_t *)(void *)of)[0], 0x5a5a5a5au);
         }
-        ck_assert_uint_eq(((uint32_t *)(void *)of)[0], 0x5a5a5a5au);
     }
     free(gf);
     free(yf);
