@@ -196,9 +196,9 @@ void tg__pow_scalar_grad_f64(const double *g, const double *x, double *out, int6
  * a time with vector extensions where the compiler has them: 16 (the
  * baseline's SSE2 has every operation; GCC leaves the float64 loop scalar
  * otherwise), 32 and 64 with AVX2 and AVX-512 where cpuid reports them, the
- * same select through the bits for the tail. (The wider loops run 1.5x as
- * fast on data in L2; at the CNN's sizes, 1 to 2.7 MB an array, the pass is
- * bound by memory and they gain 3-5%, Xeon with AVX-512.) */
+ * same select through the bits for the tail. (On a Xeon with AVX-512 the
+ * wider loops run 1.4x as fast on data in L2, but at the CNN's sizes the
+ * pass is bound by memory: about 3% at 1 MB an array, nothing at 2.7 MB.) */
 #define RELU_GRAD_SCALAR(T, U, i0)                                                 \
     for (int64_t k = (i0); k < len; k++) {                                         \
         T gk = g[k], z = gk * 0;                                                   \
