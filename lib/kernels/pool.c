@@ -137,10 +137,10 @@ static int variant_kind(int v)
     return kinds[v >= 0 && v < n ? v : 0];
 }
 
-/* Four windows at a time for float32 (after eight at a time with AVX2, or
- * sixteen with AVX-512 when no indices are wanted): the same compares as
- * the scalar loop above, on vectors (even and odd columns split by
- * shuffles), so the result and the chosen indices are the same bytes.
+/* Four windows at a time for float32 (after eight at a time with AVX2;
+ * without indices AVX-512 takes whole planes, max16_planes_f32): the same
+ * compares as the scalar loop above, on vectors (even and odd columns split
+ * by shuffles), so the result and the chosen indices are the same bytes.
  * Returns the outputs done; the scalar loop finishes the row. The indices
  * need offsets that fit in 32 bits. */
 #ifdef POOL_VECTORS
