@@ -654,7 +654,9 @@ END_TEST
 /* out = g * (T)(y > 0), that is g where y > 0 and g * 0 elsewhere (-0 for a
  * negative g, NaN for an infinite or NaN g, NaN payloads kept), bit for bit,
  * over every pair of special values and random ones, at lengths that leave
- * every tail size and with the arrays at odd offsets. */
+ * every tail size of every vector width (up to 16 floats) and with the
+ * arrays at odd offsets, for every variant (scalar, 16-, 32- and 64-byte
+ * vectors as this CPU has them) and the default. */
 static const double relu_specials[] = {0.0, -0.0, 1.0, -1.0, 0x1p-149, -0x1p-149, 0x1p-1074,
                                        1e30, -1e30, INFINITY, -INFINITY, NAN, -NAN, 2.5, -3.25};
 #define N_RELU_SPECIALS (int)(sizeof relu_specials / sizeof relu_specials[0])
@@ -684,25 +686,34 @@ START_TEST(test_relu_grad_same_bits)
     memcpy(gf + 6, &pf, sizeof pf);
     memcpy(gd + 6, &pd, sizeof pd);
     yf[6] = 2.0f, yd[6] = 2.0;
-    for (int len = 0; len <= N; len += len < 40 ? 1 : 97) {
-        memset(of, 0x5a, sizeof(float) * (N + 1));
-        memset(od, 0x5a, sizeof(double) * (N + 1));
-        tg__relu_grad_f32(gf + 1, yf + 1, of + 1, len);
-        tg__relu_grad_f64(gd + 1, yd + 1, od + 1, len);
-        for (int e = 1; e <= N; e++) {
-            float wf = e > len ? of[e] : yf[e] > 0 ? gf[e] : gf[e] * zf;
-            double wd = e > len ? od[e] : yd[e] > 0 ? gd[e] : gd[e] * zd;
-            if (e > len) { // untouched
-                uint32_t b;
-                memcpy(&b, of + e, sizeof b);
-                ck_assert_uint_eq(b, 0x5a5a5a5au);
+    // Variant -1 is the default (the widest), then every one this CPU runs.
+    for (int v = -1; v < tg__relu_grad_variants(); v++) {
+        for (int len = 0; len <= N; len += len < 140 ? 1 : 97) {
+            memset(of, 0x5a, sizeof(float) * (N + 1));
+            memset(od, 0x5a, sizeof(double) * (N + 1));
+            if (v < 0) {
+                tg__relu_grad_f32(gf + 1, yf + 1, of + 1, len);
+                tg__relu_grad_f64(gd + 1, yd + 1, od + 1, len);
+            } else {
+                tg__relu_grad_f32_variant(v, gf + 1, yf + 1, of + 1, len);
+                tg__relu_grad_f64_variant(v, gd + 1, yd + 1, od + 1, len);
             }
-            ck_assert_msg(memcmp(&wf, of + e, sizeof wf) == 0, "f32 len %d at %d: %a vs %a",
-                          len, e - 1, (double)wf, (double)of[e]);
-            ck_assert_msg(memcmp(&wd, od + e, sizeof wd) == 0, "f64 len %d at %d: %a vs %a",
-                          len, e - 1, wd, od[e]);
+            for (int e = 1; e <= N; e++) {
+                float wf = e > len ? of[e] : yf[e] > 0 ? gf[e] : gf[e] * zf;
+                double wd = e > len ? od[e] : yd[e] > 0 ? gd[e] : gd[e] * zd;
+                if (e > len) { // untouched
+                    uint32_t b;
+                    memcpy(&b, of + e, sizeof b);
+                    ck_assert_uint_eq(b, 0x5a5a5a5au);
+                }
+                ck_assert_msg(memcmp(&wf, of + e, sizeof wf) == 0,
+                              "f32 variant %d len %d at %d: %a vs %a", v, len, e - 1, (double)wf,
+                              (double)of[e]);
+                ck_assert_msg(memcmp(&wd, od + e, sizeof wd) == 0,
+                              "f64 variant %d len %d at %d: %a vs %a", v, len, e - 1, wd, od[e]);
+            }
+            ck_assert_uint_eq(((uint32_t *)(void *)of)[0], 0x5a5a5a5au);
         }
-        ck_assert_uint_eq(((uint32_t *)(void *)of)[0], 0x5a5a5a5au);
     }
     free(gf);
     free(yf);
@@ -777,9 +788,12 @@ END_TEST
  * argmax), byte for byte, both dtypes, 1 and 3 threads:
  * the plain 2x2 pool with odd and even sizes (a row and a column no window
  * reads), overlapping windows (3x3 stride 1 and 2, 2x2 stride 1), padding,
- * a batch large enough for threads; dy holds signed zeros (0 + -0 is +0 in
- * put_add) and NaN, x ties, and NaN in half the runs. The forward's argmax and values are
- * checked against the rule for the same shapes, NaN included. */
+ * a batch large enough for threads, rows ending at every place against
+ * the vectors' widths; dy holds signed zeros (0 + -0 is +0 in put_add),
+ * infinities and NaNs with payloads, x ties, signed zeros, infinities, and
+ * NaNs in half the runs. The forward's argmax and values are checked
+ * against the rule for the same shapes, NaN included, and then every
+ * float32 variant of both passes against these bytes. */
 typedef struct pool_case {
     int64_t planes, H, W, KH, KW, SH, SW, PT, PB, PL, PR;
 } pool_case;
@@ -795,8 +809,29 @@ static const pool_case pool_cases[] = {
     {2, 6, 7, 2, 2, 1, 1, 0, 0, 0, 0},
     {2, 7, 7, 2, 2, 2, 2, 0, 1, 0, 1},    /* padding at the bottom and right */
     {1, 60, 70, 2, 2, 2, 2, 0, 0, 0, 0},  /* a larger plane */
+    /* Row ends against the vectors' widths (4, 8, 16 windows): */
+    {2, 6, 33, 2, 2, 2, 2, 0, 0, 0, 0},   /* 16 windows and the unread column */
+    {2, 5, 65, 2, 2, 2, 2, 0, 0, 0, 0},   /* 32 windows and the unread column */
+    {3, 4, 47, 2, 2, 2, 2, 0, 0, 0, 0},   /* 23 windows */
+    {2, 4, 32, 2, 2, 2, 2, 0, 0, 0, 0},   /* 16 windows, no unread column */
+    {2, 7, 18, 2, 2, 2, 2, 0, 0, 0, 0},   /* 9 windows */
+    {2, 3, 31, 2, 2, 2, 2, 0, 0, 0, 0},   /* 15 windows, one row */
 };
 #define N_POOL_CASES (int)(sizeof pool_cases / sizeof pool_cases[0])
+
+/* Element e of a float32 or float64 array becomes a quiet NaN, its sign and
+ * payload from `bits` (so that which NaN is chosen shows). */
+static void set_nan(char *a, int64_t e, bool f64, uint32_t bits)
+{
+    if (f64) {
+        uint64_t u = 0x7ff8000000000000ull | (uint64_t)(bits & 0xfffff) << 20 |
+                     (uint64_t)(bits & 1) << 63;
+        memcpy(a + 8 * (size_t)e, &u, 8);
+    } else {
+        uint32_t u = 0x7fc00000u | (bits & 0x3fffff) | (bits & 1) << 31;
+        memcpy(a + 4 * (size_t)e, &u, 4);
+    }
+}
 
 START_TEST(test_maxpool_backward_is_put_add)
 {
@@ -814,20 +849,25 @@ START_TEST(test_maxpool_backward_is_put_add)
     char *dy = malloc(es * (size_t)ny), *dx[3];
     int64_t *arg = malloc(sizeof(int64_t) * (size_t)ny);
     for (int64_t e = 0; e < nx; e++) {
-        // Ties, signed zeros among them (-0 == +0: the first of them is chosen).
-        int q = (int)(uniform() * 5);
-        double v = nans && e % 53 == 11 ? NAN : q == 0 ? -0.0 : q == 1 ? 0.0 : q - 2.5;
+        // Ties, signed zeros among them (-0 == +0: the first of them is
+        // chosen), infinities, and NaNs with payloads (the first one wins).
+        int q = (int)(uniform() * 7);
+        double v = q == 0 ? -0.0 : q == 1 ? 0.0 : q == 5 ? -INFINITY : q == 6 ? INFINITY : q - 3.5;
         if (f64)
             ((double *)x)[e] = v;
         else
             ((float *)x)[e] = (float)v;
+        if (nans && e % 53 == 11)
+            set_nan(x, e, f64, (uint32_t)e);
     }
     for (int64_t e = 0; e < ny; e++) {
-        double v = e % 7 == 3 ? -0.0 : e % 31 == 5 ? NAN : uniform() - 0.5;
+        double v = e % 7 == 3 ? -0.0 : e % 29 == 4 ? -INFINITY : uniform() - 0.5;
         if (f64)
             ((double *)dy)[e] = v;
         else
             ((float *)dy)[e] = (float)v;
+        if (e % 31 == 5)
+            set_nan(dy, e, f64, (uint32_t)e);
     }
     if (f64)
         tg__maxpool_f64((double *)x, &g, (double *)y, arg);
@@ -848,8 +888,9 @@ START_TEST(test_maxpool_backward_is_put_add)
                         if (at < 0 || v > best || (isnan(v) && !isnan(best)))
                             at = e, best = v;
                     }
-                double got = f64 ? ((double *)y)[o] : ((float *)y)[o];
-                ck_assert_msg(arg[o] == at && (isnan(best) ? isnan(got) : got == best),
+                // y is that element, bit for bit (a signed zero, a NaN's payload).
+                bool same = memcmp(y + es * (size_t)o, x + es * (size_t)at, es) == 0;
+                ck_assert_msg(arg[o] == at && same,
                               "case %d window %lld: argmax %lld, want %lld", _i, (long long)o,
                               (long long)arg[o], (long long)at);
             }
@@ -882,6 +923,31 @@ START_TEST(test_maxpool_backward_is_put_add)
                       r == 1 ? 1 : 3);
     }
     ASSERT_OK(tg_set_num_threads(1));
+    // Every float32 variant this CPU runs (scalar, 16-byte vectors, AVX2,
+    // AVX-512), forward with and without indices and backward: the same
+    // bytes as the rule and put_add above.
+    int variants = f64 ? 0 : tg__pool_f32_variants();
+    char *y3 = malloc(es * (size_t)ny);
+    int64_t *arg3 = malloc(sizeof(int64_t) * (size_t)ny);
+    for (int v = 0; v < variants; v++) {
+        memset(y3, 0x5a, es * (size_t)ny);
+        memset(arg3, 0x5a, sizeof(int64_t) * (size_t)ny);
+        tg__maxpool_f32_variant(v, (float *)x, &g, (float *)y3, arg3);
+        ck_assert_msg(memcmp(y, y3, es * (size_t)ny) == 0, "case %d variant %d: y", _i, v);
+        ck_assert_msg(memcmp(arg, arg3, sizeof(int64_t) * (size_t)ny) == 0,
+                      "case %d variant %d: argmax", _i, v);
+        memset(y3, 0x5a, es * (size_t)ny);
+        tg__maxpool_f32_variant(v, (float *)x, &g, (float *)y3, NULL);
+        ck_assert_msg(memcmp(y, y3, es * (size_t)ny) == 0, "case %d variant %d: y without argmax",
+                      _i, v);
+        memset(dx[1], 0x5a, es * (size_t)nx);
+        tg__maxpool_backward_f32_variant(v, (float *)x, (float *)y, (float *)dy, &g,
+                                         (float *)dx[1]);
+        ck_assert_msg(memcmp(dx[0], dx[1], es * (size_t)nx) == 0, "case %d variant %d: dx", _i,
+                      v);
+    }
+    free(y3);
+    free(arg3);
     for (int r = 0; r < 3; r++)
         free(dx[r]);
     free(x);

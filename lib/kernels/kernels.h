@@ -131,6 +131,16 @@ void tg__maxpool_backward_f32(const float *x, const float *y, const float *dy,
                               const tg__pool_geom *g, float *dx);
 void tg__maxpool_backward_f64(const double *x, const double *y, const double *dy,
                               const tg__pool_geom *g, double *dx);
+/* The ways the float32 max pool (forward and backward) may run, for the test
+ * that they agree: variant 0 is the scalar loop, then 16-byte vectors, AVX2
+ * and AVX-512, as far as this compiler and CPU (cpuid) have them;
+ * tg__pool_f32_variants says how many, and the functions above run the
+ * widest. */
+int tg__pool_f32_variants(void);
+void tg__maxpool_f32_variant(int variant, const float *x, const tg__pool_geom *g, float *y,
+                             int64_t *argmax);
+void tg__maxpool_backward_f32_variant(int variant, const float *x, const float *y,
+                                      const float *dy, const tg__pool_geom *g, float *dx);
 /* y = window means, dividing by the whole window (include_pad) or by its
  * unpadded part. */
 void tg__avgpool_f32(const float *x, const tg__pool_geom *g, bool include_pad, float *y);

@@ -63,6 +63,15 @@ void tg__tanh_f32_variant(int variant, const float *x, float *y, int64_t n);
  * (the bytes of tg_relu's own backward). */
 void tg__relu_grad_f32(const float *g, const float *y, float *out, int64_t n);
 void tg__relu_grad_f64(const double *g, const double *y, double *out, int64_t n);
+/* The ways they may run, for the test that they agree: variant 0 is one
+ * element at a time, then 16-, 32- (AVX2) and 64-byte (AVX-512) vectors as
+ * far as this compiler and CPU (cpuid) have them; tg__relu_grad_variants
+ * says how many, and the functions above run the widest. */
+int tg__relu_grad_variants(void);
+void tg__relu_grad_f32_variant(int variant, const float *g, const float *y, float *out,
+                               int64_t n);
+void tg__relu_grad_f64_variant(int variant, const double *g, const double *y, double *out,
+                               int64_t n);
 
 /* out = a (op) b over the plan (2 operands; large maps use the threads). */
 void tg__binary_f32(tg__binop op, const tg__bcast *plan, const float *a, const float *b,

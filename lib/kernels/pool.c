@@ -54,7 +54,8 @@
 /* The common 2x2, stride 2, unpadded pool: no clipping, four compares. The
  * order of the compares keeps the first maximum (strict >), like the general
  * loop; NaNs are handled by the general loop (a NaN makes every compare false,
- * so such a window is redone there). */
+ * so such a window is redone there). Without argmax (training keeps none)
+ * no indices are formed at all. */
 #define MAXPOOL_2X2_BODY(T)                                                        \
     for (int64_t p = p0; p < p1; p++) {                                      \
         const T *plane = x + p * g->H * g->W;                                      \
@@ -62,8 +63,8 @@
         for (int64_t i = 0; i < g->OH; i++) {                                      \
             const T *r0 = plane + 2 * i * g->W, *r1 = r0 + g->W;                   \
             T *yo = y + (p * g->OH + i) * g->OW;                                   \
-            int64_t *ao = argmax ? argmax + (p * g->OH + i) * g->OW : row_scratch; \
-            int64_t j = VEC_2X2_##T(r0, r1, g, base + 2 * i * g->W, yo, ao, &nan_seen); \
+            int64_t *ao = argmax ? argmax + (p * g->OH + i) * g->OW : NULL;        \
+            int64_t j = VEC_2X2_##T(r0, r1, g, base + 2 * i * g->W, yo, ao, &nan_seen, kind); \
             for (; j < g->OW; j++) {                                               \
                 T a = r0[2 * j], b = r0[2 * j + 1];                                \
                 T c = r1[2 * j], d = r1[2 * j + 1];                                \
@@ -71,21 +72,80 @@
                 T top = b > a ? b : a, bottom = d > c ? d : c;                     \
                 int64_t ti = b > a ? 1 : 0, bi = d > c ? g->W + 1 : g->W;          \
                 yo[j] = bottom > top ? bottom : top;                               \
-                ao[j] = base + 2 * i * g->W + 2 * j + (bottom > top ? bi : ti);    \
+                if (ao)                                                            \
+                    ao[j] = base + 2 * i * g->W + 2 * j + (bottom > top ? bi : ti); \
                 nan_seen |= (a != a) | (b != b) | (c != c) | (d != d);             \
             }                                                                      \
         }                                                                          \
     }
 
-/* Four windows at a time for float32 (after eight at a time with AVX2 where
- * the CPU has it): the same compares as the scalar loop above, on vectors
- * (even and odd columns split by shuffles), so the result and the chosen
- * indices are the same bytes. Returns the outputs done; the scalar loop
- * finishes the row. Needs __builtin_shufflevector (GCC 12+, clang) and
- * offsets that fit in 32 bits. */
+/* The vector code the 2x2 pools may run, forward and backward, each giving
+ * the scalar loop's bytes: 16-byte vectors (the baseline's SSE2 has every
+ * operation), then AVX2 and AVX-512 as far as cpuid reports them. The
+ * widest is chosen once; the tests run every one (tg__pool_f32_variant). */
+enum { POOL_SCALAR, POOL_V16, POOL_AVX2, POOL_AVX512 };
+
+/* The vectors need __builtin_shufflevector (GCC 12+, clang). */
 #if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
-/* 16-byte vectors: the baseline's SSE2 has every operation used here (32-byte
- * ones were split badly and ran 3x slower than the scalar loop). */
+#define POOL_VECTORS 1
+#if defined(__x86_64__)
+#define POOL_X86 1
+#include <immintrin.h>
+#endif
+#endif
+
+/* The kinds this CPU runs, widest last. The AVX-512 forward pass leaves the
+ * indices (when wanted) to the AVX2 code, so it needs that too. */
+static int supported_kinds(int kinds[4])
+{
+    int n = 0;
+    kinds[n++] = POOL_SCALAR;
+#ifdef POOL_VECTORS
+    kinds[n++] = POOL_V16;
+#ifdef POOL_X86
+    if (__builtin_cpu_supports("avx2"))
+        kinds[n++] = POOL_AVX2;
+    if (n == 3 && __builtin_cpu_supports("avx512f"))
+        kinds[n++] = POOL_AVX512;
+#endif
+#endif
+    return n;
+}
+
+static int pool_kind = -1; /* the widest kind, -1 until first use */
+
+static int widest_kind(void)
+{
+    int kind = __atomic_load_n(&pool_kind, __ATOMIC_RELAXED);
+    if (kind < 0) {
+        int kinds[4];
+        kind = kinds[supported_kinds(kinds) - 1];
+        __atomic_store_n(&pool_kind, kind, __ATOMIC_RELAXED);
+    }
+    return kind;
+}
+
+int tg__pool_f32_variants(void)
+{
+    int kinds[4];
+    return supported_kinds(kinds);
+}
+
+static int variant_kind(int v)
+{
+    int kinds[4], n = supported_kinds(kinds);
+    return kinds[v >= 0 && v < n ? v : 0];
+}
+
+/* Four windows at a time for float32 (after eight at a time with AVX2;
+ * without indices AVX-512 takes whole planes, max16_planes_f32): the same
+ * compares as the scalar loop above, on vectors (even and odd columns split
+ * by shuffles), so the result and the chosen indices are the same bytes.
+ * Returns the outputs done; the scalar loop finishes the row. The indices
+ * need offsets that fit in 32 bits. */
+#ifdef POOL_VECTORS
+/* 16-byte vectors (32-byte ones were split badly and ran 3x slower than the
+ * scalar loop). */
 typedef float v8f __attribute__((vector_size(16), aligned(4)));
 typedef int32_t v8i __attribute__((vector_size(16), aligned(4)));
 typedef int64_t v2l __attribute__((vector_size(16), aligned(8)));
@@ -94,12 +154,12 @@ typedef int64_t v2l __attribute__((vector_size(16), aligned(8)));
 /* m ? yes : no, lane by lane (m all ones or zeros), as bits. */
 #define PICK(m, yes, no) ((v8f)(((m) & (v8i)(yes)) | (~(m) & (v8i)(no))))
 
-#if defined(__x86_64__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12))
-#include <immintrin.h>
-/* Eight windows at a time with AVX2 (chosen by cpuid): the same compares
- * and selects on 32-byte vectors. The in-lane shuffles leave the windows in
- * the order 0 1 4 5 2 3 6 7, which one 64-bit permute of the maxima and one
- * of the offsets undo. Returns the outputs done. */
+#ifdef POOL_X86
+/* Eight windows at a time with AVX2: the same compares and selects on
+ * 32-byte vectors (max_ps(u, v) is u > v ? u : v, bit for bit, NaN
+ * included). The in-lane shuffles leave the windows in the order
+ * 0 1 4 5 2 3 6 7, which one 64-bit permute of the maxima and one of the
+ * offsets undo. ao NULL: no indices. Returns the outputs done. */
 __attribute__((target("avx2"))) static int64_t vec8_2x2_f32(const float *r0, const float *r1,
                                                              int32_t W, int64_t OW, int64_t at,
                                                              float *yo, int64_t *ao,
@@ -117,55 +177,90 @@ __attribute__((target("avx2"))) static int64_t vec8_2x2_f32(const float *r0, con
         __m256 b = _mm256_shuffle_ps(p0, p1, _MM_SHUFFLE(3, 1, 3, 1));
         __m256 c = _mm256_shuffle_ps(q0, q1, _MM_SHUFFLE(2, 0, 2, 0));
         __m256 d = _mm256_shuffle_ps(q0, q1, _MM_SHUFFLE(3, 1, 3, 1));
+        __m256 top = _mm256_max_ps(b, a), bottom = _mm256_max_ps(d, c);
+        __m256 best = _mm256_max_ps(bottom, top);
+        best = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(best), 0xD8));
+        _mm256_storeu_ps(yo + j, best);
+        __m256 na = _mm256_cmp_ps(p0, p1, _CMP_UNORD_Q), nc = _mm256_cmp_ps(q0, q1, _CMP_UNORD_Q);
+        nan = _mm256_or_ps(nan, _mm256_or_ps(na, nc));
+        if (!ao)
+            continue;
         __m256 bgt = _mm256_cmp_ps(b, a, _CMP_GT_OQ), dgt = _mm256_cmp_ps(d, c, _CMP_GT_OQ);
-        __m256 top = _mm256_blendv_ps(a, b, bgt), bottom = _mm256_blendv_ps(c, d, dgt);
         __m256 low = _mm256_cmp_ps(bottom, top, _CMP_GT_OQ);
-        __m256 best = _mm256_blendv_ps(top, bottom, low);
         __m256i ti = _mm256_and_si256(_mm256_castps_si256(bgt), one);
         __m256i bi = _mm256_add_epi32(wv, _mm256_and_si256(_mm256_castps_si256(dgt), one));
         __m256i off = _mm256_castps_si256(
             _mm256_blendv_ps(_mm256_castsi256_ps(ti), _mm256_castsi256_ps(bi), low));
-        best = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(best), 0xD8));
         off = _mm256_permute4x64_epi64(off, 0xD8);
-        _mm256_storeu_ps(yo + j, best);
         __m256i lo = _mm256_add_epi64(_mm256_cvtepu32_epi64(_mm256_castsi256_si128(off)), first);
         __m256i hi = _mm256_add_epi64(_mm256_cvtepu32_epi64(_mm256_extracti128_si256(off, 1)),
                                       _mm256_add_epi64(first, four));
         _mm256_storeu_si256((__m256i *)(void *)(ao + j), lo);
         _mm256_storeu_si256((__m256i *)(void *)(ao + j + 4), hi);
         first = _mm256_add_epi64(first, step);
-        __m256 na = _mm256_or_ps(_mm256_cmp_ps(a, a, _CMP_UNORD_Q), _mm256_cmp_ps(b, b, _CMP_UNORD_Q));
-        __m256 nc = _mm256_or_ps(_mm256_cmp_ps(c, c, _CMP_UNORD_Q), _mm256_cmp_ps(d, d, _CMP_UNORD_Q));
-        nan = _mm256_or_ps(nan, _mm256_or_ps(na, nc));
     }
     *nan_seen |= _mm256_movemask_ps(nan) != 0;
     return j;
 }
 
-static int pool_kind; /* 0: not chosen yet, 1: SSE2 only, 2: AVX2 */
-
-static bool pool_has_avx2(void)
+/* The first n lanes (none for n <= 0) of a pair of 16-lane vectors. */
+static inline uint32_t first_lanes(int64_t n)
 {
-    int kind = __atomic_load_n(&pool_kind, __ATOMIC_RELAXED);
-    if (!kind) {
-        kind = __builtin_cpu_supports("avx2") ? 2 : 1;
-        __atomic_store_n(&pool_kind, kind, __ATOMIC_RELAXED);
-    }
-    return kind == 2;
+    return n >= 32 ? 0xffffffffu : n <= 0 ? 0 : (1u << n) - 1;
 }
-#define VEC8_2X2(r0, r1, W, OW, at, yo, ao, nan)                                   \
-    (pool_has_avx2() ? vec8_2x2_f32(r0, r1, W, OW, at, yo, ao, nan) : 0)
-#else
-#define VEC8_2X2(r0, r1, W, OW, at, yo, ao, nan) 0
+
+/* The even and odd elements of a pair of 16-float vectors. */
+#define EVEN16 _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0)
+#define ODD16 _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1)
+
+/* Planes [p0, p1) sixteen windows at a time with AVX-512, values only: the
+ * same maxima by max_ps, a row's end by masks (the zeros read past it are
+ * no NaNs), so no scalar tail; whole planes in one call, as the CNN's rows
+ * are short (13 and 5 windows) and a call per row cost a third of the time.
+ * Returns whether a NaN was seen. */
+__attribute__((target("avx512f"))) static bool max16_planes_f32(const float *x,
+                                                                const tg__pool_geom *g,
+                                                                float *y, int64_t p0, int64_t p1)
+{
+    const __m512i even = EVEN16, odd = ODD16;
+    const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+    __mmask16 nan = 0;
+    for (int64_t p = p0; p < p1; p++)
+        for (int64_t i = 0; i < OH; i++) {
+            const float *r0 = x + (p * H + 2 * i) * W, *r1 = r0 + W;
+            float *yo = y + (p * OH + i) * OW;
+            for (int64_t j = 0; j < OW; j += 16) {
+                uint32_t in = first_lanes(2 * (OW - j));
+                __mmask16 lo = (__mmask16)in, hi = (__mmask16)(in >> 16);
+                __m512 p0v = _mm512_maskz_loadu_ps(lo, r0 + 2 * j);
+                __m512 p1v = _mm512_maskz_loadu_ps(hi, r0 + 2 * j + 16);
+                __m512 q0v = _mm512_maskz_loadu_ps(lo, r1 + 2 * j);
+                __m512 q1v = _mm512_maskz_loadu_ps(hi, r1 + 2 * j + 16);
+                __m512 a = _mm512_permutex2var_ps(p0v, even, p1v);
+                __m512 b = _mm512_permutex2var_ps(p0v, odd, p1v);
+                __m512 c = _mm512_permutex2var_ps(q0v, even, q1v);
+                __m512 d = _mm512_permutex2var_ps(q0v, odd, q1v);
+                __m512 best = _mm512_max_ps(_mm512_max_ps(d, c), _mm512_max_ps(b, a));
+                _mm512_mask_storeu_ps(yo + j, (__mmask16)first_lanes(OW - j), best);
+                nan |= _mm512_cmp_ps_mask(p0v, p1v, _CMP_UNORD_Q) |
+                       _mm512_cmp_ps_mask(q0v, q1v, _CMP_UNORD_Q);
+            }
+        }
+    return nan != 0;
+}
 #endif
 
 static int64_t vec_2x2_f32(const float *r0, const float *r1, const tg__pool_geom *g,
-                           int64_t at, float *yo, int64_t *ao, bool *nan_seen)
+                           int64_t at, float *yo, int64_t *ao, bool *nan_seen, int kind)
 {
-    if (g->W >= (1 << 30))
+    if (kind == POOL_SCALAR || (ao && g->W >= (1 << 30)))
         return 0;
-    int32_t W = (int32_t)g->W;
-    int64_t j = VEC8_2X2(r0, r1, W, g->OW, at, yo, ao, nan_seen);
+    int32_t W = ao ? (int32_t)g->W : 0;
+    int64_t j = 0;
+#ifdef POOL_X86
+    if (kind >= POOL_AVX2) // AVX-512 here only for the indices
+        j = vec8_2x2_f32(r0, r1, W, g->OW, at, yo, ao, nan_seen);
+#endif
     v8i nan = {0}, zero = {0};
     v2l first = {at + 2 * j, at + 2 * j + 2};
     for (; j + 4 <= g->OW; j += 4) {
@@ -179,8 +274,11 @@ static int64_t vec_2x2_f32(const float *r0, const float *r1, const tg__pool_geom
         v8f top = PICK(bgt, b, a), bottom = PICK(dgt, d, c);
         v8i low = bottom > top;
         v8f best = PICK(low, bottom, top);
-        v8i off = (low & (W + (dgt & 1))) | (~low & (bgt & 1));
         memcpy(yo + j, &best, sizeof best);
+        nan |= (a != a) | (b != b) | (c != c) | (d != d);
+        if (!ao)
+            continue;
+        v8i off = (low & (W + (dgt & 1))) | (~low & (bgt & 1));
         // The indices at + 2 (j + l) + off[l] as two pairs of int64 (off is
         // at most W + 1, so widening is interleaving with zeros).
         v2l a01 = (v2l)__builtin_shufflevector(off, zero, 0, 4, 1, 5) + first;
@@ -188,17 +286,17 @@ static int64_t vec_2x2_f32(const float *r0, const float *r1, const tg__pool_geom
         memcpy(ao + j, &a01, sizeof a01);
         memcpy(ao + j + 2, &a23, sizeof a23);
         first += 8;
-        nan |= (a != a) | (b != b) | (c != c) | (d != d);
     }
     for (int l = 0; l < 4; l++)
         *nan_seen |= nan[l] != 0;
     return j;
 }
-#define VEC_2X2_float(r0, r1, g, at, yo, ao, nan) vec_2x2_f32(r0, r1, g, at, yo, ao, nan)
+#define VEC_2X2_float(r0, r1, g, at, yo, ao, nan, kind)                            \
+    vec_2x2_f32(r0, r1, g, at, yo, ao, nan, kind)
 #else
-#define VEC_2X2_float(r0, r1, g, at, yo, ao, nan) 0
+#define VEC_2X2_float(r0, r1, g, at, yo, ao, nan, kind) 0
 #endif
-#define VEC_2X2_double(r0, r1, g, at, yo, ao, nan) 0
+#define VEC_2X2_double(r0, r1, g, at, yo, ao, nan, kind) 0
 
 static bool is_plain_2x2(const tg__pool_geom *g)
 {
@@ -207,16 +305,22 @@ static bool is_plain_2x2(const tg__pool_geom *g)
            2 * g->OH <= g->H && 2 * g->OW <= g->W;
 }
 
-/* Planes [p0, p1). NaN wins a window (and propagates), like the other
- * frameworks. argmax may be NULL (no indices wanted): the 2x2 path then
- * writes a row's indices to row_scratch (OW of them), or when that is NULL
- * too, the general loop does the work. */
+/* Planes [p0, p1), with the vector code of `kind`. NaN wins a window (and
+ * propagates), like the other frameworks. argmax may be NULL (no indices
+ * wanted). */
 static void maxpool_planes_f32(const float *x, const tg__pool_geom *g, float *y, int64_t *argmax,
-                               int64_t *row_scratch, int64_t p0, int64_t p1)
+                               int kind, int64_t p0, int64_t p1)
 {
     bool nan_seen = false;
-    if (is_plain_2x2(g) && (argmax || row_scratch)) {
-        MAXPOOL_2X2_BODY(float)
+    if (is_plain_2x2(g)) {
+#ifdef POOL_X86
+        if (kind == POOL_AVX512 && !argmax)
+            nan_seen = max16_planes_f32(x, g, y, p0, p1);
+        else
+#endif
+        {
+            MAXPOOL_2X2_BODY(float)
+        }
         if (!nan_seen)
             return;
     }
@@ -224,10 +328,11 @@ static void maxpool_planes_f32(const float *x, const tg__pool_geom *g, float *y,
 }
 
 static void maxpool_planes_f64(const double *x, const tg__pool_geom *g, double *y,
-                               int64_t *argmax, int64_t *row_scratch, int64_t p0, int64_t p1)
+                               int64_t *argmax, int kind, int64_t p0, int64_t p1)
 {
+    (void)kind; // float32 only has vector code
     bool nan_seen = false;
-    if (is_plain_2x2(g) && (argmax || row_scratch)) {
+    if (is_plain_2x2(g)) {
         MAXPOOL_2X2_BODY(double)
         if (!nan_seen)
             return;
@@ -243,44 +348,51 @@ typedef struct maxpool_job {
     void *y;
     int64_t *argmax;
     int64_t per_task;
+    int kind;
     bool f64;
 } maxpool_job;
 
 static void maxpool_task(void *ctx, int64_t t, void *ws)
 {
+    (void)ws;
     const maxpool_job *j = ctx;
     int64_t p0 = t * j->per_task, p1 = p0 + j->per_task;
     if (p1 > j->g->planes)
         p1 = j->g->planes;
     if (j->f64)
-        maxpool_planes_f64(j->x, j->g, j->y, j->argmax, ws, p0, p1);
+        maxpool_planes_f64(j->x, j->g, j->y, j->argmax, j->kind, p0, p1);
     else
-        maxpool_planes_f32(j->x, j->g, j->y, j->argmax, ws, p0, p1);
+        maxpool_planes_f32(j->x, j->g, j->y, j->argmax, j->kind, p0, p1);
 }
 
-static void maxpool(const void *x, const tg__pool_geom *g, void *y, int64_t *argmax, bool f64)
+static void maxpool(const void *x, const tg__pool_geom *g, void *y, int64_t *argmax, bool f64,
+                    int kind)
 {
+    if (g->planes <= 0)
+        return;
     // About one unit of work per input element a window reads.
     double work = (double)g->planes * (double)(g->OH * g->OW) * (double)(g->KH * g->KW);
     int nt = tg__threads_for(work);
-    maxpool_job j = {x, g, y, argmax, g->planes, f64};
+    maxpool_job j = {x, g, y, argmax, g->planes, kind, f64};
     if (nt > 1)
         j.per_task = (g->planes + 2 * nt - 1) / (2 * nt);
-    // Without argmax, one row of indices per thread (the 2x2 path forms them).
-    size_t ws = argmax ? 0 : (size_t)g->OW * sizeof *argmax;
-    tg__parallel_for((g->planes + j.per_task - 1) / j.per_task, ws, maxpool_task, &j);
+    tg__parallel_for((g->planes + j.per_task - 1) / j.per_task, 0, maxpool_task, &j);
 }
 
 void tg__maxpool_f32(const float *x, const tg__pool_geom *g, float *y, int64_t *argmax)
 {
-    if (g->planes > 0)
-        maxpool(x, g, y, argmax, false);
+    maxpool(x, g, y, argmax, false, widest_kind());
+}
+
+void tg__maxpool_f32_variant(int v, const float *x, const tg__pool_geom *g, float *y,
+                             int64_t *argmax)
+{
+    maxpool(x, g, y, argmax, false, variant_kind(v));
 }
 
 void tg__maxpool_f64(const double *x, const tg__pool_geom *g, double *y, int64_t *argmax)
 {
-    if (g->planes > 0)
-        maxpool(x, g, y, argmax, true);
+    maxpool(x, g, y, argmax, true, POOL_SCALAR);
 }
 
 /* ---- the max pool's gradient: dy sent to each window's chosen element ---- */
@@ -323,11 +435,12 @@ void tg__maxpool_f64(const double *x, const tg__pool_geom *g, double *y, int64_t
                 const T *r0 = xp + 2 * i * g->W, *r1 = r0 + g->W;                  \
                 const T *yr = yp + i * g->OW, *dr = dyp + i * g->OW;               \
                 T *d0 = plane + 2 * i * g->W, *d1 = d0 + g->W;                     \
-                int64_t j = BACK_2X2_##T(r0, r1, yr, dr, g->OW, d0, d1);           \
+                int64_t j = BACK_2X2_##T(r0, r1, yr, dr, g->OW, d0, d1, kind);     \
                 MAXPOOL_BACK_2X2_ROW(T)                                            \
-                size_t rest = (size_t)(g->W - 2 * g->OW) * sizeof(T);              \
-                memset(d0 + 2 * g->OW, 0, rest);                                   \
-                memset(d1 + 2 * g->OW, 0, rest);                                   \
+                /* A loop, not memset: the column is 0 or 1 wide (a call */        \
+                /* per row cost more than the CNN's 5 windows a row). */           \
+                for (int64_t c = 2 * g->OW; c < g->W; c++)                         \
+                    d0[c] = d1[c] = 0;                                             \
             }                                                                      \
             memset(plane + 2 * g->OH * g->W, 0,                                    \
                    (size_t)((g->H - 2 * g->OH) * g->W) * sizeof(T));               \
@@ -342,15 +455,120 @@ void tg__maxpool_f64(const double *x, const tg__pool_geom *g, double *y, int64_t
             }                                                                      \
     }
 
-/* Four windows at a time for float32: the scalar row's rule on 16-byte
- * vectors, the four results interleaved back into the two rows. Returns the
- * windows done. */
-#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
-static int64_t back_2x2_f32(const float *r0, const float *r1, const float *yr, const float *dr,
-                            int64_t OW, float *d0, float *d1)
+/* Four windows at a time for float32 (after eight with AVX2; AVX-512 takes
+ * whole planes, back16_planes_f32): the scalar row's rule on vectors, the
+ * four results interleaved back into the two rows. Returns the windows
+ * done. */
+#ifdef POOL_VECTORS
+#ifdef POOL_X86
+/* The in-lane shuffles give the windows in the order 0 1 4 5 2 3 6 7; y and
+ * dy are permuted to match, and then unpacking the a/b (c/d) results pairs
+ * them back in order without a cross-lane step. */
+#define PAIRS_0213(u) _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(u), 0xD8))
+#define CHOSEN8(u, m)                                                              \
+    _mm256_or_ps(_mm256_cmp_ps(u, m, _CMP_EQ_OQ), _mm256_cmp_ps(u, u, _CMP_UNORD_Q))
+__attribute__((target("avx2"))) static int64_t back8_2x2_f32(const float *r0, const float *r1,
+                                                              const float *yr, const float *dr,
+                                                              int64_t OW, float *d0, float *d1)
 {
-    const v8f zero = {0};
+    const __m256 zero = _mm256_setzero_ps();
     int64_t j = 0;
+    for (; j + 8 <= OW; j += 8) {
+        __m256 p0 = _mm256_loadu_ps(r0 + 2 * j), p1 = _mm256_loadu_ps(r0 + 2 * j + 8);
+        __m256 q0 = _mm256_loadu_ps(r1 + 2 * j), q1 = _mm256_loadu_ps(r1 + 2 * j + 8);
+        __m256 m = PAIRS_0213(_mm256_loadu_ps(yr + j));
+        __m256 v = _mm256_add_ps(PAIRS_0213(_mm256_loadu_ps(dr + j)), zero);
+        __m256 a = _mm256_shuffle_ps(p0, p1, _MM_SHUFFLE(2, 0, 2, 0));
+        __m256 b = _mm256_shuffle_ps(p0, p1, _MM_SHUFFLE(3, 1, 3, 1));
+        __m256 c = _mm256_shuffle_ps(q0, q1, _MM_SHUFFLE(2, 0, 2, 0)); // else the fourth
+        __m256 ea = CHOSEN8(a, m), eb = CHOSEN8(b, m), ec = CHOSEN8(c, m);
+        __m256 ab = _mm256_or_ps(ea, eb);
+        __m256 da = _mm256_and_ps(ea, v), db = _mm256_andnot_ps(ea, _mm256_and_ps(eb, v));
+        __m256 dc = _mm256_andnot_ps(ab, _mm256_and_ps(ec, v));
+        __m256 dd = _mm256_andnot_ps(_mm256_or_ps(ab, ec), v);
+        _mm256_storeu_ps(d0 + 2 * j, _mm256_unpacklo_ps(da, db));
+        _mm256_storeu_ps(d0 + 2 * j + 8, _mm256_unpackhi_ps(da, db));
+        _mm256_storeu_ps(d1 + 2 * j, _mm256_unpacklo_ps(dc, dd));
+        _mm256_storeu_ps(d1 + 2 * j + 8, _mm256_unpackhi_ps(dc, dd));
+    }
+    return j;
+}
+
+/* Planes [p0, p1) with AVX-512, whole rows by masks: past a row's windows
+ * zeros are read, so there the results are +0, and the stores go on to the
+ * row's end, clearing the column no window reads; the row no window reads
+ * is cleared too, all without a call (the CNN's planes are small). */
+__attribute__((target("avx512f"))) static void back16_planes_f32(const float *x, const float *y,
+                                                                 const float *dy,
+                                                                 const tg__pool_geom *g,
+                                                                 float *dx, int64_t p0,
+                                                                 int64_t p1)
+{
+    const __m512i even = EVEN16, odd = ODD16;
+    // Element l of the first (second) half of the row pairs a[l] with b[l]
+    // (a[8 + l] with b[8 + l]).
+    const __m512i lo_ab = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi_ab = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                           24, 8);
+    const __m512 zero = _mm512_setzero_ps();
+    const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+    for (int64_t p = p0; p < p1; p++) {
+        for (int64_t i = 0; i < OH; i++) {
+            const float *r0 = x + (p * H + 2 * i) * W, *r1 = r0 + W;
+            const float *yr = y + (p * OH + i) * OW, *dr = dy + (p * OH + i) * OW;
+            float *d0 = dx + (p * H + 2 * i) * W, *d1 = d0 + W;
+            int64_t j = 0;
+            for (; j < OW; j += 16) {
+                uint32_t in = first_lanes(2 * (OW - j)), st = first_lanes(W - 2 * j);
+                __mmask16 lo = (__mmask16)in, hi = (__mmask16)(in >> 16);
+                __mmask16 out = (__mmask16)first_lanes(OW - j);
+                __m512 p0v = _mm512_maskz_loadu_ps(lo, r0 + 2 * j);
+                __m512 p1v = _mm512_maskz_loadu_ps(hi, r0 + 2 * j + 16);
+                __m512 q0v = _mm512_maskz_loadu_ps(lo, r1 + 2 * j);
+                __m512 q1v = _mm512_maskz_loadu_ps(hi, r1 + 2 * j + 16);
+                __m512 m = _mm512_maskz_loadu_ps(out, yr + j);
+                __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(out, dr + j), zero);
+                __m512 a = _mm512_permutex2var_ps(p0v, even, p1v);
+                __m512 b = _mm512_permutex2var_ps(p0v, odd, p1v);
+                __m512 c = _mm512_permutex2var_ps(q0v, even, q1v); // else the fourth
+                __mmask16 ea = _mm512_cmp_ps_mask(a, m, _CMP_EQ_OQ) |
+                               _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
+                __mmask16 eb = _mm512_cmp_ps_mask(b, m, _CMP_EQ_OQ) |
+                               _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
+                __mmask16 ec = _mm512_cmp_ps_mask(c, m, _CMP_EQ_OQ) |
+                               _mm512_cmp_ps_mask(c, c, _CMP_UNORD_Q);
+                __m512 da = _mm512_maskz_mov_ps(ea, v), db = _mm512_maskz_mov_ps(~ea & eb, v);
+                __m512 dc = _mm512_maskz_mov_ps(~(ea | eb) & ec, v);
+                __m512 dd = _mm512_maskz_mov_ps(~(ea | eb | ec), v);
+                __mmask16 s0 = (__mmask16)st, s1 = (__mmask16)(st >> 16);
+                _mm512_mask_storeu_ps(d0 + 2 * j, s0, _mm512_permutex2var_ps(da, lo_ab, db));
+                _mm512_mask_storeu_ps(d0 + 2 * j + 16, s1, _mm512_permutex2var_ps(da, hi_ab, db));
+                _mm512_mask_storeu_ps(d1 + 2 * j, s0, _mm512_permutex2var_ps(dc, lo_ab, dd));
+                _mm512_mask_storeu_ps(d1 + 2 * j + 16, s1, _mm512_permutex2var_ps(dc, hi_ab, dd));
+            }
+            // What the last vector did not reach (rare: a whole vector of
+            // windows and more than one unread column, or no windows).
+            for (int64_t c = 2 * (j - 16) + 32; c < W; c++)
+                d0[c] = d1[c] = 0;
+        }
+        for (float *row = dx + (p * H + 2 * OH) * W; row < dx + (p + 1) * H * W; row += W)
+            for (int64_t c = 0; c < W; c += 16)
+                _mm512_mask_storeu_ps(row + c, (__mmask16)first_lanes(W - c), zero);
+    }
+}
+#endif
+
+static int64_t back_2x2_f32(const float *r0, const float *r1, const float *yr, const float *dr,
+                            int64_t OW, float *d0, float *d1, int kind)
+{
+    if (kind == POOL_SCALAR)
+        return 0;
+    int64_t j = 0;
+#ifdef POOL_X86
+    if (kind >= POOL_AVX2) // AVX-512 takes whole planes elsewhere
+        j = back8_2x2_f32(r0, r1, yr, dr, OW, d0, d1);
+#endif
+    const v8f zero = {0};
     for (; j + 4 <= OW; j += 4) {
         v8f p0, p1, q0, q1, m, v;
         memcpy(&p0, r0 + 2 * j, sizeof p0);
@@ -375,21 +593,31 @@ static int64_t back_2x2_f32(const float *r0, const float *r1, const float *yr, c
     }
     return j;
 }
-#define BACK_2X2_float(r0, r1, yr, dr, OW, d0, d1) back_2x2_f32(r0, r1, yr, dr, OW, d0, d1)
+#define BACK_2X2_float(r0, r1, yr, dr, OW, d0, d1, kind)                           \
+    back_2x2_f32(r0, r1, yr, dr, OW, d0, d1, kind)
 #else
-#define BACK_2X2_float(r0, r1, yr, dr, OW, d0, d1) 0
+#define BACK_2X2_float(r0, r1, yr, dr, OW, d0, d1, kind) 0
 #endif
-#define BACK_2X2_double(r0, r1, yr, dr, OW, d0, d1) 0
+#define BACK_2X2_double(r0, r1, yr, dr, OW, d0, d1, kind) 0
 
 static void maxpool_back_planes_f32(const float *x, const float *y, const float *dy,
-                                    const tg__pool_geom *g, float *dx, int64_t p0, int64_t p1)
+                                    const tg__pool_geom *g, float *dx, int kind, int64_t p0,
+                                    int64_t p1)
 {
+#ifdef POOL_X86
+    if (kind == POOL_AVX512 && is_plain_2x2(g)) {
+        back16_planes_f32(x, y, dy, g, dx, p0, p1);
+        return;
+    }
+#endif
     MAXPOOL_BACK_BODY(float)
 }
 
 static void maxpool_back_planes_f64(const double *x, const double *y, const double *dy,
-                                    const tg__pool_geom *g, double *dx, int64_t p0, int64_t p1)
+                                    const tg__pool_geom *g, double *dx, int kind, int64_t p0,
+                                    int64_t p1)
 {
+    (void)kind; // float32 only has vector code
     MAXPOOL_BACK_BODY(double)
 }
 
@@ -399,6 +627,7 @@ typedef struct maxpool_back_job {
     const tg__pool_geom *g;
     void *dx;
     int64_t per_task;
+    int kind;
     bool f64;
 } maxpool_back_job;
 
@@ -410,19 +639,19 @@ static void maxpool_back_task(void *ctx, int64_t t, void *ws)
     if (p1 > j->g->planes)
         p1 = j->g->planes;
     if (j->f64)
-        maxpool_back_planes_f64(j->x, j->y, j->dy, j->g, j->dx, p0, p1);
+        maxpool_back_planes_f64(j->x, j->y, j->dy, j->g, j->dx, j->kind, p0, p1);
     else
-        maxpool_back_planes_f32(j->x, j->y, j->dy, j->g, j->dx, p0, p1);
+        maxpool_back_planes_f32(j->x, j->y, j->dy, j->g, j->dx, j->kind, p0, p1);
 }
 
 static void maxpool_back(const void *x, const void *y, const void *dy, const tg__pool_geom *g,
-                         void *dx, bool f64)
+                         void *dx, bool f64, int kind)
 {
     if (g->planes <= 0)
         return;
     // About one unit of work per element of dx written.
     int nt = tg__threads_for((double)g->planes * (double)(g->H * g->W));
-    maxpool_back_job j = {x, y, dy, g, dx, g->planes, f64};
+    maxpool_back_job j = {x, y, dy, g, dx, g->planes, kind, f64};
     if (nt > 1)
         j.per_task = (g->planes + 2 * nt - 1) / (2 * nt);
     tg__parallel_for((g->planes + j.per_task - 1) / j.per_task, 0, maxpool_back_task, &j);
@@ -431,13 +660,19 @@ static void maxpool_back(const void *x, const void *y, const void *dy, const tg_
 void tg__maxpool_backward_f32(const float *x, const float *y, const float *dy,
                               const tg__pool_geom *g, float *dx)
 {
-    maxpool_back(x, y, dy, g, dx, false);
+    maxpool_back(x, y, dy, g, dx, false, widest_kind());
+}
+
+void tg__maxpool_backward_f32_variant(int v, const float *x, const float *y, const float *dy,
+                                      const tg__pool_geom *g, float *dx)
+{
+    maxpool_back(x, y, dy, g, dx, false, variant_kind(v));
 }
 
 void tg__maxpool_backward_f64(const double *x, const double *y, const double *dy,
                               const tg__pool_geom *g, double *dx)
 {
-    maxpool_back(x, y, dy, g, dx, true);
+    maxpool_back(x, y, dy, g, dx, true, POOL_SCALAR);
 }
 
 #define AVGPOOL_BODY(T)                                                            \
