@@ -112,35 +112,59 @@ void tg__im2col_f64(const double *img, const tg__conv_geom *g, double *cols)
  * same for every channel, so they are listed once per y (tg__conv_taps, in
  * that order) and added to row y of every channel by one call (float32:
  * tg__conv_rows' add_taps, which keeps the row in registers across the
- * taps). Gathering each element's terms one by one was slower: scalar work
+ * taps), and to the run of rows after y that the same window rows reach
+ * (conv1's input gradient: a call per row cost twice the old per-column
+ * loop). Gathering each element's terms one by one was slower: scalar work
  * at every row's edges. */
-static void add_taps_f64(double *dst, int64_t ds, const double *cols, int64_t cs, int64_t planes,
-                         const tg__conv_taps *taps, int64_t SW)
+static void add_taps_f64(double *dst, int64_t ds, int64_t dr, const double *cols, int64_t cs,
+                         int64_t cr, int64_t planes, int64_t rows, const tg__conv_taps *taps,
+                         int64_t SW)
 {
     for (int64_t p = 0; p < planes; p++)
-        for (int64_t t = 0; t < taps->n; t++)
-            for (int64_t j = taps->lo[t]; j < taps->hi[t]; j++)
-                dst[p * ds + taps->shift[t] + j * SW] += cols[p * cs + taps->src[t] + j];
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t t = 0; t < taps->n; t++)
+                for (int64_t j = taps->lo[t]; j < taps->hi[t]; j++)
+                    dst[p * ds + r * dr + taps->shift[t] + j * SW] +=
+                        cols[p * cs + r * cr + taps->src[t] + j];
 }
 
 /* The float32 adds: with SW > 1 a tap's terms are SW apart in the row. */
-static void add_taps_f32(const tg__conv_rows *moves, float *dst, int64_t ds, const float *cols,
-                         int64_t cs, int64_t planes, const tg__conv_taps *taps, int64_t SW)
+static void add_taps_f32(const tg__conv_rows *moves, float *dst, int64_t ds, int64_t dr,
+                         const float *cols, int64_t cs, int64_t cr, int64_t planes, int64_t rows,
+                         const tg__conv_taps *taps, int64_t SW)
 {
     if (SW == 1) {
-        moves->add_taps(dst, ds, cols, cs, planes, taps);
+        moves->add_taps(dst, ds, dr, cols, cs, cr, planes, rows, taps);
         return;
     }
     for (int64_t p = 0; p < planes; p++)
-        for (int64_t t = 0; t < taps->n; t++)
-            for (int64_t j = taps->lo[t]; j < taps->hi[t]; j++)
-                dst[p * ds + taps->shift[t] + j * SW] += cols[p * cs + taps->src[t] + j];
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t t = 0; t < taps->n; t++)
+                for (int64_t j = taps->lo[t]; j < taps->hi[t]; j++)
+                    dst[p * ds + r * dr + taps->shift[t] + j * SW] +=
+                        cols[p * cs + r * cr + taps->src[t] + j];
 }
 #define ADD_TAPS_float(...) add_taps_f32(moves, __VA_ARGS__)
 #define ADD_TAPS_double(...) add_taps_f64(__VA_ARGS__)
 
-/* Rows y of all channels; taps of more than TG__CONV_TAPS positions are
- * added in groups, in order. */
+/* With SH = 1 the window rows u that reach image row y are a range,
+ * [*ua, *ub), and rows with the same range read output rows one apart: one
+ * call adds such a run of image rows. */
+static void rows_reaching(const tg__conv_geom *g, int64_t y, int64_t *ua, int64_t *ub)
+{
+    *ua = *ub = 0;
+    for (int64_t u = 0; u < g->KH; u++) {
+        int64_t at = y + g->PT - u * g->DH;
+        if (at >= 0 && at < g->OH) {
+            if (*ua == *ub)
+                *ua = u;
+            *ub = u + 1;
+        }
+    }
+}
+
+/* Runs of image rows (one row each when SH > 1) of all channels; taps of
+ * more than TG__CONV_TAPS positions are added in groups, in order. */
 #define COL2IM_BODY(T)                                                             \
     if (g->KH == 0 || g->KW == 0 || g->H == 0 || g->W == 0 || g->C == 0)           \
         return; /* nothing to add */                                               \
@@ -151,7 +175,15 @@ static void add_taps_f32(const tg__conv_rows *moves, float *dst, int64_t ds, con
     int64_t vlo[TG__CONV_TAPS], vhi[TG__CONV_TAPS];                                \
     for (int64_t v = 0; v < g->KW && v < TG__CONV_TAPS; v++)                       \
         valid_range(g->W, g->SW, g->PL, v * g->DW, g->OW, &vlo[v], &vhi[v]);       \
-    for (int64_t y = 0; y < g->H; y++) {                                           \
+    for (int64_t y = 0, rows = 1; y < g->H; y += rows) {                           \
+        rows = 1;                                                                  \
+        if (g->SH == 1) {                                                          \
+            int64_t ua, ub, na, nb;                                                \
+            rows_reaching(g, y, &ua, &ub);                                         \
+            while (y + rows < g->H &&                                              \
+                   (rows_reaching(g, y + rows, &na, &nb), na == ua && nb == ub))   \
+                rows++;                                                            \
+        }                                                                          \
         taps.n = 0;                                                                \
         for (int64_t u = 0; u < g->KH; u++) {                                      \
             int64_t at = y + g->PT - u * g->DH; /* = i * SH */                     \
@@ -169,13 +201,15 @@ static void add_taps_f32(const tg__conv_rows *moves, float *dst, int64_t ds, con
                 taps.src[t] = (u * g->KW + v) * OHW + i * g->OW;                   \
                 taps.shift[t] = off - g->PL;                                       \
                 if (taps.n == TG__CONV_TAPS) {                                     \
-                    ADD_TAPS_##T(img + y * g->W, HW, cols, per_channel, g->C, &taps, g->SW); \
+                    ADD_TAPS_##T(img + y * g->W, HW, g->W, cols, per_channel, g->OW, g->C, \
+                                 rows, &taps, g->SW);                              \
                     taps.n = 0;                                                    \
                 }                                                                  \
             }                                                                      \
         }                                                                          \
         if (taps.n > 0)                                                            \
-            ADD_TAPS_##T(img + y * g->W, HW, cols, per_channel, g->C, &taps, g->SW); \
+            ADD_TAPS_##T(img + y * g->W, HW, g->W, cols, per_channel, g->OW, g->C, rows,  \
+                         &taps, g->SW);                                            \
     }
 
 void tg__col2im_f32_with(const tg__conv_rows *moves, const float *cols, const tg__conv_geom *g,

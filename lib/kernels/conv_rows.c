@@ -68,8 +68,8 @@ static inline void add_run(float *d, const float *s, int64_t n)
 /* Tap by tap, channel by channel: consecutive runs go to different rows
  * (a tap's run loaded right after the previous tap stored the same bytes
  * shifted by a float could not be forwarded, and stalled). */
-static void add_taps_base(float *dst, int64_t ds, const float *cols, int64_t cs, int64_t planes,
-                          const tg__conv_taps *taps)
+static void add_taps_base(float *dst, int64_t ds, int64_t dr, const float *cols, int64_t cs,
+                          int64_t cr, int64_t planes, int64_t rows, const tg__conv_taps *taps)
 {
     for (int64_t t = 0; t < taps->n; t++) {
         int64_t lo = taps->lo[t], n = taps->hi[t] - lo;
@@ -78,7 +78,8 @@ static void add_taps_base(float *dst, int64_t ds, const float *cols, int64_t cs,
         float *d = dst + taps->shift[t] + lo;
         const float *s = cols + taps->src[t] + lo;
         for (int64_t p = 0; p < planes; p++)
-            add_run(d + p * ds, s + p * cs, n);
+            for (int64_t r = 0; r < rows; r++)
+                add_run(d + p * ds + r * dr, s + p * cs + r * cr, n);
     }
 }
 
@@ -126,13 +127,14 @@ static inline uint32_t lanes_between(int64_t a, int64_t b, int64_t x0)
 }
 
 /* Block by block of 16 columns of the row: each tap's lanes there found
- * once, then for each channel the block is loaded once, each tap's terms
+ * once, then for each channel and row the block is loaded once, each tap's terms
  * added where the tap reaches (merge-masked, so the other lanes keep their
- * bits: adding a zero would turn -0 into +0), and stored once. Blocks and
+ * bits: adding a zero would turn -0 into +0), and stored once. Blocks, rows and
  * channels are disjoint, so each element sees its taps in order, as in the
  * baseline. */
-AVX512 static void add_taps_avx512(float *dst, int64_t ds, const float *cols, int64_t cs,
-                                   int64_t planes, const tg__conv_taps *taps)
+AVX512 static void add_taps_avx512(float *dst, int64_t ds, int64_t dr, const float *cols,
+                                   int64_t cs, int64_t cr, int64_t planes, int64_t rows,
+                                   const tg__conv_taps *taps)
 {
     int64_t first = INT64_MAX, end = INT64_MIN; // the columns any tap reaches
     for (int64_t t = 0; t < taps->n; t++)
@@ -153,15 +155,17 @@ AVX512 static void add_taps_avx512(float *dst, int64_t ds, const float *cols, in
             // Lanes outside m[t] are not read: this may point before the run.
             at[t] = cols + taps->src[t] + (x0 - taps->shift[t]);
         }
-        for (int64_t p = 0; p < planes; p++) {
-            float *d = dst + p * ds + x0;
-            __m512 acc = _mm512_maskz_loadu_ps(all, d);
-            for (int64_t t = 0; t < taps->n; t++) {
-                __m512 v = _mm512_maskz_loadu_ps(m[t], at[t] + p * cs);
-                acc = _mm512_mask_add_ps(acc, m[t], acc, v);
+        for (int64_t p = 0; p < planes; p++)
+            for (int64_t r = 0; r < rows; r++) {
+                float *d = dst + p * ds + r * dr + x0;
+                int64_t from = p * cs + r * cr;
+                __m512 acc = _mm512_maskz_loadu_ps(all, d);
+                for (int64_t t = 0; t < taps->n; t++) {
+                    __m512 v = _mm512_maskz_loadu_ps(m[t], at[t] + from);
+                    acc = _mm512_mask_add_ps(acc, m[t], acc, v);
+                }
+                _mm512_mask_storeu_ps(d, all, acc);
             }
-            _mm512_mask_storeu_ps(d, all, acc);
-        }
     }
 }
 

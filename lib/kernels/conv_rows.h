@@ -28,13 +28,16 @@ typedef struct tg__conv_rows {
     const char *name;
     /* dst[r * ds + j] = src[r * ss + j] for r < rows, j < n. */
     void (*copy)(float *dst, int64_t ds, const float *src, int64_t ss, int64_t rows, int64_t n);
-    /* col2im's adds for one image row y of each of `planes` channels: for
-     * p < planes, for t < taps->n in order, for j in [lo[t], hi[t]):
-     *     dst[p * ds + shift[t] + j] += cols[p * cs + src[t] + j].
+    /* col2im's adds for `rows` image rows from y of each of `planes`
+     * channels, rows that the same window positions reach (taps->src for
+     * the first; each later row reads cr further on in cols and writes dr
+     * further on in the image): for p < planes, r < rows, t < taps->n in
+     * order, for j in [lo[t], hi[t]):
+     *     dst[p * ds + r * dr + shift[t] + j] += cols[p * cs + r * cr + src[t] + j].
      * Each element's terms are added in tap order, one rounding each; dst
      * and cols do not overlap. */
-    void (*add_taps)(float *dst, int64_t ds, const float *cols, int64_t cs, int64_t planes,
-                     const tg__conv_taps *taps);
+    void (*add_taps)(float *dst, int64_t ds, int64_t dr, const float *cols, int64_t cs,
+                     int64_t cr, int64_t planes, int64_t rows, const tg__conv_taps *taps);
 } tg__conv_rows;
 
 /* The variants this CPU runs, the baseline first; tg__conv_rows_best() is
