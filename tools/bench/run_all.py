@@ -27,7 +27,11 @@ tg_tape_high_water / tg_tape_bytes after the run. The header names the CPU,
 the kernel tapegrad chose (tg_kernel_name), torch's BLAS, the OpenBLAS core
 (OPENBLAS_VERBOSE=2; on an AVX-512 CPU that OpenBLAS misdetects, the script sets
 OPENBLAS_CORETYPE=SkylakeX unless --openblas keep) and the load average
-before and after. A benchmark, not a test: nothing asserts a time.
+before and after. Each "# run" line
+gives the host's steal time during each side's run (all CPUs, from
+/proc/stat): on a shared VM, a run with a second or more of it was slowed by
+the host, most of all on two threads. A benchmark, not a test: nothing
+asserts a time.
 """
 import argparse
 import datetime
@@ -45,8 +49,23 @@ ALL = ["cnn_train", "infer", "mlp", "step321", "sgemm"]
 EXTRA = ["fashion_train"]  # long: only when --only names it
 
 
+def steal_seconds():
+    """CPU time the hypervisor gave to others while this VM wanted it, all
+    CPUs together (the 8th figure of /proc/stat's cpu line), or None where
+    there is no such figure. A run with seconds of it was slowed by the host,
+    not by its own work: two threads suffer most, since a stolen thread
+    holds up the ones waiting for its part of a product."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def run_rss(cmd, threads):
-    """stdout of cmd and its peak RSS in KiB, with every thread knob set to
+    """stdout of cmd, its peak RSS in KiB and the steal seconds during it
+    (steal_seconds; None if unknown), with every thread knob set to
     threads. GNU time forks the program and reads its ru_maxrss: forked from
     this script instead, the program would inherit the interpreter's ~10 MiB
     (Linux keeps the high-water mark across exec); from time, ~2 MiB at most."""
@@ -54,11 +73,14 @@ def run_rss(cmd, threads):
     env = dict(os.environ, TAPEGRAD_NUM_THREADS=t, OMP_NUM_THREADS=t, OPENBLAS_NUM_THREADS=t,
                MKL_NUM_THREADS=t)
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as f:
+        s0 = steal_seconds()
         p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", f.name] + cmd, env=env,
                            capture_output=True, text=True)
+        s1 = steal_seconds()
         if p.returncode:
             sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-        return p.stdout, int(f.read().split()[-1])
+        steal = s1 - s0 if s0 is not None and s1 is not None else None
+        return p.stdout, int(f.read().split()[-1]), steal
 
 
 def keyvals(out):
@@ -120,7 +142,7 @@ def sgemm(build, threads, repeats):
     gb = os.path.join(build, "tools", "gemm_bench")
     rows, head, rss_ours, rss_py, kernels = {}, "", 0, 0, set()
     for _ in range(repeats):
-        out, rss = run_rss([PY, os.path.join(HERE, "gemm_torch.py"), "--threads", str(threads),
+        out, rss, _ = run_rss([PY, os.path.join(HERE, "gemm_torch.py"), "--threads", str(threads),
                             "--tapegrad", gb], threads)
         rss_py = max(rss_py, rss)
         for line in out.splitlines():
@@ -256,15 +278,18 @@ def main():
                     continue
                 p, res = ps[w], results[w]
                 sides = [("ours", p.ours), ("theirs", p.theirs)]
+                steal = {}
                 for side, cmd in (sides if r % 2 == 0 else sides[::-1]):
-                    out, rss = run_rss(cmd, t)
+                    out, rss, steal[side] = run_rss(cmd, t)
                     res[side].append(p.parse(out))
                     key = "rss_o" if side == "ours" else "rss_t"
                     res[key] = max(res[key], rss)
                 # One line a run, so that an interrupted run still shows its figures.
+                stolen = ("" if None in steal.values() else
+                          f" (host steal {steal['ours']:.2f} s, {steal['theirs']:.2f} s)")
                 print(f"# run {r + 1}/{args.repeats}, {t} thread(s), {w}: tapegrad "
                       f"{res['ours'][-1]['value']:.6g}, pytorch {res['theirs'][-1]['value']:.6g}"
-                      f" {p.unit}", flush=True)
+                      f" {p.unit}{stolen}", flush=True)
         for w in only:
             if w not in ps:
                 continue
