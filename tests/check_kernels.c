@@ -552,6 +552,25 @@ static void col2im_ref_f32(float *img, const tg__conv_geom *g, float *cols) { IM
 static void col2im_ref_f64(double *img, const tg__conv_geom *g, double *cols) { IM2COL_REF_BODY(double) }
 #undef MODE
 
+/* col2im of cols into a copy of img0 with every variant (float32) or the
+ * float64 kernel, each compared with img_ref byte for byte. */
+static void col2im_every_variant(const tg__conv_geom *g, bool f64, const char *cols,
+                                 const char *img0, const char *img_ref, char *img, size_t bytes,
+                                 const char *what, int case_i)
+{
+    int variants = f64 ? 1 : tg__conv_rows_variants();
+    for (int v = 0; v < variants; v++) {
+        memcpy(img, img0, bytes);
+        if (f64)
+            tg__col2im_f64((const double *)cols + 1, g, (double *)img + 1);
+        else
+            tg__col2im_f32_with(tg__conv_rows_variant(v), (const float *)cols + 1, g,
+                                (float *)img + 1);
+        ck_assert_msg(memcmp(img, img_ref, bytes) == 0, "%s, case %d, variant %d", what, case_i,
+                      v);
+    }
+}
+
 START_TEST(test_im2col_col2im_same_bytes_as_the_rule)
 {
     const conv_case *k = &conv_cases[_i % N_CONV_CASES];
@@ -609,15 +628,8 @@ START_TEST(test_im2col_col2im_same_bytes_as_the_rule)
         col2im_ref_f64((double *)img_ref + 1, &g, (double *)cols + 1);
     else
         col2im_ref_f32((float *)img_ref + 1, &g, (float *)cols + 1);
-    for (int v = 0; v < variants; v++) {
-        memcpy(img, img0, es * (size_t)(nimg + 2));
-        if (f64)
-            tg__col2im_f64((double *)cols + 1, &g, (double *)img + 1);
-        else
-            tg__col2im_f32_with(tg__conv_rows_variant(v), (float *)cols + 1, &g, (float *)img + 1);
-        ck_assert_msg(memcmp(img, img_ref, es * (size_t)(nimg + 2)) == 0,
-                      "col2im, case %d, variant %d", _i, v);
-    }
+    col2im_every_variant(&g, f64, cols, img0, img_ref, img, es * (size_t)(nimg + 2), "col2im",
+                         _i);
     // All -0.0: every sum is -0.0, unless a variant adds a +0 for a term
     // that is not there (an element a window position does not reach).
     for (int64_t e = 0; e < ncols + 2; e++)
@@ -631,15 +643,8 @@ START_TEST(test_im2col_col2im_same_bytes_as_the_rule)
         else
             ((float *)img0)[e] = -0.0f;
     memcpy(img_ref, img0, es * (size_t)(nimg + 2));
-    for (int v = 0; v < variants; v++) {
-        memcpy(img, img0, es * (size_t)(nimg + 2));
-        if (f64)
-            tg__col2im_f64((double *)cols + 1, &g, (double *)img + 1);
-        else
-            tg__col2im_f32_with(tg__conv_rows_variant(v), (float *)cols + 1, &g, (float *)img + 1);
-        ck_assert_msg(memcmp(img, img_ref, es * (size_t)(nimg + 2)) == 0,
-                      "col2im of -0.0, case %d, variant %d", _i, v);
-    }
+    col2im_every_variant(&g, f64, cols, img0, img_ref, img, es * (size_t)(nimg + 2),
+                         "col2im of -0.0", _i);
     free(cols0);
     free(img0);
     free(img);

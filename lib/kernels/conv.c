@@ -116,19 +116,23 @@ void tg__im2col_f64(const double *img, const tg__conv_geom *g, double *cols)
  * (conv1's input gradient: a call per row cost twice the old per-column
  * loop). Gathering each element's terms one by one was slower: scalar work
  * at every row's edges. */
+/* The adds one term at a time, SW apart in the image row: float64, and
+ * float32 with SW > 1. */
+#define STRIDED_TAPS_BODY                                                          \
+    for (int64_t p = 0; p < planes; p++)                                           \
+        for (int64_t r = 0; r < rows; r++)                                         \
+            for (int64_t t = 0; t < taps->n; t++)                                  \
+                for (int64_t j = taps->lo[t]; j < taps->hi[t]; j++)                \
+                    dst[p * ds + r * dr + taps->shift[t] + j * SW] +=              \
+                        cols[p * cs + r * cr + taps->src[t] + j];
+
 static void add_taps_f64(double *dst, int64_t ds, int64_t dr, const double *cols, int64_t cs,
                          int64_t cr, int64_t planes, int64_t rows, const tg__conv_taps *taps,
                          int64_t SW)
 {
-    for (int64_t p = 0; p < planes; p++)
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t t = 0; t < taps->n; t++)
-                for (int64_t j = taps->lo[t]; j < taps->hi[t]; j++)
-                    dst[p * ds + r * dr + taps->shift[t] + j * SW] +=
-                        cols[p * cs + r * cr + taps->src[t] + j];
+    STRIDED_TAPS_BODY
 }
 
-/* The float32 adds: with SW > 1 a tap's terms are SW apart in the row. */
 static void add_taps_f32(const tg__conv_rows *moves, float *dst, int64_t ds, int64_t dr,
                          const float *cols, int64_t cs, int64_t cr, int64_t planes, int64_t rows,
                          const tg__conv_taps *taps, int64_t SW)
@@ -137,12 +141,7 @@ static void add_taps_f32(const tg__conv_rows *moves, float *dst, int64_t ds, int
         moves->add_taps(dst, ds, dr, cols, cs, cr, planes, rows, taps);
         return;
     }
-    for (int64_t p = 0; p < planes; p++)
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t t = 0; t < taps->n; t++)
-                for (int64_t j = taps->lo[t]; j < taps->hi[t]; j++)
-                    dst[p * ds + r * dr + taps->shift[t] + j * SW] +=
-                        cols[p * cs + r * cr + taps->src[t] + j];
+    STRIDED_TAPS_BODY
 }
 #define ADD_TAPS_float(...) add_taps_f32(moves, __VA_ARGS__)
 #define ADD_TAPS_double(...) add_taps_f64(__VA_ARGS__)
