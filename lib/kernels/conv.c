@@ -71,7 +71,7 @@ static inline void zero_bytes(const tg__conv_rows *moves, void *dst, size_t n)
                     T *dst = row + i * g->OW;                                      \
                     int64_t y = i * g->SH - g->PT + u * g->DH;                     \
                     if (y < 0 || y >= g->H) {                                      \
-                        zero_bytes(moves, dst, (size_t)g->OW * sizeof(T));                \
+                        zero_bytes(moves, dst, (size_t)g->OW * sizeof(T));         \
                         continue;                                                  \
                     }                                                              \
                     const T *src = img + (c * g->H + y) * g->W - g->PL + off;      \
@@ -105,17 +105,6 @@ void tg__im2col_f64(const double *img, const tg__conv_geom *g, double *cols)
     IM2COL_BODY(double)
 }
 
-/* The adjoint: img += each entry of cols at the place im2col read it from,
- * image row by image row. Each element's terms are added in im2col's order
- * of the rows (c, u, v), one rounding each. Image row y is read by the
- * window positions (u, v) whose output row i has y = i*SH - PT + u*DH: the
- * same for every channel, so they are listed once per y (tg__conv_taps, in
- * that order) and added to row y of every channel by one call (float32:
- * tg__conv_rows' add_taps, which keeps the row in registers across the
- * taps), and to the run of rows after y that the same window rows reach
- * (conv1's input gradient: a call per row cost twice the old per-column
- * loop). Gathering each element's terms one by one was slower: scalar work
- * at every row's edges. */
 /* The adds one term at a time, SW apart in the image row: float64, and
  * float32 with SW > 1. */
 #define STRIDED_TAPS_BODY                                                          \
@@ -162,7 +151,19 @@ static void rows_reaching(const tg__conv_geom *g, int64_t y, int64_t *ua, int64_
     }
 }
 
-/* Runs of image rows (one row each when SH > 1) of all channels; taps of
+/* The adjoint: img += each entry of cols at the place im2col read it from,
+ * image row by image row. Each element's terms are added in im2col's order
+ * of the rows (c, u, v), one rounding each. Image row y is read by the
+ * window positions (u, v) whose output row i has y = i*SH - PT + u*DH: the
+ * same for every channel, so they are listed once per y (tg__conv_taps, in
+ * that order) and added to row y of every channel by one call (float32:
+ * tg__conv_rows' add_taps, which keeps the row in registers across the
+ * taps), and to the run of rows after y that the same window rows reach
+ * (conv1's input gradient: a call per row cost twice the old per-column
+ * loop). Gathering each element's terms one by one was slower: scalar work
+ * at every row's edges.
+ *
+ * Runs of image rows (one row each when SH > 1) of all channels; taps of
  * more than TG__CONV_TAPS positions are added in groups, in order. */
 #define COL2IM_BODY(T)                                                             \
     if (g->KH == 0 || g->KW == 0 || g->H == 0 || g->W == 0 || g->C == 0)           \

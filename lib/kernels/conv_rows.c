@@ -127,11 +127,11 @@ static inline uint32_t lanes_between(int64_t a, int64_t b, int64_t x0)
 }
 
 /* Block by block of 16 columns of the row: each tap's lanes there found
- * once, then for each channel and row the block is loaded once, each tap's terms
- * added where the tap reaches (merge-masked, so the other lanes keep their
- * bits: adding a zero would turn -0 into +0), and stored once. Blocks, rows and
- * channels are disjoint, so each element sees its taps in order, as in the
- * baseline. */
+ * once (none for an empty tap), then for each channel and row the block is
+ * loaded once, each tap's terms added where the tap reaches (merge-masked,
+ * so the other lanes keep their bits: adding a zero would turn -0 into +0),
+ * and stored once. Blocks, rows and channels are disjoint, so each element
+ * sees its taps in order, as in the baseline. */
 AVX512 static void add_taps_avx512(float *dst, int64_t ds, int64_t dr, const float *cols,
                                    int64_t cs, int64_t cr, int64_t planes, int64_t rows,
                                    const tg__conv_taps *taps)
@@ -148,10 +148,8 @@ AVX512 static void add_taps_avx512(float *dst, int64_t ds, int64_t dr, const flo
     for (int64_t x0 = first; x0 < end; x0 += 16) {
         __mmask16 all = (__mmask16)lanes_between(first, end, x0);
         for (int64_t t = 0; t < taps->n; t++) {
-            m[t] = (__mmask16)(taps->lo[t] < taps->hi[t]
-                                   ? lanes_between(taps->lo[t] + taps->shift[t],
-                                                   taps->hi[t] + taps->shift[t], x0)
-                                   : 0);
+            m[t] = (__mmask16)lanes_between(taps->lo[t] + taps->shift[t],
+                                            taps->hi[t] + taps->shift[t], x0);
             // Lanes outside m[t] are not read: this may point before the run.
             at[t] = cols + taps->src[t] + (x0 - taps->shift[t]);
         }

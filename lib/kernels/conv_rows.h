@@ -5,9 +5,10 @@
  * (conv2: 11 floats, conv1: 26), so the moves themselves are the cost:
  * AVX-512 does one masked load and store per run of up to 16, and col2im's
  * adds for all the window positions that reach an image row in registers
- * (one load and store of the row instead of one per position: a store then a
- * load of the same bytes shifted by a float cannot be forwarded, and stalled); the baseline moves
- * 16 bytes at a time, overlapping at the end of a run. Every variant writes
+ * (one load and store of the row instead of one per position: a store then
+ * a load of the same bytes shifted by a float cannot be forwarded, and
+ * stalled); the baseline moves 16 bytes at a time, overlapping at the end of
+ * a run. Every variant writes
  * exactly the run's bytes and adds each element's terms in the same order,
  * so all give the same bytes. */
 #ifndef TG_KERNELS_CONV_ROWS_H
