@@ -167,6 +167,20 @@ static tg_tensor *f_conv_relu_nobias(tg_tensor *const *x)
     return tg__conv2d_relu(x[0], x[1], NULL, &g);
 }
 
+static tg_tensor *f_conv_relu_pool(tg_tensor *const *x)
+{
+    tg_conv2d_geom g = tg_conv2d_geom_default();
+    g.padding = TG_PAD_SAME;
+    tg_pool2d_geom p = tg_pool2d_geom_square(2);
+    return tg__conv2d_relu_max_pool2d(x[0], x[1], x[2], &g, &p);
+}
+static tg_tensor *f_conv_relu_pool_overlap(tg_tensor *const *x)
+{
+    tg_conv2d_geom g = tg_conv2d_geom_default();
+    tg_pool2d_geom p = {.kernel_h = 3, .kernel_w = 2, .stride_h = 2, .stride_w = 1};
+    return tg__conv2d_relu_max_pool2d(x[0], x[1], NULL, &g, &p);
+}
+
 /* The backward rules run inside f: JVP through them is forward-over-reverse. */
 static tg_tensor *f_grad_conv(tg_tensor *const *x)
 {
@@ -363,6 +377,10 @@ static const jvp_case cases[] = {
      f_conv_relu},
     {"conv2d_relu, stride 2", 2, {4, 4}, {{1, 2, 5, 4}, {2, 2, 2, 2}}, ANY,
      f_conv_relu_nobias},
+    {"conv2d_relu_max_pool2d with bias, same", 3, {4, 4, 1},
+     {{2, 2, 6, 5}, {3, 2, 3, 2}, {3}}, ANY, f_conv_relu_pool},
+    {"conv2d_relu_max_pool2d, overlapping windows", 2, {4, 4}, {{1, 2, 7, 5}, {2, 2, 2, 2}},
+     ANY, f_conv_relu_pool_overlap},
     {"user op with a tangent rule", 1, {2}, {{2, 3}}, ANY, f_user_cube},
     {"user op without one (fallback)", 2, {2, 2}, {{2, 3}, {2, 3}}, ANY, f_user_fallback},
 };

@@ -535,6 +535,58 @@ START_TEST(test_pool_values)
 }
 END_TEST
 
+/* A Conv2D with ReLU followed by MaxPool2D runs as one op in a Sequential
+ * model (one node instead of two); the output and every gradient must be
+ * the bytes of the two layers called one after the other, and so must the
+ * forward without grad (the relay). A Conv2D with ReLU not followed by a
+ * pool, and one followed by an average pool, stay single. */
+START_TEST(test_conv_relu_maxpool_pair)
+{
+    tg_model *m = tg_model_new(TG_F32, TG_SHAPE(2, 12, 11), TG_SCHEME_KERAS, 5);
+    tg_conv2d_opts o = tg_conv2d_defaults();
+    o.bias_init = TG_INIT(HE_UNIFORM); // non-zero biases: the ReLU cuts some
+    ASSERT_OK(tg_model_add(m, tg_layer_conv2d_ex(4, 3, 3, TG_ACT_RELU, &o)));
+    ASSERT_OK(tg_model_add(m, tg_layer_maxpool2d(2)));
+    ASSERT_OK(tg_model_add(m, tg_layer_conv2d_ex(3, 2, 2, TG_ACT_RELU, &o)));
+    ASSERT_OK(tg_model_add(m, tg_layer_avgpool2d(2)));
+    ASSERT_OK(tg_model_add(m, tg_layer_flatten()));
+    ASSERT_OK(tg_model_add(m, tg_layer_dense(5, TG_ACT_NONE)));
+    int n_params, n_layers = tg_model_layer_count(m);
+    tg_tensor *const *params = tg_model_params(m, &n_params);
+    tg_tape *tape = tg_tape_new();
+    tg_rng rng = tg_rng_seeded(6);
+    tg_tensor *x = tg_tensor_uniform(TG_F32, TG_SHAPE(3, 2, 12, 11), -1, 1, &rng);
+    tg_tensor *r = tg_tensor_uniform(TG_F32, TG_SHAPE(3, 5), -1, 1, &rng);
+    tg_tensor *y[2], *grads[2][8];
+    size_t nodes[3] = {tg_tape_size(tape)};
+    y[0] = tg_model_forward(m, x, false);
+    nodes[1] = tg_tape_size(tape);
+    y[1] = x;
+    for (int i = 0; i < n_layers && y[1]; i++)
+        y[1] = tg_layer_call(m, tg_model_layer(m, i), y[1]);
+    nodes[2] = tg_tape_size(tape);
+    ck_assert_msg(y[0] && y[1], "%s", tg_last_error());
+    ck_assert_uint_eq(nodes[2] - nodes[1], nodes[1] - nodes[0] + 1);
+    ck_assert_int_eq(memcmp(tg_tensor_data(y[0]), tg_tensor_data(y[1]), 15 * sizeof(float)), 0);
+    for (int k = 0; k < 2; k++)
+        ASSERT_OK(tg_grad(1, &y[k], &r, n_params, params, grads[k], TG_RETAIN_GRAPH));
+    for (int i = 0; i < n_params; i++)
+        ck_assert_msg(memcmp(tg_tensor_data(grads[0][i]), tg_tensor_data(grads[1][i]),
+                             (size_t)tg_tensor_numel(params[i]) * sizeof(float)) == 0,
+                      "gradient of parameter %d differs", i);
+    bool was = tg_set_grad_enabled(false);
+    tg_tensor *relayed = tg_model_forward(m, x, false);
+    tg_set_grad_enabled(was);
+    ck_assert_msg(relayed, "%s", tg_last_error());
+    ck_assert_int_eq(memcmp(tg_tensor_data(relayed), tg_tensor_data(y[1]), 15 * sizeof(float)),
+                     0);
+    tg_tensor_free(x);
+    tg_tensor_free(r);
+    tg_tape_free(tape);
+    tg_model_free(m);
+}
+END_TEST
+
 START_TEST(test_logits_consistency)
 {
     // softmax(forward(x, true)) == forward(x, false), for a Dense softmax and
@@ -1092,6 +1144,7 @@ static Suite *nn_suite(void)
     tcase_add_test(tc, test_dense_values);
     tcase_add_test(tc, test_conv2d_values);
     tcase_add_test(tc, test_pool_values);
+    tcase_add_test(tc, test_conv_relu_maxpool_pair);
     tcase_add_test(tc, test_logits_consistency);
     tcase_add_test(tc, test_forward_without_grad_relays);
     tcase_add_test(tc, test_dropout_modes);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <tapegrad/tapegrad.h>
+#include "kernels/kernels.h"
 #include "ops/ops_internal.h"
 #include "tg_check.h"
 
@@ -1204,6 +1205,25 @@ static tg_tensor *conv_relu_ref(tg_tensor *const *in, int n, void *ctx)
     return tg_relu(conv_fn(in, n, ctx));
 }
 
+/* conv2d_relu_max_pool2d: conv_cases[c] then pool_cases[p]. */
+typedef struct conv_pool_case {
+    int c, p;
+} conv_pool_case;
+
+static tg_tensor *conv_pool_fn(tg_tensor *const *in, int n, void *ctx)
+{
+    const conv_pool_case *k = ctx;
+    conv_case *c = &conv_cases[k->c];
+    return tg__conv2d_relu_max_pool2d(in[0], in[1], c->bias ? in[2] : NULL, &c->g,
+                                      &pool_cases[k->p]);
+}
+
+static tg_tensor *conv_pool_ref(tg_tensor *const *in, int n, void *ctx)
+{
+    const conv_pool_case *k = ctx;
+    return tg_max_pool2d(conv_relu_fn(in, n, &conv_cases[k->c]), &pool_cases[k->p]);
+}
+
 /* ctx: an int, bit 0 = relu, bit 1 = bias. */
 static tg_tensor *linear_fn(tg_tensor *const *in, int n, void *ctx)
 {
@@ -1227,6 +1247,19 @@ START_TEST(test_conv_relu_gradcheck)
                         rand_tensor(TG_F64, TG_SHAPE(3), 13)};
     ASSERT_GRADCHECK(conv_relu_fn, &conv_cases[_i], 3, in);
     ASSERT_GRADGRADCHECK(conv_relu_fn, &conv_cases[_i], 3, in);
+    for (int i = 0; i < 3; i++)
+        tg_tensor_free(in[i]);
+}
+END_TEST
+
+START_TEST(test_conv_pool_gradcheck)
+{
+    conv_pool_case k = {_i / N_POOL_CASES, _i % N_POOL_CASES};
+    tg_tensor *in[3] = {rand_tensor(TG_F64, TG_SHAPE(2, 2, 9, 8), 14),
+                        rand_tensor(TG_F64, TG_SHAPE(3, 2, 3, 2), 15),
+                        rand_tensor(TG_F64, TG_SHAPE(3), 16)};
+    ASSERT_GRADCHECK(conv_pool_fn, &k, 3, in);
+    ASSERT_GRADGRADCHECK(conv_pool_fn, &k, 3, in);
     for (int i = 0; i < 3; i++)
         tg_tensor_free(in[i]);
 }
@@ -1295,13 +1328,34 @@ START_TEST(test_fused_same_bytes)
         for (int i = 0; i < 6; i++)
             t[i] = rand_tensor(TG_F64, ndims[i], shapes[big][i], 31 + (uint64_t)i);
         tg_tensor *cin[3] = {t[0], t[1], t[2]}, *lin[3] = {t[3], t[4], t[5]};
-        for (int c = 0; c < N_CONV_CASES; c++)
+        for (int c = 0; c < N_CONV_CASES; c++) {
             check_same_bytes(conv_relu_fn, conv_relu_ref, &conv_cases[c], 3, cin);
+            for (int p = 0; p < N_POOL_CASES; p++)
+                check_same_bytes(conv_pool_fn, conv_pool_ref, &(conv_pool_case){c, p}, 3, cin);
+        }
         for (int k = 0; k < 4; k++)
             check_same_bytes(linear_fn, linear_ref, &k, 3, lin);
         for (int i = 0; i < 6; i++)
             tg_tensor_free(t[i]);
     }
+}
+END_TEST
+
+/* conv2d_relu_max_pool2d's backward runs a group of images at a time
+ * (tg__conv_block_group): a batch of several groups, the last one short,
+ * must give the bytes of the ops run on the whole batch. */
+START_TEST(test_conv_pool_groups_same_bytes)
+{
+    tg_tensor *in[3] = {rand_tensor(TG_F64, TG_SHAPE(23, 3, 28, 28), 41),
+                        rand_tensor(TG_F64, TG_SHAPE(24, 3, 3, 3), 42),
+                        rand_tensor(TG_F64, TG_SHAPE(24), 43)};
+    tg__conv_geom g = {.C = 3, .H = 28, .W = 28, .KH = 3, .KW = 3, .OH = 26, .OW = 26};
+    int64_t G = tg__conv_block_group(23, 24, &g);
+    ck_assert_msg(G > 1 && G < 23 && 23 % G != 0, "group of %lld images", (long long)G);
+    check_same_bytes(conv_pool_fn, conv_pool_ref, &(conv_pool_case){0, 0}, 3, in);
+    check_same_bytes(conv_pool_fn, conv_pool_ref, &(conv_pool_case){4, 2}, 3, in);
+    for (int i = 0; i < 3; i++)
+        tg_tensor_free(in[i]);
 }
 END_TEST
 
@@ -1318,6 +1372,23 @@ START_TEST(test_fused_errors)
     ASSERT_FRESH_NULL_FAIL(tg__linear(NULL, w2, NULL, false), TG_EINVAL, "input 0 is NULL");
     ASSERT_FRESH_NULL_FAIL(tg__conv2d_relu(x, w, NULL, NULL), TG_ESHAPE,
                            "tg_conv2d: x (N, C, H, W) must be 4-D");
+    tg_pool2d_geom p2 = tg_pool2d_geom_square(2), p9 = tg_pool2d_geom_square(9);
+    ASSERT_FRESH_NULL_FAIL(tg__conv2d_relu_max_pool2d(x, w, NULL, NULL, &p2), TG_ESHAPE,
+                           "tg_conv2d: x (N, C, H, W) must be 4-D");
+    ASSERT_FRESH_NULL_FAIL(tg__conv2d_relu_max_pool2d(NULL, w, NULL, NULL, &p2), TG_EINVAL,
+                           "input 0 is NULL");
+    tg_tensor *x4 = tg_full(TG_F32, TG_SHAPE(1, 2, 6, 6), 0);
+    tg_tensor *w4 = tg_full(TG_F32, TG_SHAPE(3, 2, 3, 3), 0);
+    tg_tensor *w3 = tg_full(TG_F32, TG_SHAPE(3, 1, 3, 3), 0);
+    ASSERT_FRESH_NULL_FAIL(tg__conv2d_relu_max_pool2d(x4, w3, NULL, NULL, &p2), TG_ESHAPE,
+                           "tg_conv2d: x has 2 channels but w expects 1");
+    ASSERT_FRESH_NULL_FAIL(tg__conv2d_relu_max_pool2d(x4, w4, NULL, NULL, NULL), TG_EINVAL,
+                           "tg_max_pool2d: geometry is NULL");
+    ASSERT_FRESH_NULL_FAIL(tg__conv2d_relu_max_pool2d(x4, w4, NULL, NULL, &p9), TG_ESHAPE,
+                           "tg_max_pool2d: window 9x9 does not fit the padded input 4x4");
+    size_t nodes = tg_tape_size(tape);
+    tg_tensor_free(x4), tg_tensor_free(w4), tg_tensor_free(w3);
+    ck_assert_uint_eq(nodes, 0); // a failed call records nothing
     tg_tape_free(tape);
 }
 END_TEST
@@ -1342,6 +1413,8 @@ static Suite *nn_ops_suite(void)
     tcase_add_loop_test(fused, test_conv_relu_gradcheck, 0, N_CONV_CASES);
     tcase_add_loop_test(fused, test_linear_gradcheck, 0, 4);
     tcase_add_test(fused, test_fused_same_bytes);
+    tcase_add_loop_test(fused, test_conv_pool_gradcheck, 0, N_CONV_CASES * N_POOL_CASES);
+    tcase_add_test(fused, test_conv_pool_groups_same_bytes);
     tcase_add_test(fused, test_fused_errors);
     suite_add_tcase(s, fused);
     TCase *pool = tcase_create("pool");

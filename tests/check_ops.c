@@ -568,7 +568,8 @@ START_TEST(test_every_op_has_a_case)
 {
     // Ops checked in their own suites: nn ops (check_nn_ops), user ops
     // (check_tape), and the non-differentiable ones, which have no gradient.
-    const char *elsewhere = " conv2d conv2d_dx conv2d_dw conv2d_relu linear linear_relu "
+    const char *elsewhere = " conv2d conv2d_dx conv2d_dw conv2d_relu conv2d_relu_max_pool2d linear "
+                            "linear_relu "
                             "max_pool2d avg_pool2d avg_pool2d_grad "
                             "cross_entropy apply ";
     int n_ops = 0;

@@ -235,6 +235,8 @@ typedef struct conv_batch {
     int64_t OC;
     const tg__conv_geom *g;
     float *out;
+    const tg__pool_geom *pool; /* forward: then a max pool of each image (planes OC) */
+    float *pooled;
     size_t cols_bytes; /* rounded up to 64: the GEMM's scratch follows */
     bool input_grad, relu;
     _Atomic bool missed; /* a task found no scratch and did nothing */
@@ -262,6 +264,10 @@ static void conv_image(const conv_batch *b, int64_t n, float *cols, bool in_task
         tg__im2col_f32(b->in + n * chw, g, cols);
         conv_gemm(in_task, scratch, false, b->OC, ohw, ckk, b->w, ckk, cols,
                   b->out + n * b->OC * ohw, &epi);
+        // While the image's output is still in cache.
+        if (b->pool)
+            tg__maxpool_f32(b->out + n * b->OC * ohw, b->pool,
+                            b->pooled + n * b->OC * b->pool->OH * b->pool->OW, NULL);
     } else {
         conv_gemm(in_task, scratch, true, ckk, ohw, b->OC, b->w, ckk, b->in + n * b->OC * ohw,
                   cols, NULL);
@@ -310,6 +316,15 @@ void tg__conv2d_forward_f32(const float *x, int64_t N, const float *w, const flo
                             bool relu, int64_t OC, const tg__conv_geom *g, float *cols, float *y)
 {
     conv_batch b = {.in = x, .w = w, .bias = bias, .relu = relu, .OC = OC, .g = g, .out = y};
+    conv_batch_run(&b, N, cols);
+}
+
+void tg__conv2d_relu_maxpool_f32(const float *x, int64_t N, const float *w, const float *bias,
+                                 int64_t OC, const tg__conv_geom *g, const tg__pool_geom *pool,
+                                 float *cols, float *y, float *pooled)
+{
+    conv_batch b = {.in = x, .w = w, .bias = bias, .relu = true, .OC = OC, .g = g, .out = y,
+                    .pool = pool, .pooled = pooled};
     conv_batch_run(&b, N, cols);
 }
 

@@ -94,6 +94,33 @@ void tg__conv2d_forward_f32(const float *x, int64_t N, const float *w, const flo
 void tg__conv2d_input_grad_f32(const float *gy, int64_t N, const float *w, int64_t OC,
                                const tg__conv_geom *g, float *cols, float *dx);
 
+/* A convolution with ReLU (as tg__conv2d_forward_f32, relu set) whose
+ * every image's y[n] is max pooled as soon as it is made, while still in
+ * cache: pooled[n] = the max pool of y[n] by pool (one image: planes OC),
+ * the bytes of tg__maxpool_f32 on the whole y. */
+struct tg__pool_geom;
+void tg__conv2d_relu_maxpool_f32(const float *x, int64_t N, const float *w, const float *bias,
+                                 int64_t OC, const tg__conv_geom *g,
+                                 const struct tg__pool_geom *pool, float *cols, float *y,
+                                 float *pooled);
+/* Its backward without a graph: from gp, the gradient at pooled, per group
+ * of images (tg__conv_block_group), each image in turn on a thread:
+ * dz = maxpool backward then ReLU gradient, its bias partial sums, and its
+ * input gradient (dx, cleared first, when not NULL); then the group's weight
+ * gradient (dw when not NULL) and the bias gradient (db when not NULL). The
+ * bytes of tg__maxpool_backward_f32, tg__relu_grad_f32, tg__reduce_sum_f32
+ * over (N, H, W), tg__conv2d_input_grad_f32 and tg__conv2d_weight_grad_f32
+ * run one after the other on the whole batch; what changes is that an
+ * image's dz is made and used while it is in cache. scratch holds
+ * tg__conv_block_scratch floats. */
+int64_t tg__conv_block_group(int64_t N, int64_t OC, const tg__conv_geom *g);
+int64_t tg__conv_block_scratch(int64_t N, int64_t OC, const tg__conv_geom *g);
+void tg__conv2d_relu_maxpool_backward_f32(const float *x, const float *w, const float *y,
+                                          const float *pooled, const float *gp, int64_t N,
+                                          int64_t OC, const tg__conv_geom *g,
+                                          const struct tg__pool_geom *pool, float *scratch,
+                                          float *dx, float *dw, float *db);
+
 /* The weight gradient, float32: dw (OC, C*KH*KW) = sum over n of
  * gy[n] (OC, OH*OW) im2col(x[n])^T, as one product per group of images
  * (tg__gemm_f32_segments: gy read in place, one segment per image). A group

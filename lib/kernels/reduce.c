@@ -80,28 +80,30 @@ static void make_groups(groups *g, int ndim, const int64_t *shape, unsigned redu
         }                                                                          \
     } while (0)
 
-/* Sums of float32 runs accumulate in double: a 1e6-element sum stays exact
- * to float precision. Outputs [o0, o1) only: a thread's share (below). */
-#define SUM_BODY(T, ACC)                                                           \
+/* One run's sum (reduce.h): eight running sums, so that each addition no
+ * longer waits for the previous one and the loop vectorises, combined in a
+ * fixed tree. Float32 runs accumulate in double: a 1e6-element sum stays
+ * exact to float precision. */
+#define RUN_SUM_BODY                                                               \
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                      \
+    int64_t j = 0;                                                                 \
+    for (; j + 8 <= n; j += 8)                                                     \
+        for (int u = 0; u < 8; u++)                                                \
+            acc[u] += x[j + u];                                                    \
+    for (; j < n; j++)                                                             \
+        acc[0] += x[j];                                                            \
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+
+double tg__sum_run_f32(const float *x, int64_t n) { RUN_SUM_BODY }
+double tg__sum_run_f64(const double *x, int64_t n) { RUN_SUM_BODY }
+
+/* Outputs [o0, o1) only: a thread's share (below). */
+#define SUM_BODY(T, RUN)                                                           \
     memset(out + o0, 0, (size_t)(o1 - o0) * sizeof(T));                            \
     if (g->reduced_last) {                                                         \
         GROUP_WALK(g, {                                                            \
-            if (oi >= o0 && oi < o1) {                                             \
-                /* Eight running sums: each addition no longer waits for the  */  \
-                /* previous one, and the loop vectorises.                      */  \
-                ACC acc[8];                                                        \
-                for (int u = 0; u < 8; u++)                                        \
-                    acc[u] = 0;                                                    \
-                const T *xr = x + xi;                                              \
-                int64_t j = 0;                                                     \
-                for (; j + 8 <= len; j += 8)                                       \
-                    for (int u = 0; u < 8; u++)                                    \
-                        acc[u] += xr[j + u];                                       \
-                for (; j < len; j++)                                               \
-                    acc[0] += xr[j];                                               \
-                out[oi] += (T)(((acc[0] + acc[1]) + (acc[2] + acc[3])) +           \
-                               ((acc[4] + acc[5]) + (acc[6] + acc[7])));           \
-            }                                                                      \
+            if (oi >= o0 && oi < o1)                                               \
+                out[oi] += (T)RUN(x + xi, len);                                    \
         });                                                                        \
     } else {                                                                       \
         GROUP_WALK(g, {                                                            \
@@ -114,12 +116,12 @@ static void make_groups(groups *g, int ndim, const int64_t *shape, unsigned redu
 
 static void sum_f32(const float *x, const groups *g, float *out, int64_t o0, int64_t o1)
 {
-    SUM_BODY(float, double)
+    SUM_BODY(float, tg__sum_run_f32)
 }
 
 static void sum_f64(const double *x, const groups *g, double *out, int64_t o0, int64_t o1)
 {
-    SUM_BODY(double, double)
+    SUM_BODY(double, tg__sum_run_f64)
 }
 
 /* Threads take ranges of outputs: each output's sum runs over the same

@@ -11,6 +11,12 @@ void tg__reduce_sum_f32(const float *x, int ndim, const int64_t *shape, unsigned
                         float *out);
 void tg__reduce_sum_f64(const double *x, int ndim, const int64_t *shape, unsigned reduced,
                         double *out);
+/* The sum of one contiguous run of n values, in double, in the order every
+ * reduction of a run (the last axes) takes: out[k] of a sum whose reduced
+ * axes come last is (T)(+0 + this), and over several runs, each run's value
+ * rounded to T and added in turn. */
+double tg__sum_run_f32(const float *x, int64_t n);
+double tg__sum_run_f64(const double *x, int64_t n);
 /* The sum over axis 0 of a small R x K array (R * K <= 4096), out[k] for
  * k < K: tg__reduce_sum's bytes for that case without its shape analysis (a
  * bias gradient in a small network's step). */

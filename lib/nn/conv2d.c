@@ -57,16 +57,21 @@ static tg_status conv_build(tg_layer *layer, const tg__build_ctx *ctx, int in_nd
     return TG_OK;
 }
 
-/* x (N,C,H,W), w (OC,C,KH,KW), b (OC) or NULL -> (N,OC,OH,OW) with the
- * layer's stride, dilation and resolved padding. */
+/* The layer's stride, dilation and resolved padding. */
+static tg_conv2d_geom conv_geom(const conv_layer *c)
+{
+    const tg_conv2d_opts *o = &c->opts;
+    return (tg_conv2d_geom){.stride_h = o->stride_h, .stride_w = o->stride_w,
+                            .dilation_h = o->dilation_h, .dilation_w = o->dilation_w,
+                            .padding = TG_PAD_EXPLICIT, .pad_top = c->pad_t,
+                            .pad_bottom = c->pad_b, .pad_left = c->pad_l, .pad_right = c->pad_r};
+}
+
+/* x (N,C,H,W), w (OC,C,KH,KW), b (OC) or NULL -> (N,OC,OH,OW). */
 static tg_tensor *conv_op(tg_tensor *x, tg_tensor *w, tg_tensor *b, const conv_layer *c,
                           bool relu)
 {
-    const tg_conv2d_opts *o = &c->opts;
-    tg_conv2d_geom g = {.stride_h = o->stride_h, .stride_w = o->stride_w,
-                        .dilation_h = o->dilation_h, .dilation_w = o->dilation_w,
-                        .padding = TG_PAD_EXPLICIT, .pad_top = c->pad_t,
-                        .pad_bottom = c->pad_b, .pad_left = c->pad_l, .pad_right = c->pad_r};
+    tg_conv2d_geom g = conv_geom(c);
     // ReLU fused into the convolution (its GEMM's epilogue): the same bytes
     // and gradients as tg_relu after it, one pass and one tensor fewer.
     return relu ? tg__conv2d_relu(x, w, b, &g) : tg_conv2d(x, w, b, &g);
@@ -83,12 +88,35 @@ static tg_tensor *conv_forward(tg_layer *layer, tg_tensor *x, const tg__forward_
     return tg__apply_act(y, c->act);
 }
 
+/* With a ReLU and a MaxPool2D next, the classic CNN block: one op that pools
+ * each image's output while it is in cache, and whose backward makes each
+ * image's gradient there too (lib/ops/conv_pool.c); the same bytes. */
+static bool conv_pairs_with(const tg_layer *layer, const tg_layer *next)
+{
+    tg_pool2d_geom g;
+    return ((const conv_layer *)layer)->act == TG_ACT_RELU && tg__max_pool_layer_geom(next, &g);
+}
+
+static tg_tensor *conv_forward_pair(tg_layer *layer, tg_layer *next, tg_tensor *x,
+                                    const tg__forward_ctx *ctx)
+{
+    (void)ctx;
+    const conv_layer *c = (const conv_layer *)layer;
+    tg_conv2d_geom g = conv_geom(c);
+    tg_pool2d_geom pg;
+    tg__max_pool_layer_geom(next, &pg);
+    return tg__conv2d_relu_max_pool2d(x, layer->params[0],
+                                      c->opts.use_bias ? layer->params[1] : NULL, &g, &pg);
+}
+
 static const tg__layer_vtable conv_vt = {
     .type = "Conv2D",
     .base = "conv2d",
     .size = sizeof(conv_layer),
     .build = conv_build,
     .forward = conv_forward,
+    .pairs_with = conv_pairs_with,
+    .forward_pair = conv_forward_pair,
 };
 
 tg_conv2d_opts tg_conv2d_defaults(void)

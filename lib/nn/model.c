@@ -581,12 +581,25 @@ tg_tensor *tg_model_forward(tg_model *m, tg_tensor *x, bool logits)
         return y;
     }
     tg_tensor *h = x;
-    for (int i = 0; i < m->n_layers && h; i++) {
-        tg_layer *l = m->layers[i];
-        ctx.skip_final_act = logits && i == m->n_layers - 1;
-        h = l->vt->forward(l, h, &ctx);
+    for (int i = 0, span; i < m->n_layers && h; i += span) {
+        span = tg__layer_span(m->layers, m->n_layers, i);
+        ctx.skip_final_act = logits && i + span == m->n_layers;
+        h = tg__layer_run(m->layers, i, span, h, &ctx);
     }
     return h;
+}
+
+int tg__layer_span(tg_layer *const *layers, int n, int i)
+{
+    const tg_layer *l = layers[i];
+    return i + 1 < n && l->vt->pairs_with && l->vt->pairs_with(l, layers[i + 1]) ? 2 : 1;
+}
+
+tg_tensor *tg__layer_run(tg_layer *const *layers, int i, int span, tg_tensor *x,
+                         const tg__forward_ctx *ctx)
+{
+    tg_layer *l = layers[i];
+    return span == 2 ? l->vt->forward_pair(l, layers[i + 1], x, ctx) : l->vt->forward(l, x, ctx);
 }
 
 void tg_model_set_training(tg_model *m, bool training)

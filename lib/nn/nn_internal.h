@@ -55,6 +55,14 @@ typedef struct tg__layer_vtable {
      * (ndim, shape), the first dim the batch. NULL for the others. */
     tg_tensor *(*forward_ids)(tg_layer *layer, int ndim, const int64_t *shape,
                               const int64_t *ids, const tg__forward_ctx *ctx);
+    /* Optional, for a Sequential model: whether this layer and the next one
+     * run as one op (Conv2D with ReLU, then MaxPool2D), and the pair's
+     * output for x, which must be that of the two forwards in turn (the same
+     * values and gradients; the op may keep fewer tensors or pass over
+     * memory fewer times). */
+    bool (*pairs_with)(const tg_layer *layer, const tg_layer *next);
+    tg_tensor *(*forward_pair)(tg_layer *layer, tg_layer *next, tg_tensor *x,
+                               const tg__forward_ctx *ctx);
 } tg__layer_vtable;
 
 struct tg_layer {
@@ -97,6 +105,15 @@ void tg__layer_drop_params(tg_layer *layer);
 /* Records TG_ESHAPE "<where>: <type> needs <need> per sample, got (None, ...)". */
 tg_status tg__need_shape(const tg_layer *layer, const char *where, const char *need, int in_ndim,
                          const int64_t *in_shape);
+
+/* A Sequential model's step at layer i of n (model.c): how many layers it
+ * runs (2 when layers[i] pairs with the next, else 1), and their output. */
+int tg__layer_span(tg_layer *const *layers, int n, int i);
+tg_tensor *tg__layer_run(tg_layer *const *layers, int i, int span, tg_tensor *x,
+                         const tg__forward_ctx *ctx);
+/* The geometry tg_max_pool2d gets from a MaxPool2D layer (pool.c); false for
+ * any other layer. */
+bool tg__max_pool_layer_geom(const tg_layer *layer, tg_pool2d_geom *geom);
 
 /* act(x); softmax over the feature axis (see nn.h). NULL passes through. */
 tg_tensor *tg__apply_act(tg_tensor *x, tg_activation act);

@@ -33,16 +33,32 @@ static tg_status pool_build(tg_layer *layer, const tg__build_ctx *ctx, int in_nd
     return TG_OK;
 }
 
-/* x (N,C,H,W) -> (N,C,OH,OW). */
-static tg_tensor *pool_op(tg_tensor *x, bool max, const pool_layer *p)
+static tg_pool2d_geom pool_geom(const pool_layer *p)
 {
     const tg_pool2d_opts *o = &p->opts;
     // Keras averages over the real (unpadded) part of each window.
-    tg_pool2d_geom g = {.kernel_h = o->kh, .kernel_w = o->kw, .stride_h = o->stride_h,
-                        .stride_w = o->stride_w, .padding = TG_PAD_EXPLICIT,
-                        .pad_top = p->pad_t, .pad_bottom = p->pad_b, .pad_left = p->pad_l,
-                        .pad_right = p->pad_r, .count_include_pad = false};
+    return (tg_pool2d_geom){.kernel_h = o->kh, .kernel_w = o->kw, .stride_h = o->stride_h,
+                            .stride_w = o->stride_w, .padding = TG_PAD_EXPLICIT,
+                            .pad_top = p->pad_t, .pad_bottom = p->pad_b, .pad_left = p->pad_l,
+                            .pad_right = p->pad_r, .count_include_pad = false};
+}
+
+/* x (N,C,H,W) -> (N,C,OH,OW). */
+static tg_tensor *pool_op(tg_tensor *x, bool max, const pool_layer *p)
+{
+    tg_pool2d_geom g = pool_geom(p);
     return max ? tg_max_pool2d(x, &g) : tg_avg_pool2d(x, &g);
+}
+
+static const tg__layer_vtable maxpool_vt;
+
+bool tg__max_pool_layer_geom(const tg_layer *layer, tg_pool2d_geom *geom)
+{
+    if (layer->vt != &maxpool_vt)
+        return false;
+    const pool_layer *p = (const pool_layer *)layer;
+    *geom = pool_geom(p);
+    return true;
 }
 
 static tg_tensor *maxpool_forward(tg_layer *layer, tg_tensor *x, const tg__forward_ctx *ctx)

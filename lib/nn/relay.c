@@ -62,8 +62,9 @@ tg_tensor *tg__relay_forward(tg__relay *r, tg_layer *const *layers, int n, tg_te
     if (open_tapes(r, caller) != TG_OK)
         return NULL;
     held h = {x, CALLER, CALLER};
-    for (int i = 0; i < n && h.t; i++) {
-        bool last = i == n - 1;
+    for (int i = 0, span; i < n && h.t; i += span) {
+        span = tg__layer_span(layers, n, i);
+        bool last = i + span == n;
         int on = CALLER;
         if (!last) {
             // A tape that holds neither part of the input, reset; when both
@@ -79,7 +80,7 @@ tg_tensor *tg__relay_forward(tg__relay *r, tg_layer *const *layers, int n, tg_te
         }
         tg_tape_set_current(on == CALLER ? caller : r->tapes[on]);
         ctx->skip_final_act = logits && last;
-        tg_tensor *out = layers[i]->vt->forward(layers[i], h.t, ctx);
+        tg_tensor *out = tg__layer_run(layers, i, span, h.t, ctx);
         tg_tape_set_current(caller);
         h = out ? home_of(out, &h, on) : (held){NULL, CALLER, CALLER};
     }

@@ -22,13 +22,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/pointwise.h"
-#include "ops/ops_internal.h"
-
-typedef struct conv_params {
-    int64_t stride_h, stride_w, dilation_h, dilation_w;
-    int64_t pad_top, pad_bottom, pad_left, pad_right;
-    int64_t out_shape[4]; /* conv2d_dx, conv2d_dw: the shape of the result */
-} conv_params;
+#include "ops/window_params.h"
 
 #define CONV(nd) TG__PARAMS(nd, conv_params)
 
@@ -42,8 +36,8 @@ tg_conv2d_geom tg_conv2d_geom_default(void)
  * strides, dilations, pads), so that its arithmetic cannot overflow int64. */
 #define GEOM_MAX INT32_MAX
 
-static tg_status geometry(const char *fn, const tg_conv2d_geom *g, int64_t H, int64_t W,
-                          int64_t KH, int64_t KW, conv_params *p)
+tg_status tg__conv_params_make(const char *fn, const tg_conv2d_geom *g, int64_t H, int64_t W,
+                               int64_t KH, int64_t KW, conv_params *p)
 {
     tg_conv2d_geom d = g ? *g : tg_conv2d_geom_default();
     if (d.stride_h < 1 || d.stride_w < 1 || d.dilation_h < 1 || d.dilation_w < 1)
@@ -76,7 +70,7 @@ static tg_status geometry(const char *fn, const tg_conv2d_geom *g, int64_t H, in
     return TG_OK;
 }
 
-static tg__conv_geom kernel_geom(const conv_params *p, const int64_t *xs, const int64_t *ws)
+tg__conv_geom tg__conv_kernel_geom(const conv_params *p, const int64_t *xs, const int64_t *ws)
 {
     tg__conv_geom g = {.C = xs[1], .H = xs[2], .W = xs[3], .KH = ws[2], .KW = ws[3],
                        .SH = p->stride_h, .SW = p->stride_w, .PT = p->pad_top,
@@ -105,7 +99,7 @@ static tg_status conv_compute(tg_node *nd, bool relu)
 {
     const tg_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->n_in > 2 ? nd->in[2] : NULL;
     tg_tensor *y = nd->out;
-    tg__conv_geom g = kernel_geom(CONV(nd), x->shape, w->shape);
+    tg__conv_geom g = tg__conv_kernel_geom(CONV(nd), x->shape, w->shape);
     int64_t N = x->shape[0], OC = w->shape[0], ckk = g.C * g.KH * g.KW, ohw = g.OH * g.OW;
     if (y->numel == 0)
         return TG_OK;
@@ -137,7 +131,7 @@ static tg_status dx_forward(tg_node *nd)
 {
     const tg_tensor *gy = nd->in[0], *w = nd->in[1];
     tg_tensor *dx = nd->out;
-    tg__conv_geom g = kernel_geom(CONV(nd), dx->shape, w->shape);
+    tg__conv_geom g = tg__conv_kernel_geom(CONV(nd), dx->shape, w->shape);
     int64_t N = dx->shape[0], OC = w->shape[0], ckk = g.C * g.KH * g.KW, ohw = g.OH * g.OW;
     if (dx->numel == 0)
         return TG_OK;
@@ -169,7 +163,7 @@ static tg_status dw_forward(tg_node *nd)
 {
     const tg_tensor *x = nd->in[0], *gy = nd->in[1];
     tg_tensor *dw = nd->out;
-    tg__conv_geom g = kernel_geom(CONV(nd), x->shape, dw->shape);
+    tg__conv_geom g = tg__conv_kernel_geom(CONV(nd), x->shape, dw->shape);
     int64_t N = x->shape[0], OC = dw->shape[0], ckk = g.C * g.KH * g.KW, ohw = g.OH * g.OW;
     if (dw->numel == 0)
         return TG_OK;
@@ -360,7 +354,7 @@ static tg_status conv_shape(const char *fn, tg_tensor *const *in, int n_in,
     if (n_in == 3 && (in[2]->ndim != 1 || in[2]->shape[0] != w->shape[0]))
         return tg__fail(TG_ESHAPE, "%s: bias must have shape (%lld), got %s", fn,
                         (long long)w->shape[0], tg__shape_str(xs, in[2]->ndim, in[2]->shape));
-    tg__conv_geom g = kernel_geom(p, x->shape, w->shape);
+    tg__conv_geom g = tg__conv_kernel_geom(p, x->shape, w->shape);
     if (g.OH < 1 || g.OW < 1)
         return tg__fail(TG_ESHAPE, "%s: kernel %lldx%lld (dilation %lldx%lld) does not fit the "
                                    "padded input %lldx%lld", fn, (long long)g.KH, (long long)g.KW,
@@ -410,7 +404,7 @@ static tg_tensor *conv_build(const tg_op_def *def, tg_tensor *x, tg_tensor *w, t
     if (check_4d(fn, "x (N, C, H, W)", x) || check_4d(fn, "w (OC, C, KH, KW)", w))
         return NULL;
     conv_params p = {0};
-    if (geometry(fn, geom, x->shape[2], x->shape[3], w->shape[2], w->shape[3], &p) != TG_OK)
+    if (tg__conv_params_make(fn, geom, x->shape[2], x->shape[3], w->shape[2], w->shape[3], &p) != TG_OK)
         return NULL;
     tg_tensor *in[3] = {x, w, bias};
     return tg__apply(def, bias ? 3 : 2, in, &p);

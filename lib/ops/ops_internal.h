@@ -23,7 +23,7 @@
     X(sum) X(mean) X(max) X(min) X(prod) X(logsumexp) X(cumsum) X(matmul)      \
     X(reshape) X(permute) X(expand) X(slice) X(slice_grad) X(concat) X(take)    \
     X(put_add) X(softmax) X(log_softmax) X(conv2d) X(conv2d_dx) X(conv2d_dw)    \
-    X(conv2d_relu) X(linear) X(linear_relu)                                     \
+    X(conv2d_relu) X(conv2d_relu_max_pool2d) X(linear) X(linear_relu)          \
     X(max_pool2d) X(avg_pool2d) X(avg_pool2d_grad) X(cross_entropy)             \
     X(layer_norm) X(scaled_dot_product_attention) X(user)
 
@@ -96,6 +96,13 @@ tg_status tg__map_forward(tg_node *nd, int op);
 tg_tensor *tg__conv2d_relu(tg_tensor *x, tg_tensor *w, tg_tensor *bias,
                            const tg_conv2d_geom *geom);
 tg_tensor *tg__linear(tg_tensor *x, tg_tensor *w, tg_tensor *bias, bool relu);
+/* And a Conv2D with ReLU followed by MaxPool2D (conv_pool.c):
+ *   tg__conv2d_relu_max_pool2d(x, w, b, c, p)
+ *       = tg_max_pool2d(tg__conv2d_relu(x, w, b, c), p)
+ * the composition's bytes in float32 (forward and both backwards). Errors
+ * name tg_conv2d and tg_max_pool2d. */
+tg_tensor *tg__conv2d_relu_max_pool2d(tg_tensor *x, tg_tensor *w, tg_tensor *bias,
+                                      const tg_conv2d_geom *conv, const tg_pool2d_geom *pool);
 
 /* Sliding-window geometry shared by conv2d, the pools and the nn layers'
  * shape inference (geometry.c): the pads before and after one axis for a

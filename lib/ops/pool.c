@@ -11,16 +11,7 @@
  * avg_pool2d again. The three share pool_params. Kernels: kernels/pool.c. */
 #include <string.h>
 
-#include "kernels/kernels.h"
-#include "ops/ops_internal.h"
-
-typedef struct pool_params {
-    int64_t kernel_h, kernel_w, stride_h, stride_w;
-    int64_t pad_top, pad_bottom, pad_left, pad_right;
-    bool count_include_pad;
-    int64_t in_shape[4];   /* the input's shape (the adjoint's result) */
-    const int64_t *argmax; /* max_pool2d: found when a rule first needs it */
-} pool_params;
+#include "ops/window_params.h"
 
 #define POOL(nd) TG__PARAMS(nd, pool_params)
 
@@ -29,13 +20,13 @@ tg_pool2d_geom tg_pool2d_geom_square(int64_t k)
     return (tg_pool2d_geom){.kernel_h = k, .kernel_w = k, .padding = TG_PAD_VALID};
 }
 
-static tg_status geometry(const char *fn, const tg_tensor *x, const tg_pool2d_geom *geom,
-                          pool_params *p)
+tg_status tg__pool_params_make(const char *fn, int ndim, const int64_t *shape,
+                               const tg_pool2d_geom *geom, pool_params *p)
 {
     char s[TG__SHAPE_STR];
-    if (x->ndim != 4)
+    if (ndim != 4)
         return tg__fail(TG_ESHAPE, "%s: x must be 4-D (N, C, H, W), got %s", fn,
-                        tg__shape_str(s, x->ndim, x->shape));
+                        tg__shape_str(s, ndim, shape));
     if (!geom)
         return tg__fail(TG_EINVAL, "%s: geometry is NULL", fn);
     tg_pool2d_geom g = *geom;
@@ -48,7 +39,7 @@ static tg_status geometry(const char *fn, const tg_tensor *x, const tg_pool2d_ge
                                    "stride %lldx%lld)", fn, (long long)g.kernel_h,
                         (long long)g.kernel_w, (long long)g.stride_h, (long long)g.stride_w);
     // Bounding every size keeps the geometry's arithmetic within int64.
-    int64_t big = x->shape[2] > x->shape[3] ? x->shape[2] : x->shape[3];
+    int64_t big = shape[2] > shape[3] ? shape[2] : shape[3];
     const int64_t sizes[] = {g.kernel_h, g.kernel_w, g.stride_h, g.stride_w,
                              g.padding == TG_PAD_EXPLICIT ? g.pad_top : 0,
                              g.padding == TG_PAD_EXPLICIT ? g.pad_bottom : 0,
@@ -65,9 +56,9 @@ static tg_status geometry(const char *fn, const tg_tensor *x, const tg_pool2d_ge
     p->kernel_h = g.kernel_h, p->kernel_w = g.kernel_w;
     p->stride_h = g.stride_h, p->stride_w = g.stride_w;
     p->count_include_pad = g.count_include_pad;
-    tg__window_pads(g.padding, x->shape[2], g.kernel_h, g.stride_h, 1, g.pad_top, g.pad_bottom,
+    tg__window_pads(g.padding, shape[2], g.kernel_h, g.stride_h, 1, g.pad_top, g.pad_bottom,
                     &p->pad_top, &p->pad_bottom);
-    tg__window_pads(g.padding, x->shape[3], g.kernel_w, g.stride_w, 1, g.pad_left, g.pad_right,
+    tg__window_pads(g.padding, shape[3], g.kernel_w, g.stride_w, 1, g.pad_left, g.pad_right,
                     &p->pad_left, &p->pad_right);
     // A window that could lie wholly in the padding would have nothing to pool.
     if (p->pad_top < 0 || p->pad_bottom < 0 || p->pad_left < 0 || p->pad_right < 0 ||
@@ -78,11 +69,11 @@ static tg_status geometry(const char *fn, const tg_tensor *x, const tg_pool2d_ge
                         (long long)p->pad_top, (long long)p->pad_bottom,
                         (long long)p->pad_left, (long long)p->pad_right,
                         (long long)p->kernel_h, (long long)p->kernel_w);
-    memcpy(p->in_shape, x->shape, 4 * sizeof *x->shape);
+    memcpy(p->in_shape, shape, 4 * sizeof *shape);
     return TG_OK;
 }
 
-static tg__pool_geom kernel_geom(const pool_params *p)
+tg__pool_geom tg__pool_kernel_geom(const pool_params *p)
 {
     const int64_t *xs = p->in_shape;
     tg__pool_geom g = {.planes = xs[0] * xs[1], .H = xs[2], .W = xs[3], .KH = p->kernel_h,
@@ -99,7 +90,7 @@ static tg_status pool_shape(const char *fn, tg_tensor *const *in, int n_in,
                             const void *params, int *ndim, int64_t *shape)
 {
     const pool_params *p = params;
-    tg__pool_geom g = kernel_geom(p);
+    tg__pool_geom g = tg__pool_kernel_geom(p);
     if (g.OH < 1 || g.OW < 1)
         return tg__fail(TG_ESHAPE, "%s: window %lldx%lld does not fit the padded input "
                                    "%lldx%lld", fn, (long long)g.KH, (long long)g.KW,
@@ -114,7 +105,7 @@ static tg_status pool_shape(const char *fn, tg_tensor *const *in, int n_in,
 
 static tg_status max_forward(tg_node *nd)
 {
-    tg__pool_geom g = kernel_geom(POOL(nd));
+    tg__pool_geom g = tg__pool_kernel_geom(POOL(nd));
     tg_tensor *y = nd->out;
     if (y->dtype == TG_F32)
         tg__maxpool_f32(nd->in[0]->data, &g, y->data, NULL);
@@ -131,7 +122,7 @@ static const int64_t *max_argmax(tg_node *nd)
     if (p->argmax)
         return p->argmax;
     const tg_tensor *x = nd->in[0], *y = nd->out;
-    tg__pool_geom g = kernel_geom(p);
+    tg__pool_geom g = tg__pool_kernel_geom(p);
     int64_t *argmax = tg__tape_alloc(y->tape, "tg_max_pool2d",
                                      (size_t)y->numel * sizeof *argmax);
     void *values = argmax ? tg__tape_alloc(y->tape, "tg_max_pool2d",
@@ -161,7 +152,7 @@ static tg_status max_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
 static tg_status max_fused(tg_node *nd, tg_tensor *gz, tg_tensor **din)
 {
     tg_tensor *x = nd->in[0];
-    tg__pool_geom g = kernel_geom(POOL(nd));
+    tg__pool_geom g = tg__pool_kernel_geom(POOL(nd));
     tg_tensor *dx = tg__tape_tensor("tg_max_pool2d", x->dtype, x->ndim, x->shape, false);
     if (!dx)
         return tg_last_status();
@@ -197,7 +188,7 @@ static tg_status linear_tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **
 
 static tg_status avg_forward(tg_node *nd)
 {
-    tg__pool_geom g = kernel_geom(POOL(nd));
+    tg__pool_geom g = tg__pool_kernel_geom(POOL(nd));
     bool inc = POOL(nd)->count_include_pad;
     if (nd->out->dtype == TG_F32)
         tg__avgpool_f32(nd->in[0]->data, &g, inc, nd->out->data);
@@ -224,7 +215,7 @@ static tg_status adjoint_shape(const char *fn, tg_tensor *const *in, int n_in,
 }
 static tg_status adjoint_forward(tg_node *nd)
 {
-    tg__pool_geom g = kernel_geom(POOL(nd));
+    tg__pool_geom g = tg__pool_kernel_geom(POOL(nd));
     bool inc = POOL(nd)->count_include_pad;
     tg_tensor *dx = nd->out;
     memset(dx->data, 0, (size_t)dx->numel * tg_dtype_size(dx->dtype));
@@ -251,7 +242,7 @@ static tg_tensor *pool(const tg_op_def *def, const char *fn, tg_tensor *x, const
     if (tg__bad_input(fn, x, 0))
         return NULL;
     pool_params p = {0};
-    if (geometry(fn, x, geom, &p) != TG_OK)
+    if (tg__pool_params_make(fn, x->ndim, x->shape, geom, &p) != TG_OK)
         return NULL;
     return tg__apply(def, 1, &x, &p);
 }
