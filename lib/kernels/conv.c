@@ -235,9 +235,14 @@ typedef struct conv_batch {
     int64_t OC;
     const tg__conv_geom *g;
     float *out;
-    const tg__pool_geom *pool; /* forward: then a max pool of each image (planes OC) */
+    /* Forward with pool: each image's y goes to scratch (after the
+     * im2col's, at pool_at in a task's) and is pooled into pooled[n], with
+     * its codes (tg__maxpool_codes_f32) unless codes is NULL. */
+    const tg__pool_geom *pool;
     float *pooled;
+    uint8_t *codes;
     size_t cols_bytes; /* rounded up to 64: the GEMM's scratch follows */
+    size_t pool_at;    /* in a task's scratch, past the GEMM's */
     bool input_grad, relu;
     _Atomic bool missed; /* a task found no scratch and did nothing */
 } conv_batch;
@@ -254,7 +259,29 @@ static void conv_gemm(bool in_task, void *gemm_scratch, bool ta, int64_t M, int6
         tg__gemm_f32_epi(ta, false, M, N, K, 1.0f, A, lda, B, N, 0.0f, C, N, epi);
 }
 
-static void conv_image(const conv_batch *b, int64_t n, float *cols, bool in_task, void *scratch)
+static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
+
+size_t tg__conv2d_relu_maxpool_scratch(int64_t OC, const tg__conv_geom *g,
+                                       const tg__pool_geom *pool)
+{
+    (void)pool;
+    return round64((size_t)(g->C * g->KH * g->KW * g->OH * g->OW) * sizeof(float)) +
+           (size_t)(OC * g->OH * g->OW) * sizeof(float);
+}
+
+/* y of image n, in ybuf, pooled while it is in cache. */
+static void pool_image(const conv_batch *b, int64_t n, float *ybuf)
+{
+    int64_t k = n * b->OC * b->pool->OH * b->pool->OW;
+    if (b->codes)
+        tg__maxpool_codes_f32(ybuf, b->pool, b->pooled + k, b->codes + k);
+    else
+        tg__maxpool_f32(ybuf, b->pool, b->pooled + k, NULL);
+}
+
+/* pool_buf: the pool's scratch (forward with pool only). */
+static void conv_image(const conv_batch *b, int64_t n, float *cols, bool in_task, void *scratch,
+                       float *pool_buf)
 {
     const tg__conv_geom *g = b->g;
     int64_t ckk = g->C * g->KH * g->KW, ohw = g->OH * g->OW, chw = g->C * g->H * g->W;
@@ -263,11 +290,9 @@ static void conv_image(const conv_batch *b, int64_t n, float *cols, bool in_task
         tg__gemm_epi epi = {.bias = b->bias, .relu = b->relu};
         tg__im2col_f32(b->in + n * chw, g, cols);
         conv_gemm(in_task, scratch, false, b->OC, ohw, ckk, b->w, ckk, cols,
-                  b->out + n * b->OC * ohw, &epi);
-        // While the image's output is still in cache.
+                  b->pool ? pool_buf : b->out + n * b->OC * ohw, &epi);
         if (b->pool)
-            tg__maxpool_f32(b->out + n * b->OC * ohw, b->pool,
-                            b->pooled + n * b->OC * b->pool->OH * b->pool->OW, NULL);
+            pool_image(b, n, pool_buf);
     } else {
         conv_gemm(in_task, scratch, true, ckk, ohw, b->OC, b->w, ckk, b->in + n * b->OC * ohw,
                   cols, NULL);
@@ -282,11 +307,13 @@ static void conv_task(void *ctx, int64_t n, void *ws)
         atomic_store(&b->missed, true);
         return;
     }
-    conv_image(b, n, ws, true, (char *)ws + b->cols_bytes);
+    conv_image(b, n, ws, true, (char *)ws + b->cols_bytes,
+               (float *)(void *)((char *)ws + b->pool_at));
 }
 
 /* One image per task when the batch has several images and enough work; else
- * the images run in order here and each GEMM may split itself. */
+ * the images run in order here and each GEMM may split itself. cols: the
+ * caller's scratch (tg__conv2d_relu_maxpool_scratch bytes with a pool). */
 static void conv_batch_run(conv_batch *b, int64_t N, float *cols)
 {
     const tg__conv_geom *g = b->g;
@@ -298,9 +325,12 @@ static void conv_batch_run(conv_batch *b, int64_t N, float *cols)
     if (N > 1 && tg__threads_for(work) > 1) {
         size_t gemm_bytes = b->input_grad ? tg__gemm_f32_scratch(true, false, ckk, ohw, b->OC)
                                           : tg__gemm_f32_scratch(false, false, b->OC, ohw, ckk);
-        b->cols_bytes = ((size_t)(ckk * ohw) * sizeof(float) + 63) / 64 * 64;
+        b->cols_bytes = round64((size_t)(ckk * ohw) * sizeof(float));
+        b->pool_at = b->cols_bytes + round64(gemm_bytes);
+        size_t ws = b->pool ? b->pool_at + (size_t)(b->OC * ohw) * sizeof(float)
+                            : b->cols_bytes + gemm_bytes;
         atomic_store(&b->missed, false);
-        tg__parallel_for(N, b->cols_bytes + gemm_bytes, conv_task, b);
+        tg__parallel_for(N, ws, conv_task, b);
         if (!atomic_load(&b->missed))
             return;
         // Out of memory for some thread's scratch: all again, in order, with
@@ -308,8 +338,9 @@ static void conv_batch_run(conv_batch *b, int64_t N, float *cols)
         if (b->input_grad)
             memset(b->out, 0, out_bytes);
     }
+    float *pool_buf = (float *)(void *)((char *)cols + round64((size_t)(ckk * ohw) * sizeof(float)));
     for (int64_t n = 0; n < N; n++)
-        conv_image(b, n, cols, false, NULL);
+        conv_image(b, n, cols, false, NULL, pool_buf);
 }
 
 void tg__conv2d_forward_f32(const float *x, int64_t N, const float *w, const float *bias,
@@ -321,10 +352,11 @@ void tg__conv2d_forward_f32(const float *x, int64_t N, const float *w, const flo
 
 void tg__conv2d_relu_maxpool_f32(const float *x, int64_t N, const float *w, const float *bias,
                                  int64_t OC, const tg__conv_geom *g, const tg__pool_geom *pool,
-                                 float *cols, float *y, float *pooled)
+                                 void *scratch, float *pooled, uint8_t *codes)
 {
-    conv_batch b = {.in = x, .w = w, .bias = bias, .relu = true, .OC = OC, .g = g, .out = y,
-                    .pool = pool, .pooled = pooled};
+    conv_batch b = {.in = x, .w = w, .bias = bias, .relu = true, .OC = OC, .g = g,
+                    .pool = pool, .pooled = pooled, .codes = codes};
+    float *cols = scratch;
     conv_batch_run(&b, N, cols);
 }
 

@@ -2,18 +2,18 @@
  * pool after it (see kernels.h), a group of images at a time.
  *
  * Done op by op, the batch's gradients go through memory five times: the
- * pool's backward writes the gradient at y (conv1: 2.7 MB a batch), the ReLU
- * gradient reads it with y and writes dz, the bias sum reads dz, and the
- * weight and input gradients read it again. Here an image's dz is made by
- * the same kernels into a group buffer and, while it is in cache, summed
- * for the bias and multiplied for the input gradient; the group's weight
- * gradient follows. Each value is computed by the same arithmetic in the
- * same order as op by op, so the bytes are those of the ops. */
+ * pool's backward reads y and writes the gradient at y (conv1: 2.7 MB a
+ * batch each), the ReLU gradient reads it with y and writes dz, the bias sum
+ * reads dz, and the weight and input gradients read it again. Here an
+ * image's dz is made from the pool's codes (kernels/pool_codes.c), without
+ * y, into a group buffer and, while it is in cache, summed for the bias and
+ * multiplied for the input gradient; the group's weight gradient follows.
+ * Each value is computed by the same arithmetic in the same order as op by
+ * op, so the bytes are those of the ops. */
 #include <stdatomic.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
-#include "kernels/pointwise.h"
 #include "kernels/reduce.h"
 #include "thread/pool.h"
 
@@ -40,7 +40,8 @@ int64_t tg__conv_block_scratch(int64_t N, int64_t OC, const tg__conv_geom *g)
 }
 
 typedef struct block {
-    const float *x, *w, *y, *pooled, *gp;
+    const float *x, *w, *pooled, *gp;
+    const uint8_t *codes;
     int64_t OC, n0;
     const tg__conv_geom *g;
     const tg__pool_geom *pool; /* one image */
@@ -57,10 +58,9 @@ static void block_image(const block *b, int64_t t, float *dx_cols, bool in_task,
     const tg__conv_geom *g = b->g;
     int64_t n = b->n0 + t, OC = b->OC, ohw = g->OH * g->OW, ckk = g->C * g->KH * g->KW;
     int64_t chw = g->C * g->H * g->W, phw = b->pool->OH * b->pool->OW;
-    const float *y = b->y + n * OC * ohw;
+    const float *pooled = b->pooled + n * OC * phw, *gp = b->gp + n * OC * phw;
     float *dz = b->dz + t * OC * ohw;
-    tg__maxpool_backward_f32(y, b->pooled + n * OC * phw, b->gp + n * OC * phw, b->pool, dz);
-    tg__relu_grad_f32(dz, y, dz, OC * ohw); // elementwise: in place is safe
+    tg__maxpool_codes_relu_backward_f32(b->codes + n * OC * phw, pooled, gp, b->pool, dz);
     if (b->partial)
         for (int64_t c = 0; c < OC; c++)
             b->partial[t * OC + c] = (float)tg__sum_run_f32(dz + c * ohw, ohw);
@@ -87,7 +87,7 @@ static void block_task(void *ctx, int64_t t, void *ws)
     block_image(b, t, ws, true, (char *)ws + b->cols_bytes);
 }
 
-void tg__conv2d_relu_maxpool_backward_f32(const float *x, const float *w, const float *y,
+void tg__conv2d_relu_maxpool_backward_f32(const float *x, const float *w, const uint8_t *codes,
                                           const float *pooled, const float *gp, int64_t N,
                                           int64_t OC, const tg__conv_geom *g,
                                           const tg__pool_geom *pool, float *scratch,
@@ -95,7 +95,7 @@ void tg__conv2d_relu_maxpool_backward_f32(const float *x, const float *w, const 
 {
     int64_t ohw = g->OH * g->OW, ckk = g->C * g->KH * g->KW, chw = g->C * g->H * g->W;
     int64_t G = tg__conv_block_group(N, OC, g);
-    block b = {.x = x, .w = w, .y = y, .pooled = pooled, .gp = gp, .OC = OC, .g = g,
+    block b = {.x = x, .w = w, .codes = codes, .pooled = pooled, .gp = gp, .OC = OC, .g = g,
                .pool = pool, .dz = scratch, .dx = dx};
     b.cols = dw ? scratch + G * OC * ohw : NULL;
     b.partial = db ? scratch + G * OC * ohw + G * ckk * ohw : NULL;

@@ -94,28 +94,34 @@ void tg__conv2d_forward_f32(const float *x, int64_t N, const float *w, const flo
 void tg__conv2d_input_grad_f32(const float *gy, int64_t N, const float *w, int64_t OC,
                                const tg__conv_geom *g, float *cols, float *dx);
 
-/* A convolution with ReLU (as tg__conv2d_forward_f32, relu set) whose
- * every image's y[n] is max pooled as soon as it is made, while still in
- * cache: pooled[n] = the max pool of y[n] by pool (one image: planes OC),
- * the bytes of tg__maxpool_f32 on the whole y. */
+/* A convolution with ReLU (as tg__conv2d_forward_f32, relu set) whose every
+ * image's y[n] is max pooled as soon as it is made, while still in cache,
+ * and then dropped: pooled[n] = the max pool of y[n] by pool (one image:
+ * planes OC), the bytes of tg__maxpool_f32 on the whole y; where[n] (when
+ * not NULL) the codes of tg__maxpool_codes_f32 (a window of at most 256
+ * elements). scratch holds tg__conv2d_relu_maxpool_scratch bytes, 64-byte
+ * aligned. */
 struct tg__pool_geom;
+size_t tg__conv2d_relu_maxpool_scratch(int64_t OC, const tg__conv_geom *g,
+                                       const struct tg__pool_geom *pool);
 void tg__conv2d_relu_maxpool_f32(const float *x, int64_t N, const float *w, const float *bias,
                                  int64_t OC, const tg__conv_geom *g,
-                                 const struct tg__pool_geom *pool, float *cols, float *y,
-                                 float *pooled);
-/* Its backward without a graph: from gp, the gradient at pooled, per group
+                                 const struct tg__pool_geom *pool, void *scratch,
+                                 float *pooled, uint8_t *codes);
+/* Its backward without a graph, from gp, the gradient at pooled, per group
  * of images (tg__conv_block_group), each image in turn on a thread:
- * dz = maxpool backward then ReLU gradient, its bias partial sums, and its
- * input gradient (dx, cleared first, when not NULL); then the group's weight
+ * dz[n] from the codes (tg__maxpool_codes_relu_backward_f32); its bias
+ * partial sums, its im2col, and its input
+ * gradient (dx, cleared first, when not NULL); then the group's weight
  * gradient (dw when not NULL) and the bias gradient (db when not NULL). The
  * bytes of tg__maxpool_backward_f32, tg__relu_grad_f32, tg__reduce_sum_f32
  * over (N, H, W), tg__conv2d_input_grad_f32 and tg__conv2d_weight_grad_f32
- * run one after the other on the whole batch; what changes is that an
+ * run one after the other on the whole batch, without reading y: an
  * image's dz is made and used while it is in cache. scratch holds
  * tg__conv_block_scratch floats. */
 int64_t tg__conv_block_group(int64_t N, int64_t OC, const tg__conv_geom *g);
 int64_t tg__conv_block_scratch(int64_t N, int64_t OC, const tg__conv_geom *g);
-void tg__conv2d_relu_maxpool_backward_f32(const float *x, const float *w, const float *y,
+void tg__conv2d_relu_maxpool_backward_f32(const float *x, const float *w, const uint8_t *codes,
                                           const float *pooled, const float *gp, int64_t N,
                                           int64_t OC, const tg__conv_geom *g,
                                           const struct tg__pool_geom *pool, float *scratch,
@@ -168,6 +174,25 @@ void tg__maxpool_f32_variant(int variant, const float *x, const tg__pool_geom *g
                              int64_t *argmax);
 void tg__maxpool_backward_f32_variant(int variant, const float *x, const float *y,
                                       const float *dy, const tg__pool_geom *g, float *dx);
+/* The max pool with, per window, the place of its chosen element counted
+ * from the window's corner: code[k] = (r - y0) * KW + (c - x0) for
+ * y0 = i*SH - PT, x0 = j*SW - PL (KH * KW <= 256). y is tg__maxpool_f32's. */
+void tg__maxpool_codes_f32(const float *x, const tg__pool_geom *g, float *y, uint8_t *code);
+/* From those codes and y, without the pool's input: dx (planes, H, W) =
+ * tg__relu_grad_f32(put_add of dy at the codes' places, the pool's input),
+ * whose mask there is y > 0 and which is +0 everywhere else: the bytes of
+ * tg__maxpool_backward_f32 then tg__relu_grad_f32. code is read up to 16
+ * bytes past its end. */
+void tg__maxpool_codes_relu_backward_f32(const uint8_t *code, const float *y, const float *dy,
+                                         const tg__pool_geom *g, float *dx);
+/* The ways these run (0: scalar, then AVX-512 when cpuid has it), for the
+ * test that they agree. */
+int tg__pool_codes_variants(void);
+void tg__maxpool_codes_f32_variant(int variant, const float *x, const tg__pool_geom *g,
+                                   float *y, uint8_t *code);
+void tg__maxpool_codes_relu_backward_f32_variant(int variant, const uint8_t *code,
+                                                 const float *y, const float *dy,
+                                                 const tg__pool_geom *g, float *dx);
 /* y = window means, dividing by the whole window (include_pad) or by its
  * unpadded part. */
 void tg__avgpool_f32(const float *x, const tg__pool_geom *g, bool include_pad, float *y);

@@ -4,21 +4,24 @@
  *
  *   conv2d_relu_max_pool2d(x, w [, b]) = max_pool2d(conv2d_relu(x, w, b))
  *
- * The node keeps y = conv2d_relu(x, w, b) (nd->saved) and its own result,
- * the pooled y; it holds one parameter struct of each op. Its rules are those
- * of the two ops, run on two nodes made on the stack that describe the parts
- * (conv2d_relu on x, w, b giving y; max_pool2d on y giving the result): the
- * recorded backward is max_pool2d's then conv2d_relu's, so every order of
- * derivative is that of the composition, and so is the tangent. y enters
- * those rules only through the ReLU's mask and the pool's choice of element,
- * both constant where the function is differentiable, so keeping y as a
- * plain tensor loses nothing.
+ * Its rules are those of the two ops, run on two nodes made on the stack
+ * that describe the parts (conv2d_relu on x, w, b giving y; max_pool2d on y
+ * giving the result), with one parameter struct of each op: the recorded
+ * backward is max_pool2d's then conv2d_relu's, so every order of derivative
+ * is that of the composition, and so is the tangent. y enters those rules
+ * only through the ReLU's mask and the pool's choice of element, both
+ * constant where the function is differentiable, so a y made again from x,
+ * w, b (the same bytes) loses nothing.
  *
  * What the node changes is where the bytes go. In float32 each image's y is
- * pooled while it is in cache (tg__conv2d_relu_maxpool_f32), and without a
- * graph of the backward an image's pool gradient, ReLU gradient, bias sum
- * and input gradient run one after the other while its dz is in cache
- * (kernels/conv_block.c), with the ops' bytes throughout. */
+ * pooled while it is in cache and then dropped (tg__conv2d_relu_maxpool_f32);
+ * a recorded node keeps, beside the pooled result, one byte per window that
+ * says which element the pool chose. Without a graph of the backward, an
+ * image's pool and ReLU gradients come from those bytes, and its bias sum,
+ * im2col and input gradient follow while its dz is in cache
+ * (kernels/conv_block.c), with the ops' bytes throughout. y itself is made
+ * only for the float64 forward and for the recorded backward and tangent
+ * (nd->saved). */
 #include <string.h>
 
 #include "ops/window_params.h"
@@ -26,20 +29,38 @@
 typedef struct conv_pool_params {
     conv_params conv;
     pool_params pool;
+    /* float32: each window's choice (tg__maxpool_codes_f32), made by the
+     * forward when the node is recorded (on the tape), for the fused
+     * backward; NULL otherwise. */
+    uint8_t *codes;
 } conv_pool_params;
 
 #define PARAMS(nd) TG__PARAMS(nd, conv_pool_params)
 
 /* The two parts of nd as nodes of their own ops; y_slot holds the pool's
- * input (y) for the pool node's input list. */
-static void parts(tg_node *nd, tg_node *conv, tg_node *pool, tg_tensor **y_slot)
+ * input (y) for the pool node's input list. y is made again, once, when the
+ * float32 forward did not keep it: the same bytes (one image or the batch,
+ * the convolution's are the same). */
+static tg_status parts(tg_node *nd, tg_node *conv, tg_node *pool, tg_tensor **y_slot)
 {
     conv_pool_params *p = PARAMS(nd);
+    if (!nd->saved) {
+        const tg_tensor *x = nd->in[0], *w = nd->in[1];
+        tg__conv_geom g = tg__conv_kernel_geom(&p->conv, x->shape, w->shape);
+        const int64_t ys[4] = {x->shape[0], w->shape[0], g.OH, g.OW};
+        tg_tensor *y = tg__tape_tensor("tg_conv2d", x->dtype, 4, ys, false);
+        tg_node make = {.def = &tg__def_conv2d_relu, .n_in = nd->n_in, .in = nd->in,
+                        .params = &p->conv, .out = y};
+        if (!y || tg__def_conv2d_relu.forward(&make) != TG_OK)
+            return tg_last_status();
+        nd->saved = y;
+    }
     *y_slot = nd->saved;
     *conv = (tg_node){.def = &tg__def_conv2d_relu, .n_in = nd->n_in, .in = nd->in,
                       .params = &p->conv, .out = nd->saved};
     *pool = (tg_node){.def = &tg__def_max_pool2d, .n_in = 1, .in = y_slot,
                       .params = &p->pool, .out = nd->out};
+    return TG_OK;
 }
 
 static tg_status shape(const char *fn, tg_tensor *const *in, int n_in, const void *params,
@@ -58,27 +79,31 @@ static tg_status forward(tg_node *nd)
 {
     const tg_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->n_in > 2 ? nd->in[2] : NULL;
     conv_pool_params *p = PARAMS(nd);
+    nd->saved = NULL;
+    p->codes = NULL;
     tg__conv_geom g = tg__conv_kernel_geom(&p->conv, x->shape, w->shape);
-    const int64_t ys[4] = {x->shape[0], w->shape[0], g.OH, g.OW};
-    nd->saved = tg__tape_tensor("tg_conv2d", x->dtype, 4, ys, false);
-    if (!nd->saved)
-        return tg_last_status();
-    if (x->dtype != TG_F32 || nd->saved->numel == 0 || x->numel == 0 || w->numel == 0) {
-        // float64 (the checking dtype): the two ops' own forwards.
+    int64_t N = x->shape[0], OC = w->shape[0];
+    if (x->dtype != TG_F32 || nd->out->numel == 0 || x->numel == 0 || w->numel == 0 ||
+        p->pool.kernel_h * p->pool.kernel_w > 256) {
+        // float64 (the checking dtype) and the edge cases: the two ops'
+        // own forwards, y kept.
         tg_node conv, pool;
         tg_tensor *y_slot;
-        parts(nd, &conv, &pool, &y_slot);
-        tg_status s = tg__def_conv2d_relu.forward(&conv);
+        tg_status s = parts(nd, &conv, &pool, &y_slot);
         return s != TG_OK ? s : tg__def_max_pool2d.forward(&pool);
     }
-    int64_t ckk = g.C * g.KH * g.KW, ohw = g.OH * g.OW;
-    float *cols = tg__tape_alloc(nd->out->tape, "tg_conv2d", (size_t)(ckk * ohw) * sizeof *cols);
-    if (!cols)
-        return TG_ENOMEM;
+    const char *fn = "tg_conv2d";
     tg__pool_geom pg = tg__pool_kernel_geom(&p->pool);
-    pg.planes = w->shape[0]; // one image
-    tg__conv2d_relu_maxpool_f32(x->data, x->shape[0], w->data, b ? b->data : NULL, w->shape[0],
-                                &g, &pg, cols, nd->saved->data, nd->out->data);
+    pg.planes = OC; // one image
+    bool recorded = tg_grad_enabled() && (x->requires_grad || w->requires_grad ||
+                                          (b && b->requires_grad));
+    void *scratch = tg__tape_alloc(nd->out->tape, fn, tg__conv2d_relu_maxpool_scratch(OC, &g, &pg));
+    if (recorded && scratch)
+        p->codes = tg__tape_alloc(nd->out->tape, fn, (size_t)nd->out->numel + 16);
+    if (!scratch || (recorded && !p->codes))
+        return TG_ENOMEM;
+    tg__conv2d_relu_maxpool_f32(x->data, N, w->data, b ? b->data : NULL, OC, &g, &pg, scratch,
+                                nd->out->data, p->codes);
     return TG_OK;
 }
 
@@ -87,8 +112,9 @@ static tg_status backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
 {
     tg_node conv, pool;
     tg_tensor *y_slot, *gy = NULL;
-    parts(nd, &conv, &pool, &y_slot);
-    tg_status s = tg__def_max_pool2d.backward(&pool, gz, &gy);
+    tg_status s = parts(nd, &conv, &pool, &y_slot);
+    if (s == TG_OK)
+        s = tg__def_max_pool2d.backward(&pool, gz, &gy);
     return s != TG_OK ? s : tg__def_conv2d_relu.backward(&conv, gy, din);
 }
 
@@ -97,15 +123,16 @@ static tg_status backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
 static tg_status fused(tg_node *nd, tg_tensor *gz, tg_tensor **din)
 {
     tg_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->n_in > 2 ? nd->in[2] : NULL;
-    tg_node conv, pool;
-    tg_tensor *y_slot, *gy = NULL;
-    parts(nd, &conv, &pool, &y_slot);
-    if (x->dtype != TG_F32 || nd->saved->numel == 0 || x->numel == 0 || w->numel == 0) {
-        tg_status s = tg__def_max_pool2d.fused_backward(&pool, gz, &gy);
+    conv_pool_params *p = PARAMS(nd);
+    if (!p->codes) {
+        tg_node conv, pool;
+        tg_tensor *y_slot, *gy = NULL;
+        tg_status s = parts(nd, &conv, &pool, &y_slot);
+        if (s == TG_OK)
+            s = tg__def_max_pool2d.fused_backward(&pool, gz, &gy);
         return s != TG_OK ? s : tg__def_conv2d_relu.fused_backward(&conv, gy, din);
     }
     const char *fn = "tg_conv2d";
-    conv_pool_params *p = PARAMS(nd);
     tg__conv_geom g = tg__conv_kernel_geom(&p->conv, x->shape, w->shape);
     tg__pool_geom pg = tg__pool_kernel_geom(&p->pool);
     pg.planes = w->shape[0];
@@ -120,7 +147,7 @@ static tg_status fused(tg_node *nd, tg_tensor *gz, tg_tensor **din)
                                     (size_t)tg__conv_block_scratch(N, OC, &g) * sizeof(float));
     if (!scratch)
         return TG_ENOMEM;
-    tg__conv2d_relu_maxpool_backward_f32(x->data, w->data, nd->saved->data, nd->out->data,
+    tg__conv2d_relu_maxpool_backward_f32(x->data, w->data, p->codes, nd->out->data,
                                          gz->data, N, OC, &g, &pg, scratch,
                                          din[0] ? din[0]->data : NULL,
                                          din[1] ? din[1]->data : NULL,
@@ -132,8 +159,8 @@ static tg_status tangent(tg_node *nd, tg_tensor *const *tin, tg_tensor **tout)
 {
     tg_node conv, pool;
     tg_tensor *y_slot, *ty = NULL;
-    parts(nd, &conv, &pool, &y_slot);
-    if (tg__def_conv2d_relu.tangent(&conv, tin, &ty) != TG_OK)
+    if (parts(nd, &conv, &pool, &y_slot) != TG_OK ||
+        tg__def_conv2d_relu.tangent(&conv, tin, &ty) != TG_OK)
         return tg_last_status();
     if (!ty) { // no input had a tangent
         *tout = NULL;
