@@ -168,8 +168,7 @@ static void rows_reaching(const tg__conv_geom *g, int64_t y, int64_t *ua, int64_
 #define COL2IM_BODY(T)                                                             \
     if (g->KH == 0 || g->KW == 0 || g->H == 0 || g->W == 0 || g->C == 0)           \
         return; /* nothing to add */                                               \
-    const int64_t OHW = g->OH * g->OW, HW = g->H * g->W;                           \
-    const int64_t per_channel = g->KH * g->KW * OHW;                               \
+    const int64_t HW = g->H * g->W, per_channel = g->KH * g->KW * LD;              \
     tg__conv_taps taps;                                                            \
     /* The valid output columns of the first kernel columns, found once. */        \
     int64_t vlo[TG__CONV_TAPS], vhi[TG__CONV_TAPS];                                \
@@ -198,7 +197,7 @@ static void rows_reaching(const tg__conv_geom *g, int64_t y, int64_t *ua, int64_
                 } else {                                                           \
                     valid_range(g->W, g->SW, g->PL, off, g->OW, &taps.lo[t], &taps.hi[t]); \
                 }                                                                  \
-                taps.src[t] = (u * g->KW + v) * OHW + i * g->OW;                   \
+                taps.src[t] = (u * g->KW + v) * LD + i * g->OW;                    \
                 taps.shift[t] = off - g->PL;                                       \
                 if (taps.n == TG__CONV_TAPS) {                                     \
                     ADD_TAPS_##T(img + y * g->W, HW, g->W, cols, per_channel, g->OW, g->C, \
@@ -212,19 +211,31 @@ static void rows_reaching(const tg__conv_geom *g, int64_t y, int64_t *ua, int64_
                          &taps, g->SW);                                            \
     }
 
-void tg__col2im_f32_with(const tg__conv_rows *moves, const float *cols, const tg__conv_geom *g,
-                         float *img)
+static void col2im_f32(const tg__conv_rows *moves, const float *cols, int64_t LD,
+                       const tg__conv_geom *g, float *img)
 {
     COL2IM_BODY(float)
 }
 
+void tg__col2im_f32_with(const tg__conv_rows *moves, const float *cols, const tg__conv_geom *g,
+                         float *img)
+{
+    col2im_f32(moves, cols, g->OH * g->OW, g, img);
+}
+
 void tg__col2im_f32(const float *cols, const tg__conv_geom *g, float *img)
 {
-    tg__col2im_f32_with(tg__conv_rows_best(), cols, g, img);
+    col2im_f32(tg__conv_rows_best(), cols, g->OH * g->OW, g, img);
+}
+
+void tg__col2im_f32_ld(const float *cols, int64_t ld, const tg__conv_geom *g, float *img)
+{
+    col2im_f32(tg__conv_rows_best(), cols, ld, g, img);
 }
 
 void tg__col2im_f64(const double *cols, const tg__conv_geom *g, double *img)
 {
+    const int64_t LD = g->OH * g->OW;
     COL2IM_BODY(double)
 }
 

@@ -71,6 +71,9 @@ void tg__im2col_f64(const double *img, const tg__conv_geom *g, double *cols);
  * read them from. */
 void tg__col2im_f32(const float *cols, const tg__conv_geom *g, float *img);
 void tg__col2im_f64(const double *cols, const tg__conv_geom *g, double *img);
+/* tg__col2im_f32 on cols whose rows are ld floats apart (ld >= OH*OW): an
+ * image's columns within the product of a group of images. */
+void tg__col2im_f32_ld(const float *cols, int64_t ld, const tg__conv_geom *g, float *img);
 /* The float32 ones with a given variant of the row moves (the tests run
  * every variant the CPU has; the two above use tg__conv_rows_best()). */
 struct tg__conv_rows;
@@ -111,16 +114,17 @@ void tg__conv2d_relu_maxpool_f32(const float *x, int64_t N, const float *w, cons
 /* Its backward without a graph, from gp, the gradient at pooled, per group
  * of images (tg__conv_block_group), each image in turn on a thread:
  * dz[n] from the codes (tg__maxpool_codes_relu_backward_f32); its bias
- * partial sums, its im2col, and its input
- * gradient (dx, cleared first, when not NULL); then the group's weight
- * gradient (dw when not NULL) and the bias gradient (db when not NULL). The
+ * partial sums and its im2col; then the group's input gradient (dx, cleared
+ * first, when not NULL: one product for the group, col2im per image), its
+ * weight gradient (dw when not NULL) and the bias gradient (db when not
+ * NULL). The
  * bytes of tg__maxpool_backward_f32, tg__relu_grad_f32, tg__reduce_sum_f32
  * over (N, H, W), tg__conv2d_input_grad_f32 and tg__conv2d_weight_grad_f32
  * run one after the other on the whole batch, without reading y: an
  * image's dz is made and used while it is in cache. scratch holds
  * tg__conv_block_scratch floats. */
-int64_t tg__conv_block_group(int64_t N, int64_t OC, const tg__conv_geom *g);
-int64_t tg__conv_block_scratch(int64_t N, int64_t OC, const tg__conv_geom *g);
+int64_t tg__conv_block_group(int64_t N, int64_t OC, const tg__conv_geom *g, bool dx);
+int64_t tg__conv_block_scratch(int64_t N, int64_t OC, const tg__conv_geom *g, bool dx);
 void tg__conv2d_relu_maxpool_backward_f32(const float *x, const float *w, const uint8_t *codes,
                                           const float *pooled, const float *gp, int64_t N,
                                           int64_t OC, const tg__conv_geom *g,

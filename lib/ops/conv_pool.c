@@ -144,7 +144,8 @@ static tg_status fused(tg_node *nd, tg_tensor *gz, tg_tensor **din)
     if (b && tg__needs_grad(nd, 2) && !(din[2] = tg__tape_tensor(fn, TG_F32, 1, b->shape, false)))
         return tg_last_status();
     float *scratch = tg__tape_alloc(nd->out->tape, fn,
-                                    (size_t)tg__conv_block_scratch(N, OC, &g) * sizeof(float));
+                                    (size_t)tg__conv_block_scratch(N, OC, &g, din[0] != NULL) *
+                                        sizeof(float));
     if (!scratch)
         return TG_ENOMEM;
     tg__conv2d_relu_maxpool_backward_f32(x->data, w->data, p->codes, nd->out->data,
