@@ -954,14 +954,16 @@ START_TEST(test_maxpool_backward_is_put_add)
     // The pool with codes (conv2d_relu_max_pool2d's), every variant: the same
     // y, codes that name the argmax, and a backward from them that is
     // tg__relu_grad_f32 (mask: the pool's input > 0) of put_add's bytes.
-    int code_variants = f64 ? 0 : tg__pool_codes_variants();
+    int code_variants = f64 ? 0 : tg__pool_f32_variants();
+    int back_variants = f64 ? 0 : tg__pool_codes_variants();
     uint8_t *code = malloc((size_t)ny + 16);
     if (!f64)
         tg__relu_grad_f32((float *)dx[0], (float *)x, (float *)dx[2], nx);
-    for (int v = 0; v < code_variants; v++) {
+    for (int v = 0; v < code_variants || v < back_variants; v++) {
         memset(y3, 0x5a, es * (size_t)ny);
         memset(code, 0xff, (size_t)ny + 16);
-        tg__maxpool_codes_f32_variant(v, (float *)x, &g, (float *)y3, code);
+        tg__maxpool_codes_f32_variant(v < code_variants ? v : -1, (float *)x, &g, (float *)y3,
+                                      code);
         ck_assert_msg(memcmp(y, y3, es * (size_t)ny) == 0, "case %d codes variant %d: y", _i, v);
         for (int64_t p = 0, o = 0; p < g.planes; p++)
             for (int64_t i = 0; i < g.OH; i++)
@@ -973,8 +975,8 @@ START_TEST(test_maxpool_backward_is_put_add)
                                   (long long)o, code[o]);
                 }
         memset(dx[1], 0x5a, es * (size_t)nx);
-        tg__maxpool_codes_relu_backward_f32_variant(v, code, (float *)y, (float *)dy, &g,
-                                                    (float *)dx[1]);
+        tg__maxpool_codes_relu_backward_f32_variant(v < back_variants ? v : -1, code, (float *)y,
+                                                    (float *)dy, &g, (float *)dx[1]);
         ck_assert_msg(memcmp(dx[2], dx[1], es * (size_t)nx) == 0,
                       "case %d codes variant %d: dx", _i, v);
     }

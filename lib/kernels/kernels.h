@@ -189,11 +189,12 @@ void tg__maxpool_codes_f32(const float *x, const tg__pool_geom *g, float *y, uin
  * bytes past its end. */
 void tg__maxpool_codes_relu_backward_f32(const uint8_t *code, const float *y, const float *dy,
                                          const tg__pool_geom *g, float *dx);
-/* The ways these run (0: scalar, then AVX-512 when cpuid has it), for the
- * test that they agree. */
-int tg__pool_codes_variants(void);
+/* The ways these run, for the test that they agree: the forward as the
+ * other max pools (tg__pool_f32_variants; the vectors' codes are AVX-512's),
+ * the backward scalar (0) or AVX-512 (1) as tg__pool_codes_variants says. */
 void tg__maxpool_codes_f32_variant(int variant, const float *x, const tg__pool_geom *g,
                                    float *y, uint8_t *code);
+int tg__pool_codes_variants(void);
 void tg__maxpool_codes_relu_backward_f32_variant(int variant, const uint8_t *code,
                                                  const float *y, const float *dy,
                                                  const tg__pool_geom *g, float *dx);

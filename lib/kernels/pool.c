@@ -213,16 +213,22 @@ static inline uint32_t first_lanes(int64_t n)
 #define EVEN16 _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0)
 #define ODD16 _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1)
 
-/* Planes [p0, p1) sixteen windows at a time with AVX-512, values only: the
- * same maxima by max_ps, a row's end by masks (the zeros read past it are
- * no NaNs), so no scalar tail; whole planes in one call, as the CNN's rows
- * are short (13 and 5 windows) and a call per row cost a third of the time.
- * Returns whether a NaN was seen. */
+/* Planes [p0, p1) sixteen windows at a time with AVX-512, values and, when
+ * code is not NULL, codes (tg__maxpool_codes_f32; no indices): the same
+ * maxima by max_ps, a row's end by masks (the zeros read past it are no
+ * NaNs), so no scalar tail; whole planes in one call, as the CNN's rows are
+ * short (13 and 5 windows) and a call per row cost a third of the time. Of
+ * a, b (top row) and c, d, the top's choice is b when b > a, the bottom's d
+ * when d > c, and the bottom wins when bottom > top (strict: the first
+ * maximum stays). Returns whether a NaN was seen (then the caller redoes the
+ * planes in the general loop). */
 __attribute__((target("avx512f"))) static bool max16_planes_f32(const float *x,
                                                                 const tg__pool_geom *g,
-                                                                float *y, int64_t p0, int64_t p1)
+                                                                float *y, uint8_t *code,
+                                                                int64_t p0, int64_t p1)
 {
-    const __m512i even = EVEN16, odd = ODD16;
+    const __m512i even = EVEN16, odd = ODD16, one = _mm512_set1_epi32(1);
+    const __m512i two = _mm512_set1_epi32(2), three = _mm512_set1_epi32(3);
     const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
     __mmask16 nan = 0;
     for (int64_t p = p0; p < p1; p++)
@@ -240,8 +246,18 @@ __attribute__((target("avx512f"))) static bool max16_planes_f32(const float *x,
                 __m512 b = _mm512_permutex2var_ps(p0v, odd, p1v);
                 __m512 c = _mm512_permutex2var_ps(q0v, even, q1v);
                 __m512 d = _mm512_permutex2var_ps(q0v, odd, q1v);
-                __m512 best = _mm512_max_ps(_mm512_max_ps(d, c), _mm512_max_ps(b, a));
-                _mm512_mask_storeu_ps(yo + j, (__mmask16)first_lanes(OW - j), best);
+                __m512 top = _mm512_max_ps(b, a), bottom = _mm512_max_ps(d, c);
+                __mmask16 out = (__mmask16)first_lanes(OW - j);
+                _mm512_mask_storeu_ps(yo + j, out, _mm512_max_ps(bottom, top));
+                if (code) {
+                    __mmask16 bgt = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ);
+                    __mmask16 dgt = _mm512_cmp_ps_mask(d, c, _CMP_GT_OQ);
+                    __mmask16 low = _mm512_cmp_ps_mask(bottom, top, _CMP_GT_OQ);
+                    __m512i ct = _mm512_maskz_mov_epi32(bgt, one);
+                    __m512i cb = _mm512_mask_mov_epi32(two, dgt, three);
+                    _mm512_mask_cvtepi32_storeu_epi8(code + (yo - y) + j, out,
+                                                     _mm512_mask_mov_epi32(ct, low, cb));
+                }
                 nan |= _mm512_cmp_ps_mask(p0v, p1v, _CMP_UNORD_Q) |
                        _mm512_cmp_ps_mask(q0v, q1v, _CMP_UNORD_Q);
             }
@@ -315,7 +331,7 @@ static void maxpool_planes_f32(const float *x, const tg__pool_geom *g, float *y,
     if (is_plain_2x2(g)) {
 #ifdef POOL_X86
         if (kind == POOL_AVX512 && !argmax)
-            nan_seen = max16_planes_f32(x, g, y, p0, p1);
+            nan_seen = max16_planes_f32(x, g, y, NULL, p0, p1);
         else
 #endif
         {
@@ -338,6 +354,44 @@ static void maxpool_planes_f64(const double *x, const tg__pool_geom *g, double *
             return;
     }
     MAXPOOL_BODY(double)
+}
+
+/* ---- with codes (kernels.h) ---- */
+
+/* The general loop's choice, as a place in the window. */
+static void codes_planes(const float *x, const tg__pool_geom *g, float *y, uint8_t *code,
+                         int64_t p0, int64_t p1)
+{
+    for (int64_t p = p0; p < p1; p++) {
+        const float *plane = x + p * g->H * g->W;
+        for (int64_t i = 0; i < g->OH; i++)
+            for (int64_t j = 0; j < g->OW; j++) {
+                WINDOW(g, i, j)
+                WINDOW_MAX(float, plane, g)
+                int64_t k = (p * g->OH + i) * g->OW + j, r = at / g->W, c = at % g->W;
+                y[k] = best;
+                code[k] = (uint8_t)(at < 0 ? 0
+                                           : (r - (i * g->SH - g->PT)) * g->KW +
+                                                 (c - (j * g->SW - g->PL)));
+            }
+    }
+}
+
+void tg__maxpool_codes_f32_variant(int variant, const float *x, const tg__pool_geom *g,
+                                   float *y, uint8_t *code)
+{
+    int kind = variant < 0 ? widest_kind() : variant_kind(variant);
+#ifdef POOL_X86
+    if (kind == POOL_AVX512 && is_plain_2x2(g) && !max16_planes_f32(x, g, y, code, 0, g->planes))
+        return;
+#endif
+    (void)kind;
+    codes_planes(x, g, y, code, 0, g->planes);
+}
+
+void tg__maxpool_codes_f32(const float *x, const tg__pool_geom *g, float *y, uint8_t *code)
+{
+    tg__maxpool_codes_f32_variant(-1, x, g, y, code);
 }
 
 /* Threads take whole planes: every output is one plane's, computed the same

@@ -1,50 +1,35 @@
-/* pool_codes.c - the max pool that remembers its choice in one byte per
- * window, and the gradient of ReLU-then-max-pool made from those bytes (see
- * kernels.h). conv2d_relu_max_pool2d keeps these codes instead of the
- * convolution's output, which the backward would otherwise read again from
- * memory only to find each window's maximum.
- *
- * A window's code is the place of its chosen element counted from the
- * window's corner, (r - y0) * KW + (c - x0) with y0 = i*SH - PT and
- * x0 = j*SW - PL; the choice is tg__maxpool_f32's (the first largest, or the
- * first NaN), so the maxima are its bytes. The common 2x2, stride 2,
- * unpadded pool has an AVX-512 path (16 windows at a time, the compares of
- * kernels/pool.c); every other case, and any CPU without AVX-512, takes the
- * scalar loops, to the same bytes. */
-#include <math.h>
+/* pool_codes.c - the gradient of ReLU-then-max-pool made from the max
+ * pool's codes (see kernels.h): one byte per window, the place of the chosen
+ * element counted from the window's corner, (r - y0) * KW + (c - x0) with
+ * y0 = i*SH - PT and x0 = j*SW - PL, which tg__maxpool_codes_f32 (pool.c)
+ * writes with the pool's values. conv2d_relu_max_pool2d keeps these codes
+ * instead of the convolution's output, which the backward would otherwise
+ * read again from memory only to find each window's maximum. The common 2x2,
+ * stride 2, unpadded pool has an AVX-512 path (16 windows at a time); every
+ * other case, and any CPU without AVX-512, takes the scalar loop, to the
+ * same bytes. */
 #include <string.h>
 
 #include "kernels/kernels.h"
-
-enum { CODES_SCALAR, CODES_AVX512 };
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define CODES_X86 1
 #include <immintrin.h>
 #endif
 
-static int supported_kinds(int kinds[2])
+static bool have_avx512(void)
 {
-    int n = 0;
-    kinds[n++] = CODES_SCALAR;
 #ifdef CODES_X86
-    if (__builtin_cpu_supports("avx512f"))
-        kinds[n++] = CODES_AVX512;
+    return __builtin_cpu_supports("avx512f");
+#else
+    return false;
 #endif
-    return n;
 }
 
-int tg__pool_codes_variants(void)
-{
-    int kinds[2];
-    return supported_kinds(kinds);
-}
+/* Variant 0 is the scalar loop, 1 AVX-512; -1 the widest this CPU runs. */
+int tg__pool_codes_variants(void) { return have_avx512() ? 2 : 1; }
 
-static int kind_of(int variant)
-{
-    int kinds[2], n = supported_kinds(kinds);
-    return kinds[variant >= 0 && variant < n ? variant : n - 1];
-}
+static bool use_avx512(int variant) { return variant != 0 && have_avx512(); }
 
 static bool is_2x2(const tg__pool_geom *g)
 {
@@ -53,34 +38,6 @@ static bool is_2x2(const tg__pool_geom *g)
 }
 
 /* ---- scalar: any geometry ---- */
-
-static void codes_scalar(const float *x, const tg__pool_geom *g, float *y, uint8_t *code,
-                         int64_t p0, int64_t p1)
-{
-    for (int64_t p = p0; p < p1; p++) {
-        const float *plane = x + p * g->H * g->W;
-        for (int64_t i = 0; i < g->OH; i++)
-            for (int64_t j = 0; j < g->OW; j++) {
-                int64_t y0 = i * g->SH - g->PT, x0 = j * g->SW - g->PL;
-                float best = -INFINITY;
-                int at = -1;
-                for (int64_t u = 0; u < g->KH; u++)
-                    for (int64_t v = 0; v < g->KW; v++) {
-                        int64_t r = y0 + u, c = x0 + v;
-                        if (r < 0 || r >= g->H || c < 0 || c >= g->W)
-                            continue;
-                        float e = plane[r * g->W + c];
-                        if (at < 0 || e > best || (e != e && best == best)) {
-                            best = e;
-                            at = (int)(u * g->KW + v);
-                        }
-                    }
-                int64_t k = (p * g->OH + i) * g->OW + j;
-                y[k] = best;
-                code[k] = (uint8_t)(at < 0 ? 0 : at);
-            }
-    }
-}
 
 /* put_add of dy at the codes' places into zeros, then the ReLU's gradient:
  * g where the pooled value is > 0, else g * 0 (tg__relu_grad_f32's rule, the
@@ -116,54 +73,8 @@ static inline uint32_t first_lanes(int64_t n)
     return n >= 32 ? 0xffffffffu : n <= 0 ? 0 : (1u << n) - 1;
 }
 
-#define EVEN16 _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0)
-#define ODD16 _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1)
 #define LOW16 _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0)
 #define HIGH16 _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8)
-
-/* As kernels/pool.c's max16_planes_f32, with codes: of a, b (top row) and
- * c, d, the top's choice is b when b > a, the bottom's d when d > c, and the
- * bottom wins when bottom > top (strict, so the first maximum stays). A NaN
- * makes those compares false; the caller redoes such planes in the scalar
- * loop. Returns whether a NaN was seen. */
-TARGET static bool codes_avx512(const float *x, const tg__pool_geom *g, float *y, uint8_t *code,
-                                int64_t p0, int64_t p1)
-{
-    const __m512i even = EVEN16, odd = ODD16, one = _mm512_set1_epi32(1);
-    const __m512i two = _mm512_set1_epi32(2), three = _mm512_set1_epi32(3);
-    const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
-    __mmask16 nan = 0;
-    for (int64_t p = p0; p < p1; p++)
-        for (int64_t i = 0; i < OH; i++) {
-            const float *r0 = x + (p * H + 2 * i) * W, *r1 = r0 + W;
-            int64_t k0 = (p * OH + i) * OW;
-            for (int64_t j = 0; j < OW; j += 16) {
-                uint32_t in = first_lanes(2 * (OW - j));
-                __mmask16 lo = (__mmask16)in, hi = (__mmask16)(in >> 16);
-                __mmask16 out = (__mmask16)first_lanes(OW - j);
-                __m512 p0v = _mm512_maskz_loadu_ps(lo, r0 + 2 * j);
-                __m512 p1v = _mm512_maskz_loadu_ps(hi, r0 + 2 * j + 16);
-                __m512 q0v = _mm512_maskz_loadu_ps(lo, r1 + 2 * j);
-                __m512 q1v = _mm512_maskz_loadu_ps(hi, r1 + 2 * j + 16);
-                __m512 a = _mm512_permutex2var_ps(p0v, even, p1v);
-                __m512 b = _mm512_permutex2var_ps(p0v, odd, p1v);
-                __m512 c = _mm512_permutex2var_ps(q0v, even, q1v);
-                __m512 d = _mm512_permutex2var_ps(q0v, odd, q1v);
-                __m512 top = _mm512_max_ps(b, a), bottom = _mm512_max_ps(d, c);
-                __mmask16 bgt = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ);
-                __mmask16 dgt = _mm512_cmp_ps_mask(d, c, _CMP_GT_OQ);
-                __mmask16 low = _mm512_cmp_ps_mask(bottom, top, _CMP_GT_OQ);
-                _mm512_mask_storeu_ps(y + k0 + j, out, _mm512_max_ps(bottom, top));
-                __m512i ct = _mm512_maskz_mov_epi32(bgt, one);
-                __m512i cb = _mm512_mask_mov_epi32(two, dgt, three);
-                __m512i cv = _mm512_mask_mov_epi32(ct, low, cb);
-                _mm512_mask_cvtepi32_storeu_epi8(code + k0 + j, out, cv);
-                nan |= _mm512_cmp_ps_mask(p0v, p1v, _CMP_UNORD_Q) |
-                       _mm512_cmp_ps_mask(q0v, q1v, _CMP_UNORD_Q);
-            }
-        }
-    return nan != 0;
-}
 
 /* back_scalar's bytes for the 2x2 pool: each window's four places written
  * once (its value at the code's place, +0 at the others), rows and columns
@@ -219,37 +130,18 @@ TARGET static void back_avx512(const uint8_t *code, const float *y, const float 
 
 /* ---- entry points ---- */
 
-void tg__maxpool_codes_f32_variant(int variant, const float *x, const tg__pool_geom *g,
-                                   float *y, uint8_t *code)
-{
-#ifdef CODES_X86
-    if (kind_of(variant) == CODES_AVX512 && is_2x2(g)) {
-        for (int64_t p = 0; p < g->planes; p++) // a plane with a NaN: the scalar rule
-            if (codes_avx512(x, g, y, code, p, p + 1))
-                codes_scalar(x, g, y, code, p, p + 1);
-        return;
-    }
-#endif
-    (void)kind_of;
-    codes_scalar(x, g, y, code, 0, g->planes);
-}
-
 void tg__maxpool_codes_relu_backward_f32_variant(int variant, const uint8_t *code,
                                                  const float *y, const float *dy,
                                                  const tg__pool_geom *g, float *dx)
 {
 #ifdef CODES_X86
-    if (kind_of(variant) == CODES_AVX512 && is_2x2(g)) {
+    if (use_avx512(variant) && is_2x2(g)) {
         back_avx512(code, y, dy, g, dx, 0, g->planes);
         return;
     }
 #endif
+    (void)use_avx512, (void)is_2x2; // used only on x86-64
     back_scalar(code, y, dy, g, dx, 0, g->planes);
-}
-
-void tg__maxpool_codes_f32(const float *x, const tg__pool_geom *g, float *y, uint8_t *code)
-{
-    tg__maxpool_codes_f32_variant(-1, x, g, y, code);
 }
 
 void tg__maxpool_codes_relu_backward_f32(const uint8_t *code, const float *y, const float *dy,

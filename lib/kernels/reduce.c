@@ -152,12 +152,11 @@ static void sum_task(void *ctx, int64_t t, void *ws)
  * reduced run and one kept run, in either order (a bias gradient, a sum of
  * everything). They run SUM_BODY's additions in its order without the group
  * walk: kept last, each out[k] from +0 adds x[r K + k] row by row in T (eight
- * columns held in registers across the rows); reduced last, eight running
- * double sums over each output's run, combined in the same tree, then added
- * to +0 in T, as SUM_BODY does (a double too small for a float rounds to
+ * columns held in registers across the rows); reduced last, each output's
+ * run summed by tg__sum_run_* and added to +0 in T, as SUM_BODY does (a double too small for a float rounds to
  * -0.0f, and +0 + -0 is +0). Returns false for the other cases (and for
  * large sums, which may thread). */
-#define SMALL_SUM_BODY(T)                                                          \
+#define SMALL_SUM_BODY(T, RUN)                                                        \
     const T *restrict xs = x;                                                      \
     T *restrict o = out;                                                           \
     if (!reduced_last) {                                                           \
@@ -176,18 +175,8 @@ static void sum_task(void *ctx, int64_t t, void *ws)
             o[k] = acc;                                                            \
         }                                                                          \
     } else {                                                                       \
-        for (int64_t k = 0; k < K; k++) {                                          \
-            double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                              \
-            const T *xr = xs + k * R;                                              \
-            int64_t j = 0;                                                         \
-            for (; j + 8 <= R; j += 8)                                             \
-                for (int u = 0; u < 8; u++)                                        \
-                    acc[u] += xr[j + u];                                           \
-            for (; j < R; j++)                                                     \
-                acc[0] += xr[j];                                                   \
-            o[k] = (T)0 + (T)(((acc[0] + acc[1]) + (acc[2] + acc[3])) +            \
-                              ((acc[4] + acc[5]) + (acc[6] + acc[7])));            \
-        }                                                                          \
+        for (int64_t k = 0; k < K; k++)                                            \
+            o[k] = (T)0 + (T)RUN(xs + k * R, R);                                   \
     }
 
 /* The two cases above on R x K: reduced last (K outputs of R each) or kept
@@ -196,9 +185,9 @@ static void small_sum_of(const void *x, int64_t R, int64_t K, bool reduced_last,
                          bool f64)
 {
     if (f64) {
-        SMALL_SUM_BODY(double)
+        SMALL_SUM_BODY(double, tg__sum_run_f64)
     } else {
-        SMALL_SUM_BODY(float)
+        SMALL_SUM_BODY(float, tg__sum_run_f32)
     }
 }
 

@@ -107,31 +107,36 @@ static tg_status forward(tg_node *nd)
     return TG_OK;
 }
 
-/* The composition's rules, recorded (any order of derivative). */
-static tg_status backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
+/* max_pool2d's rule then conv2d_relu's: the recorded ones, or (fused) their
+ * fast paths. */
+static tg_status parts_backward(tg_node *nd, tg_tensor *gz, tg_tensor **din, bool fused)
 {
     tg_node conv, pool;
     tg_tensor *y_slot, *gy = NULL;
     tg_status s = parts(nd, &conv, &pool, &y_slot);
     if (s == TG_OK)
-        s = tg__def_max_pool2d.backward(&pool, gz, &gy);
-    return s != TG_OK ? s : tg__def_conv2d_relu.backward(&conv, gy, din);
+        s = (fused ? tg__def_max_pool2d.fused_backward : tg__def_max_pool2d.backward)(&pool, gz,
+                                                                                   &gy);
+    if (s == TG_OK)
+        s = (fused ? tg__def_conv2d_relu.fused_backward : tg__def_conv2d_relu.backward)(&conv, gy,
+                                                                                     din);
+    return s;
 }
 
-/* Without a graph: in float32 the image-by-image pass; in float64 the two
- * ops' fused rules one after the other. */
+/* The composition's rules, recorded (any order of derivative). */
+static tg_status backward(tg_node *nd, tg_tensor *gz, tg_tensor **din)
+{
+    return parts_backward(nd, gz, din, false);
+}
+
+/* Without a graph: in float32 (with the forward's codes) the image-by-image
+ * pass; else the two ops' fused rules one after the other. */
 static tg_status fused(tg_node *nd, tg_tensor *gz, tg_tensor **din)
 {
     tg_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->n_in > 2 ? nd->in[2] : NULL;
     conv_pool_params *p = PARAMS(nd);
-    if (!p->codes) {
-        tg_node conv, pool;
-        tg_tensor *y_slot, *gy = NULL;
-        tg_status s = parts(nd, &conv, &pool, &y_slot);
-        if (s == TG_OK)
-            s = tg__def_max_pool2d.fused_backward(&pool, gz, &gy);
-        return s != TG_OK ? s : tg__def_conv2d_relu.fused_backward(&conv, gy, din);
-    }
+    if (!p->codes)
+        return parts_backward(nd, gz, din, true);
     const char *fn = "tg_conv2d";
     tg__conv_geom g = tg__conv_kernel_geom(&p->conv, x->shape, w->shape);
     tg__pool_geom pg = tg__pool_kernel_geom(&p->pool);
