@@ -272,10 +272,8 @@ static void conv_gemm(bool in_task, void *gemm_scratch, bool ta, int64_t M, int6
 
 static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
 
-size_t tg__conv2d_relu_maxpool_scratch(int64_t OC, const tg__conv_geom *g,
-                                       const tg__pool_geom *pool)
+size_t tg__conv2d_relu_maxpool_scratch(int64_t OC, const tg__conv_geom *g)
 {
-    (void)pool;
     return round64((size_t)(g->C * g->KH * g->KW * g->OH * g->OW) * sizeof(float)) +
            (size_t)(OC * g->OH * g->OW) * sizeof(float);
 }
@@ -349,7 +347,8 @@ static void conv_batch_run(conv_batch *b, int64_t N, float *cols)
         if (b->input_grad)
             memset(b->out, 0, out_bytes);
     }
-    float *pool_buf = (float *)(void *)((char *)cols + round64((size_t)(ckk * ohw) * sizeof(float)));
+    size_t y_at = round64((size_t)(ckk * ohw) * sizeof(float)); // the caller's y after cols
+    float *pool_buf = (float *)(void *)((char *)cols + y_at);
     for (int64_t n = 0; n < N; n++)
         conv_image(b, n, cols, false, NULL, pool_buf);
 }
@@ -367,8 +366,7 @@ void tg__conv2d_relu_maxpool_f32(const float *x, int64_t N, const float *w, cons
 {
     conv_batch b = {.in = x, .w = w, .bias = bias, .relu = true, .OC = OC, .g = g,
                     .pool = pool, .pooled = pooled, .codes = codes};
-    float *cols = scratch;
-    conv_batch_run(&b, N, cols);
+    conv_batch_run(&b, N, scratch);
 }
 
 void tg__conv2d_input_grad_f32(const float *gy, int64_t N, const float *w, int64_t OC,

@@ -100,13 +100,12 @@ void tg__conv2d_input_grad_f32(const float *gy, int64_t N, const float *w, int64
 /* A convolution with ReLU (as tg__conv2d_forward_f32, relu set) whose every
  * image's y[n] is max pooled as soon as it is made, while still in cache,
  * and then dropped: pooled[n] = the max pool of y[n] by pool (one image:
- * planes OC), the bytes of tg__maxpool_f32 on the whole y; where[n] (when
- * not NULL) the codes of tg__maxpool_codes_f32 (a window of at most 256
- * elements). scratch holds tg__conv2d_relu_maxpool_scratch bytes, 64-byte
- * aligned. */
+ * planes OC), the bytes of tg__maxpool_f32 on the whole y; codes[n] (when
+ * codes is not NULL) the codes of tg__maxpool_codes_f32 (a window of at most
+ * 256 elements). scratch holds tg__conv2d_relu_maxpool_scratch bytes, 64-byte
+ * aligned: one image's im2col, then its y. */
 struct tg__pool_geom;
-size_t tg__conv2d_relu_maxpool_scratch(int64_t OC, const tg__conv_geom *g,
-                                       const struct tg__pool_geom *pool);
+size_t tg__conv2d_relu_maxpool_scratch(int64_t OC, const tg__conv_geom *g);
 void tg__conv2d_relu_maxpool_f32(const float *x, int64_t N, const float *w, const float *bias,
                                  int64_t OC, const tg__conv_geom *g,
                                  const struct tg__pool_geom *pool, void *scratch,
@@ -117,11 +116,10 @@ void tg__conv2d_relu_maxpool_f32(const float *x, int64_t N, const float *w, cons
  * partial sums and its im2col; then the group's input gradient (dx, cleared
  * first, when not NULL: one product for the group, col2im per image), its
  * weight gradient (dw when not NULL) and the bias gradient (db when not
- * NULL). The
- * bytes of tg__maxpool_backward_f32, tg__relu_grad_f32, tg__reduce_sum_f32
- * over (N, H, W), tg__conv2d_input_grad_f32 and tg__conv2d_weight_grad_f32
- * run one after the other on the whole batch, without reading y: an
- * image's dz is made and used while it is in cache. scratch holds
+ * NULL). The bytes of tg__maxpool_backward_f32, tg__relu_grad_f32,
+ * tg__reduce_sum_f32 over (N, H, W), tg__conv2d_input_grad_f32 and
+ * tg__conv2d_weight_grad_f32 run one after the other on the whole batch,
+ * without reading y: an image's dz is made and used while it is in cache. scratch holds
  * tg__conv_block_scratch floats. */
 int64_t tg__conv_block_group(int64_t N, int64_t OC, const tg__conv_geom *g, bool dx);
 int64_t tg__conv_block_scratch(int64_t N, int64_t OC, const tg__conv_geom *g, bool dx);
@@ -189,6 +187,10 @@ void tg__maxpool_codes_f32(const float *x, const tg__pool_geom *g, float *y, uin
  * bytes past its end. */
 void tg__maxpool_codes_relu_backward_f32(const uint8_t *code, const float *y, const float *dy,
                                          const tg__pool_geom *g, float *dx);
+/* Whether g is the plain 2x2, stride 2 pool with no top or left padding,
+ * whose windows tile the image but for an odd last row or column: the case
+ * the max pool's vector code takes. */
+bool tg__pool_plain_2x2(const tg__pool_geom *g);
 /* The ways these run, for the test that they agree: the forward as the
  * other max pools (tg__pool_f32_variants; the vectors' codes are AVX-512's),
  * the backward scalar (0) or AVX-512 (1) as tg__pool_codes_variants says. */

@@ -314,7 +314,7 @@ static int64_t vec_2x2_f32(const float *r0, const float *r1, const tg__pool_geom
 #endif
 #define VEC_2X2_double(r0, r1, g, at, yo, ao, nan, kind) 0
 
-static bool is_plain_2x2(const tg__pool_geom *g)
+bool tg__pool_plain_2x2(const tg__pool_geom *g)
 {
     // Bottom/right padding shows as OH or OW reaching past the image.
     return g->KH == 2 && g->KW == 2 && g->SH == 2 && g->SW == 2 && g->PT == 0 && g->PL == 0 &&
@@ -328,7 +328,7 @@ static void maxpool_planes_f32(const float *x, const tg__pool_geom *g, float *y,
                                int kind, int64_t p0, int64_t p1)
 {
     bool nan_seen = false;
-    if (is_plain_2x2(g)) {
+    if (tg__pool_plain_2x2(g)) {
 #ifdef POOL_X86
         if (kind == POOL_AVX512 && !argmax)
             nan_seen = max16_planes_f32(x, g, y, NULL, p0, p1);
@@ -348,7 +348,7 @@ static void maxpool_planes_f64(const double *x, const tg__pool_geom *g, double *
 {
     (void)kind; // float32 only has vector code
     bool nan_seen = false;
-    if (is_plain_2x2(g)) {
+    if (tg__pool_plain_2x2(g)) {
         MAXPOOL_2X2_BODY(double)
         if (!nan_seen)
             return;
@@ -382,7 +382,8 @@ void tg__maxpool_codes_f32_variant(int variant, const float *x, const tg__pool_g
 {
     int kind = variant < 0 ? widest_kind() : variant_kind(variant);
 #ifdef POOL_X86
-    if (kind == POOL_AVX512 && is_plain_2x2(g) && !max16_planes_f32(x, g, y, code, 0, g->planes))
+    if (kind == POOL_AVX512 && tg__pool_plain_2x2(g) &&
+        !max16_planes_f32(x, g, y, code, 0, g->planes))
         return;
 #endif
     (void)kind;
@@ -480,7 +481,7 @@ void tg__maxpool_f64(const double *x, const tg__pool_geom *g, double *y, int64_t
 
 #define MAXPOOL_BACK_BODY(T)                                                       \
     int64_t hw = g->H * g->W, ohw = g->OH * g->OW;                                 \
-    bool plain = is_plain_2x2(g);                                                  \
+    bool plain = tg__pool_plain_2x2(g);                                                  \
     for (int64_t p = p0; p < p1; p++) {                                            \
         const T *xp = x + p * hw, *yp = y + p * ohw, *dyp = dy + p * ohw;          \
         T *plane = dx + p * hw;                                                    \
@@ -659,7 +660,7 @@ static void maxpool_back_planes_f32(const float *x, const float *y, const float 
                                     int64_t p1)
 {
 #ifdef POOL_X86
-    if (kind == POOL_AVX512 && is_plain_2x2(g)) {
+    if (kind == POOL_AVX512 && tg__pool_plain_2x2(g)) {
         back16_planes_f32(x, y, dy, g, dx, p0, p1);
         return;
     }

@@ -31,12 +31,6 @@ int tg__pool_codes_variants(void) { return have_avx512() ? 2 : 1; }
 
 static bool use_avx512(int variant) { return variant != 0 && have_avx512(); }
 
-static bool is_2x2(const tg__pool_geom *g)
-{
-    return g->KH == 2 && g->KW == 2 && g->SH == 2 && g->SW == 2 && g->PT == 0 && g->PL == 0 &&
-           g->OH == g->H / 2 && g->OW == g->W / 2;
-}
-
 /* ---- scalar: any geometry ---- */
 
 /* put_add of dy at the codes' places into zeros, then the ReLU's gradient:
@@ -117,13 +111,11 @@ TARGET static void back_avx512(const uint8_t *code, const float *y, const float 
                 _mm512_mask_storeu_ps(r1 + 2 * j + 16, (__mmask16)(in >> 16),
                                       _mm512_permutex2var_ps(c, high16, d));
             }
-            if (W > 2 * OW) { // an odd last column
-                r0[W - 1] = 0;
-                r1[W - 1] = 0;
-            }
+            for (int64_t c = 2 * OW; c < W; c++) // columns past the last window
+                r0[c] = r1[c] = 0;
         }
-        if (H > 2 * OH) // an odd last row
-            memset(plane + (H - 1) * W, 0, (size_t)W * sizeof *plane);
+        if (H > 2 * OH) // rows past the last window
+            memset(plane + 2 * OH * W, 0, (size_t)((H - 2 * OH) * W) * sizeof *plane);
     }
 }
 #endif
@@ -135,12 +127,12 @@ void tg__maxpool_codes_relu_backward_f32_variant(int variant, const uint8_t *cod
                                                  const tg__pool_geom *g, float *dx)
 {
 #ifdef CODES_X86
-    if (use_avx512(variant) && is_2x2(g)) {
+    if (use_avx512(variant) && tg__pool_plain_2x2(g)) {
         back_avx512(code, y, dy, g, dx, 0, g->planes);
         return;
     }
 #endif
-    (void)use_avx512, (void)is_2x2; // used only on x86-64
+    (void)use_avx512; // used only on x86-64
     back_scalar(code, y, dy, g, dx, 0, g->planes);
 }
 

@@ -153,10 +153,10 @@ static void sum_task(void *ctx, int64_t t, void *ws)
  * everything). They run SUM_BODY's additions in its order without the group
  * walk: kept last, each out[k] from +0 adds x[r K + k] row by row in T (eight
  * columns held in registers across the rows); reduced last, each output's
- * run summed by tg__sum_run_* and added to +0 in T, as SUM_BODY does (a double too small for a float rounds to
- * -0.0f, and +0 + -0 is +0). Returns false for the other cases (and for
- * large sums, which may thread). */
-#define SMALL_SUM_BODY(T, RUN)                                                        \
+ * run summed by tg__sum_run_* and added to +0 in T, as SUM_BODY does (a
+ * double too small for a float rounds to -0.0f, and +0 + -0 is +0). Returns
+ * false for the other cases (and for large sums, which may thread). */
+#define SMALL_SUM_BODY(T, RUN)                                                     \
     const T *restrict xs = x;                                                      \
     T *restrict o = out;                                                           \
     if (!reduced_last) {                                                           \

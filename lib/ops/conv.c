@@ -404,7 +404,8 @@ static tg_tensor *conv_build(const tg_op_def *def, tg_tensor *x, tg_tensor *w, t
     if (check_4d(fn, "x (N, C, H, W)", x) || check_4d(fn, "w (OC, C, KH, KW)", w))
         return NULL;
     conv_params p = {0};
-    if (tg__conv_params_make(fn, geom, x->shape[2], x->shape[3], w->shape[2], w->shape[3], &p) != TG_OK)
+    if (tg__conv_params_make(fn, geom, x->shape[2], x->shape[3], w->shape[2], w->shape[3],
+                             &p) != TG_OK)
         return NULL;
     tg_tensor *in[3] = {x, w, bias};
     return tg__apply(def, bias ? 3 : 2, in, &p);

@@ -68,7 +68,8 @@ static tg_status shape(const char *fn, tg_tensor *const *in, int n_in, const voi
 {
     const conv_pool_params *p = params;
     int64_t ys[TG_MAX_DIMS];
-    if (tg__def_conv2d_relu.shape(fn, in, n_in, &p->conv, ndim, ys) != TG_OK)
+    if (tg__def_conv2d_relu.shape(fn, in, n_in, &p->conv, ndim, ys) != TG_OK ||
+        tg__pool_fits("tg_max_pool2d", &p->pool) != TG_OK)
         return TG_ESHAPE;
     tg__pool_geom g = tg__pool_kernel_geom(&p->pool);
     out[0] = ys[0], out[1] = ys[1], out[2] = g.OH, out[3] = g.OW;
@@ -97,7 +98,7 @@ static tg_status forward(tg_node *nd)
     pg.planes = OC; // one image
     bool recorded = tg_grad_enabled() && (x->requires_grad || w->requires_grad ||
                                           (b && b->requires_grad));
-    void *scratch = tg__tape_alloc(nd->out->tape, fn, tg__conv2d_relu_maxpool_scratch(OC, &g, &pg));
+    void *scratch = tg__tape_alloc(nd->out->tape, fn, tg__conv2d_relu_maxpool_scratch(OC, &g));
     if (recorded && scratch)
         p->codes = tg__tape_alloc(nd->out->tape, fn, (size_t)nd->out->numel + 16);
     if (!scratch || (recorded && !p->codes))
@@ -200,12 +201,5 @@ tg_tensor *tg__conv2d_relu_max_pool2d(tg_tensor *x, tg_tensor *w, tg_tensor *bia
     if (tg__def_conv2d_relu.shape(fn, in, bias ? 3 : 2, &p.conv, &ndim, ys) != TG_OK ||
         tg__pool_params_make("tg_max_pool2d", ndim, ys, pool, &p.pool) != TG_OK)
         return NULL;
-    tg__pool_geom pg = tg__pool_kernel_geom(&p.pool);
-    if (pg.OH < 1 || pg.OW < 1) // tg_max_pool2d's message
-        return tg__fail_null(TG_ESHAPE, "tg_max_pool2d: window %lldx%lld does not fit the "
-                                        "padded input %lldx%lld", (long long)pg.KH,
-                             (long long)pg.KW,
-                             (long long)(pg.H + p.pool.pad_top + p.pool.pad_bottom),
-                             (long long)(pg.W + p.pool.pad_left + p.pool.pad_right));
     return tg__apply(&tg__def_conv2d_relu_max_pool2d, bias ? 3 : 2, in, &p);
 }

@@ -86,16 +86,24 @@ tg__pool_geom tg__pool_kernel_geom(const pool_params *p)
     return g;
 }
 
-static tg_status pool_shape(const char *fn, tg_tensor *const *in, int n_in,
-                            const void *params, int *ndim, int64_t *shape)
+tg_status tg__pool_fits(const char *fn, const pool_params *p)
 {
-    const pool_params *p = params;
     tg__pool_geom g = tg__pool_kernel_geom(p);
     if (g.OH < 1 || g.OW < 1)
         return tg__fail(TG_ESHAPE, "%s: window %lldx%lld does not fit the padded input "
                                    "%lldx%lld", fn, (long long)g.KH, (long long)g.KW,
                         (long long)(g.H + p->pad_top + p->pad_bottom),
                         (long long)(g.W + p->pad_left + p->pad_right));
+    return TG_OK;
+}
+
+static tg_status pool_shape(const char *fn, tg_tensor *const *in, int n_in,
+                            const void *params, int *ndim, int64_t *shape)
+{
+    const pool_params *p = params;
+    if (tg__pool_fits(fn, p) != TG_OK)
+        return TG_ESHAPE;
+    tg__pool_geom g = tg__pool_kernel_geom(p);
     shape[0] = in[0]->shape[0], shape[1] = in[0]->shape[1], shape[2] = g.OH, shape[3] = g.OW;
     *ndim = 4;
     return TG_OK;

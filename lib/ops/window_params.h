@@ -35,5 +35,8 @@ tg__conv_geom tg__conv_kernel_geom(const conv_params *p, const int64_t *xs, cons
 tg_status tg__pool_params_make(const char *fn, int ndim, const int64_t *shape,
                                const tg_pool2d_geom *geom, pool_params *p);
 tg__pool_geom tg__pool_kernel_geom(const pool_params *p);
+/* TG_OK when every window of p holds an output (OH, OW >= 1), else TG_ESHAPE
+ * recorded for fn: the pools' shape rule. */
+tg_status tg__pool_fits(const char *fn, const pool_params *p);
 
 #endif
