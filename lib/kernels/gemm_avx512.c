@@ -57,27 +57,20 @@ tile_avx512(const int rows, int64_t kc, const float *ap, int64_t rsa, int64_t cs
             c1[r] = _mm512_mul_ps(c1[r], va);
         }
     }
-    if (n == 32) {
-        __m512 vb = _mm512_set1_ps(beta);
-        for (int r = 0; r < rows; r++) {
-            float *c = C + r * ldc;
-            if (beta != 0) {
-                c0[r] = _mm512_fmadd_ps(vb, _mm512_loadu_ps(c), c0[r]);
-                c1[r] = _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + 16), c1[r]);
-            }
-            _mm512_storeu_ps(c, c0[r]);
-            _mm512_storeu_ps(c + 16, c1[r]);
-        }
-        return;
-    }
-    float tile[8][32];
+    // A ragged tile (n < 32) is read and written through masks, which touch
+    // none of C's elements past n.
+    const __mmask16 lo = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
+    const __mmask16 hi = (__mmask16)(n >= 32 ? 0xffff : n <= 16 ? 0 : (1u << (n - 16)) - 1);
+    __m512 vb = _mm512_set1_ps(beta);
     for (int r = 0; r < rows; r++) {
-        _mm512_storeu_ps(tile[r], c0[r]);
-        _mm512_storeu_ps(tile[r] + 16, c1[r]);
+        float *c = C + r * ldc;
+        if (beta != 0) {
+            c0[r] = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(lo, c), c0[r]);
+            c1[r] = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(hi, c + 16), c1[r]);
+        }
+        _mm512_mask_storeu_ps(c, lo, c0[r]);
+        _mm512_mask_storeu_ps(c + 16, hi, c1[r]);
     }
-    for (int r = 0; r < rows; r++)
-        for (int64_t j = 0; j < n; j++)
-            C[r * ldc + j] = beta == 0 ? tile[r][j] : fmaf(beta, C[r * ldc + j], tile[r][j]);
 }
 
 static TARGET void micro_avx512(int rows, int64_t kc, const float *ap, int64_t rsa, int64_t csa,
@@ -97,8 +90,20 @@ static TARGET void micro_avx512(int rows, int64_t kc, const float *ap, int64_t r
     }
 }
 
+/* A ragged strip's row (gemm_template.h): two masked loads, which read
+ * nothing past src's w elements, and two whole stores. */
+static inline __attribute__((always_inline)) TARGET void ragged_row_avx512(const float *src,
+                                                                         int64_t w, float *dst)
+{
+    __mmask16 lo = (__mmask16)(w >= 16 ? 0xffff : (1u << w) - 1);
+    __mmask16 hi = (__mmask16)(w <= 16 ? 0 : (1u << (w - 16)) - 1);
+    _mm512_storeu_ps(dst, _mm512_maskz_loadu_ps(lo, src));
+    _mm512_storeu_ps(dst + 16, _mm512_maskz_loadu_ps(hi, src + 16));
+}
+
 #define MR 8
 #define NR 32
+#define RAGGED_ROW ragged_row_avx512
 #define T float
 #define IS_F32
 #define FMA fmaf
