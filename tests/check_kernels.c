@@ -1105,6 +1105,38 @@ START_TEST(test_small_sum_row_order_from_plus_zero)
 }
 END_TEST
 
+/* tg__sum_runs (a convolution's bias partials) gives tg__sum_run_f32's
+ * bytes for every run, in every variant the CPU runs: run lengths with and
+ * without a tail of fewer than eight, counts that leave runs past the last
+ * four, a stride wider than a run, signed zeros, a NaN, terms that round. */
+START_TEST(test_sum_runs_is_sum_run)
+{
+    static const int64_t lens[] = {0, 1, 7, 8, 9, 121, 676, 1000};
+    static const int64_t counts[] = {1, 3, 4, 5, 64};
+    tg_rng rng = tg_rng_seeded(13);
+    enum { STRIDE = 1003 };
+    float *x = malloc(64 * STRIDE * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    for (int i = 0; i < 64 * STRIDE; i++)
+        x[i] = i % 11 == 5 ? -0.0f : (float)((tg_rng_uniform(&rng) - 0.5) * pow(10, i % 9 - 4));
+    x[3 * STRIDE + 50] = NAN;
+    for (int v = 0; v < tg__sum_runs_variants(); v++)
+        for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++)
+            for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+                double out[64];
+                tg__sum_runs_f32_variant(v, x, lens[l], STRIDE, counts[c], out);
+                for (int64_t r = 0; r < counts[c]; r++) {
+                    double want = tg__sum_run_f32(x + r * STRIDE, lens[l]);
+                    ck_assert_msg(memcmp(&want, &out[r], sizeof want) == 0,
+                                  "variant %d, run %lld of %lld, length %lld: %.17g, want %.17g",
+                                  v, (long long)r, (long long)counts[c], (long long)lens[l],
+                                  out[r], want);
+                }
+            }
+    free(x);
+}
+END_TEST
+
 /* tg__sum_rows (the engine's bias-gradient sum) gives tg__reduce_sum's bytes
  * over axis 0 for every small shape, one column and one row included, with
  * signed zeros, a NaN and large terms that round. */
@@ -1218,6 +1250,7 @@ static Suite *kernels_suite(void)
     TCase *sum = tcase_create("sum");
     tcase_add_test(sum, test_small_sum_row_order_from_plus_zero);
     tcase_add_test(sum, test_sum_rows_is_reduce_sum);
+    tcase_add_test(sum, test_sum_runs_is_sum_run);
     suite_add_tcase(s, sum);
     TCase *tanh_tc = tcase_create("tanh");
     tcase_set_timeout(tanh_tc, 300); // exhaustive over every 7th float: 75-143 s on a busy 2-CPU machine

@@ -66,10 +66,17 @@ static void dz_task(void *ctx, int64_t t, void *ws)
     int64_t phw = b->pool->OH * b->pool->OW, S = b->gn * ohw;
     for (int64_t c = 0; c < OC; c++) {
         int64_t k = (n * OC + c) * phw;
-        float *dz = b->dz + c * S + t * ohw;
-        tg__maxpool_codes_relu_backward_f32(b->codes + k, b->pooled + k, b->gp + k, b->pool, dz);
-        if (b->partial)
-            b->partial[t * OC + c] = (float)tg__sum_run_f32(dz, ohw);
+        tg__maxpool_codes_relu_backward_f32(b->codes + k, b->pooled + k, b->gp + k, b->pool,
+                                            b->dz + c * S + t * ohw);
+    }
+    // The channels' bias partials together, while dz is still in cache: a
+    // run's sum waits on its own additions, several runs' overlap.
+    for (int64_t c0 = 0; b->partial && c0 < OC; c0 += 64) {
+        double sums[64];
+        int64_t m = OC - c0 < 64 ? OC - c0 : 64;
+        tg__sum_runs_f32(b->dz + c0 * S + t * ohw, ohw, S, m, sums);
+        for (int64_t c = 0; c < m; c++)
+            b->partial[t * OC + c0 + c] = (float)sums[c];
     }
     if (b->cols)
         tg__im2col_f32(b->x + n * g->C * g->H * g->W, g, b->cols + t * ckk * ohw);

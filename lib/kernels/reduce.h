@@ -3,6 +3,7 @@
 #ifndef TG_KERNELS_REDUCE_H
 #define TG_KERNELS_REDUCE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* x (ndim, shape), contiguous; bit d of `reduced` marks axis d. out holds the
@@ -17,6 +18,14 @@ void tg__reduce_sum_f64(const double *x, int ndim, const int64_t *shape, unsigne
  * rounded to T and added in turn. */
 double tg__sum_run_f32(const float *x, int64_t n);
 double tg__sum_run_f64(const double *x, int64_t n);
+/* count runs of n values, run r at x + r * stride: out[r] is
+ * tg__sum_run_f32 of run r, to the bit (sum_runs.c). _variant runs one
+ * variant (0: the plain loop; 1: AVX-512 where the CPU has it; -1: the
+ * widest), of tg__sum_runs_variants(), for the tests. */
+void tg__sum_runs_f32(const float *x, int64_t n, int64_t stride, int64_t count, double *out);
+void tg__sum_runs_f32_variant(int variant, const float *x, int64_t n, int64_t stride,
+                              int64_t count, double *out);
+int tg__sum_runs_variants(void);
 /* The sum over axis 0 of a small R x K array (R * K <= 4096), out[k] for
  * k < K: tg__reduce_sum's bytes for that case without its shape analysis (a
  * bias gradient in a small network's step). */
