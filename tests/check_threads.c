@@ -410,7 +410,7 @@ START_TEST(test_conv_batch_same_bytes)
     float *ref = malloc(sizeof(float) * N * OC * OHW), *y = malloc(sizeof(float) * N * OC * OHW);
     float *dref = calloc(N * C * H * W, sizeof(float)), *dx = malloc(sizeof(float) * N * C * H * W);
     float *wref = calloc(OC * ckk, sizeof(float)), *dw = malloc(sizeof(float) * OC * ckk);
-    float *dw_scratch = malloc(sizeof(float) * (size_t)tg__conv2d_dw_scratch(N, &g));
+    float *dw_scratch = malloc(sizeof(float) * (size_t)tg__conv2d_dw_scratch(N, OC, &g));
     tg_rng rng = tg_rng_seeded(5);
     for (int i = 0; i < N * C * H * W; i++)
         x[i] = (float)tg_rng_uniform(&rng) - 0.5f;
@@ -473,7 +473,7 @@ START_TEST(test_conv_dw_groups_same_bytes)
     float *x = malloc(sizeof(float) * N * C * H * W), *gy = malloc(sizeof(float) * N * OC * OHW);
     float *cols = malloc(sizeof(float) * ckk * OHW), *ref = calloc(OC * ckk, sizeof(float));
     float *dw = malloc(sizeof(float) * OC * ckk);
-    float *scratch = malloc(sizeof(float) * (size_t)tg__conv2d_dw_scratch(N, &g));
+    float *scratch = malloc(sizeof(float) * (size_t)tg__conv2d_dw_scratch(N, OC, &g));
     tg_rng rng = tg_rng_seeded(9);
     for (int i = 0; i < N * C * H * W; i++)
         x[i] = (float)tg_rng_uniform(&rng) - 0.5f;

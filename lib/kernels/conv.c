@@ -407,6 +407,7 @@ void tg__conv2d_weight_grad_f32(const float *x, const float *gy, int64_t N, int6
 {
     int64_t ckk = g->C * g->KH * g->KW, ohw = g->OH * g->OW;
     int64_t G = tg__conv2d_dw_group(N, g);
+    float *dw_t = scratch + G * ckk * ohw;
     for (int64_t n0 = 0; n0 < N; n0 += G) {
         int64_t gn = N - n0 < G ? N - n0 : G;
         dw_cols d = {.x = x, .g = g, .n0 = n0, .cols = scratch};
@@ -415,10 +416,13 @@ void tg__conv2d_weight_grad_f32(const float *x, const float *gy, int64_t N, int6
         else
             for (int64_t t = 0; t < gn; t++)
                 dw_cols_task(&d, t, NULL);
-        // Image n: gy[n] (OC x ohw, row stride ohw) times its im2col
+        // Image n: its im2col times gy[n] (OC x ohw, row stride ohw)
         // transposed; later groups add to the earlier ones (beta 1), which
         // continues the same sequence of depth blocks.
-        tg__gemm_f32_segments(false, true, OC, ckk, ohw, gn, 1.0f, gy + n0 * OC * ohw, ohw,
-                              OC * ohw, scratch, ohw, ckk * ohw, n0 == 0 ? 0.0f : 1.0f, dw, ckk);
+        tg__gemm_f32_segments(false, true, ckk, OC, ohw, gn, 1.0f, scratch, ohw, ckk * ohw,
+                              gy + n0 * OC * ohw, ohw, OC * ohw, n0 == 0 ? 0.0f : 1.0f, dw_t, OC);
     }
+    for (int64_t c = 0; c < OC; c++)
+        for (int64_t k = 0; k < ckk; k++)
+            dw[c * ckk + k] = dw_t[k * OC + c];
 }

@@ -130,8 +130,10 @@ void tg__conv2d_relu_maxpool_backward_f32(const float *x, const float *w, const 
                                           float *dx, float *dw, float *db);
 
 /* The weight gradient, float32: dw (OC, C*KH*KW) = sum over n of
- * gy[n] (OC, OH*OW) im2col(x[n])^T, as one product per group of images
- * (tg__gemm_f32_segments: gy read in place, one segment per image). A group
+ * gy[n] (OC, OH*OW) im2col(x[n])^T, made transposed, as one product per
+ * group of images, dw^T = im2col(x[n]) gy[n]^T (tg__gemm_f32_segments: the
+ * columns read in place, one segment per image, only gy's few rows packed;
+ * each element's fmas are those of dw's product, in its order). A group
  * is tg__conv2d_dw_group images (a number that depends on the shapes only,
  * so that the im2col scratch stays near TG__CONV_DW_GROUP_BYTES); threads
  * take whole images for the im2col and output tiles for the product, never
@@ -139,9 +141,10 @@ void tg__conv2d_relu_maxpool_backward_f32(const float *x, const float *w, const 
  * tg__conv2d_dw_scratch(N, OC, g) floats. */
 #define TG__CONV_DW_GROUP_BYTES (2 << 20)
 int64_t tg__conv2d_dw_group(int64_t N, const tg__conv_geom *g);
-static inline int64_t tg__conv2d_dw_scratch(int64_t N, const tg__conv_geom *g)
+static inline int64_t tg__conv2d_dw_scratch(int64_t N, int64_t OC, const tg__conv_geom *g)
 {
-    return tg__conv2d_dw_group(N, g) * g->OH * g->OW * g->C * g->KH * g->KW;
+    int64_t ckk = g->C * g->KH * g->KW;
+    return tg__conv2d_dw_group(N, g) * g->OH * g->OW * ckk + ckk * OC; // columns, dw^T
 }
 void tg__conv2d_weight_grad_f32(const float *x, const float *gy, int64_t N, int64_t OC,
                                 const tg__conv_geom *g, float *scratch, float *dw);

@@ -172,7 +172,7 @@ static tg_status dw_forward(tg_node *nd)
         return TG_OK;
     if (dw->dtype == TG_F32) { // a few deep products over groups of images
         float *buf = scratch(dw->tape, "tg_conv2d (weight gradient)", 1,
-                             tg__conv2d_dw_scratch(N, &g), TG_F32);
+                             tg__conv2d_dw_scratch(N, OC, &g), TG_F32);
         if (!buf)
             return TG_ENOMEM;
         tg__conv2d_weight_grad_f32(x->data, gy->data, N, OC, &g, buf, dw->data);
