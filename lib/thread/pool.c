@@ -24,6 +24,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -404,12 +405,21 @@ void *tg__workspace(size_t bytes)
     if (!w)
         return NULL;
     if (w->size < bytes) {
-        void *raw = tg__malloc(bytes + 64);
+        // To a power of two: the products of a training step need sizes
+        // that differ a little with the batch and with how each is split
+        // between threads (a tail batch's product, run whole, needs two
+        // more rows of packed A than the full batches' halves did), and one
+        // of them must not allocate again at every new size.
+        size_t size = 4096;
+        while (size < bytes && size <= SIZE_MAX / 2)
+            size *= 2;
+        size = size < bytes ? bytes : size;
+        void *raw = size <= SIZE_MAX - 64 ? tg__malloc(size + 64) : NULL;
         if (!raw)
             return NULL;
         tg__free(w->raw);
         w->raw = raw;
-        w->size = bytes;
+        w->size = size;
     }
     return (char *)w->raw + (64 - (uintptr_t)w->raw % 64) % 64;
 }
