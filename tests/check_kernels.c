@@ -112,11 +112,14 @@ START_TEST(test_gemm_same_bytes_every_kernel_and_thread_count)
 {
     static const char *const kernels[] = {"generic", "avx2", "avx512"};
     // Small (unpacked) and packed products, ragged tiles, several depth
-    // blocks (K > 320), more than one B block, the CNN's shapes.
+    // blocks (K > 320), more than one B block, the CNN's shapes; for
+    // AVX-512's two tiles, products 32 and 33 columns wide and one of whole
+    // 64-column tiles with ragged rows.
     static const int64_t shapes[][3] = {{1, 1, 1},     {3, 5, 7},       {9, 31, 17},
                                         {32, 676, 9},  {64, 121, 288},  {288, 121, 64},
                                         {64, 288, 121}, {33, 65, 700},  {100, 40, 1600},
-                                        {7, 2100, 3},  {130, 97, 641},  {17, 4500, 40}};
+                                        {7, 2100, 3},  {130, 97, 641},  {17, 4500, 40},
+                                        {9, 32, 676},  {13, 33, 129},   {50, 128, 330}};
     int nthreads = have_threads() ? 3 : 1;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
