@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "optim/adam_internal.h"
 #include "tapegrad/tapegrad.h"
 #include "tg_internal.h" /* only to take a grad away for one step (torch's p.grad = None) */
 #include "tg_check.h"
@@ -659,6 +660,52 @@ END_TEST
  *   Keras:   lr * sqrt(1 - b2) / (1 - b1) * (1 - b1) g / (sqrt(1 - b2) |g| + eps)
  *          = lr * sqrt(0.001) / (sqrt(0.001) + 1) = lr * 0.0306...
  * and nearly the same ones when it is (g = 1). */
+/* Every variant of the float32 Adam kernel the CPU runs (adam.c) gives the
+ * portable loop's bytes: both forms, with and without each weight decay,
+ * lengths around the 16-lane vector, gradients and moments across many
+ * magnitudes (and zeros, whose square roots the step divides by). */
+START_TEST(test_adam_f32_variants_same_bytes)
+{
+    static const int64_t lens[] = {1, 15, 16, 17, 1000};
+    enum { N = 1000 };
+    float p0[N], g[N], m0[N], v0[N];
+    uint64_t seed = 7;
+    for (int i = 0; i < N; i++) {
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        double u = (double)(seed >> 11) / 9007199254740992.0;
+        p0[i] = (float)((u - 0.5) * 2);
+        g[i] = i % 13 == 0 ? 0.0f : (float)((u - 0.3) * pow(10, i % 7 - 4));
+        m0[i] = (float)(0.1 * (u - 0.5));
+        v0[i] = i % 11 == 0 ? 0.0f : (float)(u * 1e-3);
+    }
+    for (int form = 0; form < 8; form++) {
+        tg__adam_coef c = {.beta1 = 0.9, .beta2 = 0.999, .eps = 1e-7,
+                           .l2 = form & 2 ? 1e-2 : 0, .shrink = form & 4 ? 1 - 1e-3 * 0.01 : 1,
+                           .step_size = 1e-3 / (1 - 0.9 * 0.9), .bc2_sqrt = sqrt(1 - 0.999 * 0.999),
+                           .alpha = 1e-3 * sqrt(1 - 0.999 * 0.999) / (1 - 0.9 * 0.9),
+                           .keras = form & 1};
+        for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+            float pr[N], mr[N], vr[N];
+            memcpy(pr, p0, sizeof pr);
+            memcpy(mr, m0, sizeof mr);
+            memcpy(vr, v0, sizeof vr);
+            tg__adam_f32_variant(0, pr, g, mr, vr, lens[l], &c);
+            for (int var = 1; var < tg__adam_f32_variants(); var++) {
+                float pv[N], mv[N], vv[N];
+                memcpy(pv, p0, sizeof pv);
+                memcpy(mv, m0, sizeof mv);
+                memcpy(vv, v0, sizeof vv);
+                tg__adam_f32_variant(var, pv, g, mv, vv, lens[l], &c);
+                ck_assert_msg(memcmp(pv, pr, sizeof pv) == 0 && memcmp(mv, mr, sizeof mv) == 0 &&
+                                  memcmp(vv, vr, sizeof vv) == 0,
+                              "variant %d, form %d, n %lld: not the portable loop's bytes", var,
+                              form, (long long)lens[l]);
+            }
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_adam_forms_differ)
 {
     const double lr = 0.1, s = sqrt(1 - 0.999);
@@ -1279,6 +1326,7 @@ static Suite *optim_suite(void)
     tcase_add_test(tc, test_adamw_keras_f64);
     tcase_add_test(tc, test_adamw_keras_f32);
     tcase_add_test(tc, test_adam_forms_differ);
+    tcase_add_test(tc, test_adam_f32_variants_same_bytes);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("rmsprop");

@@ -2,17 +2,15 @@
  * eps added to sqrt(v_hat)) and Keras's (bias correction folded into the
  * step size, eps added to sqrt(v)). optim.h has the formulas and why they
  * differ. The handle and its state come from optim.c. */
+#include "optim/adam_internal.h"
 #include "optim_internal.h"
 
-/* Loop-invariant coefficients of one parameter's step. */
-typedef struct adam_coef {
-    double beta1, beta2, eps;
-    double l2;       /* Adam's weight decay, added to the gradient (0: none) */
-    double shrink;   /* AdamW's decoupled decay factor 1 - lr*wd (1: none) */
-    double step_size, bc2_sqrt; /* PyTorch form: lr / (1 - beta1^t), sqrt(1 - beta2^t) */
-    double alpha;    /* Keras form: lr * sqrt(1 - beta2^t) / (1 - beta1^t) */
-    bool keras;
-} adam_coef;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define ADAM_X86 1
+#include <immintrin.h>
+#endif
+
+typedef tg__adam_coef adam_coef;
 
 /* Adam's own part of the handle (opt->impl). The cache holds beta1^t,
  * beta2^t and the bias corrections 1 - beta1^t and sqrt(1 - beta2^t) for the
@@ -61,8 +59,76 @@ typedef struct adam_impl {
         }                                                                                    \
     }
 
-ADAM_KERNEL(adam_f32, float, sqrtf)
+ADAM_KERNEL(adam_f32_scalar, float, sqrtf)
 ADAM_KERNEL(adam_f64, double, sqrt)
+
+#ifdef ADAM_X86
+/* adam_f32_scalar's operations, one by one in its order (no fused
+ * multiply-add: each product and sum rounds as there), on 16 lanes; the tail
+ * through masks. sqrt and division are IEEE-exact in both, so every
+ * element's bytes are the scalar loop's. */
+__attribute__((target("avx512f"))) static void adam_f32_avx512(float *restrict p,
+                                                               const float *restrict g,
+                                                               float *restrict m,
+                                                               float *restrict v, int64_t n,
+                                                               const adam_coef *c)
+{
+    const __m512 b1 = _mm512_set1_ps((float)c->beta1), b2 = _mm512_set1_ps((float)c->beta2);
+    const __m512 eps = _mm512_set1_ps((float)c->eps), l2 = _mm512_set1_ps((float)c->l2);
+    const __m512 one_b1 = _mm512_set1_ps((float)(1 - c->beta1));
+    const __m512 one_b2 = _mm512_set1_ps((float)(1 - c->beta2));
+    const __m512 shrink = _mm512_set1_ps((float)c->shrink);
+    const __m512 step_size = _mm512_set1_ps((float)c->step_size);
+    const __m512 bc2_sqrt = _mm512_set1_ps((float)c->bc2_sqrt);
+    const __m512 alpha = _mm512_set1_ps((float)c->alpha);
+    const bool decay_l2 = c->l2 != 0, keras = c->keras;
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = (__mmask16)(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
+        __m512 pi = _mm512_maskz_loadu_ps(k, p + i), gi = _mm512_maskz_loadu_ps(k, g + i);
+        __m512 mi = _mm512_maskz_loadu_ps(k, m + i), vi = _mm512_maskz_loadu_ps(k, v + i);
+        if (decay_l2)
+            gi = _mm512_add_ps(gi, _mm512_mul_ps(l2, pi));
+        if (keras) {
+            mi = _mm512_add_ps(mi, _mm512_mul_ps(_mm512_sub_ps(gi, mi), one_b1));
+            vi = _mm512_add_ps(vi, _mm512_mul_ps(_mm512_sub_ps(_mm512_mul_ps(gi, gi), vi), one_b2));
+            __m512 den = _mm512_add_ps(_mm512_sqrt_ps(vi), eps);
+            pi = _mm512_sub_ps(_mm512_mul_ps(pi, shrink),
+                               _mm512_div_ps(_mm512_mul_ps(mi, alpha), den));
+        } else {
+            mi = _mm512_add_ps(_mm512_mul_ps(b1, mi), _mm512_mul_ps(one_b1, gi));
+            vi = _mm512_add_ps(_mm512_mul_ps(b2, vi), _mm512_mul_ps(_mm512_mul_ps(one_b2, gi), gi));
+            __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), bc2_sqrt), eps);
+            pi = _mm512_sub_ps(_mm512_mul_ps(pi, shrink),
+                               _mm512_mul_ps(step_size, _mm512_div_ps(mi, den)));
+        }
+        _mm512_mask_storeu_ps(m + i, k, mi);
+        _mm512_mask_storeu_ps(v + i, k, vi);
+        _mm512_mask_storeu_ps(p + i, k, pi);
+    }
+}
+#endif
+
+int tg__adam_f32_variants(void)
+{
+#ifdef ADAM_X86
+    return __builtin_cpu_supports("avx512f") ? 2 : 1;
+#else
+    return 1;
+#endif
+}
+
+void tg__adam_f32_variant(int variant, float *p, const float *g, float *m, float *v, int64_t n,
+                          const tg__adam_coef *c)
+{
+#ifdef ADAM_X86
+    if (variant != 0 && __builtin_cpu_supports("avx512f")) {
+        adam_f32_avx512(p, g, m, v, n, c);
+        return;
+    }
+#endif
+    (void)variant;
+    adam_f32_scalar(p, g, m, v, n, c);
+}
 
 /* Two pow() calls cost more than a tiny network's whole update, so beta^t is
  * carried forward by one product per step. To keep it a pure function of t
@@ -126,8 +192,8 @@ static void adam_step(tg_optim *opt, double lr)
         c.bc2_sqrt = a->bc2_sqrt;
         c.alpha = lr * c.bc2_sqrt / a->bc1;
         if (p->dtype == TG_F32)
-            adam_f32(p->data, g->data, tg__optim_buf(opt, i, 1), tg__optim_buf(opt, i, 2),
-                     p->numel, &c);
+            tg__adam_f32_variant(-1, p->data, g->data, tg__optim_buf(opt, i, 1),
+                                 tg__optim_buf(opt, i, 2), p->numel, &c);
         else
             adam_f64(p->data, g->data, tg__optim_buf(opt, i, 1), tg__optim_buf(opt, i, 2),
                      p->numel, &c);
