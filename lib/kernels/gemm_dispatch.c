@@ -49,7 +49,7 @@ static double now(void)
 /* Best of a few timings of one kernel on the CNN's two convolutions: the
  * second (64 x 128 x 288, deep) and the first (32 x 676 x 9, so shallow
  * that the tile's stores and the packing weigh as much as the multiply-adds;
- * on Zen 4 the 8x32 AVX-512 tile loses there what it wins on the deep one).
+ * on Zen 4 the AVX-512 tiles lose there what they win on the deep one).
  * About 0.2 ms per kernel at AVX2 speed. buf holds operands and scratch. */
 static double time_kernel(const tg__gemm_kernel *k, float *buf)
 {

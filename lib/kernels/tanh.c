@@ -21,7 +21,7 @@
  *
  * Deterministic: only IEEE double additions, multiplications and one
  * division, each correctly rounded, and no libm call. This file is built
- * with -ffp-contract=off (lib/kernels/meson.build), so no compiler fuses a
+ * with -ffp-contract=off (tg_exact_sources, lib/meson.build), so no compiler fuses a
  * multiply-add differently on a CPU with FMA; it assumes double arithmetic
  * is evaluated in double (FLT_EVAL_METHOD 0, as on x86-64 and aarch64). */
 #include <math.h> /* signbit only: no libm call */
