@@ -4,7 +4,19 @@
 #define TG_KERNELS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+/* Whether this CPU runs AVX-512F code (cpuid); false off x86-64. The
+ * kernels with an AVX-512 variant ask it before taking that path. */
+static inline bool tg__cpu_avx512f(void)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    return __builtin_cpu_supports("avx512f");
+#else
+    return false;
+#endif
+}
 
 /* C (M x N, row stride ldc) = alpha * op(A) op(B) + beta * C, row-major.
  * op(A) is M x K: A is stored M x K (lda >= K), or K x M when trans_a

@@ -17,19 +17,10 @@
 #include <immintrin.h>
 #endif
 
-static bool have_avx512(void)
-{
-#ifdef CODES_X86
-    return __builtin_cpu_supports("avx512f");
-#else
-    return false;
-#endif
-}
-
 /* Variant 0 is the scalar loop, 1 AVX-512; -1 the widest this CPU runs. */
-int tg__pool_codes_variants(void) { return have_avx512() ? 2 : 1; }
+int tg__pool_codes_variants(void) { return tg__cpu_avx512f() ? 2 : 1; }
 
-static bool use_avx512(int variant) { return variant != 0 && have_avx512(); }
+static bool use_avx512(int variant) { return variant != 0 && tg__cpu_avx512f(); }
 
 /* ---- scalar: any geometry ---- */
 

@@ -5,6 +5,7 @@
  * run's eight sums in the eight double lanes of one register, and combines
  * each run as tg__sum_run_f32 does. Variant 0 is the plain loop over
  * tg__sum_run_f32, the definition both are tested against. */
+#include "kernels/kernels.h"
 #include "kernels/reduce.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -12,16 +13,7 @@
 #include <immintrin.h>
 #endif
 
-static bool have_avx512(void)
-{
-#ifdef RUNS_X86
-    return __builtin_cpu_supports("avx512f");
-#else
-    return false;
-#endif
-}
-
-int tg__sum_runs_variants(void) { return have_avx512() ? 2 : 1; }
+int tg__sum_runs_variants(void) { return tg__cpu_avx512f() ? 2 : 1; }
 
 /* The end of RUN_SUM_BODY (reduce.c): the tail of the run added to sum 0,
  * then the fixed tree. */
@@ -62,7 +54,7 @@ void tg__sum_runs_f32_variant(int variant, const float *x, int64_t n, int64_t st
 {
     int64_t r = 0;
 #ifdef RUNS_X86
-    if (variant != 0 && have_avx512())
+    if (variant != 0 && tg__cpu_avx512f())
         for (; r + 4 <= count; r += 4)
             four_runs_avx512(x + r * stride, n, stride, out + r);
 #else

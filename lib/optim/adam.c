@@ -2,6 +2,7 @@
  * eps added to sqrt(v_hat)) and Keras's (bias correction folded into the
  * step size, eps added to sqrt(v)). optim.h has the formulas and why they
  * differ. The handle and its state come from optim.c. */
+#include "kernels/kernels.h"
 #include "optim/adam_internal.h"
 #include "optim_internal.h"
 
@@ -108,20 +109,13 @@ __attribute__((target("avx512f"))) static void adam_f32_avx512(float *restrict p
 }
 #endif
 
-int tg__adam_f32_variants(void)
-{
-#ifdef ADAM_X86
-    return __builtin_cpu_supports("avx512f") ? 2 : 1;
-#else
-    return 1;
-#endif
-}
+int tg__adam_f32_variants(void) { return tg__cpu_avx512f() ? 2 : 1; }
 
 void tg__adam_f32_variant(int variant, float *p, const float *g, float *m, float *v, int64_t n,
                           const tg__adam_coef *c)
 {
 #ifdef ADAM_X86
-    if (variant != 0 && __builtin_cpu_supports("avx512f")) {
+    if (variant != 0 && tg__cpu_avx512f()) {
         adam_f32_avx512(p, g, m, v, n, c);
         return;
     }
