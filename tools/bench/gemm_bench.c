@@ -8,7 +8,7 @@
  * The first line names the kernel and the thread count (TAPEGRAD_KERNEL and
  * TAPEGRAD_NUM_THREADS choose them), the last the peak RSS. Usage:
  *     gemm_bench [f32|f64] [shape-name | [t]MxNxK[t]]
- * where a t before or after the sizes transposes A or B (e.g. 32x9x676t is
+ * where a t before or after the sizes transposes A or B (e.g. 9x32x676t is
  * conv1.dw's shape without its beta).
  * To judge a change to one kernel on a machine shared with other work:
  *   TG_BENCH_CLOCK=cpu   times CPU time of the process (CLOCK_PROCESS_CPUTIME_ID)
@@ -38,10 +38,10 @@ typedef struct shape {
 /* Per image for the convolutions (the op layer loops over the batch). */
 static const shape shapes[] = {
     {"conv1.fwd", false, false, 32, 676, 9, 0},    /* W (32,9) cols (9,26*26) */
-    {"conv1.dw", false, true, 32, 9, 676, 1},      /* g (32,676) cols^T */
+    {"conv1.dw", false, true, 9, 32, 676, 1},      /* dw^T: cols (9,676) g^T */
     {"conv2.fwd", false, false, 64, 121, 288, 0},  /* W (64,288) cols (288,11*11) */
     {"conv2.dx", true, false, 288, 121, 64, 0},    /* W^T g */
-    {"conv2.dw", false, true, 64, 288, 121, 1},    /* g cols^T */
+    {"conv2.dw", false, true, 288, 64, 121, 1},    /* dw^T: cols (288,121) g^T */
     {"dense1.fwd", false, false, 32, 64, 1600, 0}, /* x (32,1600) W (1600,64) */
     {"dense1.dx", false, true, 32, 1600, 64, 0},   /* g W^T */
     {"dense1.dw", true, false, 1600, 64, 32, 0},   /* x^T g */

@@ -46,10 +46,10 @@ import torch  # noqa: E402
 # name, trans_a, trans_b, M, N, K, beta: keep in step with gemm_bench.c.
 SHAPES = [
     ("conv1.fwd", False, False, 32, 676, 9, 0),
-    ("conv1.dw", False, True, 32, 9, 676, 1),
+    ("conv1.dw", False, True, 9, 32, 676, 1),
     ("conv2.fwd", False, False, 64, 121, 288, 0),
     ("conv2.dx", True, False, 288, 121, 64, 0),
-    ("conv2.dw", False, True, 64, 288, 121, 1),
+    ("conv2.dw", False, True, 288, 64, 121, 1),
     ("dense1.fwd", False, False, 32, 64, 1600, 0),
     ("dense1.dx", False, True, 32, 1600, 64, 0),
     ("dense1.dw", True, False, 1600, 64, 32, 0),
