@@ -24,7 +24,7 @@ static bool avx2_supported(void)
 
 /* C[rows x n] = alpha A[rows x kc] Bp + beta C (beta 0: C not read). rows is
  * a constant in every call, so the accumulators stay in registers. A tile
- * narrower than 16 goes through a buffer. */
+ * narrower than 16 is read and written through masks. */
 static inline __attribute__((always_inline)) TARGET void
 tile_avx2(const int rows, int64_t kc, const float *ap, int64_t rsa, int64_t csa, const float *bp, int64_t ldbp,
           float *C, int64_t ldc, int64_t n, float alpha, float beta)
@@ -61,14 +61,21 @@ tile_avx2(const int rows, int64_t kc, const float *ap, int64_t rsa, int64_t csa,
         }
         return;
     }
-    float tile[6][16];
+    // A ragged tile through masks (lane j < n), which read and write none
+    // of C's elements past n.
+    const __m256i nv = _mm256_set1_epi32((int)n);
+    const __m256i m0 = _mm256_cmpgt_epi32(nv, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i m1 = _mm256_cmpgt_epi32(nv, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15));
+    __m256 vb = _mm256_set1_ps(beta);
     for (int r = 0; r < rows; r++) {
-        _mm256_storeu_ps(tile[r], c0[r]);
-        _mm256_storeu_ps(tile[r] + 8, c1[r]);
+        float *c = C + r * ldc;
+        if (beta != 0) {
+            c0[r] = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c, m0), c0[r]);
+            c1[r] = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c + 8, m1), c1[r]);
+        }
+        _mm256_maskstore_ps(c, m0, c0[r]);
+        _mm256_maskstore_ps(c + 8, m1, c1[r]);
     }
-    for (int r = 0; r < rows; r++)
-        for (int64_t j = 0; j < n; j++)
-            C[r * ldc + j] = beta == 0 ? tile[r][j] : fmaf(beta, C[r * ldc + j], tile[r][j]);
 }
 
 static TARGET void micro_avx2(int rows, int64_t kc, const float *ap, int64_t rsa, int64_t csa,
