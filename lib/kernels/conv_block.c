@@ -147,7 +147,6 @@ void tg__conv2d_relu_maxpool_backward_f32(const float *x, const float *w, const 
             tg__gemm_f32_segments(false, true, ckk, OC, ohw, b.gn, 1.0f, b.cols, ohw, ckk * ohw,
                                   b.dz, S, ohw, b.n0 == 0 ? 0.0f : 1.0f, dw_t, OC);
     }
-    for (int64_t c = 0; dw && c < OC; c++)
-        for (int64_t k = 0; k < ckk; k++)
-            dw[c * ckk + k] = dw_t[k * OC + c];
+    if (dw)
+        tg__dw_untranspose_f32(dw_t, OC, ckk, dw);
 }

@@ -42,7 +42,8 @@ static inline __mmask16 lanes(int64_t n, int v)
  * registers). */
 static inline __attribute__((always_inline)) TARGET void
 tile_avx512(const int rows, const int nv, int64_t kc, const float *ap, int64_t rsa, int64_t csa,
-            const float *bp, int64_t ldbp, float *C, int64_t ldc, int64_t n, float alpha, float beta)
+            const float *bp, int64_t ldbp, float *C, int64_t ldc, int64_t n, float alpha,
+            float beta)
 {
     __m512 c[8][4];
     for (int r = 0; r < rows; r++) {
@@ -126,23 +127,17 @@ MICRO_AVX512(micro_avx512_wide, 6, 4)
 
 /* A ragged strip's row (gemm_template.h): masked loads, which read nothing
  * past src's w elements, and whole stores. */
-static inline __attribute__((always_inline)) TARGET void ragged_row_32(const float *src,
-                                                                     int64_t w, float *dst)
+static inline __attribute__((always_inline)) TARGET void
+ragged_row_avx512(const float *src, int64_t w, float *dst, const int nv)
 {
-    for (int v = 0; v < 2; v++)
-        _mm512_storeu_ps(dst + 16 * v, _mm512_maskz_loadu_ps(lanes(w, v), src + 16 * v));
-}
-static inline __attribute__((always_inline)) TARGET void ragged_row_64(const float *src,
-                                                                     int64_t w, float *dst)
-{
-    for (int v = 0; v < 4; v++)
+    for (int v = 0; v < nv; v++)
         _mm512_storeu_ps(dst + 16 * v, _mm512_maskz_loadu_ps(lanes(w, v), src + 16 * v));
 }
 
 /* The narrow tile, with the small-product paths. */
 #define MR 8
 #define NR 32
-#define RAGGED_ROW ragged_row_32
+#define RAGGED_ROW(src, w, dst) ragged_row_avx512(src, w, dst, NR / 16)
 #define T float
 #define IS_F32
 #define FMA fmaf
@@ -165,7 +160,7 @@ static inline __attribute__((always_inline)) TARGET void ragged_row_64(const flo
  * tile's). */
 #define MR 6
 #define NR 64
-#define RAGGED_ROW ragged_row_64
+#define RAGGED_ROW(src, w, dst) ragged_row_avx512(src, w, dst, NR / 16)
 #define FN(x) x##_avx512_wide_f32
 #define MICRO micro_avx512_wide
 #define TG__GEMM_TEMPLATE_PACKED_ONLY

@@ -11,7 +11,6 @@
 #include <immintrin.h>
 #endif
 
-typedef tg__adam_coef adam_coef;
 
 /* Adam's own part of the handle (opt->impl). The cache holds beta1^t,
  * beta2^t and the bias corrections 1 - beta1^t and sqrt(1 - beta2^t) for the
@@ -32,7 +31,7 @@ typedef struct adam_impl {
  * (decoupled), both exact when unused. */
 #define ADAM_KERNEL(NAME, T, SQRT)                                                           \
     static void NAME(T *restrict p, const T *restrict g, T *restrict m, T *restrict v,      \
-                     int64_t n, const adam_coef *c)                                          \
+                     int64_t n, const tg__adam_coef *c)                                     \
     {                                                                                        \
         const T b1 = (T)c->beta1, b2 = (T)c->beta2, eps = (T)c->eps, l2 = (T)c->l2;          \
         const T one_b1 = (T)(1 - c->beta1), one_b2 = (T)(1 - c->beta2);                      \
@@ -72,7 +71,7 @@ __attribute__((target("avx512f"))) static void adam_f32_avx512(float *restrict p
                                                                const float *restrict g,
                                                                float *restrict m,
                                                                float *restrict v, int64_t n,
-                                                               const adam_coef *c)
+                                                               const tg__adam_coef *c)
 {
     const __m512 b1 = _mm512_set1_ps((float)c->beta1), b2 = _mm512_set1_ps((float)c->beta2);
     const __m512 eps = _mm512_set1_ps((float)c->eps), l2 = _mm512_set1_ps((float)c->l2);
@@ -165,7 +164,7 @@ static void adam_step(tg_optim *opt, double lr)
     adam_impl *a = opt->impl;
     const tg_adam_opts *o = &a->o;
     const bool adamw = a->adamw;
-    adam_coef c = {
+    tg__adam_coef c = {
         .beta1 = o->beta1,
         .beta2 = o->beta2,
         .eps = o->eps,
