@@ -239,6 +239,82 @@ START_TEST(test_gemm_epilogue_and_segments_same_bytes)
 }
 END_TEST
 
+/* B laid out by tg__gemm_b_ld_f32 and marked readable (tg__gemm_epi's
+ * b_readable) is read in place, its ragged last strip as whole vectors: the
+ * bytes are still the plain product's, whatever the padding holds (finite,
+ * here 1e30 or zeros), with every kernel and thread count, and C is written
+ * nowhere past its N columns (sentinels in ldc's gap). Rows of B that are
+ * far apart stay packed (tg__gemm_b_ld_f32 returns N). */
+START_TEST(test_gemm_readable_b_rows_same_bytes)
+{
+    static const char *const kernels[] = {"generic", "avx2", "avx512"};
+    static const int64_t shapes[][3] = {{64, 121, 288}, {32, 676, 9}, {9, 31, 17},
+                                        {130, 97, 641}, {6, 200, 40}, {70, 57, 64}};
+    int nthreads = have_threads() ? 3 : 1;
+    bool ta = _i & 1, relu = _i & 2;
+    const float sentinel = -12345.0f;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], lda = ta ? M : K;
+        int64_t ldb = tg__gemm_b_ld_f32(N, K), ldc = N + 3;
+        ck_assert_int_ge(ldb, N);
+        ck_assert(ldb == N || ldb % 64 == 0);
+        float *A = malloc(sizeof(float) * (size_t)(M * K));
+        float *B = malloc(sizeof(float) * (size_t)(K * N)); // rows N apart
+        float *Bp = malloc(sizeof(float) * (size_t)(K * ldb));
+        float *bias = malloc(sizeof(float) * (size_t)M);
+        float *ref = malloc(sizeof(float) * (size_t)(M * N));
+        float *C = malloc(sizeof(float) * (size_t)(M * ldc));
+        for (int64_t i = 0; i < M * K; i++)
+            A[i] = (float)(uniform() - 0.5);
+        for (int64_t i = 0; i < K * N; i++)
+            B[i] = (float)(uniform() - 0.5);
+        for (int64_t i = 0; i < M; i++)
+            bias[i] = (float)(uniform() - 0.5);
+        tg__gemm_epi plain = {.bias = bias, .relu = relu};
+        ASSERT_OK(tg_set_kernel("generic"));
+        ASSERT_OK(tg_set_num_threads(1));
+        tg__gemm_f32_epi(ta, false, M, N, K, 1.0f, A, lda, B, N, 0.0f, ref, N, &plain);
+        for (int pad = 0; pad < 2; pad++) {
+            for (int64_t k = 0; k < K; k++)
+                for (int64_t j = 0; j < ldb; j++)
+                    Bp[k * ldb + j] = j < N ? B[k * N + j] : pad ? 1e30f : 0.0f;
+            tg__gemm_epi epi = {.bias = bias, .relu = relu, .b_readable = ldb};
+            for (int k = 0; k < 3; k++) {
+                if (tg_set_kernel(kernels[k]) != TG_OK)
+                    continue;
+                for (int t = 1; t <= nthreads; t++) {
+                    ASSERT_OK(tg_set_num_threads(t));
+                    for (int64_t i = 0; i < M * ldc; i++)
+                        C[i] = sentinel;
+                    tg__gemm_f32_epi(ta, false, M, N, K, 1.0f, A, lda, Bp, ldb, 0.0f, C, ldc,
+                                     &epi);
+                    for (int64_t i = 0; i < M; i++) {
+                        ck_assert_msg(memcmp(C + i * ldc, ref + i * N, sizeof(float) * (size_t)N) ==
+                                          0,
+                                      "%s, %d threads, %lldx%lldx%lld ta%d relu%d pad %d, row %lld",
+                                      kernels[k], t, (long long)M, (long long)N, (long long)K, ta,
+                                      relu, pad, (long long)i);
+                        for (int64_t j = N; j < ldc; j++)
+                            ck_assert_msg(C[i * ldc + j] == sentinel, "%s: C written past N",
+                                          kernels[k]);
+                    }
+                }
+            }
+        }
+        free(A);
+        free(B);
+        free(Bp);
+        free(bias);
+        free(ref);
+        free(C);
+    }
+    // Rows 4096 floats apart and 320 deep: packed, so not padded.
+    ck_assert_int_eq(tg__gemm_b_ld_f32(4000, 320), 4000);
+    ASSERT_OK(tg_set_num_threads(1));
+    ASSERT_OK(tg_set_kernel("auto"));
+}
+END_TEST
+
 /* Small products skip packing (the direct path, and below TG__GEMM_TINY
  * multiply-adds its per-element chains): each kernel's small path must give
  * the bytes of its own packed path on the same product, for every transpose,
@@ -487,6 +563,19 @@ START_TEST(test_im2col_reads_the_window)
     for (int i = 0; i < 2 * 6 * 7; i++)
         rhs += img[i] * back[i];
     ck_assert_double_eq_tol(lhs, rhs, 1e-12);
+    // Rows ld apart (the forward's padded rows): each row as above, zeros
+    // past OH*OW even over garbage.
+    int64_t ld = ohw + 1 + _i * 5;
+    float imgf[2 * 6 * 7], *colsf = malloc(sizeof(float) * (size_t)(rows * ld));
+    for (int i = 0; i < 2 * 6 * 7; i++)
+        imgf[i] = (float)img[i];
+    for (int64_t k = 0; k < rows * ld; k++)
+        colsf[k] = NAN;
+    tg__im2col_f32_ld(imgf, &g, ld, colsf);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < ld; j++)
+            ck_assert_float_eq(colsf[r * ld + j], j < ohw ? (float)cols[r * ohw + j] : 0.0f);
+    free(colsf);
     free(cols);
     free(y);
 }
@@ -1232,6 +1321,7 @@ static Suite *kernels_suite(void)
     tcase_set_timeout(same, 300);
     tcase_add_loop_test(same, test_gemm_same_bytes_every_kernel_and_thread_count, 0, 4);
     tcase_add_loop_test(same, test_gemm_epilogue_and_segments_same_bytes, 0, 4);
+    tcase_add_loop_test(same, test_gemm_readable_b_rows_same_bytes, 0, 4);
     tcase_add_loop_test(same, test_gemm_without_memory_same_bytes, 0, 4);
     tcase_add_loop_test(same, test_gemm_small_path_equals_packed, 0, 4);
     tcase_add_loop_test(same, test_gemm_shape_paths_equal_direct, 0, 4);

@@ -1626,9 +1626,9 @@ START_TEST(test_gemm_small_bits)
                         ((float *)C0)[i] = (float)c, ((float *)bias)[i] = (float)e;
                     }
                 }
-                const tg__gemm_epi epis[] = {{NULL, false, false}, {bias, false, false},
-                                             {bias, true, false},  {NULL, false, true},
-                                             {bias, true, true}};
+                const tg__gemm_epi epis[] = {{.bias = NULL}, {.bias = bias},
+                                             {.bias = bias, .bias_per_col = true},  {.relu = true},
+                                             {.bias = bias, .bias_per_col = true, .relu = true}};
                 for (int e = 0; e < 6; e++) {
                     const tg__gemm_epi *epi = e == 5 ? NULL : &epis[e];
                     gemm_with(fast, f64, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C0, C1,

@@ -406,7 +406,11 @@ START_TEST(test_conv_batch_same_bytes)
                        .DH = 1, .DW = 1, .OH = 13, .OW = 13};
     int64_t ckk = C * KK * KK;
     float *x = malloc(sizeof(float) * N * C * H * W), *w = malloc(sizeof(float) * OC * ckk);
-    float bias[OC], *cols = malloc(sizeof(float) * ckk * OHW);
+    // Forward columns in the GEMM's padded rows (tg__conv2d_cols_ld), the
+    // larger of the two uses.
+    int64_t cols_ld = tg__conv2d_cols_ld(&g);
+    ck_assert_int_ge(cols_ld, OHW);
+    float bias[OC], *cols = malloc(sizeof(float) * ckk * cols_ld);
     float *ref = malloc(sizeof(float) * N * OC * OHW), *y = malloc(sizeof(float) * N * OC * OHW);
     float *dref = calloc(N * C * H * W, sizeof(float)), *dx = malloc(sizeof(float) * N * C * H * W);
     float *wref = calloc(OC * ckk, sizeof(float)), *dw = malloc(sizeof(float) * OC * ckk);

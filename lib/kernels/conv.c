@@ -50,17 +50,28 @@ static inline void zero_bytes(const tg__conv_rows *moves, void *dst, size_t n)
  * unpadded convolutions) and SW is 1, a row is OH runs of OW values, one
  * call; the general loop handles everything else and gives the same bytes
  * there too. Values move as bits (F: floats per element), so float64 uses
- * the same copies. */
+ * the same copies. Rows are LD elements apart (LD >= OH*OW), zeros past
+ * OH*OW (tg__gemm_b_ld_f32's rows). The valid ranges of the first kernel
+ * columns are found once, not once per channel (their divisions were a
+ * tenth of the conv2 im2col). */
 #define IM2COL_BODY(T)                                                             \
     if (g->KH == 0 || g->KW == 0) /* no rows (C may still be 2^31) */              \
         return;                                                                    \
     const int64_t OHW = g->OH * g->OW, F = (int64_t)(sizeof(T) / sizeof(float));   \
+    int64_t vlo[TG__CONV_TAPS], vhi[TG__CONV_TAPS];                                \
+    for (int64_t v = 0; v < g->KW && v < TG__CONV_TAPS; v++)                       \
+        valid_range(g->W, g->SW, g->PL, v * g->DW, g->OW, &vlo[v], &vhi[v]);       \
     for (int64_t c = 0; c < g->C; c++)                                             \
         for (int64_t u = 0; u < g->KH; u++)                                        \
             for (int64_t v = 0; v < g->KW; v++) {                                  \
-                T *row = cols + ((c * g->KH + u) * g->KW + v) * OHW;               \
+                T *row = cols + ((c * g->KH + u) * g->KW + v) * LD;                \
+                for (int64_t j = OHW; j < LD; j++) /* a few: no call */            \
+                    row[j] = 0;                                                    \
                 int64_t lo, hi, off = v * g->DW;                                   \
-                valid_range(g->W, g->SW, g->PL, off, g->OW, &lo, &hi);             \
+                if (v < TG__CONV_TAPS)                                             \
+                    lo = vlo[v], hi = vhi[v];                                      \
+                else                                                               \
+                    valid_range(g->W, g->SW, g->PL, off, g->OW, &lo, &hi);         \
                 int64_t y0 = u * g->DH - g->PT, ylast = y0 + (g->OH - 1) * g->SH;  \
                 if (g->SW == 1 && lo == 0 && hi == g->OW && y0 >= 0 && ylast < g->H) { \
                     const T *src = img + (c * g->H + y0) * g->W - g->PL + off;     \
@@ -89,20 +100,32 @@ static inline void zero_bytes(const tg__conv_rows *moves, void *dst, size_t n)
                 }                                                                  \
             }
 
-void tg__im2col_f32_with(const tg__conv_rows *moves, const float *img, const tg__conv_geom *g,
-                         float *cols)
+static void im2col_f32(const tg__conv_rows *moves, const float *img, const tg__conv_geom *g,
+                       int64_t LD, float *cols)
 {
     IM2COL_BODY(float)
 }
 
+void tg__im2col_f32_with(const tg__conv_rows *moves, const float *img, const tg__conv_geom *g,
+                         float *cols)
+{
+    im2col_f32(moves, img, g, g->OH * g->OW, cols);
+}
+
 void tg__im2col_f32(const float *img, const tg__conv_geom *g, float *cols)
 {
-    tg__im2col_f32_with(tg__conv_rows_best(), img, g, cols);
+    im2col_f32(tg__conv_rows_best(), img, g, g->OH * g->OW, cols);
+}
+
+void tg__im2col_f32_ld(const float *img, const tg__conv_geom *g, int64_t ld, float *cols)
+{
+    im2col_f32(tg__conv_rows_best(), img, g, ld, cols);
 }
 
 void tg__im2col_f64(const double *img, const tg__conv_geom *g, double *cols)
 {
     const tg__conv_rows *moves = tg__conv_rows_best();
+    const int64_t LD = g->OH * g->OW;
     IM2COL_BODY(double)
 }
 
@@ -262,21 +285,32 @@ typedef struct conv_batch {
 /* One GEMM, either split by the GEMM itself (gemm_scratch unused) or, inside
  * a task, on this thread with the given scratch: the same bytes either way. */
 static void conv_gemm(bool in_task, void *gemm_scratch, bool ta, int64_t M, int64_t N, int64_t K,
-                      const float *A, int64_t lda, const float *B, float *C,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
                       const tg__gemm_epi *epi)
 {
     if (in_task)
-        tg__gemm_f32_serial(gemm_scratch, ta, false, M, N, K, 1.0f, A, lda, B, N, 0.0f, C, N, epi);
+        tg__gemm_f32_serial(gemm_scratch, ta, false, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, N,
+                            epi);
     else
-        tg__gemm_f32_epi(ta, false, M, N, K, 1.0f, A, lda, B, N, 0.0f, C, N, epi);
+        tg__gemm_f32_epi(ta, false, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, N, epi);
 }
 
 static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
 
+int64_t tg__conv2d_cols_ld(const tg__conv_geom *g)
+{
+    return tg__gemm_b_ld_f32(g->OH * g->OW, g->C * g->KH * g->KW);
+}
+
+/* One image's forward columns, rounded up to 64 bytes. */
+static size_t forward_cols_bytes(const tg__conv_geom *g)
+{
+    return round64((size_t)(g->C * g->KH * g->KW * tg__conv2d_cols_ld(g)) * sizeof(float));
+}
+
 size_t tg__conv2d_relu_maxpool_scratch(int64_t OC, const tg__conv_geom *g)
 {
-    return round64((size_t)(g->C * g->KH * g->KW * g->OH * g->OW) * sizeof(float)) +
-           (size_t)(OC * g->OH * g->OW) * sizeof(float);
+    return forward_cols_bytes(g) + (size_t)(OC * g->OH * g->OW) * sizeof(float);
 }
 
 /* y of image n, in ybuf, pooled while it is in cache. */
@@ -296,16 +330,18 @@ static void conv_image(const conv_batch *b, int64_t n, float *cols, bool in_task
     const tg__conv_geom *g = b->g;
     int64_t ckk = g->C * g->KH * g->KW, ohw = g->OH * g->OW, chw = g->C * g->H * g->W;
     if (!b->input_grad) {
-        // Bias (per row: output channel) and ReLU in the GEMM's epilogue.
-        tg__gemm_epi epi = {.bias = b->bias, .relu = b->relu};
-        tg__im2col_f32(b->in + n * chw, g, cols);
-        conv_gemm(in_task, scratch, false, b->OC, ohw, ckk, b->w, ckk, cols,
+        // Bias (per row: output channel) and ReLU in the GEMM's epilogue;
+        // the columns in rows the GEMM reads in place, packing none.
+        int64_t ld = tg__conv2d_cols_ld(g);
+        tg__gemm_epi epi = {.bias = b->bias, .relu = b->relu, .b_readable = ld};
+        tg__im2col_f32_ld(b->in + n * chw, g, ld, cols);
+        conv_gemm(in_task, scratch, false, b->OC, ohw, ckk, b->w, ckk, cols, ld,
                   b->pool ? pool_buf : b->out + n * b->OC * ohw, &epi);
         if (b->pool)
             pool_image(b, n, pool_buf);
     } else {
         conv_gemm(in_task, scratch, true, ckk, ohw, b->OC, b->w, ckk, b->in + n * b->OC * ohw,
-                  cols, NULL);
+                  ohw, cols, NULL);
         tg__col2im_f32(cols, g, b->out + n * chw);
     }
 }
@@ -335,7 +371,8 @@ static void conv_batch_run(conv_batch *b, int64_t N, float *cols)
     if (N > 1 && tg__threads_for(work) > 1) {
         size_t gemm_bytes = b->input_grad ? tg__gemm_f32_scratch(true, false, ckk, ohw, b->OC)
                                           : tg__gemm_f32_scratch(false, false, b->OC, ohw, ckk);
-        b->cols_bytes = round64((size_t)(ckk * ohw) * sizeof(float));
+        b->cols_bytes = b->input_grad ? round64((size_t)(ckk * ohw) * sizeof(float))
+                                      : forward_cols_bytes(g);
         b->pool_at = b->cols_bytes + round64(gemm_bytes);
         size_t ws = b->pool ? b->pool_at + (size_t)(b->OC * ohw) * sizeof(float)
                             : b->cols_bytes + gemm_bytes;
@@ -348,7 +385,7 @@ static void conv_batch_run(conv_batch *b, int64_t N, float *cols)
         if (b->input_grad)
             memset(b->out, 0, out_bytes);
     }
-    size_t y_at = round64((size_t)(ckk * ohw) * sizeof(float)); // the caller's y after cols
+    size_t y_at = forward_cols_bytes(g); // the caller's y after cols (forward with pool)
     float *pool_buf = (float *)(void *)((char *)cols + y_at);
     for (int64_t n = 0; n < N; n++)
         conv_image(b, n, cols, false, NULL, pool_buf);

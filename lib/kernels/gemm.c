@@ -60,6 +60,7 @@ static tg__gemm_job transposed(const tg__gemm_job *job, float *ct)
     t.bias_per_col = !job->bias_per_col;
     t.seg_a = job->seg_b;
     t.seg_b = job->seg_a;
+    t.b_readable = 0; // B is A now
     const float *C = job->C;
     for (int64_t i = 0; job->beta != 0 && i < job->M; i++)
         for (int64_t j = 0; j < job->N; j++)
@@ -136,6 +137,7 @@ static void split_task(void *ctx, int64_t t, void *ws)
     job.C = (char *)w->C + (size_t)(i0 * w->ldc + j0) * es;
     if (w->bias)
         job.bias = (const char *)w->bias + (size_t)(w->bias_per_col ? j0 : i0) * es;
+    job.b_readable = w->b_readable > j0 ? w->b_readable - j0 : 0;
     run_block(s->kern, s->f64, &job, s->direct, ws);
 }
 
@@ -207,8 +209,19 @@ static tg__gemm_job job_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, in
         job.bias = epi->bias;
         job.bias_per_col = epi->bias_per_col;
         job.relu = epi->relu;
+        job.b_readable = epi->b_readable;
     }
     return job;
+}
+
+int64_t tg__gemm_b_ld_f32(int64_t N, int64_t K)
+{
+    enum { WIDEST = 64 }; // floats: every kernel's nr divides it
+    if (N <= 0 || N > INT64_MAX - WIDEST)
+        return N;
+    int64_t padded = (N + WIDEST - 1) / WIDEST * WIDEST;
+    return tg__gemm_b_in_place(tg__gemm_depth_block(K), padded * (int64_t)sizeof(float)) ? padded
+                                                                                         : N;
 }
 
 size_t tg__gemm_f32_scratch(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K)
@@ -280,6 +293,7 @@ void tg__gemm_f32_serial(void *scratch, bool trans_a, bool trans_b, int64_t M, i
         job.bias = epi->bias;                                                      \
         job.bias_per_col = epi->bias_per_col;                                      \
         job.relu = epi->relu;                                                      \
+        job.b_readable = epi->b_readable;                                          \
     }                                                                              \
     gemm(IS_F64, &job);
 

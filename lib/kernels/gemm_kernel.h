@@ -31,10 +31,17 @@
 #define TG__GEMM_TINY 2048
 /* Rows of A packed at once (a multiple of every MR): the block lives in L2. */
 #define TG__GEMM_MC 144
-/* A depth block of untransposed B at most this deep is read in place: its
- * few rows stay in L1 whatever the stride, and packing them would cost about
- * as much as the product (conv1.fwd, K = 9). */
+/* Untransposed B is read in place, not packed, when its depth block is at
+ * most TG__GEMM_B_IN_PLACE_K deep (its few rows stay in L1 whatever the
+ * stride, and packing them would cost about as much as the product:
+ * conv1.fwd, K = 9), or when its rows lie at most TG__GEMM_B_IN_PLACE_LD
+ * bytes apart: a strip then spans few pages and spreads over the cache sets
+ * much as a packed one does, and a product of few rows (conv2.fwd, 64 x 121
+ * x 288) no longer spends an eighth of its time packing. Measured on the
+ * Xeon, AVX-512, B's rows 128-256 floats apart: 157 -> 177 GFLOP/s; 512
+ * apart: 155 -> 144, so the limit. */
 #define TG__GEMM_B_IN_PLACE_K 16
+#define TG__GEMM_B_IN_PLACE_LD 1024
 /* Bytes of packed B per (kc x nc) block: about half of a 1 MB L2. */
 #define TG__GEMM_B_BYTES (512 * 1024)
 
@@ -64,7 +71,19 @@ typedef struct tg__gemm_job {
      * as in a sum of per-image products; kcb then divides seg into equal
      * blocks, so no block straddles two segments. */
     int64_t seg, seg_a, seg_b;
+    /* Columns of each row of untransposed B that may be read, from this
+     * job's B (0: N); past N they hold finite values (zeros, say). A ragged
+     * last strip they cover is read in place like the full ones, as whole
+     * vectors: its lanes past N are chains of their own, never stored. */
+    int64_t b_readable;
 } tg__gemm_job;
+
+/* Whether a depth block kc deep of untransposed B, rows ldb_bytes apart, is
+ * read in place (see TG__GEMM_B_IN_PLACE_K). */
+static inline bool tg__gemm_b_in_place(int64_t kc, int64_t ldb_bytes)
+{
+    return kc <= TG__GEMM_B_IN_PLACE_K || ldb_bytes <= TG__GEMM_B_IN_PLACE_LD;
+}
 
 static inline bool tg__gemm_has_epilogue(const tg__gemm_job *job)
 {

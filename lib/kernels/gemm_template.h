@@ -226,9 +226,10 @@ INL int64_t FN(strip)(int64_t mc, int64_t t, int64_t *rows)
 /* The blocked loops. j0 over nc columns of B, k0 over depth blocks (beta
  * applies on the first only, later blocks add with beta 1), i0 over MC rows
  * of A; then B strips outside A strips, so one B strip stays in L1 while the
- * rows of A stream past it from L2. A shallow block of untransposed B
- * (kc <= TG__GEMM_B_IN_PLACE_K) is read in place, but for a ragged last
- * strip, which is packed with its zero columns. */
+ * rows of A stream past it from L2. Untransposed B is read in place when
+ * its block is shallow or its rows are close (gemm_kernel.h), but for a
+ * ragged last strip, which is packed with its zero columns unless B's rows
+ * are readable past N (job->b_readable). */
 static TARGET void FN(packed)(const tg__gemm_job *job, T *bpack)
 {
     T *C = job->C;
@@ -246,8 +247,10 @@ static TARGET void FN(packed)(const tg__gemm_job *job, T *bpack)
             int64_t kl, end = FN(segment)(job, k0, &A, &B, &kl);
             kc = end - k0 < kcb ? end - k0 : kcb;
             T bk = k0 == 0 ? beta : 1;
-            const bool b_in_place = !job->trans_b && kc <= TG__GEMM_B_IN_PLACE_K;
-            const int64_t in_place_cols = b_in_place ? nc / NR * NR : 0;
+            const bool b_in_place =
+                !job->trans_b && tg__gemm_b_in_place(kc, ldb * (int64_t)sizeof(T));
+            const bool ragged_readable = j0 + (nc + NR - 1) / NR * NR <= job->b_readable;
+            const int64_t in_place_cols = !b_in_place ? 0 : ragged_readable ? nc : nc / NR * NR;
             if (in_place_cols < nc)
                 FN(pack_b)(job->trans_b, B, ldb, kl, kc, j0 + in_place_cols, nc - in_place_cols,
                            bpack + in_place_cols * kc);

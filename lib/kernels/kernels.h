@@ -39,7 +39,19 @@ void tg__gemm_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, d
 typedef struct tg__gemm_epi {
     const void *bias; /* float for _f32, double for _f64; NULL: none */
     bool bias_per_col, relu;
+    /* And one fact about B, not C: b_readable columns of each row of
+     * untransposed B may be read (0: N), those past N finite (zeros), so
+     * that a ragged last strip of B is read in place too. A caller that lays
+     * out B itself gets such rows from tg__gemm_b_ld. */
+    int64_t b_readable;
 } tg__gemm_epi;
+
+/* The row stride for an untransposed B (depth K, N columns) that the caller
+ * lays out itself: N rounded up to a whole number of the widest tile (64
+ * floats) when the GEMM would read B in place (its rows then 64-byte
+ * aligned, and with b_readable set to it and zeros past N, no strip of B is
+ * packed), else N. */
+int64_t tg__gemm_b_ld_f32(int64_t N, int64_t K);
 void tg__gemm_f32_epi(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                       float *C, int64_t ldc, const tg__gemm_epi *epi);
@@ -83,6 +95,8 @@ void tg__im2col_f64(const double *img, const tg__conv_geom *g, double *cols);
  * read them from. */
 void tg__col2im_f32(const float *cols, const tg__conv_geom *g, float *img);
 void tg__col2im_f64(const double *cols, const tg__conv_geom *g, double *img);
+/* tg__im2col_f32 into rows ld floats apart (ld >= OH*OW), zeros past OH*OW. */
+void tg__im2col_f32_ld(const float *img, const tg__conv_geom *g, int64_t ld, float *cols);
 /* tg__col2im_f32 on cols whose rows are ld floats apart (ld >= OH*OW): an
  * image's columns within the product of a group of images. */
 void tg__col2im_f32_ld(const float *cols, int64_t ld, const tg__conv_geom *g, float *img);
@@ -102,8 +116,10 @@ void tg__col2im_f32_with(const struct tg__conv_rows *moves, const float *cols,
  *               the bytes of a separate add and tg_relu)
  *   input grad: dx[n] = col2im(w^T gy[n]), dx cleared first
  * for x, dx (N, C, H, W) and y, gy (N, OC, OH, OW). cols is scratch for one
- * image's im2col (C*KH*KW x OH*OW), used when the batch runs on this thread;
- * the pool's threads use their own. */
+ * image's im2col (forward: C*KH*KW rows of tg__conv2d_cols_ld floats, the
+ * GEMM's B laid out to be read in place; input grad: C*KH*KW x OH*OW), used
+ * when the batch runs on this thread; the pool's threads use their own. */
+int64_t tg__conv2d_cols_ld(const tg__conv_geom *g);
 void tg__conv2d_forward_f32(const float *x, int64_t N, const float *w, const float *bias,
                             bool relu, int64_t OC, const tg__conv_geom *g, float *cols, float *y);
 void tg__conv2d_input_grad_f32(const float *gy, int64_t N, const float *w, int64_t OC,

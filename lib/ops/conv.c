@@ -103,7 +103,8 @@ static tg_status conv_compute(tg_node *nd, bool relu)
     int64_t N = x->shape[0], OC = w->shape[0], ckk = g.C * g.KH * g.KW, ohw = g.OH * g.OW;
     if (y->numel == 0)
         return TG_OK;
-    void *cols = scratch(y->tape, "tg_conv2d", ckk, ohw, y->dtype);
+    int64_t ld = y->dtype == TG_F32 ? tg__conv2d_cols_ld(&g) : ohw;
+    void *cols = scratch(y->tape, "tg_conv2d", ckk, ld, y->dtype);
     if (!cols)
         return TG_ENOMEM;
     if (y->dtype == TG_F32) { // the batch in one kernel call: one image per thread

@@ -7,9 +7,11 @@
  * (and, given this program's path, runs all three and prints the ratios).
  * The first line names the kernel and the thread count (TAPEGRAD_KERNEL and
  * TAPEGRAD_NUM_THREADS choose them), the last the peak RSS. Usage:
- *     gemm_bench [f32|f64] [shape-name | [t]MxNxK[t]]
+ *     gemm_bench [f32|f64] [shape-name | [t]MxNxK[t|p]]
  * where a t before or after the sizes transposes A or B (e.g. 9x32x676t is
- * conv1.dw's shape without its beta).
+ * conv1.dw's shape without its beta), and a p after them lays B out as the
+ * convolutions' forward does (rows tg__gemm_b_ld_f32 apart, zeros past N,
+ * marked readable: float32 only).
  * To judge a change to one kernel on a machine shared with other work:
  *   TG_BENCH_CLOCK=cpu   times CPU time of the process (CLOCK_PROCESS_CPUTIME_ID)
  *                        instead of wall time, so time spent descheduled does
@@ -33,21 +35,22 @@ typedef struct shape {
     bool ta, tb;
     int64_t M, N, K;
     float beta; /* 1 where the op layer accumulates (conv weight gradient) */
+    bool pad_b; /* B's rows as the conv forward lays them out (see Usage) */
 } shape;
 
 /* Per image for the convolutions (the op layer loops over the batch). */
 static const shape shapes[] = {
-    {"conv1.fwd", false, false, 32, 676, 9, 0},    /* W (32,9) cols (9,26*26) */
-    {"conv1.dw", false, true, 9, 32, 676, 1},      /* dw^T: cols (9,676) g^T */
-    {"conv2.fwd", false, false, 64, 121, 288, 0},  /* W (64,288) cols (288,11*11) */
-    {"conv2.dx", true, false, 288, 121, 64, 0},    /* W^T g */
-    {"conv2.dw", false, true, 288, 64, 121, 1},    /* dw^T: cols (288,121) g^T */
-    {"dense1.fwd", false, false, 32, 64, 1600, 0}, /* x (32,1600) W (1600,64) */
-    {"dense1.dx", false, true, 32, 1600, 64, 0},   /* g W^T */
-    {"dense1.dw", true, false, 1600, 64, 32, 0},   /* x^T g */
-    {"dense2.fwd", false, false, 32, 10, 64, 0},
-    {"square256", false, false, 256, 256, 256, 0}, /* reference points, not in the CNN */
-    {"square1024", false, false, 1024, 1024, 1024, 0},
+    {"conv1.fwd", false, false, 32, 676, 9, 0, true}, /* W (32,9) cols (9,26*26) */
+    {"conv1.dw", false, true, 9, 32, 676, 1, false},      /* dw^T: cols (9,676) g^T */
+    {"conv2.fwd", false, false, 64, 121, 288, 0, true}, /* W (64,288) cols (288,11*11) */
+    {"conv2.dx", true, false, 288, 121, 64, 0, false},    /* W^T g */
+    {"conv2.dw", false, true, 288, 64, 121, 1, false},    /* dw^T: cols (288,121) g^T */
+    {"dense1.fwd", false, false, 32, 64, 1600, 0, false}, /* x (32,1600) W (1600,64) */
+    {"dense1.dx", false, true, 32, 1600, 64, 0, false},   /* g W^T */
+    {"dense1.dw", true, false, 1600, 64, 32, 0, false},   /* x^T g */
+    {"dense2.fwd", false, false, 32, 10, 64, 0, false},
+    {"square256", false, false, 256, 256, 256, 0, false}, /* reference points, not in the CNN */
+    {"square1024", false, false, 1024, 1024, 1024, 0, false},
 };
 
 enum { REPEATS = 9 };
@@ -67,10 +70,22 @@ static int cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* B's row stride: K or N, or the conv forward's padded rows. */
+static int64_t ldb_of(const shape *s, bool f64)
+{
+    if (s->pad_b && !f64 && !s->tb)
+        return tg__gemm_b_ld_f32(s->N, s->K);
+    return s->tb ? s->K : s->N;
+}
+
 static void call(const shape *s, bool f64, const void *A, const void *B, void *C)
 {
-    int64_t lda = s->ta ? s->M : s->K, ldb = s->tb ? s->K : s->N;
-    if (f64)
+    int64_t lda = s->ta ? s->M : s->K, ldb = ldb_of(s, f64);
+    if (s->pad_b && !f64 && !s->tb) {
+        tg__gemm_epi epi = {.b_readable = ldb};
+        tg__gemm_f32_epi(s->ta, false, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, s->beta, C, s->N,
+                         &epi);
+    } else if (f64)
         tg__gemm_f64(s->ta, s->tb, s->M, s->N, s->K, 1.0, A, lda, B, ldb, s->beta, C, s->N);
     else
         tg__gemm_f32(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, s->beta, C, s->N);
@@ -82,7 +97,10 @@ enum { MAX_KERNELS = 3 };
 static void bench(const shape *s, bool f64, int n, const char *const *kernels, double *out)
 {
     size_t es = f64 ? sizeof(double) : sizeof(float);
-    size_t na = (size_t)(s->M * s->K), nb = (size_t)(s->K * s->N), nc = (size_t)(s->M * s->N);
+    // B holds K rows of ldb (or N rows of K): past N the padding, whose
+    // values (small, finite) do not enter C.
+    size_t na = (size_t)(s->M * s->K), nc = (size_t)(s->M * s->N);
+    size_t nb = (size_t)(s->tb ? s->N * s->K : s->K * ldb_of(s, f64));
     unsigned char *A = malloc(na * es), *B = malloc(nb * es), *C = malloc(nc * es);
     if (!A || !B || !C) {
         fprintf(stderr, "gemm_bench: out of memory\n");
@@ -192,6 +210,7 @@ int main(int argc, char **argv)
     if (is_custom) {
         custom.ta = dims != only;
         custom.tb = dims[used] == 't';
+        custom.pad_b = dims[used] == 'p';
         custom.M = m, custom.N = nn, custom.K = kk;
     }
     for (size_t i = 0; i < (is_custom ? 1 : sizeof shapes / sizeof shapes[0]); i++) {
