@@ -1067,10 +1067,33 @@ START_TEST(test_maxpool_backward_is_put_add)
                                   (long long)o, code[o]);
                 }
         memset(dx[1], 0x5a, es * (size_t)nx);
-        tg__maxpool_codes_relu_backward_f32_variant(v < back_variants ? v : -1, code, (float *)y,
-                                                    (float *)dy, &g, (float *)dx[1]);
+        int bv = v < back_variants ? v : -1;
+        tg__maxpool_codes_relu_backward_f32_variant(bv, code, (float *)y, (float *)dy, &g,
+                                                    (float *)dx[1], g.H * g.W);
         ck_assert_msg(memcmp(dx[2], dx[1], es * (size_t)nx) == 0,
                       "case %d codes variant %d: dx", _i, v);
+        // Planes 3 floats apart further (as in the conv block's dz): the
+        // same planes, and the gaps between them untouched.
+        if (f64)
+            continue;
+        int64_t ld = g.H * g.W + 3;
+        float *spread = malloc(sizeof(float) * (size_t)(g.planes * ld));
+        memset(spread, 0x5a, sizeof(float) * (size_t)(g.planes * ld));
+        tg__maxpool_codes_relu_backward_f32_variant(bv, code, (float *)y, (float *)dy, &g, spread,
+                                                    ld);
+        for (int64_t p = 0; p < g.planes; p++) {
+            ck_assert_msg(memcmp(spread + p * ld, (float *)dx[2] + p * g.H * g.W,
+                                 sizeof(float) * (size_t)(g.H * g.W)) == 0,
+                          "case %d codes variant %d: plane %lld at ld %lld", _i, v,
+                          (long long)p, (long long)ld);
+            uint32_t gap[3], marked;
+            memcpy(gap, spread + p * ld + g.H * g.W, sizeof gap);
+            memset(&marked, 0x5a, sizeof marked);
+            for (int e = 0; e < 3; e++)
+                ck_assert_msg(gap[e] == marked, "case %d codes variant %d: gap after plane %lld",
+                              _i, v, (long long)p);
+        }
+        free(spread);
     }
     free(code);
     free(y3);

@@ -52,7 +52,7 @@ typedef struct block {
     const uint8_t *codes;
     int64_t OC, n0, gn;
     const tg__conv_geom *g;
-    const tg__pool_geom *pool; /* one plane */
+    const tg__pool_geom *pool; /* one image's OC planes */
     float *dz, *cols, *partial; /* cols NULL without dw, partial without db */
     float *dx, *dx_cols;        /* NULL: no input gradient */
 } block;
@@ -65,11 +65,9 @@ static void dz_task(void *ctx, int64_t t, void *ws)
     const tg__conv_geom *g = b->g;
     int64_t n = b->n0 + t, OC = b->OC, ohw = g->OH * g->OW, ckk = g->C * g->KH * g->KW;
     int64_t phw = b->pool->OH * b->pool->OW, S = b->gn * ohw;
-    for (int64_t c = 0; c < OC; c++) {
-        int64_t k = (n * OC + c) * phw;
-        tg__maxpool_codes_relu_backward_f32(b->codes + k, b->pooled + k, b->gp + k, b->pool,
-                                            b->dz + c * S + t * ohw);
-    }
+    int64_t k = n * OC * phw;
+    tg__maxpool_codes_relu_backward_f32(b->codes + k, b->pooled + k, b->gp + k, b->pool,
+                                        b->dz + t * ohw, S);
     // The channels' bias partials together, while dz is still in cache: a
     // run's sum waits on its own additions, several runs' overlap.
     for (int64_t c0 = 0; b->partial && c0 < OC; c0 += 64) {
@@ -112,10 +110,10 @@ void tg__conv2d_relu_maxpool_backward_f32(const float *x, const float *w, const 
 {
     int64_t ohw = g->OH * g->OW, ckk = g->C * g->KH * g->KW, chw = g->C * g->H * g->W;
     int64_t G = tg__conv_block_group(N, OC, g, dx != NULL);
-    tg__pool_geom plane = *pool;
-    plane.planes = 1;
+    tg__pool_geom image = *pool; // one image's channels
+    image.planes = OC;
     block b = {.x = x, .w = w, .codes = codes, .pooled = pooled, .gp = gp, .OC = OC, .g = g,
-               .pool = &plane, .dz = scratch, .dx = dx};
+               .pool = &image, .dz = scratch, .dx = dx};
     b.cols = dw ? scratch + G * OC * ohw : NULL;
     b.dx_cols = dx ? scratch + G * OC * ohw + G * ckk * ohw : NULL;
     b.partial = db ? scratch + G * OC * ohw + G * ckk * ohw * (dx ? 2 : 1) : NULL;

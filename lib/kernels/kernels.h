@@ -217,10 +217,11 @@ void tg__maxpool_codes_f32(const float *x, const tg__pool_geom *g, float *y, uin
 /* From those codes and y, without the pool's input: dx (planes, H, W) =
  * tg__relu_grad_f32(put_add of dy at the codes' places, the pool's input),
  * whose mask there is y > 0 and which is +0 everywhere else: the bytes of
- * tg__maxpool_backward_f32 then tg__relu_grad_f32. code is read up to 16
- * bytes past its end. */
+ * tg__maxpool_backward_f32 then tg__relu_grad_f32. dx's planes are ld
+ * floats apart (ld >= H*W; the conv block's dz holds an image's channels
+ * a group's width apart). code is read up to 16 bytes past its end. */
 void tg__maxpool_codes_relu_backward_f32(const uint8_t *code, const float *y, const float *dy,
-                                         const tg__pool_geom *g, float *dx);
+                                         const tg__pool_geom *g, float *dx, int64_t ld);
 /* Whether g is the plain 2x2, stride 2 pool with no top or left padding,
  * whose windows tile the image but for an odd last row or column: the case
  * the max pool's vector code takes. */
@@ -233,7 +234,8 @@ void tg__maxpool_codes_f32_variant(int variant, const float *x, const tg__pool_g
 int tg__pool_codes_variants(void);
 void tg__maxpool_codes_relu_backward_f32_variant(int variant, const uint8_t *code,
                                                  const float *y, const float *dy,
-                                                 const tg__pool_geom *g, float *dx);
+                                                 const tg__pool_geom *g, float *dx,
+                                                 int64_t ld);
 /* y = window means, dividing by the whole window (include_pad) or by its
  * unpadded part. */
 void tg__avgpool_f32(const float *x, const tg__pool_geom *g, bool include_pad, float *y);
