@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/layout.h"
 #include "kernels/reduce.h"
 #include "thread/pool.h"
 
@@ -34,12 +35,13 @@ int64_t tg__conv_block_group(int64_t N, int64_t OC, const tg__conv_geom *g, bool
 
 /* The group's dz, its im2col, its input gradient's columns (G x OC x OH*OW,
  * G x ckk x OH*OW twice), its bias partials (G x OC), then the weight
- * gradient transposed (ckk x OC). */
+ * gradient transposed (ckk x OC) and, with dx, the weights transposed
+ * (ckk x OC). */
 int64_t tg__conv_block_scratch(int64_t N, int64_t OC, const tg__conv_geom *g, bool dx)
 {
     int64_t G = tg__conv_block_group(N, OC, g, dx), ohw = g->OH * g->OW;
     int64_t ckk = g->C * g->KH * g->KW;
-    return G * OC * ohw + G * ckk * ohw * (dx ? 2 : 1) + G * OC + ckk * OC;
+    return G * OC * ohw + G * ckk * ohw * (dx ? 2 : 1) + G * OC + ckk * OC * (dx ? 2 : 1);
 }
 
 /* A group of gn images, n0 first. dz is (OC, gn * OH*OW): image t's
@@ -48,7 +50,7 @@ int64_t tg__conv_block_scratch(int64_t N, int64_t OC, const tg__conv_geom *g, bo
  * layout with ckk rows. cols is image-major (the weight gradient's
  * segments). */
 typedef struct block {
-    const float *x, *w, *pooled, *gp;
+    const float *x, *pooled, *gp;
     const uint8_t *codes;
     int64_t OC, n0, gn;
     const tg__conv_geom *g;
@@ -112,14 +114,22 @@ void tg__conv2d_relu_maxpool_backward_f32(const float *x, const float *w, const 
     int64_t G = tg__conv_block_group(N, OC, g, dx != NULL);
     tg__pool_geom image = *pool; // one image's channels
     image.planes = OC;
-    block b = {.x = x, .w = w, .codes = codes, .pooled = pooled, .gp = gp, .OC = OC, .g = g,
+    block b = {.x = x, .codes = codes, .pooled = pooled, .gp = gp, .OC = OC, .g = g,
                .pool = &image, .dz = scratch, .dx = dx};
     b.cols = dw ? scratch + G * OC * ohw : NULL;
     b.dx_cols = dx ? scratch + G * OC * ohw + G * ckk * ohw : NULL;
     b.partial = db ? scratch + G * OC * ohw + G * ckk * ohw * (dx ? 2 : 1) : NULL;
     float *dw_t = scratch + G * OC * ohw + G * ckk * ohw * (dx ? 2 : 1) + G * OC;
-    if (dx)
+    // The input gradient's product reads w^T; transposed once here, it is
+    // read in place by every group's product instead of packed by each
+    // (conv2, 288 x 363 x 64: 151 -> 157 GFLOP/s). The same values, so the
+    // same bytes.
+    float *w_t = dw_t + ckk * OC;
+    if (dx) {
+        const int64_t shape[2] = {OC, ckk}, from[2] = {ckk, 1}, to[2] = {1, OC};
+        tg__strided_copy(sizeof(float), 2, shape, w, from, w_t, to);
         memset(dx, 0, (size_t)(N * chw) * sizeof(float)); // col2im adds
+    }
     if (db)
         memset(db, 0, (size_t)OC * sizeof(float));
     for (b.n0 = 0; b.n0 < N; b.n0 += G) {
@@ -132,8 +142,8 @@ void tg__conv2d_relu_maxpool_backward_f32(const float *x, const float *w, const 
             for (int64_t c = 0; c < OC; c++)
                 db[c] += b.partial[t * OC + c];
         if (dx) {
-            tg__gemm_f32_epi(true, false, ckk, S, OC, 1.0f, w, ckk, b.dz, S, 0.0f, b.dx_cols, S,
-                             NULL);
+            tg__gemm_f32_epi(false, false, ckk, S, OC, 1.0f, w_t, OC, b.dz, S, 0.0f, b.dx_cols,
+                             S, NULL);
             each_image(&b, (double)b.gn * (double)ckk * (double)ohw * 4, col2im_task);
         }
         // The weight gradient transposed, dw^T = sum over images of cols dz^T
