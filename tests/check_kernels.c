@@ -912,6 +912,7 @@ static const pool_case pool_cases[] = {
     {3, 4, 47, 2, 2, 2, 2, 0, 0, 0, 0},   /* 23 windows */
     {2, 4, 32, 2, 2, 2, 2, 0, 0, 0, 0},   /* 16 windows, no unread column */
     {2, 7, 18, 2, 2, 2, 2, 0, 0, 0, 0},   /* 9 windows */
+    {3, 7, 17, 2, 2, 2, 2, 0, 0, 0, 0},   /* 8 windows: two rows a vector, odd row count */
     {2, 3, 31, 2, 2, 2, 2, 0, 0, 0, 0},   /* 15 windows, one row */
 };
 #define N_POOL_CASES (int)(sizeof pool_cases / sizeof pool_cases[0])

@@ -213,6 +213,63 @@ static inline uint32_t first_lanes(int64_t n)
 #define EVEN16 _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0)
 #define ODD16 _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1)
 
+/* max16_planes_f32 for rows of at most 8 windows (the CNN's second pool: 5),
+ * two rows to a vector: lanes 0-7 take row i's windows, 8-15 row i+1's,
+ * and one permute closes the gap before the store (the two rows are
+ * adjacent in y and in the codes). Each window sees the same maxima and
+ * compares as there. */
+__attribute__((target("avx512f"))) static bool max16_row_pairs_f32(const float *x,
+                                                                   const tg__pool_geom *g,
+                                                                   float *y, uint8_t *code,
+                                                                   int64_t p0, int64_t p1)
+{
+    const __m512i one = _mm512_set1_epi32(1), two = _mm512_set1_epi32(2);
+    const __m512i three = _mm512_set1_epi32(3);
+    const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+    // Lane l of a row pair's vectors: element 2l of the first row's run
+    // (l < 8), or 2(l - 8) of the second's, and its right neighbour.
+    int32_t even[16], close[16];
+    for (int l = 0; l < 16; l++) {
+        even[l] = l < 8 ? 2 * l : 16 + 2 * (l - 8);
+        close[l] = l < OW ? l : (int32_t)(8 + l - OW); // lanes past 2 OW unused
+    }
+    const __m512i ev = _mm512_loadu_si512(even), od = _mm512_add_epi32(ev, one);
+    const __m512i shut = _mm512_loadu_si512(close);
+    const __mmask16 run = (__mmask16)first_lanes(2 * OW);
+    __mmask16 nan = 0;
+    for (int64_t p = p0; p < p1; p++)
+        for (int64_t i = 0; i < OH; i += 2) {
+            const float *r0 = x + (p * H + 2 * i) * W, *r1 = r0 + W;
+            bool both = i + 1 < OH;
+            __mmask16 second = both ? run : 0;
+            __m512 p0v = _mm512_maskz_loadu_ps(run, r0);
+            __m512 q0v = _mm512_maskz_loadu_ps(run, r1);
+            __m512 p1v = _mm512_maskz_loadu_ps(second, both ? r0 + 2 * W : r0);
+            __m512 q1v = _mm512_maskz_loadu_ps(second, both ? r1 + 2 * W : r1);
+            __m512 a = _mm512_permutex2var_ps(p0v, ev, p1v);
+            __m512 b = _mm512_permutex2var_ps(p0v, od, p1v);
+            __m512 c = _mm512_permutex2var_ps(q0v, ev, q1v);
+            __m512 d = _mm512_permutex2var_ps(q0v, od, q1v);
+            __m512 top = _mm512_max_ps(b, a), bottom = _mm512_max_ps(d, c);
+            int64_t at = (p * OH + i) * OW;
+            __mmask16 out = (__mmask16)first_lanes((both ? 2 : 1) * OW);
+            _mm512_mask_storeu_ps(y + at, out,
+                                  _mm512_permutexvar_ps(shut, _mm512_max_ps(bottom, top)));
+            if (code) {
+                __mmask16 bgt = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ);
+                __mmask16 dgt = _mm512_cmp_ps_mask(d, c, _CMP_GT_OQ);
+                __mmask16 low = _mm512_cmp_ps_mask(bottom, top, _CMP_GT_OQ);
+                __m512i ct = _mm512_maskz_mov_epi32(bgt, one);
+                __m512i cb = _mm512_mask_mov_epi32(two, dgt, three);
+                __m512i cv = _mm512_permutexvar_epi32(shut, _mm512_mask_mov_epi32(ct, low, cb));
+                _mm512_mask_cvtepi32_storeu_epi8(code + at, out, cv);
+            }
+            nan |= _mm512_cmp_ps_mask(p0v, p1v, _CMP_UNORD_Q) |
+                   _mm512_cmp_ps_mask(q0v, q1v, _CMP_UNORD_Q);
+        }
+    return nan != 0;
+}
+
 /* Planes [p0, p1) sixteen windows at a time with AVX-512, values and, when
  * code is not NULL, codes (tg__maxpool_codes_f32; no indices): the same
  * maxima by max_ps, a row's end by masks (the zeros read past it are no
@@ -227,6 +284,8 @@ __attribute__((target("avx512f"))) static bool max16_planes_f32(const float *x,
                                                                 float *y, uint8_t *code,
                                                                 int64_t p0, int64_t p1)
 {
+    if (g->OW <= 8)
+        return max16_row_pairs_f32(x, g, y, code, p0, p1);
     const __m512i even = EVEN16, odd = ODD16, one = _mm512_set1_epi32(1);
     const __m512i two = _mm512_set1_epi32(2), three = _mm512_set1_epi32(3);
     const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
