@@ -1333,6 +1333,49 @@ START_TEST(test_tanhf_vector_equals_scalar)
 }
 END_TEST
 
+/* ---- strided copies ---- */
+
+/* tg__strided_copy's transposes (the blocked path and its ragged edges)
+ * against the plain reading of its definition, in both orders of the two
+ * dimensions, with rows of either side wider than the copy (sentinels in
+ * the gaps must survive), and the patterns it must leave to the general
+ * loop: a broadcast source (stride 0) and rows too short for a block. */
+START_TEST(test_strided_copy_transposes)
+{
+    static const int64_t sizes[][2] = {{8, 8}, {9, 17}, {64, 288}, {288, 64}, {7, 40}, {3, 2},
+                                       {16, 1}, {33, 8}};
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++)
+        for (int order = 0; order < 3; order++) {
+            int64_t R = sizes[t][0], C = sizes[t][1], ls = R + 3, ld = C + 5;
+            // order 0: element (r, c) at src[r + c ls] -> dst[r ld + c];
+            // 1: the same with the dimensions listed the other way round;
+            // 2: a source column repeated (stride 0 across c).
+            int64_t shape[2] = {R, C}, from[2] = {1, order == 2 ? 0 : ls}, to[2] = {ld, 1};
+            if (order == 1) {
+                shape[0] = C, shape[1] = R;
+                from[0] = ls, from[1] = 1, to[0] = 1, to[1] = ld;
+            }
+            float *src = malloc(sizeof(float) * (size_t)(ls * C));
+            float *dst = malloc(sizeof(float) * (size_t)(ld * R));
+            for (int64_t e = 0; e < ls * C; e++)
+                src[e] = (float)e + 0.5f;
+            for (int64_t e = 0; e < ld * R; e++)
+                dst[e] = -1.0f;
+            tg__strided_copy(sizeof(float), 2, shape, src, from, dst, to);
+            for (int64_t r = 0; r < R; r++)
+                for (int64_t c = 0; c < ld; c++) {
+                    float want = c >= C ? -1.0f : src[r + (order == 2 ? 0 : c * ls)];
+                    ck_assert_msg(dst[r * ld + c] == want,
+                                  "%lld x %lld, order %d: (%lld, %lld) is %g, not %g",
+                                  (long long)R, (long long)C, order, (long long)r,
+                                  (long long)c, dst[r * ld + c], want);
+                }
+            free(src);
+            free(dst);
+        }
+}
+END_TEST
+
 static Suite *kernels_suite(void)
 {
     Suite *s = suite_create("kernels");
@@ -1355,6 +1398,9 @@ static Suite *kernels_suite(void)
     tcase_add_loop_test(conv, test_im2col_reads_the_window, 0, 6);
     tcase_add_loop_test(conv, test_im2col_col2im_same_bytes_as_the_rule, 0, 2 * N_CONV_CASES);
     suite_add_tcase(s, conv);
+    TCase *layout = tcase_create("layout");
+    tcase_add_test(layout, test_strided_copy_transposes);
+    suite_add_tcase(s, layout);
     TCase *relu = tcase_create("relu_grad");
     tcase_add_test(relu, test_relu_grad_same_bits);
     suite_add_tcase(s, relu);
