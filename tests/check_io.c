@@ -898,6 +898,165 @@ START_TEST(test_gunzip_byte_flips)
 }
 END_TEST
 
+/* ---- gunzip from a stream ------------------------------------------------ */
+
+/* A stream over a buffer, `chunk` bytes a read, failing with TG_EIO once
+ * fail_at bytes are out (SIZE_MAX: never). */
+typedef struct mem_stream {
+    tg__instream s;
+    const uint8_t *data;
+    size_t len, pos, chunk, fail_at;
+} mem_stream;
+
+static size_t mem_read(tg__instream *s, uint8_t *dst, size_t n)
+{
+    mem_stream *m = s->ctx;
+    if (m->pos >= m->fail_at) {
+        s->status = TG_EIO;
+        snprintf(s->msg, sizeof s->msg, "test stream: read error at byte %zu", m->pos);
+        return 0;
+    }
+    size_t k = m->len - m->pos;
+    k = k < n ? k : n;
+    k = k < m->chunk ? k : m->chunk;
+    k = k < m->fail_at - m->pos ? k : m->fail_at - m->pos;
+    memcpy(dst, m->data + m->pos, k);
+    m->pos += k;
+    return k;
+}
+
+static tg_status gunzip_streamed(const uint8_t *in, size_t n, size_t chunk, size_t window,
+                                 size_t fail_at, uint8_t **out, size_t *len)
+{
+    mem_stream m = {.data = in, .len = n, .chunk = chunk, .fail_at = fail_at};
+    m.s = (tg__instream){.read = mem_read, .ctx = &m};
+    return tg__gunzip_stream(&m.s, window, 0, 0, NULL, NULL, out, len);
+}
+
+/* The streamed decoder against the one over memory, on the same bytes:
+ * the same status, message and output, whatever the read sizes (1 byte at
+ * a time slides the window at every refill) and the window (64 bytes: a
+ * stored block copied in pieces). */
+static void check_stream_same(const uint8_t *in, size_t n, const char *what)
+{
+    uint8_t *ref = NULL;
+    size_t ref_len = 0;
+    tg_clear_error();
+    tg_status want = tg_gunzip(in, n, &ref, &ref_len, 0);
+    char want_msg[512];
+    snprintf(want_msg, sizeof want_msg, "%s", tg_last_error());
+    static const size_t chunks[] = {1, 3, 7, 1 << 20}, windows[] = {64, 4096};
+    for (size_t c = 0; c < 4; c++)
+        for (size_t w = 0; w < 2; w++) {
+            uint8_t *out = NULL;
+            size_t len = 0;
+            tg_clear_error();
+            tg_status st = gunzip_streamed(in, n, chunks[c], windows[w], SIZE_MAX, &out, &len);
+            ck_assert_msg(st == want, "%s, chunk %zu, window %zu: status %d, not %d (%s)", what,
+                          chunks[c], windows[w], st, want, tg_last_error());
+            if (st == TG_OK) {
+                ck_assert_msg(len == ref_len && memcmp(out, ref, len) == 0,
+                              "%s, chunk %zu, window %zu: output differs", what, chunks[c],
+                              windows[w]);
+                tg_buffer_free(out);
+            } else {
+                ck_assert_ptr_null(out);
+                ck_assert_msg(strcmp(tg_last_error(), want_msg) == 0,
+                              "%s, chunk %zu, window %zu: \"%s\", not \"%s\"", what,
+                              chunks[c], windows[w], tg_last_error(), want_msg);
+            }
+        }
+    tg_buffer_free(ref);
+}
+
+START_TEST(test_gunzip_stream_same_as_memory)
+{
+    const uint8_t *streams[3] = {vec_gz_fname, vec_gz_two, vec_gz_dynamic};
+    size_t lens[3] = {sizeof vec_gz_fname, sizeof vec_gz_two, sizeof vec_gz_dynamic};
+    char what[64];
+    for (int s = 0; s < 3; s++) {
+        // Whole, every prefix (every truncation), and some corrupted bytes.
+        for (size_t k = 0; k <= lens[s]; k++) {
+            snprintf(what, sizeof what, "stream %d, prefix %zu", s, k);
+            check_stream_same(streams[s], k, what);
+        }
+        tg_rng rng = tg_rng_seeded(11 + (uint64_t)s);
+        uint8_t *buf = malloc(lens[s]);
+        for (int iter = 0; iter < 200; iter++) {
+            memcpy(buf, streams[s], lens[s]);
+            size_t at = tg_rng_below(&rng, lens[s]);
+            buf[at] ^= (uint8_t)(1 + tg_rng_below(&rng, 255));
+            snprintf(what, sizeof what, "stream %d, byte %zu flipped", s, at);
+            check_stream_same(buf, lens[s], what);
+        }
+        free(buf);
+    }
+    // A stored block (copied through the small window in pieces), every
+    // header field, trailing garbage.
+    uint8_t g[256];
+    size_t n = make_gzip(g, GZ_FEXTRA | GZ_FNAME | GZ_FCOMMENT | GZ_FHCRC, vec_stored,
+                         sizeof vec_stored, (const uint8_t *)STORED_TEXT, strlen(STORED_TEXT));
+    check_stream_same(g, n, "stored, all header fields");
+    memset(g + n, 0, 5);
+    check_stream_same(g, n + 5, "trailing garbage");
+    // A stored block of 300 bytes, longer than the 64-byte window, then a
+    // fixed block: whole and cut anywhere.
+    uint8_t plain[300 + sizeof FIXED_TEXT], raw[305 + sizeof vec_fixed], big[400];
+    for (int i = 0; i < 300; i++)
+        plain[i] = (uint8_t)('a' + i % 26);
+    memcpy(plain + 300, FIXED_TEXT, strlen(FIXED_TEXT));
+    const uint8_t head[5] = {0x00, 300 & 0xff, 300 >> 8, (uint8_t)~(300 & 0xff),
+                             (uint8_t)~(300 >> 8)};
+    memcpy(raw, head, 5);
+    memcpy(raw + 5, plain, 300);
+    memcpy(raw + 305, vec_fixed, sizeof vec_fixed); // its BFINAL bit ends the stream
+    n = make_gzip(big, 0, raw, 305 + sizeof vec_fixed, plain, 300 + strlen(FIXED_TEXT));
+    check_decodes(true, big, n, plain, 300 + strlen(FIXED_TEXT));
+    for (size_t k = 0; k <= n; k += 7) {
+        snprintf(what, sizeof what, "long stored block, prefix %zu", k);
+        check_stream_same(big, k, what);
+    }
+}
+END_TEST
+
+START_TEST(test_gunzip_stream_errors)
+{
+    uint8_t *out = (uint8_t *)"unchanged";
+    size_t len = 0;
+    // The stream's own error is the one reported, wherever it strikes:
+    // inside the data, and at the very end (after the last member).
+    for (size_t at = 0; at <= sizeof vec_gz_dynamic; at += 37) {
+        out = NULL;
+        ASSERT_FAIL(gunzip_streamed(vec_gz_dynamic, sizeof vec_gz_dynamic, 5, 64, at, &out,
+                                    &len),
+                    TG_EIO, "test stream: read error at byte");
+        ck_assert_ptr_null(out);
+    }
+    out = NULL;
+    ASSERT_FAIL(gunzip_streamed(vec_gz_two, sizeof vec_gz_two, 1 << 20, 4096, sizeof vec_gz_two,
+                                &out, &len),
+                TG_EIO, "test stream: read error at byte 67");
+    ck_assert_ptr_null(out);
+    // A header longer than the window: refused by name, not as truncated.
+    uint8_t g[256] = {0x1f, 0x8b, 8, GZ_FNAME, 0, 0, 0, 0, 0, 3};
+    memset(g + 10, 'n', 100);
+    g[110] = 0;
+    memcpy(g + 111, vec_gz_fname + 20, sizeof vec_gz_fname - 20); // its deflate data, trailer
+    out = NULL;
+    ASSERT_FAIL(gunzip_streamed(g, 111 + sizeof vec_gz_fname - 20, 1 << 20, 64, SIZE_MAX, &out,
+                                &len),
+                TG_EFORMAT, "tg_gunzip: member 1: gzip header longer than the 64 bytes");
+    ck_assert_int_eq(gunzip_streamed(g, 111 + sizeof vec_gz_fname - 20, 1, 4096, SIZE_MAX, &out,
+                                     &len),
+                     TG_OK);
+    ck_assert_uint_eq(len, 33);
+    ck_assert(memcmp(out, "hello gzip\nhello gzip\nhello gzip\n", 33) == 0);
+    tg_buffer_free(out);
+    ASSERT_FAIL(tg__gunzip_stream(NULL, 64, 0, 0, NULL, NULL, &out, &len), TG_EINVAL,
+                "tg_gunzip: NULL input");
+}
+END_TEST
+
 /* ---- IDX ---------------------------------------------------------------- */
 
 /* TG_TEST_BUILD_DIR/check_io_<name>, in a static buffer. */
@@ -1770,6 +1929,8 @@ static Suite *io_suite(void)
     tcase_add_test(tc, test_gunzip_max_out);
     tcase_add_test(tc, test_gunzip_every_prefix_truncated);
     tcase_add_test(tc, test_gunzip_byte_flips);
+    tcase_add_test(tc, test_gunzip_stream_same_as_memory);
+    tcase_add_test(tc, test_gunzip_stream_errors);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("idx");

@@ -21,16 +21,36 @@
 
 /* ---- bit input --------------------------------------------------------- */
 
-/* Bits are taken LSB first. `buf` holds `cnt` valid bits; any bits above them
- * are either zero or a copy of the next input bytes, so peeking past `cnt` is
- * harmless as long as a decoded code is checked to fit within `cnt`. */
-typedef struct bits {
-    const uint8_t *in;
-    size_t len;
-    size_t pos; /* next byte of `in` to load */
-    uint64_t buf;
-    unsigned cnt;
-} bits;
+/* Bits are taken LSB first from b->in (tg__inbits, io_internal.h). `buf`
+ * holds `cnt` valid bits; any bits above them are either zero or a copy of
+ * the next input bytes, so peeking past `cnt` is harmless as long as a
+ * decoded code is checked to fit within `cnt`. */
+typedef tg__inbits bits;
+
+/* Where the next byte is, counted from the current stream's first. */
+static size_t at(const bits *b) { return b->base + b->pos - b->origin; }
+
+bool tg__inbits_more(tg__inbits *b, size_t n)
+{
+    if (b->len - b->pos >= n || !b->src || b->ended)
+        return b->len - b->pos >= n;
+    // Keep the 8 bytes before pos: align_to_byte may hand up to 7 back.
+    size_t keep = b->pos < 8 ? b->pos : 8, drop = b->pos - keep;
+    memmove(b->window, b->window + drop, b->len - drop);
+    b->base += drop;
+    b->len -= drop;
+    b->pos = keep;
+    size_t fill = n < b->cap - b->pos ? n : b->cap - b->pos; // as much as the window holds
+    while (b->len - b->pos < fill) {
+        size_t got = b->src->read(b->src, b->window + b->len, b->cap - b->len);
+        if (got == 0) {
+            b->ended = true;
+            break;
+        }
+        b->len += got;
+    }
+    return b->len - b->pos >= n;
+}
 
 static uint64_t load_le64(const uint8_t *p)
 {
@@ -43,6 +63,8 @@ static uint64_t load_le64(const uint8_t *p)
 /* Tops the buffer up to at least 56 bits, or to whatever input is left. */
 static inline void refill(bits *b)
 {
+    if (b->len - b->pos < 8 && b->src)
+        tg__inbits_more(b, 8);
     if (b->len - b->pos >= 8) {
         // Branch-free refill (F. Giesen, "Reading bits in far too many ways"):
         // the bytes above cnt that are loaded but not counted are loaded again,
@@ -245,7 +267,7 @@ static const uint8_t dist_extra[30] = {0, 0, 0, 0, 1, 1, 2, 2,  3,  3,  4,  4,  
 static tg_status truncated(const inflater *z)
 {
     return tg__fail(TG_EFORMAT, "%s: truncated deflate data (stream ends at deflate byte %zu)",
-                    z->fn, z->in.len);
+                    z->fn, z->in.base + z->in.len - z->in.origin);
 }
 
 static tg_status bad_symbol(const inflater *z, int sym, const char *what)
@@ -253,31 +275,38 @@ static tg_status bad_symbol(const inflater *z, int sym, const char *what)
     if (sym == SYM_TRUNCATED)
         return truncated(z);
     return tg__fail(TG_EFORMAT, "%s: invalid %s code near deflate byte %zu", z->fn, what,
-                    z->in.pos);
+                    at(&z->in));
 }
 
-/* Block type 0: LEN, NLEN (its complement), then LEN raw bytes. */
+/* Block type 0: LEN, NLEN (its complement), then LEN raw bytes. From a
+ * stream they are copied as the window holds them. */
 static tg_status stored_block(inflater *z)
 {
     bits *b = &z->in;
     align_to_byte(b);
-    if (b->len - b->pos < 4)
+    if (!tg__inbits_more(b, 4))
         return truncated(z);
     const uint8_t *p = b->in + b->pos;
     unsigned len = p[0] | (unsigned)p[1] << 8;
     unsigned nlen = p[2] | (unsigned)p[3] << 8;
     if (len != (~nlen & 0xffffu))
         return tg__fail(TG_EFORMAT, "%s: stored block length 0x%04x does not match its "
-                        "complement 0x%04x (deflate byte %zu)", z->fn, len, nlen, b->pos);
+                        "complement 0x%04x (deflate byte %zu)", z->fn, len, nlen, at(b));
     b->pos += 4;
-    if (b->len - b->pos < len)
+    if (!tg__inbits_more(b, len) && b->ended)
         return truncated(z);
     tg_status st = out_reserve(z->fn, z->out, len);
     if (st != TG_OK)
         return st;
-    memcpy(z->out->data + z->out->len, b->in + b->pos, len);
-    z->out->len += len;
-    b->pos += len;
+    for (size_t left = len; left > 0;) {
+        if (b->pos == b->len && !tg__inbits_more(b, 1))
+            return truncated(z);
+        size_t n = b->len - b->pos < left ? b->len - b->pos : left;
+        memcpy(z->out->data + z->out->len, b->in + b->pos, n);
+        z->out->len += n;
+        b->pos += n;
+        left -= n;
+    }
     return TG_OK;
 }
 
@@ -309,7 +338,7 @@ static tg_status do_match(inflater *z, int sym)
     unsigned extra, len, dist;
     if (sym >= 286)
         return tg__fail(TG_EFORMAT, "%s: invalid length symbol %d near deflate byte %zu",
-                        z->fn, sym, z->in.pos);
+                        z->fn, sym, at(&z->in));
     sym -= 257;
     if (!getbits(&z->in, len_extra[sym], &extra))
         return truncated(z);
@@ -319,14 +348,14 @@ static tg_status do_match(inflater *z, int sym)
         return bad_symbol(z, dsym, "distance");
     if (dsym >= 30)
         return tg__fail(TG_EFORMAT, "%s: invalid distance symbol %d near deflate byte %zu",
-                        z->fn, dsym, z->in.pos);
+                        z->fn, dsym, at(&z->in));
     if (!getbits(&z->in, dist_extra[dsym], &extra))
         return truncated(z);
     dist = dist_base[dsym] + extra;
     tg__outbuf *o = z->out;
     if (dist > o->len - o->base)
         return tg__fail(TG_EFORMAT, "%s: distance %u too far back (only %zu bytes output) "
-                        "near deflate byte %zu", z->fn, dist, o->len - o->base, z->in.pos);
+                        "near deflate byte %zu", z->fn, dist, o->len - o->base, at(&z->in));
     tg_status st = out_reserve(z->fn, o, len);
     if (st != TG_OK)
         return st;
@@ -485,20 +514,22 @@ static tg_status dynamic_block(inflater *z)
     return codes(z);
 }
 
-tg_status tg__inflate_append(const char *fn, const uint8_t *in, size_t in_len,
-                             tg__outbuf *out, size_t *consumed)
+tg_status tg__inflate_bits(const char *fn, tg__inbits *in, tg__outbuf *out)
 {
     inflater z; // ~5 KB of tables, on the stack: no allocation per stream
     z.fn = fn;
-    z.in = (bits){.in = in, .len = in_len};
+    z.in = *in;
+    z.in.origin = z.in.base + z.in.pos;
     z.out = out;
     out->base = out->len;
     unsigned last;
+    tg_status st = TG_OK;
     do {
         unsigned type;
-        if (!getbits(&z.in, 1, &last) || !getbits(&z.in, 2, &type))
-            return truncated(&z);
-        tg_status st;
+        if (!getbits(&z.in, 1, &last) || !getbits(&z.in, 2, &type)) {
+            st = truncated(&z);
+            break;
+        }
         if (type == 0)
             st = stored_block(&z);
         else if (type == 1)
@@ -507,13 +538,22 @@ tg_status tg__inflate_append(const char *fn, const uint8_t *in, size_t in_len,
             st = dynamic_block(&z);
         else
             st = tg__fail(TG_EFORMAT, "%s: reserved block type 3 near deflate byte %zu", fn,
-                          z.in.pos);
-        if (st != TG_OK)
-            return st;
-    } while (!last);
-    align_to_byte(&z.in);
-    *consumed = z.in.pos;
-    return TG_OK;
+                          at(&z.in));
+    } while (st == TG_OK && !last);
+    if (st == TG_OK)
+        align_to_byte(&z.in);
+    *in = z.in; // where the stream ended, and the window as it is now
+    return st;
+}
+
+tg_status tg__inflate_append(const char *fn, const uint8_t *in, size_t in_len,
+                             tg__outbuf *out, size_t *consumed)
+{
+    tg__inbits b = {.in = in, .len = in_len, .ended = true};
+    tg_status st = tg__inflate_bits(fn, &b, out);
+    if (st == TG_OK)
+        *consumed = b.pos;
+    return st;
 }
 
 /* ---- CRC-32 ------------------------------------------------------------- */
@@ -547,8 +587,7 @@ uint32_t tg__crc32(uint32_t crc, const uint8_t *p, size_t n)
 
 /* ---- public entry points ----------------------------------------------- */
 
-/* Hands the finished buffer to the caller, trimming a large unused tail. */
-static tg_status finish(const char *fn, tg__outbuf *o, uint8_t **out, size_t *out_len)
+tg_status tg__outbuf_finish(const char *fn, tg__outbuf *o, uint8_t **out, size_t *out_len)
 {
     if (!o->data)
         o->data = tg__malloc(1); // a valid pointer even for empty output
@@ -564,16 +603,14 @@ static tg_status finish(const char *fn, tg__outbuf *o, uint8_t **out, size_t *ou
     return TG_OK;
 }
 
-static tg_status check_args(const char *fn, const uint8_t *in, uint8_t **out, size_t *out_len)
+tg_status tg__decode_args(const char *fn, const void *in, uint8_t **out, size_t *out_len)
 {
     if (!in || !out || !out_len)
         return tg__fail(TG_EINVAL, "%s: NULL %s", fn, !in ? "input" : !out ? "out" : "out_len");
     return TG_OK;
 }
 
-/* A first guess at the output size: DEFLATE rarely expands more than 4x on
- * real data, and the buffer doubles from there if needed. */
-static size_t initial_cap(size_t in_len, size_t max)
+size_t tg__inflate_first_cap(size_t in_len, size_t max)
 {
     size_t cap = in_len > SIZE_MAX / 4 ? SIZE_MAX : in_len * 4;
     if (cap < 4096)
@@ -581,7 +618,7 @@ static size_t initial_cap(size_t in_len, size_t max)
     return cap < max ? cap : max;
 }
 
-static tg_status out_init(const char *fn, tg__outbuf *o, size_t cap, size_t max_out)
+tg_status tg__outbuf_init(const char *fn, tg__outbuf *o, size_t cap, size_t max_out)
 {
     *o = (tg__outbuf){.max = max_out ? max_out : SIZE_MAX};
     if (cap > o->max)
@@ -599,11 +636,12 @@ tg_status tg_inflate(const uint8_t *in, size_t in_len, uint8_t **out, size_t *ou
                      size_t max_out)
 {
     static const char fn[] = "tg_inflate";
-    tg_status st = check_args(fn, in, out, out_len);
+    tg_status st = tg__decode_args(fn, in, out, out_len);
     if (st != TG_OK)
         return st;
     tg__outbuf o;
-    st = out_init(fn, &o, initial_cap(in_len, max_out ? max_out : SIZE_MAX), max_out);
+    st = tg__outbuf_init(fn, &o, tg__inflate_first_cap(in_len, max_out ? max_out : SIZE_MAX),
+                         max_out);
     size_t used;
     if (st == TG_OK)
         st = tg__inflate_append(fn, in, in_len, &o, &used);
@@ -611,178 +649,7 @@ tg_status tg_inflate(const uint8_t *in, size_t in_len, uint8_t **out, size_t *ou
         tg__free(o.data);
         return st;
     }
-    return finish(fn, &o, out, out_len);
-}
-
-/* ---- gzip --------------------------------------------------------------- */
-
-enum { FTEXT = 1, FHCRC = 2, FEXTRA = 4, FNAME = 8, FCOMMENT = 16 };
-
-static uint32_t load_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* Skips a zero-terminated header field starting at *pos. */
-static tg_status skip_string(const char *fn, int member, const uint8_t *in, size_t len,
-                             size_t *pos, const char *what)
-{
-    const uint8_t *end = memchr(in + *pos, 0, len - *pos);
-    if (!end)
-        return tg__fail(TG_EFORMAT, "%s: member %d: truncated gzip header (unterminated %s)", fn,
-                        member, what);
-    *pos = (size_t)(end - in) + 1;
-    return TG_OK;
-}
-
-/* Parses a member header at in[0..len) and sets *hdr_len to its size. */
-static tg_status gzip_header(const char *fn, const uint8_t *in, size_t len, int member,
-                             size_t *hdr_len)
-{
-    if (len < 10)
-        return tg__fail(TG_EFORMAT, "%s: member %d: truncated gzip header (%zu bytes)", fn,
-                        member, len);
-    if (in[0] != 0x1f || in[1] != 0x8b)
-        return tg__fail(TG_EFORMAT, "%s: member %d: not gzip data (magic 0x%02x 0x%02x, "
-                        "expected 0x1f 0x8b)", fn, member, in[0], in[1]);
-    if (in[2] != 8)
-        return tg__fail(TG_EFORMAT, "%s: member %d: unsupported compression method %u "
-                        "(only 8, deflate)", fn, member, in[2]);
-    unsigned flags = in[3];
-    if (flags & 0xe0)
-        return tg__fail(TG_EFORMAT, "%s: member %d: reserved header flags set (0x%02x)", fn,
-                        member, flags);
-    size_t pos = 10;
-    tg_status st = TG_OK;
-    if (flags & FEXTRA) {
-        if (len - pos < 2)
-            return tg__fail(TG_EFORMAT, "%s: member %d: truncated gzip header (FEXTRA length)", fn,
-                            member);
-        size_t xlen = in[pos] | (size_t)in[pos + 1] << 8;
-        pos += 2;
-        if (len - pos < xlen)
-            return tg__fail(TG_EFORMAT, "%s: member %d: truncated gzip header (FEXTRA field)", fn,
-                            member);
-        pos += xlen;
-    }
-    if (flags & FNAME)
-        st = skip_string(fn, member, in, len, &pos, "file name");
-    if (st == TG_OK && (flags & FCOMMENT))
-        st = skip_string(fn, member, in, len, &pos, "comment");
-    if (st != TG_OK)
-        return st;
-    if (flags & FHCRC) {
-        // The header CRC is the low 16 bits of the CRC-32 of the bytes before it.
-        if (len - pos < 2)
-            return tg__fail(TG_EFORMAT, "%s: member %d: truncated gzip header (FHCRC)", fn,
-                            member);
-        unsigned stored = in[pos] | (unsigned)in[pos + 1] << 8;
-        unsigned computed = tg__crc32(0, in, pos) & 0xffffu;
-        if (stored != computed)
-            return tg__fail(TG_EFORMAT, "%s: member %d: header CRC mismatch (stored 0x%04x, "
-                            "computed 0x%04x)", fn, member, stored, computed);
-        pos += 2;
-    }
-    *hdr_len = pos;
-    return TG_OK;
-}
-
-/* Decodes one member at in[0..len) onto o; *used receives its size. */
-static tg_status gzip_member(const char *fn, const uint8_t *in, size_t len, int member,
-                             tg__outbuf *o, size_t *used)
-{
-    size_t pos = 0, n = 0;
-    tg_status st = gzip_header(fn, in, len, member, &pos);
-    if (st != TG_OK)
-        return st;
-    size_t start = o->len;
-    // Name the member in DEFLATE errors too; their offsets count from its data.
-    char prefix[64];
-    snprintf(prefix, sizeof prefix, "%s: member %d", fn, member);
-    st = tg__inflate_append(prefix, in + pos, len - pos, o, &n);
-    if (st != TG_OK)
-        return st;
-    pos += n;
-    if (len - pos < 8)
-        return tg__fail(TG_EFORMAT, "%s: member %d: truncated gzip trailer (%zu of 8 bytes)",
-                        fn, member, len - pos);
-    uint32_t stored = load_le32(in + pos);
-    uint32_t computed = tg__crc32(0, o->data + start, o->len - start);
-    if (stored != computed)
-        return tg__fail(TG_EFORMAT, "%s: member %d: CRC mismatch (stored 0x%08x, computed "
-                        "0x%08x)", fn, member, (unsigned)stored, (unsigned)computed);
-    uint32_t isize = load_le32(in + pos + 4);
-    if (isize != (uint32_t)(o->len - start))
-        return tg__fail(TG_EFORMAT, "%s: member %d: size mismatch (stored %u, decoded %zu "
-                        "mod 2^32)", fn, member, (unsigned)isize, o->len - start);
-    *used = pos + 8;
-    return TG_OK;
-}
-
-/* The trailer of the last member stores its size mod 2^32: a good hint for
- * the common single-member file, used only if plausible (DEFLATE cannot
- * expand more than 1032:1). */
-static size_t gzip_size_hint(const uint8_t *in, size_t in_len, size_t max)
-{
-    size_t hint = in_len >= 18 ? load_le32(in + in_len - 4) : 0;
-    if (hint == 0 || hint / 1032 > in_len)
-        hint = initial_cap(in_len, max);
-    return hint < max ? hint : max;
-}
-
-/* The members of in[0..in_len) onto o (already initialised); hands the
- * result over or frees it. */
-static tg_status gunzip_into(const char *fn, const uint8_t *in, size_t in_len, tg__outbuf *o,
-                             tg_status st, uint8_t **out, size_t *out_len)
-{
-    size_t pos = 0;
-    for (int member = 1; st == TG_OK && (member == 1 || pos < in_len); member++) {
-        // gzip(1) warns about and ignores trailing garbage; a dataset loader
-        // should not silently accept a damaged file, so it is an error here.
-        if (member > 1 && (in_len - pos < 2 || in[pos] != 0x1f || in[pos + 1] != 0x8b)) {
-            st = tg__fail(TG_EFORMAT, "%s: %zu bytes of trailing data after member %d are "
-                          "not a gzip member", fn, in_len - pos, member - 1);
-            break;
-        }
-        size_t used = 0;
-        st = gzip_member(fn, in + pos, in_len - pos, member, o, &used);
-        if (st == TG_OK)
-            pos += used;
-    }
-    if (st != TG_OK) {
-        tg__free(o->data);
-        return st;
-    }
-    return finish(fn, o, out, out_len);
-}
-
-tg_status tg_gunzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len,
-                    size_t max_out)
-{
-    static const char fn[] = "tg_gunzip";
-    tg_status st = check_args(fn, in, out, out_len);
-    if (st != TG_OK)
-        return st;
-    tg__outbuf o;
-    st = out_init(fn, &o, gzip_size_hint(in, in_len, max_out ? max_out : SIZE_MAX), max_out);
-    return gunzip_into(fn, in, in_len, &o, st, out, out_len);
-}
-
-tg_status tg__gunzip_limited(const uint8_t *in, size_t in_len, size_t max_out, size_t limit_at,
-                             tg__out_limit_fn limit, void *ctx, uint8_t **out, size_t *out_len)
-{
-    static const char fn[] = "tg_gunzip";
-    tg_status st = check_args(fn, in, out, out_len);
-    if (st != TG_OK)
-        return st;
-    tg__outbuf o;
-    // Small at first: the trailer's size hint is exactly what a bomb forges.
-    size_t first = limit_at > 4096 ? limit_at : 4096;
-    st = out_init(fn, &o, first, max_out);
-    o.limit = limit;
-    o.limit_ctx = ctx;
-    o.limit_at = limit_at;
-    return gunzip_into(fn, in, in_len, &o, st, out, out_len);
+    return tg__outbuf_finish(fn, &o, out, out_len);
 }
 
 void tg_buffer_free(void *p) { tg__free(p); }

@@ -3,6 +3,7 @@
 #ifndef TG_IO_INTERNAL_H
 #define TG_IO_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,46 @@ typedef struct tg__outbuf {
     size_t limit_at;
 } tg__outbuf;
 
+/* Compressed input read in pieces, so that a file need not be held whole
+ * beside what it decodes to (Fashion-MNIST's 26 MB of training images
+ * decode to 47 MB). read fills up to n bytes of dst and returns how many; 0
+ * ends the input, and after an error it sets s->status and s->msg (which
+ * the decoder then reports instead of the truncation it saw) and returns 0. */
+typedef struct tg__instream {
+    size_t (*read)(struct tg__instream *s, uint8_t *dst, size_t n);
+    void *ctx;
+    tg_status status; /* TG_OK until read fails */
+    char msg[400];
+} tg__instream;
+
+/* DEFLATE's input: bytes in[pos..len) of all or a window of it. Over memory,
+ * src is NULL and ended true. Over a stream, in is `window` (cap bytes),
+ * which tg__inbits_more refills; base counts the bytes dropped from its
+ * front, origin is where the current DEFLATE stream began (both in bytes
+ * of the whole input; messages count from origin). buf and cnt are the bit
+ * reader's (inflate.c). */
+typedef struct tg__inbits {
+    const uint8_t *in;
+    size_t len, pos;
+    uint64_t buf;
+    unsigned cnt;
+    tg__instream *src;
+    uint8_t *window;
+    size_t cap, base, origin;
+    bool ended;
+} tg__inbits;
+
+/* Whether n bytes from pos are in the window, reading from the stream (and
+ * moving the unread bytes to the front) as far as needed and the window
+ * allows: false when the input ends first (then ended is set) or when n
+ * does not fit. */
+bool tg__inbits_more(tg__inbits *b, size_t n);
+
+/* Decodes one raw DEFLATE stream from b's byte position (b's bit buffer
+ * empty) onto out, leaving b at the whole byte after it; errors as
+ * tg__inflate_append's, their offsets counted from the stream's start. */
+tg_status tg__inflate_bits(const char *fn, tg__inbits *b, tg__outbuf *out);
+
 /* Decodes one raw DEFLATE stream from in[0..in_len) and appends its output to
  * out. *consumed receives the number of input bytes used (the last partial
  * byte included), so a container format can find what follows. Errors are
@@ -38,11 +79,29 @@ typedef struct tg__outbuf {
 tg_status tg__inflate_append(const char *fn, const uint8_t *in, size_t in_len,
                              tg__outbuf *out, size_t *consumed);
 
+/* The output buffer's life, shared by inflate.c and gzip.c: init with a
+ * first capacity (clamped to max_out; 0: no limit); finish hands the data
+ * to the caller (trimming a large unused tail); decode_args checks the
+ * public calls' pointers ("fn: NULL input"). A first guess at the output
+ * size: DEFLATE rarely expands more than 4x on real data, and the buffer
+ * doubles from there if needed. */
+tg_status tg__outbuf_init(const char *fn, tg__outbuf *o, size_t cap, size_t max_out);
+tg_status tg__outbuf_finish(const char *fn, tg__outbuf *o, uint8_t **out, size_t *out_len);
+tg_status tg__decode_args(const char *fn, const void *in, uint8_t **out, size_t *out_len);
+size_t tg__inflate_first_cap(size_t in_len, size_t max);
+
 /* tg_gunzip (messages prefixed "tg_gunzip") with a limit hook as in
  * tg__outbuf: the buffer starts small and limit(ctx, ...) is asked for the
  * real cap once limit_at bytes are decoded; max_out caps it before that. */
 tg_status tg__gunzip_limited(const uint8_t *in, size_t in_len, size_t max_out, size_t limit_at,
                              tg__out_limit_fn limit, void *ctx, uint8_t **out, size_t *out_len);
+/* The same from a stream, through a window of window_bytes (at least 64):
+ * the compressed bytes are never held whole. A gzip header longer than the
+ * window is refused (TG_EFORMAT, "longer than"). An error of the stream
+ * itself is the one reported. */
+tg_status tg__gunzip_stream(tg__instream *in, size_t window_bytes, size_t max_out,
+                            size_t limit_at, tg__out_limit_fn limit, void *ctx, uint8_t **out,
+                            size_t *out_len);
 
 /* CRC-32 (ISO-HDLC, the one gzip and PNG use) of p[0..n), continuing from crc
  * (start with 0). */
