@@ -63,9 +63,8 @@ static uint64_t load_le64(const uint8_t *p)
 /* Tops the buffer up to at least 56 bits, or to whatever input is left. */
 static inline void refill(bits *b)
 {
-    if (b->len - b->pos < 8 && b->src)
-        tg__inbits_more(b, 8);
-    if (b->len - b->pos >= 8) {
+    // A stream's window is topped up only off the fast path.
+    if (b->len - b->pos >= 8 || (b->src && tg__inbits_more(b, 8))) {
         // Branch-free refill (F. Giesen, "Reading bits in far too many ways"):
         // the bytes above cnt that are loaded but not counted are loaded again,
         // at the same place, next time, so OR-ing them twice is harmless.
