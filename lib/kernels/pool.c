@@ -213,6 +213,36 @@ static inline uint32_t first_lanes(int64_t n)
 #define EVEN16 _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0)
 #define ODD16 _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1)
 
+/* Sixteen 2x2 windows from a pair of vectors of their top row (p0v, p1v)
+ * and of their bottom row (q0v, q1v), ev and od picking each window's left
+ * and right elements: the maxima and, when `codes`, the codes, by the
+ * compares max16_planes_f32 describes. */
+typedef struct windows16 {
+    __m512 best;
+    __m512i code;
+} windows16;
+
+static inline __attribute__((always_inline, target("avx512f"))) windows16
+windows_2x2(__m512 p0v, __m512 p1v, __m512 q0v, __m512 q1v, __m512i ev, __m512i od, bool codes)
+{
+    __m512 a = _mm512_permutex2var_ps(p0v, ev, p1v);
+    __m512 b = _mm512_permutex2var_ps(p0v, od, p1v);
+    __m512 c = _mm512_permutex2var_ps(q0v, ev, q1v);
+    __m512 d = _mm512_permutex2var_ps(q0v, od, q1v);
+    __m512 top = _mm512_max_ps(b, a), bottom = _mm512_max_ps(d, c);
+    windows16 w = {.best = _mm512_max_ps(bottom, top), .code = _mm512_setzero_si512()};
+    if (codes) {
+        const __m512i one = _mm512_set1_epi32(1), two = _mm512_set1_epi32(2);
+        __mmask16 bgt = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ);
+        __mmask16 dgt = _mm512_cmp_ps_mask(d, c, _CMP_GT_OQ);
+        __mmask16 low = _mm512_cmp_ps_mask(bottom, top, _CMP_GT_OQ);
+        __m512i ct = _mm512_maskz_mov_epi32(bgt, one);
+        __m512i cb = _mm512_mask_mov_epi32(two, dgt, _mm512_add_epi32(two, one));
+        w.code = _mm512_mask_mov_epi32(ct, low, cb);
+    }
+    return w;
+}
+
 /* max16_planes_f32 for rows of at most 8 windows (the CNN's second pool: 5),
  * two rows to a vector: lanes 0-7 take row i's windows, 8-15 row i+1's,
  * and one permute closes the gap before the store (the two rows are
@@ -223,8 +253,7 @@ __attribute__((target("avx512f"))) static bool max16_row_pairs_f32(const float *
                                                                    float *y, uint8_t *code,
                                                                    int64_t p0, int64_t p1)
 {
-    const __m512i one = _mm512_set1_epi32(1), two = _mm512_set1_epi32(2);
-    const __m512i three = _mm512_set1_epi32(3);
+    const __m512i one = _mm512_set1_epi32(1);
     const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
     // Lane l of a row pair's vectors: element 2l of the first row's run
     // (l < 8), or 2(l - 8) of the second's, and its right neighbour.
@@ -246,24 +275,13 @@ __attribute__((target("avx512f"))) static bool max16_row_pairs_f32(const float *
             __m512 q0v = _mm512_maskz_loadu_ps(run, r1);
             __m512 p1v = _mm512_maskz_loadu_ps(second, both ? r0 + 2 * W : r0);
             __m512 q1v = _mm512_maskz_loadu_ps(second, both ? r1 + 2 * W : r1);
-            __m512 a = _mm512_permutex2var_ps(p0v, ev, p1v);
-            __m512 b = _mm512_permutex2var_ps(p0v, od, p1v);
-            __m512 c = _mm512_permutex2var_ps(q0v, ev, q1v);
-            __m512 d = _mm512_permutex2var_ps(q0v, od, q1v);
-            __m512 top = _mm512_max_ps(b, a), bottom = _mm512_max_ps(d, c);
+            windows16 w = windows_2x2(p0v, p1v, q0v, q1v, ev, od, code != NULL);
             int64_t at = (p * OH + i) * OW;
             __mmask16 out = (__mmask16)first_lanes((both ? 2 : 1) * OW);
-            _mm512_mask_storeu_ps(y + at, out,
-                                  _mm512_permutexvar_ps(shut, _mm512_max_ps(bottom, top)));
-            if (code) {
-                __mmask16 bgt = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ);
-                __mmask16 dgt = _mm512_cmp_ps_mask(d, c, _CMP_GT_OQ);
-                __mmask16 low = _mm512_cmp_ps_mask(bottom, top, _CMP_GT_OQ);
-                __m512i ct = _mm512_maskz_mov_epi32(bgt, one);
-                __m512i cb = _mm512_mask_mov_epi32(two, dgt, three);
-                __m512i cv = _mm512_permutexvar_epi32(shut, _mm512_mask_mov_epi32(ct, low, cb));
-                _mm512_mask_cvtepi32_storeu_epi8(code + at, out, cv);
-            }
+            _mm512_mask_storeu_ps(y + at, out, _mm512_permutexvar_ps(shut, w.best));
+            if (code)
+                _mm512_mask_cvtepi32_storeu_epi8(code + at, out,
+                                                 _mm512_permutexvar_epi32(shut, w.code));
             nan |= _mm512_cmp_ps_mask(p0v, p1v, _CMP_UNORD_Q) |
                    _mm512_cmp_ps_mask(q0v, q1v, _CMP_UNORD_Q);
         }
@@ -286,8 +304,7 @@ __attribute__((target("avx512f"))) static bool max16_planes_f32(const float *x,
 {
     if (g->OW <= 8)
         return max16_row_pairs_f32(x, g, y, code, p0, p1);
-    const __m512i even = EVEN16, odd = ODD16, one = _mm512_set1_epi32(1);
-    const __m512i two = _mm512_set1_epi32(2), three = _mm512_set1_epi32(3);
+    const __m512i even = EVEN16, odd = ODD16;
     const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
     __mmask16 nan = 0;
     for (int64_t p = p0; p < p1; p++)
@@ -301,22 +318,11 @@ __attribute__((target("avx512f"))) static bool max16_planes_f32(const float *x,
                 __m512 p1v = _mm512_maskz_loadu_ps(hi, r0 + 2 * j + 16);
                 __m512 q0v = _mm512_maskz_loadu_ps(lo, r1 + 2 * j);
                 __m512 q1v = _mm512_maskz_loadu_ps(hi, r1 + 2 * j + 16);
-                __m512 a = _mm512_permutex2var_ps(p0v, even, p1v);
-                __m512 b = _mm512_permutex2var_ps(p0v, odd, p1v);
-                __m512 c = _mm512_permutex2var_ps(q0v, even, q1v);
-                __m512 d = _mm512_permutex2var_ps(q0v, odd, q1v);
-                __m512 top = _mm512_max_ps(b, a), bottom = _mm512_max_ps(d, c);
+                windows16 w = windows_2x2(p0v, p1v, q0v, q1v, even, odd, code != NULL);
                 __mmask16 out = (__mmask16)first_lanes(OW - j);
-                _mm512_mask_storeu_ps(yo + j, out, _mm512_max_ps(bottom, top));
-                if (code) {
-                    __mmask16 bgt = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ);
-                    __mmask16 dgt = _mm512_cmp_ps_mask(d, c, _CMP_GT_OQ);
-                    __mmask16 low = _mm512_cmp_ps_mask(bottom, top, _CMP_GT_OQ);
-                    __m512i ct = _mm512_maskz_mov_epi32(bgt, one);
-                    __m512i cb = _mm512_mask_mov_epi32(two, dgt, three);
-                    _mm512_mask_cvtepi32_storeu_epi8(code + (yo - y) + j, out,
-                                                     _mm512_mask_mov_epi32(ct, low, cb));
-                }
+                _mm512_mask_storeu_ps(yo + j, out, w.best);
+                if (code)
+                    _mm512_mask_cvtepi32_storeu_epi8(code + (yo - y) + j, out, w.code);
                 nan |= _mm512_cmp_ps_mask(p0v, p1v, _CMP_UNORD_Q) |
                        _mm512_cmp_ps_mask(q0v, q1v, _CMP_UNORD_Q);
             }
