@@ -460,11 +460,5 @@ void tg__conv2d_weight_grad_f32(const float *x, const float *gy, int64_t N, int6
         tg__gemm_f32_segments(false, true, ckk, OC, ohw, gn, 1.0f, scratch, ohw, ckk * ohw,
                               gy + n0 * OC * ohw, ohw, OC * ohw, n0 == 0 ? 0.0f : 1.0f, dw_t, OC);
     }
-    tg__dw_untranspose_f32(dw_t, OC, ckk, dw);
-}
-
-void tg__dw_untranspose_f32(const float *dw_t, int64_t OC, int64_t ckk, float *dw)
-{
-    const int64_t shape[2] = {OC, ckk}, from[2] = {1, OC}, to[2] = {ckk, 1};
-    tg__strided_copy(sizeof(float), 2, shape, dw_t, from, dw, to);
+    tg__transpose_f32(dw_t, ckk, OC, dw); // dw (OC, ckk) from dw^T
 }

@@ -126,8 +126,7 @@ void tg__conv2d_relu_maxpool_backward_f32(const float *x, const float *w, const 
     // same bytes.
     float *w_t = dw_t + ckk * OC;
     if (dx) {
-        const int64_t shape[2] = {OC, ckk}, from[2] = {ckk, 1}, to[2] = {1, OC};
-        tg__strided_copy(sizeof(float), 2, shape, w, from, w_t, to);
+        tg__transpose_f32(w, OC, ckk, w_t);
         memset(dx, 0, (size_t)(N * chw) * sizeof(float)); // col2im adds
     }
     if (db)
@@ -156,5 +155,5 @@ void tg__conv2d_relu_maxpool_backward_f32(const float *x, const float *w, const 
                                   b.dz, S, ohw, b.n0 == 0 ? 0.0f : 1.0f, dw_t, OC);
     }
     if (dw)
-        tg__dw_untranspose_f32(dw_t, OC, ckk, dw);
+        tg__transpose_f32(dw_t, ckk, OC, dw); // dw (OC, ckk) from dw^T
 }

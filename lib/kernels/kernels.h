@@ -176,9 +176,6 @@ static inline int64_t tg__conv2d_dw_scratch(int64_t N, int64_t OC, const tg__con
 }
 void tg__conv2d_weight_grad_f32(const float *x, const float *gy, int64_t N, int64_t OC,
                                 const tg__conv_geom *g, float *scratch, float *dw);
-/* dw (OC, ckk) from the transposed weight gradient dw_t (ckk, OC) that both
- * weight-gradient kernels make. */
-void tg__dw_untranspose_f32(const float *dw_t, int64_t OC, int64_t ckk, float *dw);
 
 /* Pooling geometry over planes of H x W (one per batch x channel). */
 typedef struct tg__pool_geom {

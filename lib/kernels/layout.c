@@ -82,6 +82,12 @@ void tg__strided_copy(size_t esize, int ndim, const int64_t *shape, const void *
     }
 }
 
+void tg__transpose_f32(const float *src, int64_t rows, int64_t cols, float *dst)
+{
+    const int64_t shape[2] = {rows, cols}, from[2] = {cols, 1}, to[2] = {1, rows};
+    tg__strided_copy(sizeof(float), 2, shape, src, from, dst, to);
+}
+
 void tg__take_f32(const float *x, const int64_t *idx, int64_t n, float *out)
 {
     for (int64_t k = 0; k < n; k++)

@@ -12,6 +12,10 @@
 void tg__strided_copy(size_t esize, int ndim, const int64_t *shape, const void *src,
                       const int64_t *src_strides, void *dst, const int64_t *dst_strides);
 
+/* dst (cols, rows) = src (rows, cols) transposed, both row-major (through
+ * tg__strided_copy's blocked transpose). */
+void tg__transpose_f32(const float *src, int64_t rows, int64_t cols, float *dst);
+
 /* out[k] = x[idx[k]] for k < n. */
 void tg__take_f32(const float *x, const int64_t *idx, int64_t n, float *out);
 void tg__take_f64(const double *x, const int64_t *idx, int64_t n, double *out);

@@ -63,10 +63,22 @@ static inline uint32_t first_lanes(int64_t n)
 #define LOW16 _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0)
 #define HIGH16 _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8)
 
+/* The values of 16 windows (lanes m) that their codes' places receive:
+ * put_add's dy + 0 (a -0 becomes +0), then the ReLU's select on the pooled
+ * y (that value where y > 0, else it times 0). */
+static inline __attribute__((always_inline)) TARGET __m512 window_values(const float *dy,
+                                                                        const float *y,
+                                                                        __mmask16 m)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    __m512 gv = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dy), zero);
+    __mmask16 pos = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, y), zero, _CMP_GT_OQ);
+    return _mm512_mask_mov_ps(_mm512_mul_ps(gv, zero), pos, gv);
+}
+
 /* back_scalar's bytes for the 2x2 pool: each window's four places written
  * once (its value at the code's place, +0 at the others), rows and columns
- * outside every window set to +0. put_add adds to +0, so its value is
- * dy + 0 (a -0 becomes +0), then the ReLU's select. */
+ * outside every window set to +0. */
 TARGET static void back_avx512(const uint8_t *code, const float *y, const float *dy,
                                const tg__pool_geom *g, float *dx, int64_t ld, int64_t p0,
                                int64_t p1)
@@ -74,7 +86,6 @@ TARGET static void back_avx512(const uint8_t *code, const float *y, const float 
     const __m512i low16 = LOW16, high16 = HIGH16;
     const __m512i zero_i = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
     const __m512i two = _mm512_set1_epi32(2), three = _mm512_set1_epi32(3);
-    const __m512 zero = _mm512_setzero_ps();
     const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
     for (int64_t p = p0; p < p1; p++) {
         float *plane = dx + p * ld;
@@ -84,10 +95,7 @@ TARGET static void back_avx512(const uint8_t *code, const float *y, const float 
             for (int64_t j = 0; j < OW; j += 16) {
                 __mmask16 out = (__mmask16)first_lanes(OW - j);
                 uint32_t in = first_lanes(2 * (OW - j));
-                __m512 gv = _mm512_add_ps(_mm512_maskz_loadu_ps(out, dy + k0 + j), zero);
-                __m512 yv = _mm512_maskz_loadu_ps(out, y + k0 + j);
-                __mmask16 pos = _mm512_cmp_ps_mask(yv, zero, _CMP_GT_OQ);
-                __m512 v = _mm512_mask_mov_ps(_mm512_mul_ps(gv, zero), pos, gv);
+                __m512 v = window_values(dy + k0 + j, y + k0 + j, out);
                 // The codes as 32-bit lanes: 16 bytes, of which the lanes
                 // past `out` are never stored (the array has 16 to spare).
                 __m512i cv = _mm512_cvtepu8_epi32(
@@ -154,19 +162,12 @@ TARGET static void back_small_avx512(const uint8_t *code, const float *y, const 
 {
     small_plan plan;
     plan_small(g, &plan);
-    const __m512 zero = _mm512_setzero_ps();
     const int64_t nk = g->OH * g->OW;
     const __mmask16 m0 = (__mmask16)first_lanes(nk), m1 = (__mmask16)(first_lanes(nk) >> 16);
     for (int64_t p = p0; p < p1; p++) {
         const int64_t k0 = p * nk;
-        __m512 v[2];
-        for (int h = 0; h < 2; h++) {
-            __mmask16 m = h ? m1 : m0;
-            __m512 gv = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dy + k0 + 16 * h), zero);
-            __m512 yv = _mm512_maskz_loadu_ps(m, y + k0 + 16 * h);
-            __mmask16 pos = _mm512_cmp_ps_mask(yv, zero, _CMP_GT_OQ);
-            v[h] = _mm512_mask_mov_ps(_mm512_mul_ps(gv, zero), pos, gv);
-        }
+        __m512 v0 = window_values(dy + k0, y + k0, m0);
+        __m512 v1 = window_values(dy + k0 + 16, y + k0 + 16, m1);
         // 16 bytes of codes from k0, and from k0 + 16 only when there are
         // more than 16 windows: at most 15 bytes are read past the plane.
         __m512i c0 = _mm512_cvtepu8_epi32(
@@ -181,7 +182,7 @@ TARGET static void back_small_avx512(const uint8_t *code, const float *y, const 
             __mmask16 named =
                 _mm512_cmpeq_epi32_mask(_mm512_permutex2var_epi32(c0, at, c1), want);
             _mm512_mask_storeu_ps(plane + 16 * k, plan.store[k],
-                                  _mm512_maskz_permutex2var_ps(named, v[0], at, v[1]));
+                                  _mm512_maskz_permutex2var_ps(named, v0, at, v1));
         }
     }
 }
