@@ -191,31 +191,6 @@ tg_status tg_gunzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out
     return gunzip_into(fn, &b, &o, st, out, out_len);
 }
 
-/* The output buffer with the limit hook: small at first, since the
- * trailer's size hint is exactly what a bomb forges. */
-static tg_status limited_out(const char *fn, tg__outbuf *o, size_t max_out, size_t limit_at,
-                             tg__out_limit_fn limit, void *ctx)
-{
-    tg_status st = tg__outbuf_init(fn, o, limit_at > 4096 ? limit_at : 4096, max_out);
-    o->limit = limit;
-    o->limit_ctx = ctx;
-    o->limit_at = limit_at;
-    return st;
-}
-
-tg_status tg__gunzip_limited(const uint8_t *in, size_t in_len, size_t max_out, size_t limit_at,
-                             tg__out_limit_fn limit, void *ctx, uint8_t **out, size_t *out_len)
-{
-    static const char fn[] = "tg_gunzip";
-    tg_status st = tg__decode_args(fn, in, out, out_len);
-    if (st != TG_OK)
-        return st;
-    tg__outbuf o;
-    st = limited_out(fn, &o, max_out, limit_at, limit, ctx);
-    tg__inbits b = {.in = in, .len = in_len, .ended = true};
-    return gunzip_into(fn, &b, &o, st, out, out_len);
-}
-
 tg_status tg__gunzip_stream(tg__instream *in, size_t window_bytes, size_t max_out,
                             size_t limit_at, tg__out_limit_fn limit, void *ctx, uint8_t **out,
                             size_t *out_len)
@@ -231,8 +206,13 @@ tg_status tg__gunzip_stream(tg__instream *in, size_t window_bytes, size_t max_ou
         return tg__fail(TG_ENOMEM, "%s: out of memory for a %zu-byte read window", fn,
                         window_bytes);
     tg__inbits b = {.in = window, .src = in, .window = window, .cap = window_bytes};
+    // The output starts small: a trailer's size hint is exactly what a bomb
+    // forges, and the limit hook gives the real cap.
     tg__outbuf o;
-    st = limited_out(fn, &o, max_out, limit_at, limit, ctx);
+    st = tg__outbuf_init(fn, &o, limit_at > 4096 ? limit_at : 4096, max_out);
+    o.limit = limit;
+    o.limit_ctx = ctx;
+    o.limit_at = limit_at;
     in->status = TG_OK;
     st = gunzip_into(fn, &b, &o, st, out, out_len);
     tg__free(window);

@@ -545,16 +545,6 @@ tg_status tg__inflate_bits(const char *fn, tg__inbits *in, tg__outbuf *out)
     return st;
 }
 
-tg_status tg__inflate_append(const char *fn, const uint8_t *in, size_t in_len,
-                             tg__outbuf *out, size_t *consumed)
-{
-    tg__inbits b = {.in = in, .len = in_len, .ended = true};
-    tg_status st = tg__inflate_bits(fn, &b, out);
-    if (st == TG_OK)
-        *consumed = b.pos;
-    return st;
-}
-
 /* ---- CRC-32 ------------------------------------------------------------- */
 
 /* Slicing-by-8 (Intel, Kounavis and Berry): eight tables let the loop fold
@@ -641,9 +631,9 @@ tg_status tg_inflate(const uint8_t *in, size_t in_len, uint8_t **out, size_t *ou
     tg__outbuf o;
     st = tg__outbuf_init(fn, &o, tg__inflate_first_cap(in_len, max_out ? max_out : SIZE_MAX),
                          max_out);
-    size_t used;
+    tg__inbits b = {.in = in, .len = in_len, .ended = true};
     if (st == TG_OK)
-        st = tg__inflate_append(fn, in, in_len, &o, &used);
+        st = tg__inflate_bits(fn, &b, &o);
     if (st != TG_OK) {
         tg__free(o.data);
         return st;

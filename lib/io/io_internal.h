@@ -66,18 +66,13 @@ typedef struct tg__inbits {
 bool tg__inbits_more(tg__inbits *b, size_t n);
 
 /* Decodes one raw DEFLATE stream from b's byte position (b's bit buffer
- * empty) onto out, leaving b at the whole byte after it; errors as
- * tg__inflate_append's, their offsets counted from the stream's start. */
+ * empty) and appends its output to out, leaving b at the whole byte after
+ * it (the last partial byte included), so a container format finds what
+ * follows. Errors are recorded with fn as the message prefix, their offsets
+ * counted from the stream's start: TG_EFORMAT (corrupt or truncated data),
+ * TG_ERANGE (output would exceed out->max), TG_ENOMEM. On failure out may
+ * hold partial output; the caller frees out->data either way. */
 tg_status tg__inflate_bits(const char *fn, tg__inbits *b, tg__outbuf *out);
-
-/* Decodes one raw DEFLATE stream from in[0..in_len) and appends its output to
- * out. *consumed receives the number of input bytes used (the last partial
- * byte included), so a container format can find what follows. Errors are
- * recorded with fn as the message prefix: TG_EFORMAT (corrupt or truncated
- * data), TG_ERANGE (output would exceed out->max), TG_ENOMEM. On failure out
- * may hold partial output; the caller frees out->data either way. */
-tg_status tg__inflate_append(const char *fn, const uint8_t *in, size_t in_len,
-                             tg__outbuf *out, size_t *consumed);
 
 /* The output buffer's life, shared by inflate.c and gzip.c: init with a
  * first capacity (clamped to max_out; 0: no limit); finish hands the data
@@ -90,15 +85,13 @@ tg_status tg__outbuf_finish(const char *fn, tg__outbuf *o, uint8_t **out, size_t
 tg_status tg__decode_args(const char *fn, const void *in, uint8_t **out, size_t *out_len);
 size_t tg__inflate_first_cap(size_t in_len, size_t max);
 
-/* tg_gunzip (messages prefixed "tg_gunzip") with a limit hook as in
- * tg__outbuf: the buffer starts small and limit(ctx, ...) is asked for the
- * real cap once limit_at bytes are decoded; max_out caps it before that. */
-tg_status tg__gunzip_limited(const uint8_t *in, size_t in_len, size_t max_out, size_t limit_at,
-                             tg__out_limit_fn limit, void *ctx, uint8_t **out, size_t *out_len);
-/* The same from a stream, through a window of window_bytes (at least 64):
- * the compressed bytes are never held whole. A gzip header longer than the
- * window is refused (TG_EFORMAT, "longer than"). An error of the stream
- * itself is the one reported. */
+/* tg_gunzip (messages prefixed "tg_gunzip") from a stream, through a
+ * window of window_bytes (at least 64): the compressed bytes are never held
+ * whole. A gzip header longer than the window is refused (TG_EFORMAT,
+ * "longer than"); an error of the stream itself is the one reported. With
+ * a limit hook as in tg__outbuf: the buffer starts small and limit(ctx, ...)
+ * is asked for the real cap once limit_at bytes are decoded (limit NULL:
+ * none); max_out caps it before that. */
 tg_status tg__gunzip_stream(tg__instream *in, size_t window_bytes, size_t max_out,
                             size_t limit_at, tg__out_limit_fn limit, void *ctx, uint8_t **out,
                             size_t *out_len);
