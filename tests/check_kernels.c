@@ -1188,6 +1188,28 @@ END_TEST
  * each column's rows in order, starting from +0: 19 columns (two blocks of
  * eight and a tail), rows with -0.0 in them, float and double. Summing only
  * -0.0 gives +0, as the general walk does. */
+/* A sum over an empty axis with a huge kept one and a huge reduced one:
+ * zeros at once, not a walk over 2.6e10 empty runs (the ops fuzzer's
+ * timeout: the test's timeout before the fix). */
+START_TEST(test_sum_of_empty_huge_shape_is_quick)
+{
+    const int64_t shape[4] = {3, (int64_t)1 << 31, 4, 0};
+    float x[1] = {1.0f}, out[12];
+    double outd[12];
+    memset(out, 0x5a, sizeof out);
+    tg__reduce_sum_f32(x, 4, shape, 0xA, out); // axes 1 and 3 reduced: out is 3 x 4
+    for (int k = 0; k < 12; k++) {
+        uint32_t bits;
+        memcpy(&bits, &out[k], 4);
+        ck_assert_msg(bits == 0, "out[%d] bits 0x%08x, not +0", k, bits);
+    }
+    const double xd[1] = {1.0};
+    tg__reduce_sum_f64(xd, 4, shape, 0xA, outd);
+    for (int k = 0; k < 12; k++)
+        ck_assert(outd[k] == 0 && !signbit(outd[k]));
+}
+END_TEST
+
 START_TEST(test_small_sum_row_order_from_plus_zero)
 {
     enum { R = 5, K = 19 };
@@ -1412,6 +1434,7 @@ static Suite *kernels_suite(void)
     suite_add_tcase(s, pool);
     TCase *sum = tcase_create("sum");
     tcase_add_test(sum, test_small_sum_row_order_from_plus_zero);
+    tcase_add_test(sum, test_sum_of_empty_huge_shape_is_quick);
     tcase_add_test(sum, test_sum_rows_is_reduce_sum);
     tcase_add_test(sum, test_sum_runs_is_sum_run);
     suite_add_tcase(s, sum);
